@@ -1,0 +1,155 @@
+//! One run's configuration: the five scenario sections with the SPEC §3 defaults.
+//!
+//! These are plain data. `scenario.rs` parses and validates them from TOML; training accepts
+//! only configurations that came through that validation.
+
+use serde::{Deserialize, Serialize};
+
+/// Synthetic data: a mixture of `modes` isotropic Gaussians (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Number of mixture components K.
+    pub modes: usize,
+    /// Points drawn from each component.
+    pub points_per_mode: usize,
+    /// Input dimension d.
+    pub dim: usize,
+    /// Means are uniform in [-mean_range, mean_range]^d.
+    pub mean_range: f64,
+    /// Shared standard deviation of every component.
+    pub std: f64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self { modes: 10, points_per_mode: 1000, dim: 2, mean_range: 10.0, std: 0.5 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    Tanh,
+    Gelu,
+}
+
+/// Encoder and decoder MLPs (mirror images of each other).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Dimension of the encoder output and of the codes.
+    pub latent_dim: usize,
+    /// Units per hidden layer.
+    pub width: usize,
+    /// Hidden layers per network; 0 makes encoder and decoder linear maps.
+    pub depth: usize,
+    pub activation: Activation,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self { latent_dim: 2, width: 64, depth: 2, activation: Activation::Relu }
+    }
+}
+
+/// How the codebook learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Update {
+    /// Gradient of the codebook loss ‖sg(z) − q‖², with its own Adam.
+    Loss,
+    /// Exponential moving averages of assigned counts and sums (VQ-VAE appendix).
+    Ema,
+}
+
+/// How the codebook starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// Uniform in ±1/S (the VQ-VAE default).
+    Uniform,
+    /// Normal with standard deviation `init_std`.
+    Normal,
+    /// k-means on the current encoder outputs of the whole data set.
+    Kmeans,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuantizerConfig {
+    /// Number of codes S.
+    pub codebook_size: usize,
+    pub update: Update,
+    /// Weight of the commitment loss ‖z − sg(q)‖².
+    pub beta: f64,
+    /// Decay of the EMA statistics (used when update = "ema").
+    pub ema_decay: f64,
+    pub init: Init,
+    /// Standard deviation of the codes when init = "normal".
+    pub init_std: f64,
+}
+
+impl Default for QuantizerConfig {
+    fn default() -> Self {
+        Self {
+            codebook_size: 64,
+            update: Update::Loss,
+            beta: 0.25,
+            ema_decay: 0.99,
+            init: Init::Kmeans,
+            init_std: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Adam learning rate (networks and, for update = "loss", the codebook).
+    pub lr: f64,
+    pub batch_size: usize,
+    /// Quantized epochs (for both schedules).
+    pub epochs: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self { lr: 1e-3, batch_size: 256, epochs: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// Quantize from the first step.
+    Early,
+    /// Train a plain autoencoder first, then initialise the codebook and quantize.
+    Deferred,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    pub kind: ScheduleKind,
+    /// Epochs of continuous (unquantized) training before the switch, for kind = "deferred".
+    pub continuous_epochs: usize,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self { kind: ScheduleKind::Early, continuous_epochs: 30 }
+    }
+}
+
+/// Everything that determines one run apart from its seed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub quantizer: QuantizerConfig,
+    pub train: TrainConfig,
+    pub schedule: ScheduleConfig,
+}

@@ -1,0 +1,5 @@
+//! vqsim: codebook shrinkage under early vs deferred quantization, on Gaussian mixtures.
+
+pub mod config;
+pub mod metrics;
+pub mod train;
