@@ -23,7 +23,13 @@ pub struct DataConfig {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        Self { modes: 10, points_per_mode: 1000, dim: 2, mean_range: 10.0, std: 0.5 }
+        Self {
+            modes: 10,
+            points_per_mode: 1000,
+            dim: 2,
+            mean_range: 10.0,
+            std: 0.5,
+        }
     }
 }
 
@@ -50,7 +56,12 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { latent_dim: 2, width: 64, depth: 2, activation: Activation::Relu }
+        Self {
+            latent_dim: 2,
+            width: 64,
+            depth: 2,
+            activation: Activation::Relu,
+        }
     }
 }
 
@@ -116,7 +127,11 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { lr: 1e-3, batch_size: 256, epochs: 30 }
+        Self {
+            lr: 1e-3,
+            batch_size: 256,
+            epochs: 30,
+        }
     }
 }
 
@@ -139,7 +154,10 @@ pub struct ScheduleConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        Self { kind: ScheduleKind::Early, continuous_epochs: 30 }
+        Self {
+            kind: ScheduleKind::Early,
+            continuous_epochs: 30,
+        }
     }
 }
 

@@ -2,4 +2,5 @@
 
 pub mod config;
 pub mod metrics;
+pub mod table;
 pub mod train;
