@@ -3,5 +3,6 @@
 pub mod config;
 pub mod metrics;
 pub mod stats;
+pub mod summary;
 pub mod table;
 pub mod train;
