@@ -1,5 +1,6 @@
 //! vqsim: codebook shrinkage under early vs deferred quantization, on Gaussian mixtures.
 
+pub mod claims;
 pub mod config;
 pub mod metrics;
 pub mod stats;

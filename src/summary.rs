@@ -149,19 +149,31 @@ fn unique<T>(mut it: impl Iterator<Item = T>) -> Option<T> {
     it.next().is_none().then_some(first)
 }
 
-/// Summarise `dir/runs.csv`.
-pub fn summarize(dir: &Path) -> Result<Summary, SummaryError> {
-    let t = Table::read(&dir.join("runs.csv"))?;
+/// The parameter and metric columns of a runs table: parameters lie between `seconds` and
+/// `seed`, metrics after `seed`.
+pub fn layout(t: &Table) -> Result<(Vec<&str>, Vec<&str>), SummaryError> {
     let seconds = t.column("seconds")?;
     let seed = t.column("seed")?;
     if seed <= seconds {
-        return Err(SummaryError::Layout { path: t.path });
+        return Err(SummaryError::Layout {
+            path: t.path.clone(),
+        });
     }
-    let all_params: Vec<&str> = t.headers[seconds + 1..seed]
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let metrics: Vec<String> = t.headers[seed + 1..].to_vec();
+    Ok((
+        names(&t.headers[seconds + 1..seed]),
+        names(&t.headers[seed + 1..]),
+    ))
+}
+
+fn names(r: &[String]) -> Vec<&str> {
+    r.iter().map(String::as_str).collect()
+}
+
+/// Summarise `dir/runs.csv`.
+pub fn summarize(dir: &Path) -> Result<Summary, SummaryError> {
+    let t = Table::read(&dir.join("runs.csv"))?;
+    let (all_params, metrics) = layout(&t)?;
+    let metrics: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
     let params = t.varying(&all_params);
     let mut fixed = Vec::new();
     if !t.rows.is_empty() {

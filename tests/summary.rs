@@ -3,85 +3,11 @@
 use std::fs;
 use std::path::Path;
 
+mod common;
+
+use common::{header, row, METRICS};
 use vqsim::summary::{summarize, write};
 use vqsim::table::Table;
-
-const PARAMS: [(&str, &str); 20] = [
-    ("data.modes", "10"),
-    ("data.points_per_mode", "1000"),
-    ("data.dim", "2"),
-    ("data.mean_range", "10"),
-    ("data.std", "0.5"),
-    ("model.latent_dim", "2"),
-    ("model.width", "64"),
-    ("model.depth", "2"),
-    ("model.activation", "relu"),
-    ("quantizer.codebook_size", "64"),
-    ("quantizer.update", "loss"),
-    ("quantizer.beta", "0.25"),
-    ("quantizer.ema_decay", "0.99"),
-    ("quantizer.init", "kmeans"),
-    ("quantizer.init_std", "1"),
-    ("train.lr", "0.001"),
-    ("train.batch_size", "256"),
-    ("train.epochs", "30"),
-    ("schedule.kind", "early"),
-    ("schedule.continuous_epochs", "30"),
-];
-const METRICS: [&str; 14] = [
-    "mse",
-    "quant_mse",
-    "perplexity",
-    "codes_used",
-    "dead_codes",
-    "codebook_dist",
-    "codebook_cos",
-    "embed_dist",
-    "shrink_ratio",
-    "coverage",
-    "embed_rank",
-    "modes_hit",
-    "mode_entropy",
-    "token_mode_entropy",
-];
-
-/// A runs.csv row: `set` overrides parameters, `metrics` overrides metrics (others 1).
-fn row(
-    i: usize,
-    status: &str,
-    seed: u64,
-    set: &[(&str, &str)],
-    metrics: &[(&str, &str)],
-) -> String {
-    let mut cells = vec![
-        format!("r{i}"),
-        i.to_string(),
-        status.into(),
-        String::new(),
-        "0.5".into(),
-    ];
-    for (k, v) in PARAMS {
-        let v = set.iter().find(|(s, _)| *s == k).map_or(v, |(_, v)| *v);
-        cells.push(v.into());
-    }
-    cells.push(seed.to_string());
-    for m in METRICS {
-        let v = metrics
-            .iter()
-            .find(|(s, _)| *s == m)
-            .map_or("1", |(_, v)| *v);
-        cells.push(if status == "diverged" { "NaN" } else { v }.into());
-    }
-    cells.join(",")
-}
-
-fn header() -> String {
-    let mut h = vec!["run_id", "run_index", "status", "diverged_epoch", "seconds"];
-    h.extend(PARAMS.iter().map(|(k, _)| *k));
-    h.push("seed");
-    h.extend(METRICS);
-    h.join(",")
-}
 
 /// Schedule × codebook size, three seeds; one deferred S=64 run diverged.
 fn fixture(dir: &Path) {
