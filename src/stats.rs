@@ -140,7 +140,8 @@ fn student_t_pdf(t: f64, df: f64) -> f64 {
 /// The t with P(T ≤ t) = p for T ~ Student t with `df` > 0 degrees of freedom (df need not be
 /// an integer: Welch's df is not). NaN outside p ∈ (0, 1) or for df ≤ 0.
 pub fn student_t_quantile(p: f64, df: f64) -> f64 {
-    if !(p > 0.0 && p < 1.0) || !(df > 0.0) || !df.is_finite() {
+    let valid = p > 0.0 && p < 1.0 && df > 0.0 && df.is_finite();
+    if !valid {
         return f64::NAN;
     }
     if p < 0.5 {
