@@ -14,6 +14,9 @@ pub enum TableError {
     MissingColumn { path: PathBuf, column: String },
 }
 
+/// Groups of rows: each group's key values and its row indices.
+pub type Groups = Vec<(Vec<String>, Vec<usize>)>;
+
 #[derive(Debug, Clone)]
 pub struct Table {
     pub path: PathBuf,
@@ -67,12 +70,12 @@ impl Table {
     }
 
     /// Rows grouped by their values in `keys`, groups in order of first appearance.
-    pub fn group_by(&self, keys: &[&str]) -> Result<Vec<(Vec<String>, Vec<usize>)>, TableError> {
+    pub fn group_by(&self, keys: &[&str]) -> Result<Groups, TableError> {
         let cols: Vec<usize> = keys
             .iter()
             .map(|k| self.column(k))
             .collect::<Result<_, _>>()?;
-        let mut groups: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
+        let mut groups: Groups = Vec::new();
         let mut index: BTreeMap<Vec<String>, usize> = BTreeMap::new();
         for (i, row) in self.rows.iter().enumerate() {
             let key: Vec<String> = cols.iter().map(|&c| row[c].clone()).collect();

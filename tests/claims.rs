@@ -1,0 +1,317 @@
+//! Each claim on a fixture where it holds and on one where it fails.
+
+use std::fs;
+use std::path::Path;
+
+mod common;
+
+use common::{arm, write_runs, Arm};
+use vqsim::claims::{capacity, check, dynamics, init, shrinkage, token_gap, token_scaling};
+use vqsim::summary::{summarize, Summary};
+use vqsim::table::Table;
+
+const KIND: &str = "schedule.kind";
+const SIZE: &str = "quantizer.codebook_size";
+
+fn summary_of(arms: &[Arm]) -> Summary {
+    let dir = tempfile::tempdir().unwrap();
+    write_runs(dir.path(), arms);
+    summarize(dir.path()).unwrap()
+}
+
+/// Token sweep: `ppl(kind, size)` and `dist(kind)` give the mean of each arm (spread 1% of it).
+fn tokens(ppl: impl Fn(&str, u32) -> f64, dist: impl Fn(&str) -> f64) -> Summary {
+    let mut arms = Vec::new();
+    for size in [8u32, 64, 256, 1024] {
+        for kind in ["early", "deferred"] {
+            let p = ppl(kind, size);
+            let d = dist(kind);
+            let s = size.to_string();
+            arms.push(arm(
+                &[(KIND, kind), (SIZE, &s)],
+                &[("perplexity", p, 0.01 * p), ("codebook_dist", d, 0.01 * d)],
+            ));
+        }
+    }
+    summary_of(&arms)
+}
+
+fn paper_ppl(kind: &str, size: u32) -> f64 {
+    match kind {
+        "early" => 6.0 + (size as f64).log2() * 0.2,
+        _ => 0.9 * size as f64,
+    }
+}
+
+fn paper_dist(kind: &str) -> f64 {
+    if kind == "early" {
+        1.0
+    } else {
+        11.0
+    }
+}
+
+#[test]
+fn token_gap_holds_when_deferred_is_higher_everywhere() {
+    let v = token_gap(&tokens(paper_ppl, paper_dist)).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+    assert!(v.evidence.contains("S=64") && v.evidence.contains("S=1024"));
+    assert!(
+        !v.evidence.contains("S=8:"),
+        "sizes below 64 are not part of the claim"
+    );
+}
+
+#[test]
+fn token_gap_fails_when_one_size_overlaps() {
+    // At S = 256 deferred's perplexity collapses onto early's.
+    let s = tokens(
+        |k, n| if n == 256 { 7.6 } else { paper_ppl(k, n) },
+        paper_dist,
+    );
+    let v = token_gap(&s).unwrap();
+    assert!(!v.supported);
+    assert!(v.evidence.contains("not separated"), "{}", v.evidence);
+}
+
+#[test]
+fn token_gap_fails_when_distance_is_lower_under_deferred() {
+    let v = token_gap(&tokens(
+        paper_ppl,
+        |k| if k == "early" { 11.0 } else { 1.0 },
+    ))
+    .unwrap();
+    assert!(!v.supported);
+}
+
+#[test]
+fn token_scaling_holds_when_early_flattens() {
+    let v = token_scaling(&tokens(paper_ppl, paper_dist)).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+}
+
+#[test]
+fn token_scaling_fails_when_early_grows_as_fast() {
+    let v = token_scaling(&tokens(|_, n| 0.9 * n as f64, paper_dist)).unwrap();
+    assert!(!v.supported);
+    assert!(v.evidence.contains("early flattens: no"), "{}", v.evidence);
+}
+
+#[test]
+fn token_scaling_fails_when_deferred_stalls() {
+    let s = tokens(
+        |k, n| {
+            if k == "deferred" && n == 1024 {
+                0.9 * 256.0
+            } else {
+                paper_ppl(k, n)
+            }
+        },
+        paper_dist,
+    );
+    let v = token_scaling(&s).unwrap();
+    assert!(!v.supported);
+    assert!(
+        v.evidence.contains("strictly increasing: no"),
+        "{}",
+        v.evidence
+    );
+}
+
+fn capacity_sweep(rank: impl Fn(&str, &str) -> f64, hit: impl Fn(&str, &str) -> f64) -> Summary {
+    let mut arms = Vec::new();
+    for dim in ["2", "8"] {
+        for depth in ["0", "1", "4"] {
+            for width in ["2", "16", "128"] {
+                arms.push(arm(
+                    &[
+                        ("data.dim", dim),
+                        ("model.depth", depth),
+                        ("model.width", width),
+                    ],
+                    &[
+                        ("embed_rank", rank(depth, width), 0.02),
+                        ("modes_hit", hit(depth, width), 0.3),
+                    ],
+                ));
+            }
+        }
+    }
+    summary_of(&arms)
+}
+
+#[test]
+fn capacity_holds_when_smallest_collapses() {
+    let s = capacity_sweep(
+        |d, w| if (d, w) == ("0", "2") { 1.0 } else { 1.9 },
+        |_, _| 10.0,
+    );
+    let v = capacity(&s).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+    assert!(v.evidence.contains("depth=0 width=2") && v.evidence.contains("depth=4 width=128"));
+    assert!(v.evidence.contains("data.dim=8"));
+}
+
+#[test]
+fn capacity_fails_without_a_difference() {
+    let v = capacity(&capacity_sweep(|_, _| 1.9, |_, _| 10.0)).unwrap();
+    assert!(!v.supported);
+}
+
+#[test]
+fn capacity_fails_when_one_metric_goes_the_other_way() {
+    let s = capacity_sweep(
+        |d, w| if (d, w) == ("0", "2") { 1.0 } else { 1.9 },
+        |d, w| if (d, w) == ("0", "2") { 10.0 } else { 6.0 },
+    );
+    assert!(!capacity(&s).unwrap().supported);
+}
+
+fn shrink_sweep(used: f64) -> Summary {
+    let mut arms = Vec::new();
+    for dim in ["2", "8", "16"] {
+        arms.push(arm(
+            &[(KIND, "early"), ("data.dim", dim)],
+            &[
+                ("shrink_ratio", 0.1, 0.01),
+                ("codes_used", 30.0, 2.0),
+                ("modes_hit", 7.0, 1.0),
+            ],
+        ));
+        arms.push(arm(
+            &[(KIND, "deferred"), ("data.dim", dim)],
+            &[
+                ("shrink_ratio", 0.95, 0.01),
+                ("codes_used", used, 0.0),
+                ("modes_hit", 10.0, 0.0),
+            ],
+        ));
+    }
+    summary_of(&arms)
+}
+
+#[test]
+fn shrinkage_holds_when_deferred_keeps_its_codes() {
+    let v = shrinkage(&shrink_sweep(63.0)).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+}
+
+#[test]
+fn shrinkage_fails_when_deferred_uses_too_few_codes() {
+    // 57 of 64 is 89%: just under the 90% bar.
+    let v = shrinkage(&shrink_sweep(57.0)).unwrap();
+    assert!(!v.supported);
+    assert!(v.evidence.contains("of 64 codes (no)"), "{}", v.evidence);
+}
+
+fn init_sweep(early_kmeans: f64) -> Summary {
+    let mut arms = Vec::new();
+    for (init, early) in [("uniform", 3.0), ("normal", 5.0), ("kmeans", early_kmeans)] {
+        arms.push(arm(
+            &[(KIND, "early"), ("quantizer.init", init)],
+            &[("perplexity", early, 0.5)],
+        ));
+        arms.push(arm(
+            &[(KIND, "deferred"), ("quantizer.init", init)],
+            &[("perplexity", 58.0, 1.0)],
+        ));
+    }
+    summary_of(&arms)
+}
+
+#[test]
+fn init_holds_when_deferred_kmeans_wins() {
+    let v = init(&init_sweep(7.0)).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+    assert!(v.evidence.contains("early uniform") && v.evidence.contains("early normal"));
+}
+
+#[test]
+fn init_fails_when_an_early_arm_ties() {
+    let v = init(&init_sweep(58.0)).unwrap();
+    assert!(!v.supported);
+    assert!(v.evidence.contains("early kmeans") && v.evidence.contains("not beaten"));
+}
+
+#[test]
+fn claims_without_their_axes_are_none() {
+    let s = shrink_sweep(63.0);
+    assert!(token_gap(&s).is_none());
+    assert!(token_scaling(&s).is_none());
+    assert!(capacity(&s).is_none());
+    assert!(init(&s).is_none());
+    let s = capacity_sweep(|_, _| 1.0, |_, _| 1.0);
+    assert!(shrinkage(&s).is_none());
+}
+
+/// Six runs (early r0–r2, deferred r3–r5) and a history of `epochs` quantized epochs where
+/// codebook_dist is `early(epoch)` / `deferred(epoch)` plus a seed jitter.
+fn dynamics_dir(dir: &Path, early: impl Fn(u64) -> f64, deferred: impl Fn(u64) -> f64) {
+    write_runs(
+        dir,
+        &[
+            arm(&[(KIND, "early")], &[]),
+            arm(&[(KIND, "deferred")], &[]),
+        ],
+    );
+    let mut lines = vec!["run_id,phase,epoch,total_epoch,codebook_dist".to_string()];
+    for run in 0..6u64 {
+        let jitter = (run % 3) as f64 * 0.1;
+        for epoch in 0..5u64 {
+            let (phase, total, v) = if run < 3 {
+                ("quantized", epoch, early(epoch))
+            } else {
+                // Continuous epochs have no codebook: NaN, and must be ignored.
+                lines.push(format!("r{run},continuous,{epoch},{epoch},NaN"));
+                ("quantized", epoch + 5, deferred(epoch))
+            };
+            lines.push(format!("r{run},{phase},{epoch},{total},{}", v + jitter));
+        }
+    }
+    fs::write(dir.join("history.csv"), lines.join("\n")).unwrap();
+}
+
+fn dynamics_of(dir: &Path) -> Option<vqsim::claims::Verdict> {
+    let runs = Table::read(&dir.join("runs.csv")).unwrap();
+    let history = Table::read(&dir.join("history.csv")).unwrap();
+    dynamics(&runs, &history).unwrap()
+}
+
+#[test]
+fn dynamics_holds_when_early_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    dynamics_dir(dir.path(), |e| 1.0 - 0.1 * e as f64, |_| 11.0);
+    let v = dynamics_of(dir.path()).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+    assert!(
+        v.evidence.contains("fails at 0 of 5 epochs"),
+        "{}",
+        v.evidence
+    );
+}
+
+#[test]
+fn dynamics_fails_when_early_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // Epoch 2: 6 vs 11 is above half; epochs 3 and 4 overlap or exceed.
+    dynamics_dir(dir.path(), |e| 1.0 + 2.5 * e as f64, |_| 11.0);
+    let v = dynamics_of(dir.path()).unwrap();
+    assert!(!v.supported);
+    assert!(
+        v.evidence.contains("fails at 3 of 5 epochs ([2, 3, 4])"),
+        "{}",
+        v.evidence
+    );
+}
+
+#[test]
+fn check_dispatches_by_scenario_name() {
+    let dir = tempfile::tempdir().unwrap();
+    dynamics_dir(dir.path(), |_| 1.0, |_| 11.0);
+    let s = summarize(dir.path()).unwrap();
+    let v = check("dynamics", dir.path(), &s).unwrap();
+    assert_eq!(v.len(), 1);
+    assert!(v[0].claim.contains("throughout training"));
+    // The tokens claims need a codebook-size axis this sweep does not have.
+    assert!(check("tokens", dir.path(), &s).unwrap().is_empty());
+}
