@@ -9,7 +9,7 @@ pub fn forward(act: Activation, pre: ArrayView2<f32>, out: ArrayViewMut2<f32>) {
     let z = Zip::from(out).and(&pre);
     match act {
         Activation::Relu => z.for_each(|o, &x| *o = x.max(0.0)),
-        Activation::Tanh => z.for_each(|o, &x| *o = x.tanh()),
+        Activation::Tanh => z.for_each(|o, &x| *o = tanh(x)),
         Activation::Gelu => z.for_each(|o, &x| *o = x * std_normal_cdf(x)),
     }
 }
@@ -28,11 +28,35 @@ pub fn backward(
             .and(&pre)
             .for_each(|g, &x| *g = if x > 0.0 { *g } else { 0.0 }),
         Activation::Tanh => Zip::from(g).and(&out).for_each(|g, &y| *g *= 1.0 - y * y),
-        // d/dx [x Φ(x)] = Φ(x) + x φ(x)
-        Activation::Gelu => Zip::from(g).and(&pre).for_each(|g, &x| {
-            *g *= std_normal_cdf(x) + x * std_normal_pdf(x);
+        // d/dx [x Φ(x)] = Φ(x) + x φ(x). Φ = out/x reuses the forward's erfc (accurate to
+        // 2 ulp for any normal x); near 0 Φ is 1/2 to within 1e-20.
+        Activation::Gelu => Zip::from(g).and(&pre).and(&out).for_each(|g, &x, &y| {
+            let cdf = if x.abs() > 1e-20 { y / x } else { 0.5 };
+            *g *= cdf + x * std_normal_pdf(x);
         }),
     }
+}
+
+/// tanh as a [13/6] rational function of x (Eigen's `generic_fast_tanh_float`): relative
+/// error < 4e-7, and unlike libm's tanhf it has no branches or calls, so loops over it
+/// vectorise. libm's tanh made tanh networks train 4× slower than relu ones.
+pub fn tanh(x: f32) -> f32 {
+    // Beyond ±7.9053 tanh rounds to ±1 in f32; clamping keeps the polynomials in range.
+    const CLAMP: f32 = 7.905_311;
+    let x = x.clamp(-CLAMP, CLAMP);
+    let x2 = x * x;
+    let p = -2.760_768_5e-16_f32;
+    let p = p * x2 + 2.000_188e-13;
+    let p = p * x2 - 8.604_672e-11;
+    let p = p * x2 + 5.122_297e-8;
+    let p = p * x2 + 1.485_722_4e-5;
+    let p = p * x2 + 6.372_619_3e-4;
+    let p = p * x2 + 4.893_524_6e-3;
+    let q = 1.198_258_4e-6_f32;
+    let q = q * x2 + 1.185_347_1e-4;
+    let q = q * x2 + 2.268_434_7e-3;
+    let q = q * x2 + 4.893_525e-3;
+    x * p / q
 }
 
 /// Φ(x) via erfc rather than 1 + erf, so the far negative tail keeps its relative accuracy.
