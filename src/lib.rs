@@ -1,13 +1,19 @@
 //! vqsim: codebook shrinkage under early vs deferred quantization, on Gaussian mixtures.
+//!
+//! A run goes data → model → quantizer → training schedule → metrics; sweeps run many in
+//! parallel and write tables that summaries and figures are drawn from.
 
 pub mod claims;
 pub mod config;
+pub mod data;
+pub mod linalg;
 pub mod metrics;
+pub mod model;
+pub mod nearest;
+pub mod nn;
+pub mod rng;
 pub mod stats;
 pub mod summary;
 pub mod table;
 pub mod train;
-pub mod data;
-pub mod model;
-pub mod rng;
 pub mod vq;
