@@ -1,14 +1,15 @@
 //! The SPEC §4 metrics, computed on the full data set.
 //!
 //! Each metric is a small function over plain arrays; `measure` composes them from an
-//! `Observation`. Sums run in f64 and in a fixed order, so a metric is the same bit for bit
-//! whatever thread computes it.
+//! `Observation`. Single pairwise distances are f32 (through the vectorised kernel of
+//! `nearest`), every sum over points or pairs is f64, and all run in a fixed order, so a metric
+//! is the same bit for bit whatever thread computes it.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::sym_eigen;
-use crate::nearest::nearest_one;
+use crate::nearest::{nearest_one, PointsByDim};
 
 /// Every SPEC §4 metric under its SPEC name. Metrics that need a codebook are NaN while the
 /// model is still continuous (the first phase of a deferred run).
@@ -166,31 +167,40 @@ pub fn dead_codes(usage: &[usize]) -> usize {
 
 /// Mean Euclidean distance over the S(S−1)/2 pairs of distinct codes; NaN for S < 2.
 pub fn codebook_dist(codebook: ArrayView2<f32>) -> f64 {
-    let c = codebook.as_standard_layout();
-    mean_pairwise_dist(c.as_slice().unwrap(), c.ncols())
+    mean_pairwise_dist(codebook)
 }
 
 /// Mean cosine distance 1 − cos over pairs of distinct codes; a pair holding a zero-norm code
 /// counts as distance 1 (no direction, so no similarity). NaN for S < 2.
 pub fn codebook_cos(codebook: ArrayView2<f32>) -> f64 {
-    let c = codebook.as_standard_layout();
-    let m = c.ncols();
-    let rows: Vec<&[f32]> = c.as_slice().unwrap().chunks_exact(m).collect();
-    let norms: Vec<f64> = rows.iter().map(|r| dot(r, r).sqrt()).collect();
-    let s = c.nrows();
+    let s = codebook.nrows();
     if s < 2 {
         return f64::NAN;
     }
-    let mut sum = 0.0;
-    for i in 0..s {
-        for j in i + 1..s {
-            let nn = norms[i] * norms[j];
-            sum += if nn > 0.0 {
-                1.0 - dot(rows[i], rows[j]) / nn
-            } else {
-                1.0
-            };
+    // For unit vectors 1 − cos = ‖u − v‖² / 2, so the distance kernel does the work.
+    let mut unit = codebook.to_owned(); // (S, m)
+    let mut zero = vec![false; s];
+    for (mut row, z) in unit.rows_mut().into_iter().zip(&mut zero) {
+        let norm = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+        *z = norm == 0.0;
+        if !*z {
+            row.mapv_inplace(|v| (v as f64 / norm) as f32);
         }
+    }
+    let by_dim = PointsByDim::new(unit.view());
+    let mut d = vec![0.0f32; s]; // (S)
+    let mut sum = 0.0;
+    for (i, row) in unit.rows().into_iter().enumerate() {
+        if zero[i] {
+            sum += (s - 1 - i) as f64;
+            continue;
+        }
+        by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
+        sum += d[..s - 1 - i]
+            .iter()
+            .zip(&zero[i + 1..])
+            .map(|(&dj, &zj)| if zj { 1.0 } else { dj as f64 / 2.0 })
+            .sum::<f64>();
     }
     sum / pairs(s)
 }
@@ -198,7 +208,7 @@ pub fn codebook_cos(codebook: ArrayView2<f32>) -> f64 {
 /// Mean Euclidean distance over the distinct pairs of encoder outputs z[subsample]; NaN when
 /// fewer than 2 rows are sampled.
 pub fn embed_dist(z: ArrayView2<f32>, subsample: &[usize]) -> f64 {
-    mean_pairwise_dist(&gather(z, subsample), z.ncols())
+    mean_pairwise_dist(gather(z, subsample).view())
 }
 
 /// codebook_dist / embed_dist: ≈ 1 when the codes span the embeddings, ≪ 1 when they have
@@ -216,31 +226,32 @@ pub fn shrink_ratio(codebook_dist: f64, embed_dist: f64) -> f64 {
 /// when n ≤ k) holds at least one code. The ball is closed, so codes sitting on collapsed
 /// (duplicate) embeddings still count. NaN when fewer than 2 rows are sampled or S = 0.
 pub fn coverage(z: ArrayView2<f32>, subsample: &[usize], codebook: ArrayView2<f32>) -> f64 {
-    let m = z.ncols();
     let n = subsample.len();
     if n < 2 || codebook.nrows() == 0 {
         return f64::NAN;
     }
     let k = COVERAGE_K.min(n - 1);
-    let e = gather(z, subsample);
-    let rows: Vec<&[f32]> = e.chunks_exact(m).collect();
+    let e = gather(z, subsample); // (n, m)
+    let e_by_dim = PointsByDim::new(e.view());
+    let codes = PointsByDim::new(codebook);
     // The k smallest squared distances of each embedding, ascending; each pair is computed once
     // and offered to both ends, a partial selection instead of sorting whole rows.
-    let mut knn = vec![[f64::INFINITY; COVERAGE_K]; n];
-    for i in 0..n {
-        for j in i + 1..n {
-            let d = sq_dist64(rows[i], rows[j]);
-            insert_smallest(&mut knn[i][..k], d);
-            insert_smallest(&mut knn[j][..k], d);
+    let mut knn = vec![[f32::INFINITY; COVERAGE_K]; n];
+    let mut d = vec![0.0f32; n.max(codes.len())];
+    for (i, row) in e.rows().into_iter().enumerate() {
+        e_by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
+        for (j, &dij) in d[..n - 1 - i].iter().enumerate() {
+            insert_smallest(&mut knn[i][..k], dij);
+            insert_smallest(&mut knn[i + 1 + j][..k], dij);
         }
     }
-    let c = codebook.as_standard_layout();
-    let codes: Vec<&[f32]> = c.as_slice().unwrap().chunks_exact(m).collect();
-    let covered = rows
-        .iter()
-        .zip(&knn)
-        .filter(|(r, nn)| codes.iter().any(|code| sq_dist64(r, code) <= nn[k - 1]))
-        .count();
+    let mut covered = 0;
+    for (row, nn) in e.rows().into_iter().zip(&knn) {
+        codes.sq_dists(row.as_slice().unwrap(), 0, &mut d);
+        if d[..codes.len()].iter().any(|&dc| dc <= nn[k - 1]) {
+            covered += 1;
+        }
+    }
     covered as f64 / n as f64
 }
 
@@ -327,33 +338,30 @@ pub fn token_mode_entropy(decoded_codes: ArrayView2<f32>, means: ArrayView2<f32>
     entropy(&mode_counts(decoded_codes, means))
 }
 
-/// Mean Euclidean distance over distinct pairs of the rows of `flat` (row-major, m columns).
-fn mean_pairwise_dist(flat: &[f32], m: usize) -> f64 {
-    let n = if m == 0 { 0 } else { flat.len() / m };
+/// Mean Euclidean distance over distinct pairs of the rows of `points`; NaN for fewer than 2.
+fn mean_pairwise_dist(points: ArrayView2<f32>) -> f64 {
+    let n = points.nrows();
     if n < 2 {
         return f64::NAN;
     }
-    let rows: Vec<&[f32]> = flat.chunks_exact(m).collect();
+    let rows = points.as_standard_layout();
+    let by_dim = PointsByDim::new(points);
+    let mut d = vec![0.0f32; n]; // (n)
     let mut sum = 0.0;
-    for i in 0..n {
-        for j in i + 1..n {
-            sum += sq_dist64(rows[i], rows[j]).sqrt();
-        }
+    for (i, row) in rows.rows().into_iter().enumerate() {
+        by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
+        sum += d[..n - 1 - i].iter().map(|&v| v.sqrt() as f64).sum::<f64>();
     }
     sum / pairs(n)
 }
 
-/// Rows `idx` of `a`, flattened row-major.
-fn gather(a: ArrayView2<f32>, idx: &[usize]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(idx.len() * a.ncols());
-    for &i in idx {
-        out.extend(a.row(i).iter());
-    }
-    out
+/// Rows `idx` of `a`, (len(idx), m).
+fn gather(a: ArrayView2<f32>, idx: &[usize]) -> Array2<f32> {
+    a.select(Axis(0), idx)
 }
 
 /// Insert `d` into `best` (ascending, fixed length) if it is among the smallest.
-fn insert_smallest(best: &mut [f64], d: f64) {
+fn insert_smallest(best: &mut [f32], d: f32) {
     let Some(last) = best.len().checked_sub(1) else {
         return;
     };
@@ -374,15 +382,4 @@ fn pairs(n: usize) -> f64 {
 
 fn sq(v: f64) -> f64 {
     v * v
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(&u, &v)| u as f64 * v as f64).sum()
-}
-
-fn sq_dist64(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&u, &v)| sq(u as f64 - v as f64))
-        .sum()
 }
