@@ -226,6 +226,11 @@ pub fn shrink_ratio(codebook_dist: f64, embed_dist: f64) -> f64 {
 /// when n ≤ k) holds at least one code. The ball is closed, so codes sitting on collapsed
 /// (duplicate) embeddings still count. NaN when fewer than 2 rows are sampled or S = 0.
 pub fn coverage(z: ArrayView2<f32>, subsample: &[usize], codebook: ArrayView2<f32>) -> f64 {
+    assert_eq!(
+        z.ncols(),
+        codebook.ncols(),
+        "z and codebook differ in dimension"
+    );
     let n = subsample.len();
     if n < 2 || codebook.nrows() == 0 {
         return f64::NAN;

@@ -80,6 +80,7 @@ impl PointsByDim {
 
     /// Squared distances from `q` (m) to points `from..S`, written to `out[..S − from]`.
     pub fn sq_dists(&self, q: &[f32], from: usize, out: &mut [f32]) {
+        assert_eq!(q.len(), self.m, "query and points differ in dimension");
         let out = &mut out[..self.s - from];
         out.fill(0.0);
         for (i, &qi) in q.iter().enumerate().take(self.m) {
