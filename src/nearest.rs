@@ -1,0 +1,199 @@
+//! Nearest-neighbour search by Euclidean distance: code assignment, nearest mixture mode.
+//!
+//! The reference is the direct f32 loop `Σ_i (q_i − p_i)²` summed in index order, ties going to
+//! the lowest index (NaN distances never win). Every path here returns exactly that argmin: small
+//! dimensions run the loop itself, vectorised across points; larger ones screen candidates with a matrix product and re-check the survivors
+//! with the loop, so f32 cancellation in ‖q‖² − 2 q·p + ‖p‖² can never change an answer.
+
+use ndarray::{linalg::general_mat_mul, s, Array2, ArrayView2};
+
+/// Up to this dimension the direct loop beats a matrix product.
+const DIRECT_MAX_DIM: usize = 8;
+/// Queries per matrix product in the blocked path: (BLOCK, S) scratch stays cache sized.
+const BLOCK: usize = 128;
+
+/// Index of the nearest row of `points` (Euclidean) for every row of `queries`; ties → lowest index.
+///
+/// `queries` is (n, m), `points` is (S, m) with S ≥ 1 when n ≥ 1, `out` has length n.
+pub fn nearest(queries: ArrayView2<f32>, points: ArrayView2<f32>, out: &mut [usize]) {
+    let (n, m) = queries.dim();
+    assert_eq!(points.ncols(), m, "queries and points differ in dimension");
+    assert_eq!(out.len(), n, "out must have one slot per query");
+    if n == 0 {
+        return;
+    }
+    assert!(points.nrows() > 0, "cannot search an empty point set");
+    let q = queries.as_standard_layout();
+    let p = points.as_standard_layout();
+    let qs = q.as_slice().unwrap();
+    if m <= DIRECT_MAX_DIM {
+        nearest_direct(qs, p.view(), out);
+    } else {
+        nearest_blocked(q.view(), p.view(), out);
+    }
+}
+
+/// Index of the row of `points` (flat, row-major, `m` columns) nearest to `q`; ties → lowest.
+pub fn nearest_one(q: &[f32], points: &[f32], m: usize) -> usize {
+    let mut best = (0, f32::INFINITY);
+    for (j, p) in points.chunks_exact(m.max(1)).enumerate() {
+        let d = sq_dist(q, p);
+        if d < best.1 {
+            best = (j, d);
+        }
+    }
+    best.0
+}
+
+/// Squared Euclidean distance, summed in index order (the reference every path agrees with).
+#[inline]
+pub fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .fold(0.0, |acc, (x, y)| acc + (x - y) * (x - y))
+}
+
+/// Points stored dimension-major, (m, S), so the distances from one query to all points are m
+/// vectorisable passes. Per point the sum still runs i = 0..m in order, as in `sq_dist`, so the
+/// results are bit-identical to it.
+pub struct PointsByDim {
+    m: usize,
+    s: usize,
+    data: Vec<f32>, // (m, S)
+}
+
+impl PointsByDim {
+    pub fn new(points: ArrayView2<f32>) -> Self {
+        let (s, m) = points.dim();
+        let data = points.t().as_standard_layout().iter().copied().collect();
+        Self { m, s, data }
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.s == 0
+    }
+
+    /// Squared distances from `q` (m) to points `from..S`, written to `out[..S − from]`.
+    pub fn sq_dists(&self, q: &[f32], from: usize, out: &mut [f32]) {
+        assert_eq!(q.len(), self.m, "query and points differ in dimension");
+        let out = &mut out[..self.s - from];
+        out.fill(0.0);
+        for (i, &qi) in q.iter().enumerate().take(self.m) {
+            let col = &self.data[i * self.s + from..(i + 1) * self.s];
+            for (o, &p) in out.iter_mut().zip(col) {
+                let t = qi - p;
+                *o += t * t;
+            }
+        }
+    }
+}
+
+/// Lowest index holding the smallest non-NaN value (0 when there is none), the same answer as a
+/// strict `<` scan; the minimum is taken lane-wise first so the compiler can vectorise it.
+pub fn first_argmin(d: &[f32]) -> usize {
+    const LANES: usize = 8;
+    let mut acc = [f32::INFINITY; LANES];
+    let chunks = d.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..LANES {
+            acc[k] = if c[k] < acc[k] { c[k] } else { acc[k] };
+        }
+    }
+    let min = acc
+        .iter()
+        .chain(rest)
+        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
+    if min == f32::INFINITY {
+        return 0;
+    }
+    d.iter().position(|&v| v == min).unwrap_or(0)
+}
+
+/// The direct squared-difference search, vectorised across points.
+fn nearest_direct(qs: &[f32], points: ArrayView2<f32>, out: &mut [usize]) {
+    let m = points.ncols();
+    if m == 0 {
+        // Every point is at distance 0, so the lowest index wins.
+        out.fill(0);
+        return;
+    }
+    let pts = PointsByDim::new(points);
+    let mut d = vec![0.0f32; pts.len()]; // (S)
+    for (q, o) in qs.chunks_exact(m).zip(out.iter_mut()) {
+        pts.sq_dists(q, 0, &mut d);
+        *o = first_argmin(&d);
+    }
+}
+
+/// Screen with d̃ = ‖q‖² − 2 q·p + ‖p‖² from a matrix product, then settle with `sq_dist`.
+///
+/// Both d̃ and the direct sum are within e(p) = c·(‖q‖² + ‖p‖²) of the true distance, with c a
+/// few m·ε (standard dot-product error bounds; c below has a 4× margin that also absorbs the
+/// rounding of the rearranged sums). The direct argmin p* has d̃(p*) − e(p*) ≤ min_k d̃(k) + e(k),
+/// so keeping every such candidate and re-checking them with the direct sum gives the direct
+/// argmin exactly. Usually one candidate survives.
+fn nearest_blocked(q: ArrayView2<f32>, p: ArrayView2<f32>, out: &mut [usize]) {
+    let (n, m) = q.dim();
+    let c = 16.0 * (m as f32 + 2.0) * f32::EPSILON;
+    let ps = p.as_slice().unwrap();
+    let pn: Vec<f32> = ps
+        .chunks_exact(m)
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect();
+    // d̃ ± e = ‖q‖²(1 ± c) + [‖p‖²(1 ± c) − 2 q·p]: the bracket is per point, the rest per query.
+    let p_hi: Vec<f32> = pn.iter().map(|&v| v * (1.0 + c)).collect();
+    let p_lo: Vec<f32> = pn.iter().map(|&v| v * (1.0 - c)).collect();
+    let mut g = Array2::<f32>::zeros((BLOCK.min(n), p.nrows())); // (block, S)
+    for start in (0..n).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n);
+        let qb = q.slice(s![start..end, ..]); // (b, m)
+        let mut gb = g.slice_mut(s![..end - start, ..]); // (b, S)
+        general_mat_mul(1.0, &qb, &p.t(), 0.0, &mut gb);
+        for (r, o) in out[start..end].iter_mut().enumerate() {
+            let qrow = qb.row(r);
+            let qr = qrow.as_slice().unwrap();
+            let qn: f32 = qr.iter().map(|v| v * v).sum();
+            let grow = gb.row(r);
+            let g = grow.as_slice().unwrap();
+            let hi_min = lane_min(g, &p_hi);
+            // Candidates: ‖q‖²(1 − c) + lo_j ≤ ‖q‖²(1 + c) + hi_min.
+            let threshold = hi_min + 2.0 * c * qn;
+            let mut best = (0, f32::INFINITY);
+            for (j, (&gj, &pj)) in g.iter().zip(&p_lo).enumerate() {
+                if pj - 2.0 * gj <= threshold {
+                    let d = sq_dist(qr, &ps[j * m..(j + 1) * m]);
+                    if d < best.1 {
+                        best = (j, d);
+                    }
+                }
+            }
+            *o = best.0;
+        }
+    }
+}
+
+/// min_j (a_j − 2 g_j), lane-wise so the compiler can vectorise it.
+fn lane_min(g: &[f32], a: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut acc = [f32::INFINITY; LANES];
+    for (gc, ac) in g.chunks_exact(LANES).zip(a.chunks_exact(LANES)) {
+        for k in 0..LANES {
+            let v = ac[k] - 2.0 * gc[k];
+            acc[k] = if v < acc[k] { v } else { acc[k] };
+        }
+    }
+    let tail = g.len() - g.len() % LANES;
+    let rest = g[tail..]
+        .iter()
+        .zip(&a[tail..])
+        .map(|(&gj, &aj)| aj - 2.0 * gj);
+    acc.into_iter()
+        .chain(rest)
+        .fold(f32::INFINITY, |m, v| if v < m { v } else { m })
+}

@@ -1,0 +1,517 @@
+//! Known answers for every SPEC §4 metric on hand-built inputs, and `nearest` against brute force.
+
+use ndarray::{array, Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use vqsim::metrics::*;
+use vqsim::nearest::{nearest, sq_dist};
+
+fn close(a: f64, b: f64, tol: f64) {
+    assert!((a - b).abs() <= tol, "{a} vs {b} (tol {tol})");
+}
+
+fn random(rng: &mut ChaCha8Rng, shape: (usize, usize), scale: f32) -> Array2<f32> {
+    Array2::from_shape_fn(shape, |_| rng.gen_range(-scale..scale))
+}
+
+/// Standard normal by Box–Muller, so the tests need no extra distribution crate.
+fn gaussian(rng: &mut ChaCha8Rng, shape: (usize, usize)) -> Array2<f32> {
+    Array2::from_shape_fn(shape, |_| {
+        let (u, v): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    })
+}
+
+// ---- mse, quant_mse ----
+
+#[test]
+fn mse_is_mean_over_points_and_dims() {
+    let x = array![[0.0f32, 0.0], [1.0, 1.0]];
+    let recon = array![[1.0f32, 0.0], [1.0, 3.0]];
+    // Squared errors 1, 0, 0, 4 over 4 entries.
+    close(mse(x.view(), recon.view()), 1.25, 1e-12);
+}
+
+#[test]
+fn quant_mse_sums_dims_and_averages_points() {
+    let z = array![[1.0f32, 1.0], [3.0, 0.0]];
+    let codebook = array![[0.0f32, 0.0], [3.0, 2.0]];
+    // ‖(1,1)‖² = 2 and ‖(0,−2)‖² = 4 → mean 3.
+    close(quant_mse(z.view(), codebook.view(), &[0, 1]), 3.0, 1e-12);
+}
+
+// ---- usage: perplexity, codes_used, dead_codes ----
+
+#[test]
+fn uniform_usage_over_four_codes_has_perplexity_four() {
+    let usage = code_counts(&[0, 1, 2, 3, 3, 2, 1, 0], 4);
+    assert_eq!(usage, vec![2, 2, 2, 2]);
+    close(perplexity(&usage), 4.0, 1e-12);
+}
+
+#[test]
+fn single_used_code_has_perplexity_one() {
+    let usage = code_counts(&[2; 10], 5);
+    close(perplexity(&usage), 1.0, 1e-12);
+    assert_eq!((codes_used(&usage), dead_codes(&usage)), (1, 4));
+}
+
+#[test]
+fn uneven_usage_perplexity_and_dead_codes() {
+    // Shares 1/2, 1/4, 1/4 over 5 codes: H = 1.5 ln 2, perplexity 2^1.5.
+    let usage = code_counts(&[0, 0, 1, 3], 5);
+    close(perplexity(&usage), 2f64.powf(1.5), 1e-12);
+    assert_eq!((codes_used(&usage), dead_codes(&usage)), (3, 2));
+}
+
+// ---- pairwise spread: codebook_dist, codebook_cos, embed_dist, shrink_ratio ----
+
+#[test]
+fn two_codes_at_distance_three() {
+    let codebook = array![[1.0f32, 1.0], [1.0, 4.0]];
+    close(codebook_dist(codebook.view()), 3.0, 1e-12);
+}
+
+#[test]
+fn codebook_dist_averages_distinct_pairs() {
+    // Distances 3, 4, 5 (a 3-4-5 triangle) → mean 4.
+    let codebook = array![[0.0f32, 0.0], [3.0, 0.0], [0.0, 4.0]];
+    close(codebook_dist(codebook.view()), 4.0, 1e-12);
+}
+
+#[test]
+fn codebook_dist_of_one_code_is_nan() {
+    assert!(codebook_dist(array![[1.0f32, 2.0]].view()).is_nan());
+}
+
+#[test]
+fn square_codebook_cosine_distances() {
+    // 4 adjacent pairs at 90° (distance 1), 2 opposite pairs (distance 2) → 8 / 6.
+    let codebook = array![[1.0f32, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]];
+    close(codebook_cos(codebook.view()), 4.0 / 3.0, 1e-12);
+}
+
+#[test]
+fn cosine_ignores_scale_and_zero_code_counts_one() {
+    let parallel = array![[1.0f32, 2.0], [3.0, 6.0]];
+    close(codebook_cos(parallel.view()), 0.0, 1e-12);
+    // Pairs: (0,a) → 1, (0,b) → 1, (a,b) parallel → 0.
+    let with_zero = array![[0.0f32, 0.0], [1.0, 2.0], [3.0, 6.0]];
+    close(codebook_cos(with_zero.view()), 2.0 / 3.0, 1e-12);
+}
+
+#[test]
+fn embed_dist_uses_only_the_subsample() {
+    let z = array![[0.0f32, 0.0], [100.0, 100.0], [3.0, 4.0], [-50.0, 7.0]];
+    close(embed_dist(z.view(), &[0, 2]), 5.0, 1e-12);
+    assert!(embed_dist(z.view(), &[1]).is_nan());
+}
+
+#[test]
+fn shrink_ratio_divides_and_is_nan_without_spread() {
+    close(shrink_ratio(2.0, 8.0), 0.25, 1e-12);
+    assert!(shrink_ratio(2.0, 0.0).is_nan());
+}
+
+// ---- coverage ----
+
+/// Two tight clusters of 6 points in 2-D, far apart: every 5-NN ball stays inside its cluster.
+fn two_clusters() -> Array2<f32> {
+    let mut z = Array2::zeros((12, 2));
+    for i in 0..6 {
+        let a = i as f32 * std::f32::consts::TAU / 6.0;
+        z.row_mut(i).assign(&array![0.1 * a.cos(), 0.1 * a.sin()]);
+        z.row_mut(6 + i)
+            .assign(&array![100.0 + 0.1 * a.cos(), 0.1 * a.sin()]);
+    }
+    z
+}
+
+#[test]
+fn coverage_is_one_when_codes_sit_on_every_embedding() {
+    let z = two_clusters();
+    let all: Vec<usize> = (0..12).collect();
+    close(coverage(z.view(), &all, z.view()), 1.0, 0.0);
+}
+
+#[test]
+fn coverage_is_zero_when_codes_are_far() {
+    let z = two_clusters();
+    let all: Vec<usize> = (0..12).collect();
+    let codes = array![[50.0f32, 50.0], [-40.0, 3.0]];
+    close(coverage(z.view(), &all, codes.view()), 0.0, 0.0);
+}
+
+#[test]
+fn coverage_counts_the_covered_cluster() {
+    let z = two_clusters();
+    let all: Vec<usize> = (0..12).collect();
+    let codes = array![[0.0f32, 0.0], [50.0, 0.0]];
+    close(coverage(z.view(), &all, codes.view()), 0.5, 0.0);
+    // The same on a subsample holding 4 points of cluster 0 and 2 of cluster 1 (k = 5 now
+    // reaches across clusters for every point, so all six balls hold the code at (50, 0)).
+    close(
+        coverage(z.view(), &[0, 1, 2, 3, 6, 7], codes.view()),
+        1.0,
+        0.0,
+    );
+}
+
+#[test]
+fn coverage_with_few_points_uses_k_n_minus_one_and_closed_balls() {
+    // 1-D points 0, 1, 3 → k = 2, radii 3, 2, 3; balls [−3,3], [−1,3], [0,6].
+    let z = array![[0.0f32], [1.0], [3.0]];
+    let all = [0, 1, 2];
+    close(
+        coverage(z.view(), &all, array![[5.0f32]].view()),
+        1.0 / 3.0,
+        1e-12,
+    );
+    // A code on the boundary of the last ball is inside it.
+    close(
+        coverage(z.view(), &all, array![[6.0f32]].view()),
+        1.0 / 3.0,
+        1e-12,
+    );
+    close(coverage(z.view(), &all, array![[6.5f32]].view()), 0.0, 0.0);
+    close(
+        coverage(z.view(), &all, array![[-1.0f32]].view()),
+        2.0 / 3.0,
+        1e-12,
+    );
+}
+
+// ---- embed_rank ----
+
+#[test]
+fn effective_rank_of_isotropic_2d_data_is_two() {
+    let corners = array![[1.0f32, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]];
+    close(embed_rank(corners.view()), 2.0, 1e-9);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let cloud = gaussian(&mut rng, (10_000, 2));
+    close(embed_rank(cloud.view()), 2.0, 0.01);
+}
+
+#[test]
+fn effective_rank_of_data_on_a_line_is_one() {
+    let z = Array2::from_shape_fn((100, 3), |(i, j)| {
+        5.0 + (i as f32 - 50.0) * [1.0, -2.0, 0.5][j]
+    });
+    close(embed_rank(z.view()), 1.0, 1e-6);
+}
+
+#[test]
+fn effective_rank_with_known_rotated_spectrum() {
+    // Rows ±2e1, ±e2, ±e3: singular values ∝ 2:1:1, p = (½, ¼, ¼), rank = 2^1.5. A rotation
+    // leaves singular values alone but makes ZcᵀZc non-diagonal, so Jacobi has work to do.
+    let base = array![
+        [2.0f32, 0.0, 0.0],
+        [-2.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, -1.0, 0.0],
+        [0.0, 0.0, 1.0],
+        [0.0, 0.0, -1.0]
+    ];
+    let (c, s) = (0.6f32, 0.8f32);
+    let rot = array![[c, -s, 0.0], [s * c, c * c, -s], [s * s, s * c, c]];
+    let z = base.dot(&rot) + 7.0;
+    close(embed_rank(z.view()), 2f64.powf(1.5), 1e-5);
+}
+
+#[test]
+fn effective_rank_of_constant_embeddings_is_zero() {
+    let z = Array2::from_elem((50, 4), 3.5f32);
+    assert_eq!(embed_rank(z.view()), 0.0);
+}
+
+// ---- modes ----
+
+fn three_means() -> Array2<f32> {
+    array![[0.0f32, 0.0], [10.0, 0.0], [0.0, 10.0]]
+}
+
+#[test]
+fn modes_hit_and_entropy_with_a_known_split() {
+    // Three reconstructions near mode 0, one near mode 1, none near mode 2.
+    let recon = array![[0.5f32, 0.1], [-1.0, 2.0], [1.0, -3.0], [9.0, 1.0]];
+    let counts = mode_counts(recon.view(), three_means().view());
+    assert_eq!(counts, vec![3, 1, 0]);
+    assert_eq!(modes_hit(&counts), 2);
+    close(
+        mode_entropy(&counts),
+        -(0.75 * 0.75f64.ln() + 0.25 * 0.25f64.ln()),
+        1e-12,
+    );
+}
+
+#[test]
+fn mode_entropy_is_ln_k_for_even_reconstructions() {
+    let counts = mode_counts(three_means().view(), three_means().view());
+    close(mode_entropy(&counts), 3f64.ln(), 1e-12);
+}
+
+#[test]
+fn token_mode_entropy_is_ln_two_for_codes_split_over_two_modes() {
+    let decoded = array![[0.1f32, 0.0], [0.0, -0.5], [11.0, 0.0], [9.0, 0.3]];
+    close(
+        token_mode_entropy(decoded.view(), three_means().view()),
+        2f64.ln(),
+        1e-12,
+    );
+}
+
+// ---- measure ----
+
+#[test]
+fn measure_of_continuous_model_leaves_codebook_metrics_nan() {
+    let means = three_means();
+    let x = array![[0.0f32, 1.0], [10.0, 1.0], [1.0, 10.0], [0.0, -1.0]];
+    let recon = x.clone() + 0.5;
+    let z = array![[0.0f32, 0.0], [3.0, 4.0], [1.0, 1.0], [2.0, 0.0]];
+    let sub = [0, 1, 2, 3];
+    let obs = Observation {
+        x: x.view(),
+        means: means.view(),
+        z: z.view(),
+        recon: recon.view(),
+        quantized: None,
+        subsample: &sub,
+    };
+    let m = measure(&obs);
+    for (name, v) in [
+        ("quant_mse", m.quant_mse),
+        ("perplexity", m.perplexity),
+        ("codes_used", m.codes_used),
+        ("dead_codes", m.dead_codes),
+        ("codebook_dist", m.codebook_dist),
+        ("codebook_cos", m.codebook_cos),
+        ("shrink_ratio", m.shrink_ratio),
+        ("coverage", m.coverage),
+        ("token_mode_entropy", m.token_mode_entropy),
+    ] {
+        assert!(v.is_nan(), "{name} = {v} while continuous");
+    }
+    close(m.mse, 0.25, 1e-12);
+    close(m.embed_dist, embed_dist(z.view(), &sub), 0.0);
+    assert!(m.embed_rank > 1.0 && m.embed_rank < 2.0, "{}", m.embed_rank);
+    assert_eq!(m.modes_hit, 3.0);
+    close(
+        m.mode_entropy,
+        -(0.5 * 0.5f64.ln() + 2.0 * 0.25 * 0.25f64.ln()),
+        1e-12,
+    );
+}
+
+#[test]
+fn measure_of_quantized_model_composes_the_metrics() {
+    let means = three_means();
+    let x = array![[0.0f32, 0.0], [10.0, 0.0], [0.0, 10.0], [0.0, 1.0]];
+    let z = array![[0.0f32, 0.0], [0.0, 3.0], [4.0, 0.0], [0.0, 1.0]];
+    let codebook = array![[0.0f32, 0.0], [0.0, 3.0], [9.0, 9.0]];
+    let assign = [0, 1, 0, 0];
+    // Codes decode onto modes 0, 1, 1.
+    let decoded = array![[0.0f32, 0.0], [10.0, 0.0], [9.0, 1.0]];
+    let recon = array![[0.0f32, 0.0], [10.0, 0.0], [0.0, 0.0], [0.0, 0.0]];
+    let sub = [0, 1, 2, 3];
+    let obs = Observation {
+        x: x.view(),
+        means: means.view(),
+        z: z.view(),
+        recon: recon.view(),
+        quantized: Some(QuantizedView {
+            codebook: codebook.view(),
+            assign: &assign,
+            decoded_codes: decoded.view(),
+        }),
+        subsample: &sub,
+    };
+    let m = measure(&obs);
+    close(m.mse, (100.0 + 1.0) / 8.0, 1e-12);
+    close(m.quant_mse, (16.0 + 1.0) / 4.0, 1e-12);
+    close(
+        m.perplexity,
+        (-(0.75 * 0.75f64.ln() + 0.25 * 0.25f64.ln())).exp(),
+        1e-12,
+    );
+    assert_eq!((m.codes_used, m.dead_codes), (2.0, 1.0));
+    // Distances 3, 9√2 and |(9, 6)|.
+    let cd = (3.0 + 9.0 * 2f64.sqrt() + 9.0f64.hypot(6.0)) / 3.0;
+    // Each distance is f32 (its mean f64), hence the looser tolerances.
+    close(m.codebook_dist, cd, 1e-5);
+    // (0,0) pairs → 1, 1; (0,3)·(9,9): cos = 27 / (3 · 9√2) = 1/√2.
+    close(m.codebook_cos, (2.0 + 1.0 - 0.5f64.sqrt()) / 3.0, 1e-6);
+    close(m.shrink_ratio, m.codebook_dist / m.embed_dist, 1e-12);
+    close(m.coverage, coverage(z.view(), &sub, codebook.view()), 0.0);
+    assert_eq!(m.modes_hit, 2.0);
+    close(
+        m.token_mode_entropy,
+        -(1.0 / 3.0 * (1.0f64 / 3.0).ln() + 2.0 / 3.0 * (2.0f64 / 3.0).ln()),
+        1e-12,
+    );
+}
+
+// ---- nearest ----
+
+/// The reference: direct squared differences, strict `<` so ties keep the lowest index.
+fn brute_force(q: ArrayView2<f32>, p: ArrayView2<f32>) -> Vec<usize> {
+    q.rows()
+        .into_iter()
+        .map(|qr| {
+            let qr = qr.to_vec();
+            let mut best = (0, f32::INFINITY);
+            for (j, pr) in p.rows().into_iter().enumerate() {
+                let d = sq_dist(&qr, &pr.to_vec());
+                if d < best.1 {
+                    best = (j, d);
+                }
+            }
+            best.0
+        })
+        .collect()
+}
+
+fn check_nearest(q: ArrayView2<f32>, p: ArrayView2<f32>) {
+    let mut out = vec![usize::MAX; q.nrows()];
+    nearest(q, p, &mut out);
+    let want = brute_force(q, p);
+    let bad = out.iter().zip(&want).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        bad,
+        0,
+        "{bad} mismatches for q {:?}, p {:?}",
+        q.dim(),
+        p.dim()
+    );
+}
+
+#[test]
+fn nearest_matches_brute_force_on_random_data() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for &m in &[1, 2, 3, 5, 8, 9, 12, 16] {
+        for &s in &[1, 7, 64, 300] {
+            let q = random(&mut rng, (700, m), 3.0);
+            let p = random(&mut rng, (s, m), 3.0);
+            check_nearest(q.view(), p.view());
+        }
+    }
+}
+
+#[test]
+fn nearest_is_exact_far_from_the_origin() {
+    // ‖q‖² ≈ 10^7 while neighbours differ by ~10^-2 in distance: ‖q‖² − 2q·p + ‖p‖² alone
+    // cannot rank these in f32, so this exercises the exact re-check of the blocked path.
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for &m in &[4, 9, 16] {
+        let q = random(&mut rng, (500, m), 0.5) + 1000.0;
+        let p = random(&mut rng, (128, m), 0.5) + 1000.0;
+        check_nearest(q.view(), p.view());
+    }
+}
+
+#[test]
+fn nearest_breaks_ties_toward_the_lowest_index() {
+    // Integer grid codes (with duplicates) and half-integer queries: many exact ties.
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for &m in &[2, 10] {
+        let p = Array2::from_shape_fn((96, m), |_| rng.gen_range(-2..=2) as f32);
+        let q = Array2::from_shape_fn((400, m), |_| rng.gen_range(-5..=5) as f32 * 0.5);
+        check_nearest(q.view(), p.view());
+    }
+    let p = array![[1.0f32, 0.0], [-1.0, 0.0], [1.0, 0.0]];
+    let mut out = vec![9; 2];
+    nearest(array![[0.0f32, 0.0], [1.0, 0.0]].view(), p.view(), &mut out);
+    assert_eq!(out, vec![0, 0]);
+}
+
+#[test]
+fn nearest_never_picks_a_nan_point() {
+    for m in [2, 9] {
+        let mut p = Array2::<f32>::zeros((3, m));
+        p[[0, 0]] = f32::NAN;
+        p[[1, 0]] = 1.0;
+        p[[2, 0]] = 0.5;
+        let mut out = vec![9; 1];
+        nearest(Array2::<f32>::zeros((1, m)).view(), p.view(), &mut out);
+        assert_eq!(out, vec![2], "m = {m}");
+    }
+}
+
+#[test]
+fn nearest_accepts_non_contiguous_views() {
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    for &m in &[3, 11] {
+        let qt = random(&mut rng, (m, 300), 2.0);
+        let pt = random(&mut rng, (m, 80), 2.0);
+        check_nearest(qt.t(), pt.t());
+    }
+}
+
+// ---- the fast pairwise paths against plain definitions on random data ----
+
+fn euclid(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&u, &v)| (u as f64 - v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+#[test]
+fn pairwise_metrics_match_their_definitions_on_random_data() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let z = random(&mut rng, (200, 3), 2.0);
+    let codes = random(&mut rng, (40, 3), 2.0);
+    let sub: Vec<usize> = (0..200).step_by(3).collect();
+    let rows: Vec<Vec<f32>> = sub.iter().map(|&i| z.row(i).to_vec()).collect();
+    let crows: Vec<Vec<f32>> = codes.rows().into_iter().map(|r| r.to_vec()).collect();
+    let (n, s) = (rows.len(), crows.len());
+
+    let mut sum = 0.0;
+    for i in 0..n {
+        for j in i + 1..n {
+            sum += euclid(&rows[i], &rows[j]);
+        }
+    }
+    close(
+        embed_dist(z.view(), &sub),
+        sum / (n * (n - 1) / 2) as f64,
+        1e-5,
+    );
+
+    let (mut dist, mut cos) = (0.0, 0.0);
+    for i in 0..s {
+        for j in i + 1..s {
+            dist += euclid(&crows[i], &crows[j]);
+            let dot: f64 = crows[i]
+                .iter()
+                .zip(&crows[j])
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            let zero = vec![0.0f32; 3];
+            cos += 1.0 - dot / (euclid(&crows[i], &zero) * euclid(&crows[j], &zero));
+        }
+    }
+    let pairs = (s * (s - 1) / 2) as f64;
+    close(codebook_dist(codes.view()), dist / pairs, 1e-5);
+    close(codebook_cos(codes.view()), cos / pairs, 1e-5);
+
+    // Coverage by sorting every row, as in the reference implementation.
+    let covered = (0..n)
+        .filter(|&i| {
+            let mut d: Vec<f64> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| euclid(&rows[i], &rows[j]))
+                .collect();
+            d.sort_by(f64::total_cmp);
+            crows
+                .iter()
+                .any(|c| euclid(&rows[i], c) <= d[COVERAGE_K - 1])
+        })
+        .count();
+    let want = covered as f64 / n as f64;
+    assert!(
+        want > 0.0 && want < 1.0,
+        "test data should cover partly: {want}"
+    );
+    close(coverage(z.view(), &sub, codes.view()), want, 0.0);
+}
