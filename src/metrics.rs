@@ -31,6 +31,29 @@ pub struct Metrics {
     pub token_mode_entropy: f64,
 }
 
+impl Metrics {
+    /// Every metric undefined: the final metrics of a run that diverged.
+    pub fn nan() -> Metrics {
+        let n = f64::NAN;
+        Metrics {
+            mse: n,
+            quant_mse: n,
+            perplexity: n,
+            codes_used: n,
+            dead_codes: n,
+            codebook_dist: n,
+            codebook_cos: n,
+            embed_dist: n,
+            shrink_ratio: n,
+            coverage: n,
+            embed_rank: n,
+            modes_hit: n,
+            mode_entropy: n,
+            token_mode_entropy: n,
+        }
+    }
+}
+
 /// What the metrics look at: the model's view of the whole data set at one moment.
 pub struct Observation<'a> {
     /// Data, (n, d).

@@ -14,12 +14,12 @@ pub struct Autoencoder {
     pub decoder: Mlp,
     opt: Adam,
     // Scratch for one batch, allocated once for the largest batch.
-    z: Array2<f32>,      // (batch, m) encoder output
-    q: Array2<f32>,      // (batch, m) decoder input: q(z), or z when continuous
+    z: Array2<f32>,       // (batch, m) encoder output
+    q: Array2<f32>,       // (batch, m) decoder input: q(z), or z when continuous
     g_recon: Array2<f32>, // (batch, d) ∂L/∂x̂
-    g_q: Array2<f32>,    // (batch, m) ∂L/∂(decoder input)
-    g_z: Array2<f32>,    // (batch, m) ∂L/∂z
-    assign: Vec<usize>,  // (batch) nearest code
+    g_q: Array2<f32>,     // (batch, m) ∂L/∂(decoder input)
+    g_z: Array2<f32>,     // (batch, m) ∂L/∂z
+    assign: Vec<usize>,   // (batch) nearest code
 }
 
 /// The model's view of the whole data set: what the metrics and the snapshot need.
@@ -72,17 +72,25 @@ impl Autoencoder {
         self.encoder.zero_grad();
         self.decoder.zero_grad();
         let mut g_q = self.g_q.slice_mut(s![..n, ..]);
-        self.decoder.backward(q.view(), g_recon.view(), Some(g_q.view_mut()));
+        self.decoder
+            .backward(q.view(), g_recon.view(), Some(g_q.view_mut()));
         let mut g_z = self.g_z.slice_mut(s![..n, ..]);
         match vq {
             Some(vq) => {
-                vq.backward(z.view(), q.view(), &self.assign[..n], g_q.view(), g_z.view_mut());
+                vq.backward(
+                    z.view(),
+                    q.view(),
+                    &self.assign[..n],
+                    g_q.view(),
+                    g_z.view_mut(),
+                );
                 vq.ema_update(z.view(), &self.assign[..n]);
             }
             None => g_z.assign(&g_q),
         }
         self.encoder.backward(x, g_z.view(), None);
-        self.opt.step(self.encoder.params_mut().chain(self.decoder.params_mut()));
+        self.opt
+            .step(self.encoder.params_mut().chain(self.decoder.params_mut()));
         rec + vq_loss + commit
     }
 
@@ -104,23 +112,34 @@ impl Autoencoder {
             Some(vq) => {
                 let mut q = Array2::zeros(z.raw_dim());
                 vq.quantize(z.view(), &mut assign, q.view_mut());
-                (self.decoder.infer(q.view()), Some(self.decoder.infer(vq.codes.view())))
+                (
+                    self.decoder.infer(q.view()),
+                    Some(self.decoder.infer(vq.codes.view())),
+                )
             }
             None => (self.decoder.infer(z.view()), None),
         };
-        let quantized = vq.zip(decoded_codes.as_ref()).map(|(vq, dc)| QuantizedView {
-            codebook: vq.codes.view(),
-            assign: &assign,
-            decoded_codes: dc.view(),
-        });
+        let quantized = vq
+            .zip(decoded_codes.as_ref())
+            .map(|(vq, dc)| QuantizedView {
+                codebook: vq.codes.view(),
+                assign: &assign,
+                decoded_codes: dc.view(),
+            });
+        // Views are invariant in their lifetime: shorten the borrowed ones to the local ones.
         let metrics = metrics::measure(&Observation {
-            x,
-            means,
+            x: x.reborrow(),
+            means: means.reborrow(),
             z: z.view(),
             recon: recon.view(),
             quantized,
             subsample,
         });
-        Evaluation { z, recon, assign, metrics }
+        Evaluation {
+            z,
+            recon,
+            assign,
+            metrics,
+        }
     }
 }

@@ -92,7 +92,9 @@ const SUBSAMPLE: usize = 1000;
 pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome, Cancelled> {
     let data = Mixture::sample(&cfg.data, &mut stream(seed, Stream::Data));
     let n = data.len();
-    let mut subsample = rand::seq::index::sample(&mut stream(seed, Stream::Subsample), n, n.min(SUBSAMPLE)).into_vec();
+    let mut subsample =
+        rand::seq::index::sample(&mut stream(seed, Stream::Subsample), n, n.min(SUBSAMPLE))
+            .into_vec();
     subsample.sort_unstable();
     let mut trainer = Trainer {
         cfg,
@@ -114,7 +116,14 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
     match result {
         Ok((vq, eval)) => {
             let snapshot = snapshot(&data, eval.z, eval.recon, eval.assign, vq.codes);
-            Ok(RunOutcome { status: Status::Ok, diverged_epoch: None, seconds, metrics: eval.metrics, history, snapshot: Some(snapshot) })
+            Ok(RunOutcome {
+                status: Status::Ok,
+                diverged_epoch: None,
+                seconds,
+                metrics: eval.metrics,
+                history,
+                snapshot: Some(snapshot),
+            })
         }
         Err(Stop::Diverged(epoch)) => Ok(RunOutcome {
             status: Status::Diverged,
@@ -164,8 +173,12 @@ impl Trainer<'_> {
         }
         // The codebook starts from the encoder as it is now: untrained (early) or trained (deferred).
         let z = self.model.encoder.infer(self.data.x.view());
-        let codes = init_codebook(&self.cfg.quantizer, z.view(), &mut stream(seed, Stream::Codebook))
-            .map_err(|_| Stop::Diverged(self.total_epoch))?;
+        let codes = init_codebook(
+            &self.cfg.quantizer,
+            z.view(),
+            &mut stream(seed, Stream::Codebook),
+        )
+        .map_err(|_| Stop::Diverged(self.total_epoch))?;
         let mut vq = Quantizer::new(&self.cfg.quantizer, codes);
         let mut codebook_opt = Adam::new(self.cfg.train.lr as f32);
         let mut last = self.record(Phase::Quantized, 0, Some(&vq));
@@ -217,15 +230,31 @@ impl Trainer<'_> {
     /// Measure the whole data set now and append it to the history.
     fn record(&mut self, phase: Phase, epoch: usize, vq: Option<&Quantizer>) -> Evaluation {
         let start = Instant::now();
-        let eval = self.model.evaluate(self.data.x.view(), self.data.means.view(), vq, self.subsample);
+        let eval = self.model.evaluate(
+            self.data.x.view(),
+            self.data.means.view(),
+            vq,
+            self.subsample,
+        );
         let metrics = eval.metrics;
-        self.history.push(HistoryRow { phase, epoch, total_epoch: self.total_epoch, metrics });
+        self.history.push(HistoryRow {
+            phase,
+            epoch,
+            total_epoch: self.total_epoch,
+            metrics,
+        });
         self.measuring += start.elapsed();
         eval
     }
 }
 
-fn snapshot(data: &Mixture, z: Array2<f32>, recon: Array2<f32>, code: Vec<usize>, codebook: Array2<f32>) -> Snapshot {
+fn snapshot(
+    data: &Mixture,
+    z: Array2<f32>,
+    recon: Array2<f32>,
+    code: Vec<usize>,
+    codebook: Array2<f32>,
+) -> Snapshot {
     let mut usage = Array1::zeros(codebook.nrows());
     for &k in &code {
         usage[k] += 1;

@@ -15,7 +15,7 @@ use ndarray_rand::RandomExt;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Init, QuantizerConfig, Update};
-use crate::metrics::nearest;
+use crate::nearest::nearest;
 
 /// Lloyd iterations allowed to the k-means init (SPEC §3: at most 50, one run).
 const KMEANS_MAX_ITER: u64 = 50;
@@ -40,7 +40,8 @@ pub fn init_codebook(
             Array2::random_using((s, m), Uniform::new_inclusive(-a, a), rng)
         }
         Init::Normal => {
-            let normal = Normal::new(0.0, cfg.init_std as f32).map_err(|e| InitError(e.to_string()))?;
+            let normal =
+                Normal::new(0.0, cfg.init_std as f32).map_err(|e| InitError(e.to_string()))?;
             Array2::random_using((s, m), normal, rng)
         }
         Init::Kmeans => {
@@ -87,7 +88,12 @@ impl Quantizer {
             batch_size: Array1::zeros(s),
             batch_sum: Array2::zeros((s, m)),
         });
-        Quantizer { grad: Array2::zeros((s, m)), codes, beta: cfg.beta as f32, ema }
+        Quantizer {
+            grad: Array2::zeros((s, m)),
+            codes,
+            beta: cfg.beta as f32,
+            ema,
+        }
     }
 
     /// Whether the codebook learns by gradient (and so needs an optimizer step).
@@ -107,7 +113,9 @@ impl Quantizer {
     /// β‖z − sg(q)‖²), means over batch × dims. Both share the value mean‖z − q‖²; they differ
     /// only in where their gradient goes.
     pub fn losses(&self, z: ArrayView2<f32>, q: ArrayView2<f32>) -> (f32, f32) {
-        let sq: f32 = Zip::from(z).and(q).fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
+        let sq: f32 = Zip::from(z)
+            .and(q)
+            .fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
         let mean = sq / z.len() as f32;
         let codebook = if self.learns_by_gradient() { mean } else { 0.0 };
         (codebook, self.beta * mean)
@@ -127,15 +135,22 @@ impl Quantizer {
     ) {
         let scale = 2.0 / z.len() as f32;
         let commit = self.beta * scale;
-        Zip::from(&mut g_z).and(g_q).and(z).and(q).for_each(|gz, &gq, &a, &b| {
-            *gz = gq + commit * (a - b);
-        });
+        Zip::from(&mut g_z)
+            .and(g_q)
+            .and(z)
+            .and(q)
+            .for_each(|gz, &gq, &a, &b| {
+                *gz = gq + commit * (a - b);
+            });
         if self.learns_by_gradient() {
             self.grad.fill(0.0);
             for ((zi, qi), &k) in z.outer_iter().zip(q.outer_iter()).zip(assign) {
-                Zip::from(self.grad.row_mut(k)).and(zi).and(qi).for_each(|g, &a, &b| {
-                    *g += scale * (b - a);
-                });
+                Zip::from(self.grad.row_mut(k))
+                    .and(zi)
+                    .and(qi)
+                    .for_each(|g, &a, &b| {
+                        *g += scale * (b - a);
+                    });
             }
         }
     }
@@ -153,13 +168,24 @@ impl Quantizer {
             row += &zi;
         }
         let g = ema.decay;
-        Zip::from(&mut ema.size).and(&ema.batch_size).for_each(|n, &b| *n = g * *n + (1.0 - g) * b);
-        Zip::from(&mut ema.sum).and(&ema.batch_sum).for_each(|s, &b| *s = g * *s + (1.0 - g) * b);
+        Zip::from(&mut ema.size)
+            .and(&ema.batch_size)
+            .for_each(|n, &b| *n = g * *n + (1.0 - g) * b);
+        Zip::from(&mut ema.sum)
+            .and(&ema.batch_sum)
+            .for_each(|s, &b| *s = g * *s + (1.0 - g) * b);
         let total: f32 = ema.size.sum();
         let s = ema.size.len() as f32;
-        for ((mut code, sum), &n) in self.codes.outer_iter_mut().zip(ema.sum.outer_iter()).zip(&ema.size) {
+        for ((mut code, sum), &n) in self
+            .codes
+            .outer_iter_mut()
+            .zip(ema.sum.outer_iter())
+            .zip(&ema.size)
+        {
             let smoothed = (n + EMA_EPSILON) / (total + s * EMA_EPSILON) * total;
-            Zip::from(&mut code).and(sum).for_each(|e, &m| *e = m / smoothed);
+            Zip::from(&mut code)
+                .and(sum)
+                .for_each(|e, &m| *e = m / smoothed);
         }
     }
 
