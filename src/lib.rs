@@ -2,5 +2,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod plot;
+pub mod stats;
 pub mod table;
 pub mod train;
