@@ -33,7 +33,11 @@ fn defaults() -> BTreeMap<&'static str, String> {
         "10", "200", "2", "10", "0.5", "2", "64", "2", "relu", "64", "loss", "0.25", "0.99",
         "kmeans", "1", "0.001", "256", "30", "early", "30",
     ];
-    PARAMS.iter().copied().zip(d.iter().map(|s| s.to_string())).collect()
+    PARAMS
+        .iter()
+        .copied()
+        .zip(d.iter().map(|s| s.to_string()))
+        .collect()
 }
 
 /// One synthetic run: its parameters, seed, status and whether it keeps a snapshot.
@@ -110,7 +114,11 @@ fn write_snapshot(dir: &Path, id: &str, run: &Run) {
         .map(|_| (0..d).map(|_| rng.gen_range(-10.0..10.0)).collect())
         .collect();
     let scale = if run.early() { 0.08 } else { 0.4 };
-    let embed = |x: &[f64]| -> Vec<f64> { (0..m).map(|i| scale * x[i % d] * (1.0 + 0.3 * i as f64)).collect() };
+    let embed = |x: &[f64]| -> Vec<f64> {
+        (0..m)
+            .map(|i| scale * x[i % d] * (1.0 + 0.3 * i as f64))
+            .collect()
+    };
     let codes: Vec<Vec<f64>> = (0..s)
         .map(|j| {
             if run.early() {
@@ -131,7 +139,10 @@ fn write_snapshot(dir: &Path, id: &str, run: &Run) {
     latent.push_str(",code\n");
     for label in 0..k {
         for _ in 0..per {
-            let x: Vec<f64> = means[label].iter().map(|mu| mu + 0.5 * normal(&mut rng)).collect();
+            let x: Vec<f64> = means[label]
+                .iter()
+                .map(|mu| mu + 0.5 * normal(&mut rng))
+                .collect();
             let z = embed(&x);
             let code = (0..s)
                 .min_by(|&a, &b| dist2(&codes[a], &z).total_cmp(&dist2(&codes[b], &z)))
@@ -179,7 +190,11 @@ fn dist2(a: &[f64], b: &[f64]) -> f64 {
 /// Per-epoch history: deferred runs have a continuous phase with NaN codebook metrics.
 fn write_history_rows(out: &mut String, id: &str, run: &Run, rng: &mut ChaCha8Rng) {
     let epochs = run.get("train.epochs") as usize;
-    let cont = if run.early() { 0 } else { run.get("schedule.continuous_epochs") as usize };
+    let cont = if run.early() {
+        0
+    } else {
+        run.get("schedule.continuous_epochs") as usize
+    };
     let s = run.get("quantizer.codebook_size");
     let mut row = |phase: &str, e: usize, total: usize, mse: f64, ppl: f64, dist: f64| {
         let mut m = vec![f64::NAN; METRICS.len()];
@@ -191,15 +206,36 @@ fn write_history_rows(out: &mut String, id: &str, run: &Run, rng: &mut ChaCha8Rn
     };
     if !run.early() {
         for e in 0..=cont {
-            row("continuous", e, e, 40.0 * (-(e as f64) / 5.0).exp() + 0.1, f64::NAN, f64::NAN);
+            row(
+                "continuous",
+                e,
+                e,
+                40.0 * (-(e as f64) / 5.0).exp() + 0.1,
+                f64::NAN,
+                f64::NAN,
+            );
         }
     }
     for e in 0..=epochs {
         let t = e as f64 / epochs as f64;
         if run.early() {
-            row("quantized", e, e, 40.0 * (-(e as f64) / 4.0).exp() + 5.0, 3.0 + 4.0 * t, 1.6 - 0.8 * t);
+            row(
+                "quantized",
+                e,
+                e,
+                40.0 * (-(e as f64) / 4.0).exp() + 5.0,
+                3.0 + 4.0 * t,
+                1.6 - 0.8 * t,
+            );
         } else {
-            row("quantized", e, cont + e, 0.1 - 0.04 * t, 0.9 * s * (0.8 + 0.2 * t), 11.0);
+            row(
+                "quantized",
+                e,
+                cont + e,
+                0.1 - 0.04 * t,
+                0.9 * s * (0.8 + 0.2 * t),
+                11.0,
+            );
         }
     }
 }
@@ -223,7 +259,11 @@ fn write_results(dir: &Path, runs: &[Run], history: bool) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for (i, run) in runs.iter().enumerate() {
         let id = format!("r{i:04}");
-        let (status, div) = if run.ok { ("ok", "") } else { ("diverged", "3") };
+        let (status, div) = if run.ok {
+            ("ok", "")
+        } else {
+            ("diverged", "3")
+        };
         write!(csv, "{id},{i},{status},{div},1.5").unwrap();
         for p in PARAMS {
             write!(csv, ",{}", run.params[p]).unwrap();
@@ -340,7 +380,11 @@ fn svg(dir: &Path, stem: &str) -> String {
 fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
     let mut keep = None;
     let dir = fixture("tokens", &mut keep);
-    let runs = sweep(&[("quantizer.codebook_size", &["8", "16", "64", "256"])], 3, true);
+    let runs = sweep(
+        &[("quantizer.codebook_size", &["8", "16", "64", "256"])],
+        3,
+        true,
+    );
     write_results(&dir, &runs, true);
 
     assert_eq!(
@@ -348,13 +392,24 @@ fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
         vec![Figure::Shrinkage, Figure::TokenScaling, Figure::Dynamics]
     );
     let tokens = plot::token_scaling(&dir).unwrap();
-    assert_eq!(names(&tokens), vec!["token_scaling.png", "token_scaling.svg"]);
+    assert_eq!(
+        names(&tokens),
+        vec!["token_scaling.png", "token_scaling.svg"]
+    );
     assert_valid(&tokens);
     let t = svg(&dir, "token_scaling");
-    assert!(t.contains("ideal perplexity = S") && t.contains("\n256\n"), "log2 ticks as numbers");
+    assert!(
+        t.contains("ideal perplexity = S") && t.contains("\n256\n"),
+        "log2 ticks as numbers"
+    );
 
     let dynamics = plot::dynamics(&dir).unwrap();
-    assert_eq!(dynamics.len(), 8, "one per codebook size: {:?}", names(&dynamics));
+    assert_eq!(
+        dynamics.len(),
+        8,
+        "one per codebook size: {:?}",
+        names(&dynamics)
+    );
     assert_valid(&dynamics);
     assert!(svg(&dir, "dynamics_S64").contains("quantization switch"));
 
@@ -406,7 +461,10 @@ fn dimension_sweep_projects_high_dimensions_on_principal_components() {
     assert!(d2.contains("x₁ (a.u.)") && !d2.contains("PC1"));
     assert!(d8.contains("PC1 of x (a.u.)") && d8.contains("PC2 of z (a.u.)"));
     // Both arms are drawn, early first, and the fixed parameters are named.
-    let (e, f) = (d8.find("early: code usage").unwrap(), d8.find("deferred: code usage").unwrap());
+    let (e, f) = (
+        d8.find("early: data").unwrap(),
+        d8.find("deferred: data").unwrap(),
+    );
     assert!(e < f);
     assert!(d8.contains("d=8") && d8.contains("m=4") && d8.contains("K=10"));
     assert!(plot::token_scaling(&dir).unwrap().is_empty());
@@ -418,7 +476,10 @@ fn depth_and_width_sweep_gets_heat_maps_without_diverged_runs() {
     let mut keep = None;
     let dir = fixture("capacity", &mut keep);
     let mut runs = sweep(
-        &[("model.depth", &["0", "1", "2"]), ("model.width", &["4", "16", "64"])],
+        &[
+            ("model.depth", &["0", "1", "2"]),
+            ("model.width", &["4", "16", "64"]),
+        ],
         2,
         false,
     );
@@ -435,7 +496,10 @@ fn depth_and_width_sweep_gets_heat_maps_without_diverged_runs() {
     assert_eq!(loaded.distinct("model.width"), vec!["4", "16", "64"]);
     assert_eq!(loaded.arms, vec!["early", "deferred"]);
 
-    assert_eq!(plot::discover(&dir).unwrap(), vec![Figure::Shrinkage, Figure::Capacity]);
+    assert_eq!(
+        plot::discover(&dir).unwrap(),
+        vec![Figure::Shrinkage, Figure::Capacity]
+    );
     let cap = plot::capacity(&dir).unwrap();
     assert_eq!(names(&cap), vec!["capacity.png", "capacity.svg"]);
     assert_valid(&cap);
@@ -443,7 +507,10 @@ fn depth_and_width_sweep_gets_heat_maps_without_diverged_runs() {
     assert!(c.contains("encoder width (units)") && !c.contains("1024"));
     // Only the group whose runs kept snapshots gets a shrinkage figure.
     let shrink = plot::shrinkage(&dir).unwrap();
-    assert_eq!(names(&shrink), vec!["shrinkage_width4_depth0.png", "shrinkage_width4_depth0.svg"]);
+    assert_eq!(
+        names(&shrink),
+        vec!["shrinkage_width4_depth0.png", "shrinkage_width4_depth0.svg"]
+    );
 }
 
 #[test]
@@ -453,9 +520,16 @@ fn width_only_sweep_gets_capacity_curves() {
     let runs = sweep(&[("model.width", &["4", "8", "16", "32", "64"])], 3, false);
     write_results(&dir, &runs, false);
 
-    assert_eq!(plot::discover(&dir).unwrap(), vec![Figure::Shrinkage, Figure::Capacity]);
+    assert_eq!(
+        plot::discover(&dir).unwrap(),
+        vec![Figure::Shrinkage, Figure::Capacity]
+    );
     let all = plot::plot_all(&dir).unwrap();
-    assert_eq!(names(&all), vec!["capacity.png", "capacity.svg"], "no snapshots: no shrinkage");
+    assert_eq!(
+        names(&all),
+        vec!["capacity.png", "capacity.svg"],
+        "no snapshots: no shrinkage"
+    );
     assert_valid(&all);
     let c = svg(&dir, "capacity");
     assert!(c.contains("log₂ scale") && c.contains("mean ± 95% CI over 3 seeds"));

@@ -33,12 +33,18 @@ impl Axis {
             .collect();
         let (mut lo, mut hi) = t
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
         if !lo.is_finite() {
             (lo, hi) = (0.0, 1.0);
         }
         if hi - lo < 1e-12 {
-            let half = if scale == Scale::Linear { lo.abs().max(1.0) * 0.5 } else { 0.5 };
+            let half = if scale == Scale::Linear {
+                lo.abs().max(1.0) * 0.5
+            } else {
+                0.5
+            };
             (lo, hi) = (lo - half, hi + half);
         }
         let span = hi - lo;
@@ -97,12 +103,16 @@ fn ticks(scale: Scale, lo: f64, hi: f64) -> Vec<f64> {
     match scale {
         Scale::Linear => linear_ticks(lo, hi),
         Scale::Log2 => {
-            let ints: Vec<f64> = (lo.ceil() as i64..=hi.floor() as i64).map(|i| i as f64).collect();
+            let ints: Vec<f64> = (lo.ceil() as i64..=hi.floor() as i64)
+                .map(|i| i as f64)
+                .collect();
             let step = ints.len().div_ceil(9).max(1);
             ints.into_iter().step_by(step).collect()
         }
         Scale::Log10 => {
-            let decades: Vec<f64> = (lo.ceil() as i64..=hi.floor() as i64).map(|i| i as f64).collect();
+            let decades: Vec<f64> = (lo.ceil() as i64..=hi.floor() as i64)
+                .map(|i| i as f64)
+                .collect();
             if decades.len() >= 3 {
                 return decades;
             }

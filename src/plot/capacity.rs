@@ -19,7 +19,11 @@ const MAX_FIGURES: usize = 6;
 const DEPTH: &str = "model.depth";
 const WIDTH: &str = "model.width";
 const METRICS: [(&str, &str, &str); 2] = [
-    ("embed_rank", "effective rank of embeddings", "effective rank (dims)"),
+    (
+        "embed_rank",
+        "effective rank of embeddings",
+        "effective rank (dims)",
+    ),
     ("modes_hit", "modes reconstructed", "modes hit (of K)"),
 ];
 
@@ -60,17 +64,35 @@ fn by_keys<'a>(group: &'a Group, axes: &[&'a str]) -> Vec<&'a str> {
 
 fn curve_figure(runs: &Runs, group: &Group, axis: &str) -> CurvesFig {
     let rows = &group.rows;
-    let xs: Vec<f64> = runs.distinct(axis).iter().filter_map(|v| v.parse().ok()).collect();
-    let (lo, hi) = xs.iter().fold((f64::INFINITY, 0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    let xs: Vec<f64> = runs
+        .distinct(axis)
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let (lo, hi) = xs
+        .iter()
+        .fold((f64::INFINITY, 0f64), |(a, b), &x| (a.min(x), b.max(x)));
     // Widths are usually swept in powers of two; depths from 0, linearly.
-    let scale = if lo > 0.0 && hi / lo >= 4.0 { Scale::Log2 } else { Scale::Linear };
-    let x_desc = if axis == DEPTH { "encoder depth (hidden layers)" } else { "encoder width (units)" };
+    let scale = if lo > 0.0 && hi / lo >= 4.0 {
+        Scale::Log2
+    } else {
+        Scale::Linear
+    };
+    let x_desc = if axis == DEPTH {
+        "encoder depth (hidden layers)"
+    } else {
+        "encoder width (units)"
+    };
     let panels = METRICS
         .iter()
         .map(|&(metric, title, y_desc)| {
             let mut p = CurvePanel {
                 title: title.into(),
-                x_desc: if scale == Scale::Log2 { format!("{x_desc}, log₂ scale") } else { x_desc.into() },
+                x_desc: if scale == Scale::Log2 {
+                    format!("{x_desc}, log₂ scale")
+                } else {
+                    x_desc.into()
+                },
                 y_desc: y_desc.into(),
                 x: Axis::fit(scale, [1.0], 0.0),
                 y: Axis::fit(Scale::Linear, [1.0], 0.0),
@@ -109,7 +131,10 @@ struct HeatFig {
 fn heat_figure(runs: &Runs, group: &Group) -> HeatFig {
     let rows = &group.rows;
     let values = |key: &str| {
-        let mut v: Vec<String> = rows.iter().map(|&r| runs.text(r, key).to_string()).collect();
+        let mut v: Vec<String> = rows
+            .iter()
+            .map(|&r| runs.text(r, key).to_string())
+            .collect();
         sort_values(&mut v);
         v
     };
@@ -172,18 +197,27 @@ impl Draw for HeatFig {
         let body = legend(
             &body,
             &[vec![
+                (Key::Text, "colour:".into()),
                 (Key::Square(viridis(0.0)), "low".into()),
-                (Key::Square(viridis(0.5)), "→".into()),
-                (Key::Square(viridis(1.0)), "high (per metric, shared by all arms); cell text = mean over seeds".into()),
+                (Key::Square(viridis(0.5)), "mid".into()),
+                (
+                    Key::Square(viridis(1.0)),
+                    "high (one scale per metric, shared by all arms)".into(),
+                ),
             ]],
         )?;
         let cells = body.split_evenly((self.arms.len(), METRICS.len()));
         for (m, (_, title, _)) in METRICS.iter().enumerate() {
             // One colour scale per metric across arms, so arms compare by colour too.
-            let all = self.arms.iter().flat_map(|(_, c)| c[m].iter().flatten().copied());
+            let all = self
+                .arms
+                .iter()
+                .flat_map(|(_, c)| c[m].iter().flatten().copied());
             let (lo, hi) = all
                 .filter(|v| v.is_finite())
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(v), b.max(v))
+                });
             for (a, (arm, c)) in self.arms.iter().enumerate() {
                 let area = &cells[a * METRICS.len() + m];
                 self.heat_panel(area, &format!("{arm}: {title}"), &c[m], (lo, hi))?;
@@ -213,11 +247,12 @@ impl HeatFig {
         };
         let mut chart =
             style::panel(area, title).build_cartesian_2d(cat(nw).coord(), cat(nd).coord())?;
-        let label = |vals: &[String], t: f64| vals.get(t.round() as usize).cloned().unwrap_or_default();
+        let label =
+            |vals: &[String], t: f64| vals.get(t.round() as usize).cloned().unwrap_or_default();
         style::mesh(
             &mut chart,
             "encoder width (units)",
-            "encoder depth (layers)",
+            "encoder depth (hidden layers)",
             &|t| label(&self.widths, *t),
             &|t| label(&self.depths, *t),
         )?;

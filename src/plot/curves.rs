@@ -93,8 +93,10 @@ impl CurvePanel {
         }
         for c in &self.curves {
             for seg in segments(&c.pts) {
-                let line: Vec<(f64, f64)> =
-                    seg.iter().map(|(px, m)| (x.to(*px), y.clamp(m.mean))).collect();
+                let line: Vec<(f64, f64)> = seg
+                    .iter()
+                    .map(|(px, m)| (x.to(*px), y.clamp(m.mean)))
+                    .collect();
                 chart.draw_series(LineSeries::new(line.clone(), c.color.stroke_width(3)))?;
                 if self.markers {
                     chart.draw_series(
@@ -139,11 +141,7 @@ impl Draw for CurvesFig {
         let body = style::header(root, &self.title, &self.subtitle)?;
         let body = legend(&body, &self.legend)?;
         let rows = self.panels.len().div_ceil(self.cols);
-        for (p, cell) in self
-            .panels
-            .iter()
-            .zip(body.split_evenly((rows, self.cols)))
-        {
+        for (p, cell) in self.panels.iter().zip(body.split_evenly((rows, self.cols))) {
             p.draw(&cell)?;
         }
         Ok(())

@@ -15,9 +15,24 @@ use crate::table::Table;
 
 const MAX_FIGURES: usize = 6;
 const METRICS: [(&str, &str, &str, Scale); 3] = [
-    ("codebook_dist", "codebook spread", "mean pairwise code dist. (a.u.)", Scale::Linear),
-    ("perplexity", "code perplexity", "perplexity (codes)", Scale::Linear),
-    ("mse", "reconstruction error", "MSE (a.u.², log scale)", Scale::Log10),
+    (
+        "codebook_dist",
+        "codebook spread",
+        "mean code distance (a.u.)",
+        Scale::Linear,
+    ),
+    (
+        "perplexity",
+        "code perplexity",
+        "perplexity (codes)",
+        Scale::Linear,
+    ),
+    (
+        "mse",
+        "reconstruction error",
+        "MSE (a.u.², log scale)",
+        Scale::Log10,
+    ),
 ];
 
 /// Draws one dynamics figure per group of runs that differ only in arm and seed; nothing when
@@ -51,8 +66,9 @@ impl History {
         for c in ["run_id", "phase", "epoch", "total_epoch"] {
             table.column(c)?;
         }
-        let row_of: HashMap<&str, usize> =
-            (0..runs.len()).map(|r| (runs.text(r, "run_id"), r)).collect();
+        let row_of: HashMap<&str, usize> = (0..runs.len())
+            .map(|r| (runs.text(r, "run_id"), r))
+            .collect();
         let id = table.column("run_id")?;
         let mut by_run: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, row) in table.rows.iter().enumerate() {
@@ -120,7 +136,7 @@ fn figure(runs: &Runs, history: &History, group: &Group) -> Option<CurvesFig> {
         }
         let mut p = CurvePanel {
             title: title.into(),
-            x_desc: "epoch (continuous + quantized)".into(),
+            x_desc: "epoch (all phases)".into(),
             y_desc: y_desc.into(),
             x: Axis::fit(Scale::Linear, [0.0], 0.0),
             y: Axis::fit(y, [1.0], 0.0),
@@ -137,7 +153,10 @@ fn figure(runs: &Runs, history: &History, group: &Group) -> Option<CurvesFig> {
         p.vlines = switches.iter().map(|&(x, i)| (x, arm_color(i))).collect();
     }
     if !switches.is_empty() {
-        legend.push((Key::Dashed(arm_color(switches[0].1)), "quantization switch".into()));
+        legend.push((
+            Key::Dashed(arm_color(switches[0].1)),
+            "quantization switch".into(),
+        ));
     }
     let mut title = format!("{}: training dynamics", runs.scenario);
     if !group.values.is_empty() {
@@ -146,7 +165,11 @@ fn figure(runs: &Runs, history: &History, group: &Group) -> Option<CurvesFig> {
     let by: Vec<&str> = group.values.iter().map(|(k, _)| *k).collect();
     Some(CurvesFig {
         title,
-        subtitle: format!("{} · {}", runs.subtitle(&rows, &[]), seeds_note(runs, &rows, &by)),
+        subtitle: format!(
+            "{} · {}",
+            runs.subtitle(&rows, &[]),
+            seeds_note(runs, &rows, &by)
+        ),
         legend: vec![legend],
         panels,
         cols: 3,

@@ -119,8 +119,7 @@ pub(crate) fn save(fig: &impl Draw, dir: &Path, stem: &str) -> Result<Vec<PathBu
     };
     {
         let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
-        root.fill(&WHITE)
-            .map_err(|e| draw_err(&png, e.into()))?;
+        root.fill(&WHITE).map_err(|e| draw_err(&png, e.into()))?;
         fig.draw(&root).map_err(|e| draw_err(&png, e))?;
         root.present().map_err(|e| draw_err(&png, e.into()))?;
     }
@@ -130,8 +129,7 @@ pub(crate) fn save(fig: &impl Draw, dir: &Path, stem: &str) -> Result<Vec<PathBu
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-        root.fill(&WHITE)
-            .map_err(|e| draw_err(&svg, e.into()))?;
+        root.fill(&WHITE).map_err(|e| draw_err(&svg, e.into()))?;
         fig.draw(&root).map_err(|e| draw_err(&svg, e))?;
         root.present().map_err(|e| draw_err(&svg, e.into()))?;
     }

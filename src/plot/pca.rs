@@ -26,16 +26,10 @@ impl Pca {
         }
         let mut cov = vec![vec![0.0; d]; d];
         for r in rows {
-            for i in 0..d {
-                let ci = r[i] - mean[i];
-                for j in i..d {
-                    cov[i][j] += ci * (r[j] - mean[j]) / n;
+            for (row, (ri, mi)) in cov.iter_mut().zip(r.iter().zip(&mean)) {
+                for (c, (rj, mj)) in row.iter_mut().zip(r.iter().zip(&mean)) {
+                    *c += (ri - mi) * (rj - mj) / n;
                 }
-            }
-        }
-        for i in 0..d {
-            for j in 0..i {
-                cov[i][j] = cov[j][i];
             }
         }
         let (values, vectors) = jacobi_eigen(cov);
@@ -47,7 +41,10 @@ impl Pca {
             .map(|&c| {
                 let mut v: Vec<f64> = (0..d).map(|i| vectors[i][c]).collect();
                 // Fix the sign so the same cloud always gives the same picture.
-                let big = v.iter().copied().fold(0.0, |a: f64, x| if x.abs() > a.abs() { x } else { a });
+                let big = v
+                    .iter()
+                    .copied()
+                    .fold(0.0, |a: f64, x| if x.abs() > a.abs() { x } else { a });
                 if big < 0.0 {
                     v.iter_mut().for_each(|x| *x = -*x);
                 }
@@ -82,7 +79,12 @@ fn jacobi_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
     let mut v: Vec<Vec<f64>> = (0..d)
         .map(|i| (0..d).map(|j| f64::from(u8::from(i == j))).collect())
         .collect();
-    let scale: f64 = a.iter().flatten().map(|x| x * x).sum::<f64>().max(f64::MIN_POSITIVE);
+    let scale: f64 = a
+        .iter()
+        .flatten()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
     for _sweep in 0..100 {
         let off: f64 = (0..d)
             .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
@@ -102,15 +104,17 @@ fn jacobi_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
                 let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
-                for k in 0..d {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
+                // A ← Jᵀ A J: rotate columns p, q, then rows p, q (p < q).
+                for row in a.iter_mut() {
+                    let (akp, akq) = (row[p], row[q]);
+                    row[p] = c * akp - s * akq;
+                    row[q] = s * akp + c * akq;
                 }
-                for k in 0..d {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
+                let (head, tail) = a.split_at_mut(q);
+                for (apk, aqk) in head[p].iter_mut().zip(tail[0].iter_mut()) {
+                    let (x, y) = (*apk, *aqk);
+                    *apk = c * x - s * y;
+                    *aqk = s * x + c * y;
                 }
                 for row in v.iter_mut() {
                     let (vp, vq) = (row[p], row[q]);

@@ -124,7 +124,9 @@ impl Runs {
 
     /// Distinct values of `key`, numerically sorted when they are numbers.
     pub fn distinct(&self, key: &str) -> Vec<String> {
-        let mut v: Vec<String> = (0..self.len()).map(|r| self.text(r, key).to_string()).collect();
+        let mut v: Vec<String> = (0..self.len())
+            .map(|r| self.text(r, key).to_string())
+            .collect();
         sort_values(&mut v);
         v
     }
@@ -176,7 +178,10 @@ impl Runs {
         // Numeric order of the group values, so files come out as d2, d8, d16.
         groups.sort_by(|a, b| {
             let key = |g: &Group| -> Vec<f64> {
-                g.values.iter().map(|(_, v)| v.parse().unwrap_or(f64::NAN)).collect()
+                g.values
+                    .iter()
+                    .map(|(_, v)| v.parse().unwrap_or(f64::NAN))
+                    .collect()
             };
             key(a)
                 .iter()
@@ -190,9 +195,13 @@ impl Runs {
 
     /// The parameters fixed across `rows`, except the figure's `axes` and the arms.
     pub fn subtitle(&self, rows: &[usize], axes: &[&str]) -> String {
-        let deferred = rows.iter().any(|&r| self.text(r, "schedule.kind") == "deferred");
+        let deferred = rows
+            .iter()
+            .any(|&r| self.text(r, "schedule.kind") == "deferred");
         let init = |v: &str| rows.iter().any(|&r| self.text(r, "quantizer.init") == v);
-        let ema = rows.iter().any(|&r| self.text(r, "quantizer.update") == "ema");
+        let ema = rows
+            .iter()
+            .any(|&r| self.text(r, "quantizer.update") == "ema");
         PARAMS
             .iter()
             .copied()
@@ -204,7 +213,10 @@ impl Runs {
                 "quantizer.ema_decay" => ema,
                 _ => true,
             })
-            .filter(|k| rows.iter().all(|&r| self.text(r, k) == self.text(rows[0], k)))
+            .filter(|k| {
+                rows.iter()
+                    .all(|&r| self.text(r, k) == self.text(rows[0], k))
+            })
             .map(|k| show(k, self.text(rows[0], k)))
             .collect::<Vec<_>>()
             .join(" · ")
@@ -219,7 +231,13 @@ impl Group {
             .map(|(k, v)| {
                 let s: String = format!("{}{}", short(k), v)
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '.' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
                     .collect();
                 format!("_{s}")
             })
@@ -239,7 +257,11 @@ impl Group {
 /// Sorts numerically when every value is a number, else lexically.
 pub fn sort_values(v: &mut Vec<String>) {
     if v.iter().all(|s| s.parse::<f64>().is_ok()) {
-        v.sort_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse::<f64>().unwrap()));
+        v.sort_by(|a, b| {
+            a.parse::<f64>()
+                .unwrap()
+                .total_cmp(&b.parse::<f64>().unwrap())
+        });
     } else {
         v.sort();
     }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::axis::{Axis, Scale};
 use super::pca::Pca;
 use super::runs::{Group, Runs, ARM_PARAMS};
-use super::axis::{Axis, Scale};
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
 use crate::table::Table;
@@ -240,7 +240,11 @@ impl Draw for ShrinkFig {
                 vec![
                     (Key::Dot(grey), "data point".into()),
                     (Key::Cross(grey), "reconstruction".into()),
-                    (Key::Dot(BLACK), "code (area ∝ usage)".into()),
+                    // The codes' fill: black at 45% on white.
+                    (
+                        Key::Dot(RGBColor(0x8C, 0x8C, 0x8C)),
+                        "code (area ∝ usage)".into(),
+                    ),
                     (Key::Hollow(BLACK), "dead code".into()),
                 ],
                 mode_keys,
@@ -276,7 +280,7 @@ impl ShrinkFig {
     where
         DB::ErrorType: 'static,
     {
-        let mut chart = style::panel(area, &format!("{}: data and reconstructions", arm.name))
+        let mut chart = style::panel(area, &format!("{}: data & reconstructions", arm.name))
             .build_cartesian_2d(xr.coord(), yr.coord())?;
         let (xd, yd) = axis_names(self.data_pc, 'x');
         style::mesh(&mut chart, &xd, &yd, &|v| xr.label(*v), &|v| yr.label(*v))?;
@@ -301,10 +305,15 @@ impl ShrinkFig {
     where
         DB::ErrorType: 'static,
     {
-        let pts = || arm.embed.iter().map(|p| (p.0, p.1)).chain(arm.codes.iter().map(|c| (c.0, c.1)));
+        let pts = || {
+            arm.embed
+                .iter()
+                .map(|p| (p.0, p.1))
+                .chain(arm.codes.iter().map(|c| (c.0, c.1)))
+        };
         let xr = Axis::fit(Scale::Linear, pts().map(|p| p.0), 0.06);
         let yr = Axis::fit(Scale::Linear, pts().map(|p| p.1), 0.06);
-        let mut chart = style::panel(area, &format!("{}: embeddings and codebook", arm.name))
+        let mut chart = style::panel(area, &format!("{}: latent & codebook", arm.name))
             .build_cartesian_2d(xr.coord(), yr.coord())?;
         let (xd, yd) = axis_names(self.latent_pc, 'z');
         style::mesh(&mut chart, &xd, &yd, &|v| xr.label(*v), &|v| yr.label(*v))?;
@@ -340,7 +349,7 @@ where
     // Ranks start at 1; bars are centred on integer ranks.
     let xr = Axis::fit(Scale::Linear, [0.5, s as f64 + 0.5], 0.0);
     let yr = Axis::fit(Scale::Linear, [0.0, usage_max * 1.05], 0.0);
-    let mut chart = style::panel(area, &format!("{}: code usage, {used}/{s} used", arm.name))
+    let mut chart = style::panel(area, &format!("{}: {used}/{s} codes used", arm.name))
         .build_cartesian_2d(xr.coord(), yr.coord())?;
     style::mesh(
         &mut chart,
@@ -349,9 +358,11 @@ where
         &|v| xr.label(*v),
         &|v| yr.label(*v),
     )?;
+    // Gaps between bars only while they stay wider than a pixel or two.
+    let half = if s <= 64 { 0.4 } else { 0.5 };
     chart.draw_series(arm.usage.iter().enumerate().map(|(i, &u)| {
         let i = i as f64 + 1.0;
-        Rectangle::new([(i - 0.4, 0.0), (i + 0.4, u)], arm.color.filled())
+        Rectangle::new([(i - half, 0.0), (i + half, u)], arm.color.filled())
     }))?;
     Ok(())
 }

@@ -174,7 +174,11 @@ pub fn num_label(v: f64) -> String {
     } else {
         let digits = (2 - a.log10().floor() as i32).clamp(0, 5) as usize;
         let s = format!("{v:.digits$}");
-        let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
+        let s = if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            &s
+        };
         s.to_string()
     }
 }
@@ -210,8 +214,18 @@ where
             .iter()
             .map(|(_, t)| area.estimate_text_size(t, &style).map(|(w, _)| w as i32))
             .collect::<Result<_, _>>()?;
-        let key_w = |k: &Key| if matches!(k, Key::Text) { 0 } else { swatch + gap };
-        let total: i32 = line.iter().zip(&widths).map(|((k, _), w)| key_w(k) + w).sum::<i32>()
+        let key_w = |k: &Key| {
+            if matches!(k, Key::Text) {
+                0
+            } else {
+                swatch + gap
+            }
+        };
+        let total: i32 = line
+            .iter()
+            .zip(&widths)
+            .map(|((k, _), w)| key_w(k) + w)
+            .sum::<i32>()
             + pad * (line.len() as i32 - 1).max(0);
         let mut x = (width as i32 - total) / 2;
         let y = li as i32 * LEGEND_LINE as i32 + LEGEND_LINE as i32 / 2;
@@ -242,14 +256,20 @@ where
     match key {
         Key::Text => {}
         Key::Line(c) => {
-            area.draw(&PathElement::new(vec![(x, y), (x + w, y)], c.stroke_width(3)))?;
+            area.draw(&PathElement::new(
+                vec![(x, y), (x + w, y)],
+                c.stroke_width(3),
+            ))?;
         }
         Key::Band(c) => {
             area.draw(&Rectangle::new(
                 [(x, y - 8), (x + w, y + 8)],
                 c.mix(0.2).filled(),
             ))?;
-            area.draw(&PathElement::new(vec![(x, y), (x + w, y)], c.stroke_width(3)))?;
+            area.draw(&PathElement::new(
+                vec![(x, y), (x + w, y)],
+                c.stroke_width(3),
+            ))?;
         }
         Key::Dashed(c) => {
             for s in (0..w).step_by(10) {
@@ -260,7 +280,7 @@ where
             }
         }
         Key::Dot(c) => area.draw(&Circle::new(mid, 6, c.filled()))?,
-        Key::Hollow(c) => area.draw(&Circle::new(mid, 6, c.stroke_width(2)))?,
+        Key::Hollow(c) => area.draw(&Circle::new(mid, 5, c.stroke_width(1)))?,
         Key::Cross(c) => area.draw(&Cross::new(mid, 6, c.stroke_width(2)))?,
         Key::Square(c) => area.draw(&Rectangle::new(
             [(mid.0 - 8, y - 8), (mid.0 + 8, y + 8)],
@@ -292,7 +312,9 @@ where
         root.draw(&Text::new(
             line.as_str(),
             (w as i32 / 2, 56 + (i as u32 * SUBTITLE_LINE) as i32),
-            text(SUBTITLE_PX).color(&RGBColor(0x44, 0x44, 0x44)).pos(centre),
+            text(SUBTITLE_PX)
+                .color(&RGBColor(0x44, 0x44, 0x44))
+                .pos(centre),
         ))?;
     }
     Ok(root.split_vertically(header_height(subtitle, w)).1)

@@ -37,7 +37,11 @@ pub(crate) fn arm_curves(runs: &Runs, rows: &[usize], x_key: &str, metric: &str)
         .iter()
         .enumerate()
         .filter_map(|(i, arm)| {
-            let mine: Vec<usize> = rows.iter().copied().filter(|&r| runs.arm(r) == *arm).collect();
+            let mine: Vec<usize> = rows
+                .iter()
+                .copied()
+                .filter(|&r| runs.arm(r) == *arm)
+                .collect();
             (!mine.is_empty()).then(|| Curve {
                 color: arm_color(i),
                 pts: xs
@@ -83,7 +87,11 @@ pub(crate) fn seeds_note(runs: &Runs, rows: &[usize], by: &[&str]) -> String {
         counts.iter().copied().min().unwrap_or(0),
         counts.iter().copied().max().unwrap_or(0),
     );
-    let n = if lo == hi { lo.to_string() } else { format!("{lo}–{hi}") };
+    let n = if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}–{hi}")
+    };
     let s = if hi == 1 { "" } else { "s" };
     format!("mean ± 95% CI over {n} seed{s}")
 }
@@ -92,7 +100,11 @@ fn figure(runs: &Runs, group: &Group) -> CurvesFig {
     let rows = &group.rows;
     let mut by = vec![SIZE];
     by.extend(group.values.iter().map(|(k, _)| *k));
-    let sizes: Vec<f64> = runs.distinct(SIZE).iter().filter_map(|s| s.parse().ok()).collect();
+    let sizes: Vec<f64> = runs
+        .distinct(SIZE)
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
     let panel = |metric: &str, title: &str, y_desc: &str, y: Scale| {
         let mut p = CurvePanel {
             title: title.into(),
@@ -109,12 +121,30 @@ fn figure(runs: &Runs, group: &Group) -> CurvesFig {
         p
     };
     let panels = vec![
-        panel("mse", "reconstruction error", "MSE (a.u.², log scale)", Scale::Log10),
-        panel("perplexity", "code perplexity", "perplexity (codes, log scale)", Scale::Log2),
-        panel("codebook_dist", "codebook spread", "mean pairwise code dist. (a.u.)", Scale::Linear),
+        panel(
+            "mse",
+            "reconstruction error",
+            "MSE (a.u.², log scale)",
+            Scale::Log10,
+        ),
+        panel(
+            "perplexity",
+            "code perplexity",
+            "perplexity (codes, log scale)",
+            Scale::Log2,
+        ),
+        panel(
+            "codebook_dist",
+            "codebook spread",
+            "mean code distance (a.u.)",
+            Scale::Linear,
+        ),
     ];
     let mut legend = arm_legend(runs, rows);
-    legend.push((Key::Dashed(plotters::style::RGBColor(0x77, 0x77, 0x77)), "ideal perplexity = S".into()));
+    legend.push((
+        Key::Dashed(plotters::style::RGBColor(0x77, 0x77, 0x77)),
+        "ideal perplexity = S".into(),
+    ));
     let mut title = format!("{}: scaling with the number of tokens", runs.scenario);
     if !group.values.is_empty() {
         title += &format!(" ({})", group.describe());
