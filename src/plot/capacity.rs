@@ -252,7 +252,7 @@ impl HeatFig {
         style::mesh(
             &mut chart,
             "encoder width (units)",
-            "encoder depth (hidden layers)",
+            "depth (hidden layers)",
             &|t| label(&self.widths, *t),
             &|t| label(&self.depths, *t),
         )?;
