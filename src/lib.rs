@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod model;
 pub mod nearest;
 pub mod nn;
+pub mod plot;
 pub mod rng;
 pub mod stats;
 pub mod summary;

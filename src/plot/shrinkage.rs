@@ -1,0 +1,377 @@
+//! Shrinkage panel (paper Figs. 2–3): per arm, data vs reconstructions, the latent space with
+//! the codebook on top, and sorted code usage, from one run's latent snapshot.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::axis::{Axis, Scale};
+use super::pca::Pca;
+use super::runs::{Group, Runs, ARM_PARAMS};
+use super::style::{self, arm_color, legend, mode_color, Key};
+use super::{save, Draw, DrawResult, PlotError};
+use crate::table::Table;
+
+/// At most this many figures (groups), so a large sweep does not drown the figure folder.
+const MAX_FIGURES: usize = 6;
+/// Scatter panels draw at most this many points (an even stride), to keep the SVG small.
+const MAX_POINTS: usize = 4000;
+
+/// One run's final state: the data, its embeddings and reconstructions, and the codebook.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// True mode of each point.
+    pub label: Vec<usize>,
+    pub x: Vec<Vec<f64>>,
+    pub z: Vec<Vec<f64>>,
+    pub r: Vec<Vec<f64>>,
+    pub codebook: Vec<Vec<f64>>,
+    /// Points assigned to each code.
+    pub usage: Vec<f64>,
+}
+
+impl Snapshot {
+    /// Reads `runs/<run_id>/latent.csv` and `codebook.csv`; None when the run kept no snapshot.
+    pub fn read(dir: &Path, run_id: &str) -> Result<Option<Snapshot>, PlotError> {
+        let run_dir = dir.join("runs").join(run_id);
+        let (latent, codebook) = (run_dir.join("latent.csv"), run_dir.join("codebook.csv"));
+        if !latent.is_file() || !codebook.is_file() {
+            return Ok(None);
+        }
+        let lt = Table::read(&latent)?;
+        let cb = Table::read(&codebook)?;
+        let label_col = lt.column("label")?;
+        let (xc, zc, rc) = (prefixed(&lt, 'x'), prefixed(&lt, 'z'), prefixed(&lt, 'r'));
+        let cc = prefixed(&cb, 'c');
+        let usage_col = cb.column("usage")?;
+        if xc.is_empty() || zc.is_empty() || rc.len() != xc.len() || cc.len() != zc.len() {
+            return Err(PlotError::Data {
+                path: latent,
+                message: "expected columns x0.., z0.., r0.. and codebook c0.. of matching dims"
+                    .into(),
+            });
+        }
+        let pick = |row: &[String], cols: &[usize]| -> Vec<f64> {
+            cols.iter()
+                .map(|&c| row[c].parse().unwrap_or(f64::NAN))
+                .collect()
+        };
+        Ok(Some(Snapshot {
+            label: lt
+                .rows
+                .iter()
+                .map(|r| r[label_col].parse().unwrap_or(0))
+                .collect(),
+            x: lt.rows.iter().map(|r| pick(r, &xc)).collect(),
+            z: lt.rows.iter().map(|r| pick(r, &zc)).collect(),
+            r: lt.rows.iter().map(|r| pick(r, &rc)).collect(),
+            codebook: cb.rows.iter().map(|r| pick(r, &cc)).collect(),
+            usage: cb
+                .rows
+                .iter()
+                .map(|r| r[usage_col].parse().unwrap_or(0.0))
+                .collect(),
+        }))
+    }
+}
+
+/// Indices of columns `<p>0, <p>1, ...` in order.
+fn prefixed(t: &Table, p: char) -> Vec<usize> {
+    (0..)
+        .map_while(|i| t.column(&format!("{p}{i}")).ok())
+        .collect()
+}
+
+/// Draws one shrinkage figure per group of runs that differ only in the arm parameters (at
+/// most six), each from the lowest-seed run of every arm that kept a snapshot.
+pub fn shrinkage(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    let runs = Runs::load(dir)?;
+    let mut paths = Vec::new();
+    for group in runs.groups(&[]).into_iter() {
+        if paths.len() >= 2 * MAX_FIGURES {
+            break;
+        }
+        if let Some(fig) = figure(&runs, &group)? {
+            paths.extend(save(&fig, dir, &format!("shrinkage{}", group.slug()))?);
+        }
+    }
+    Ok(paths)
+}
+
+struct Arm {
+    name: String,
+    color: RGBColor,
+    seed: String,
+    /// (x, y, mode) of data points and of their reconstructions, projected.
+    data: Vec<(f64, f64, usize)>,
+    recon: Vec<(f64, f64, usize)>,
+    embed: Vec<(f64, f64, usize)>,
+    /// (x, y, usage) of each code, projected with the embeddings' PCA.
+    codes: Vec<(f64, f64, f64)>,
+    /// Usage sorted descending.
+    usage: Vec<f64>,
+}
+
+struct ShrinkFig {
+    title: String,
+    subtitle: String,
+    arms: Vec<Arm>,
+    modes: usize,
+    data_pc: bool,
+    latent_pc: bool,
+}
+
+fn figure(runs: &Runs, group: &Group) -> Result<Option<ShrinkFig>, PlotError> {
+    let mut chosen: Vec<(usize, Snapshot)> = Vec::new();
+    for arm in &runs.arms {
+        let mut rows: Vec<usize> = group
+            .rows
+            .iter()
+            .copied()
+            .filter(|&r| runs.arm(r) == *arm)
+            .collect();
+        rows.sort_by(|&a, &b| runs.num(a, "seed").total_cmp(&runs.num(b, "seed")));
+        for r in rows {
+            if let Some(s) = Snapshot::read(&runs.dir, runs.text(r, "run_id"))? {
+                chosen.push((r, s));
+                break;
+            }
+        }
+    }
+    let Some((_, first)) = chosen.first() else {
+        return Ok(None);
+    };
+    // One data projection for all arms, so their data panels are directly comparable.
+    let data_pca = (first.x[0].len() > 2).then(|| Pca::fit(&first.x, 2));
+    let modes = chosen
+        .iter()
+        .flat_map(|(_, s)| s.label.iter().copied())
+        .max()
+        .map_or(1, |m| m + 1);
+    let stride = |n: usize| n.div_ceil(MAX_POINTS).max(1);
+    let mut latent_pc = false;
+    let arms = chosen
+        .iter()
+        .map(|(row, s)| {
+            let latent_pca = (s.z[0].len() > 2).then(|| Pca::fit(&s.z, 2));
+            latent_pc |= latent_pca.is_some();
+            let step = stride(s.label.len());
+            let proj = |p: &Option<Pca>, v: &[f64]| -> (f64, f64) {
+                match p {
+                    Some(p) => {
+                        let q = p.project(v);
+                        (q[0], q[1])
+                    }
+                    None => (v[0], v.get(1).copied().unwrap_or(0.0)),
+                }
+            };
+            let labelled = |vs: &[Vec<f64>], p: &Option<Pca>| -> Vec<(f64, f64, usize)> {
+                vs.iter()
+                    .zip(&s.label)
+                    .step_by(step)
+                    .map(|(v, &l)| {
+                        let (a, b) = proj(p, v);
+                        (a, b, l)
+                    })
+                    .collect()
+            };
+            let mut usage = s.usage.clone();
+            usage.sort_by(|a, b| b.total_cmp(a));
+            Arm {
+                name: runs.arm(*row),
+                color: arm_color(runs.arm_index(*row)),
+                seed: runs.text(*row, "seed").to_string(),
+                data: labelled(&s.x, &data_pca),
+                recon: labelled(&s.r, &data_pca),
+                embed: labelled(&s.z, &latent_pca),
+                codes: s
+                    .codebook
+                    .iter()
+                    .zip(&s.usage)
+                    .map(|(c, &u)| {
+                        let (a, b) = proj(&latent_pca, c);
+                        (a, b, u)
+                    })
+                    .collect(),
+                usage,
+            }
+        })
+        .collect::<Vec<_>>();
+    let rows: Vec<usize> = chosen.iter().map(|(r, _)| *r).collect();
+    let seeds: Vec<&str> = arms.iter().map(|a| a.seed.as_str()).collect();
+    let seed = if seeds.iter().all(|s| *s == seeds[0]) {
+        format!("seed {}", seeds[0])
+    } else {
+        "lowest seed per arm".into()
+    };
+    let mut title = format!("{}: codebook shrinkage", runs.scenario);
+    if !group.values.is_empty() {
+        title += &format!(" ({})", group.describe());
+    }
+    Ok(Some(ShrinkFig {
+        title,
+        subtitle: format!("{} · {seed}", runs.subtitle(&rows, &ARM_PARAMS)),
+        arms,
+        modes,
+        data_pc: data_pca.is_some(),
+        latent_pc,
+    }))
+}
+
+impl Draw for ShrinkFig {
+    fn size(&self) -> (u32, u32) {
+        let header = style::header_height(&self.subtitle, style::WIDTH);
+        let rows = style::ROW * self.arms.len() as u32;
+        (style::WIDTH, header + 2 * style::LEGEND_LINE + 6 + rows)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let body = style::header(root, &self.title, &self.subtitle)?;
+        let grey = RGBColor(0x55, 0x55, 0x55);
+        let mut mode_keys = vec![(Key::Text, "true mode:".to_string())];
+        mode_keys.extend((0..self.modes).map(|k| (Key::Square(mode_color(k)), k.to_string())));
+        let body = legend(
+            &body,
+            &[
+                vec![
+                    (Key::Dot(grey), "data point".into()),
+                    (Key::Cross(grey), "reconstruction".into()),
+                    // The codes' fill: black at 45% on white.
+                    (
+                        Key::Dot(RGBColor(0x8C, 0x8C, 0x8C)),
+                        "code (area ∝ usage)".into(),
+                    ),
+                    (Key::Hollow(BLACK), "dead code".into()),
+                ],
+                mode_keys,
+            ],
+        )?;
+        let pts = || self.arms.iter().flat_map(|a| a.data.iter().chain(&a.recon));
+        let data_range = (
+            Axis::fit(Scale::Linear, pts().map(|p| p.0), 0.05),
+            Axis::fit(Scale::Linear, pts().map(|p| p.1), 0.05),
+        );
+        let usage_max = self
+            .arms
+            .iter()
+            .flat_map(|a| a.usage.first().copied())
+            .fold(1.0, f64::max);
+        let cells = body.split_evenly((self.arms.len(), 3));
+        for (arm, cell) in self.arms.iter().zip(cells.chunks(3)) {
+            self.data_panel(arm, &cell[0], &data_range)?;
+            self.latent_panel(arm, &cell[1])?;
+            usage_panel(arm, &cell[2], usage_max)?;
+        }
+        Ok(())
+    }
+}
+
+impl ShrinkFig {
+    fn data_panel<DB: DrawingBackend>(
+        &self,
+        arm: &Arm,
+        area: &DrawingArea<DB, Shift>,
+        (xr, yr): &(Axis, Axis),
+    ) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let mut chart = style::panel(area, &format!("{}: data & reconstructions", arm.name))
+            .build_cartesian_2d(xr.coord(), yr.coord())?;
+        let (xd, yd) = axis_names(self.data_pc, 'x');
+        style::mesh(&mut chart, &xd, &yd, &|v| xr.label(*v), &|v| yr.label(*v))?;
+        chart.draw_series(
+            arm.data
+                .iter()
+                .map(|&(x, y, k)| Circle::new((x, y), 2, mode_color(k).mix(0.25).filled())),
+        )?;
+        chart.draw_series(
+            arm.recon
+                .iter()
+                .map(|&(x, y, k)| Cross::new((x, y), 4, mode_color(k).stroke_width(1))),
+        )?;
+        Ok(())
+    }
+
+    fn latent_panel<DB: DrawingBackend>(
+        &self,
+        arm: &Arm,
+        area: &DrawingArea<DB, Shift>,
+    ) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let pts = || {
+            arm.embed
+                .iter()
+                .map(|p| (p.0, p.1))
+                .chain(arm.codes.iter().map(|c| (c.0, c.1)))
+        };
+        let xr = Axis::fit(Scale::Linear, pts().map(|p| p.0), 0.06);
+        let yr = Axis::fit(Scale::Linear, pts().map(|p| p.1), 0.06);
+        let mut chart = style::panel(area, &format!("{}: latent & codebook", arm.name))
+            .build_cartesian_2d(xr.coord(), yr.coord())?;
+        let (xd, yd) = axis_names(self.latent_pc, 'z');
+        style::mesh(&mut chart, &xd, &yd, &|v| xr.label(*v), &|v| yr.label(*v))?;
+        chart.draw_series(
+            arm.embed
+                .iter()
+                .map(|&(x, y, k)| Circle::new((x, y), 2, mode_color(k).mix(0.3).filled())),
+        )?;
+        let umax = arm.codes.iter().map(|c| c.2).fold(1.0, f64::max);
+        // Area ∝ usage; a floor of 2 px keeps rarely used codes visible.
+        chart.draw_series(arm.codes.iter().map(|&(x, y, u)| {
+            if u > 0.0 {
+                let r = (11.0 * (u / umax).sqrt()).max(2.0) as i32;
+                Circle::new((x, y), r, BLACK.mix(0.45).filled())
+            } else {
+                Circle::new((x, y), 4, BLACK.stroke_width(1))
+            }
+        }))?;
+        Ok(())
+    }
+}
+
+fn usage_panel<DB: DrawingBackend>(
+    arm: &Arm,
+    area: &DrawingArea<DB, Shift>,
+    usage_max: f64,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let s = arm.usage.len();
+    let used = arm.usage.iter().filter(|&&u| u > 0.0).count();
+    // Ranks start at 1; bars are centred on integer ranks.
+    let xr = Axis::fit(Scale::Linear, [0.5, s as f64 + 0.5], 0.0);
+    let yr = Axis::fit(Scale::Linear, [0.0, usage_max * 1.05], 0.0);
+    let mut chart = style::panel(area, &format!("{}: {used}/{s} codes used", arm.name))
+        .build_cartesian_2d(xr.coord(), yr.coord())?;
+    style::mesh(
+        &mut chart,
+        "code rank (by usage)",
+        "points per code",
+        &|v| xr.label(*v),
+        &|v| yr.label(*v),
+    )?;
+    // Gaps between bars only while they stay wider than a pixel or two.
+    let half = if s <= 64 { 0.4 } else { 0.5 };
+    chart.draw_series(arm.usage.iter().enumerate().map(|(i, &u)| {
+        let i = i as f64 + 1.0;
+        Rectangle::new([(i - half, 0.0), (i + half, u)], arm.color.filled())
+    }))?;
+    Ok(())
+}
+
+/// Axis titles for a 2-D view of `v`-space: its coordinates, or its principal components.
+fn axis_names(pc: bool, v: char) -> (String, String) {
+    if pc {
+        (format!("PC1 of {v} (a.u.)"), format!("PC2 of {v} (a.u.)"))
+    } else {
+        (format!("{v}₁ (a.u.)"), format!("{v}₂ (a.u.)"))
+    }
+}

@@ -1,0 +1,547 @@
+//! Figures from hand-written results directories: each figure function writes valid PNG and
+//! SVG files, and `plot_all` draws exactly the figures that fit what varies.
+//!
+//! Set PLOT_KEEP=/some/dir to build the fixtures there (and keep them) to look at the figures.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use vqsim::plot::{self, Figure, Runs, PARAMS};
+
+const METRICS: [&str; 14] = [
+    "mse",
+    "quant_mse",
+    "perplexity",
+    "codes_used",
+    "dead_codes",
+    "codebook_dist",
+    "codebook_cos",
+    "embed_dist",
+    "shrink_ratio",
+    "coverage",
+    "embed_rank",
+    "modes_hit",
+    "mode_entropy",
+    "token_mode_entropy",
+];
+
+fn defaults() -> BTreeMap<&'static str, String> {
+    let d = [
+        "10", "200", "2", "10", "0.5", "2", "64", "2", "relu", "64", "loss", "0.25", "0.99",
+        "kmeans", "1", "0.001", "256", "30", "early", "30",
+    ];
+    PARAMS
+        .iter()
+        .copied()
+        .zip(d.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+/// One synthetic run: its parameters, seed, status and whether it keeps a snapshot.
+struct Run {
+    params: BTreeMap<&'static str, String>,
+    seed: u64,
+    ok: bool,
+    snapshot: bool,
+}
+
+impl Run {
+    fn get(&self, k: &str) -> f64 {
+        self.params[k].parse().unwrap()
+    }
+    fn early(&self) -> bool {
+        self.params["schedule.kind"] == "early"
+    }
+}
+
+/// A plausible picture of the paper's findings, with seed noise, so figures can be judged.
+fn metrics(run: &Run, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    let s = run.get("quantizer.codebook_size");
+    let (depth, width) = (run.get("model.depth"), run.get("model.width"));
+    let mut n = |x: f64| x * (1.0 + 0.1 * (rng.gen::<f64>() - 0.5));
+    let (mse, ppl, dist) = if run.early() {
+        (n(5.0), n(7.0 + s.log2() * 0.3), n(1.0))
+    } else {
+        (n(0.5 * 8.0 / s), n(0.9 * s), n(11.0))
+    };
+    let rank = (0.6 + 0.35 * depth + 0.15 * (width / 4.0).log2()).min(2.0);
+    let modes = (3.0 + 2.0 * depth + (width / 4.0).log2()).min(10.0).round();
+    vec![
+        mse,
+        mse / 3.0,
+        ppl,
+        ppl.min(s),
+        0.0,
+        dist,
+        0.5,
+        11.0,
+        dist / 11.0,
+        0.8,
+        n(rank),
+        modes,
+        2.0,
+        f64::NAN,
+    ]
+}
+
+fn fmt(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    // Box–Muller: the test needs no distribution crate.
+    let (u, v): (f64, f64) = (rng.gen::<f64>().max(1e-12), rng.gen());
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
+/// latent.csv, codebook.csv and means.csv of one run: early runs collapse 10 modes onto 7 and
+/// crowd their codes near the origin; deferred runs spread codes over the modes.
+fn write_snapshot(dir: &Path, id: &str, run: &Run) {
+    let d = run.get("data.dim") as usize;
+    let m = run.get("model.latent_dim") as usize;
+    let k = run.get("data.modes") as usize;
+    let per = run.get("data.points_per_mode") as usize;
+    let s = run.get("quantizer.codebook_size") as usize;
+    let mut rng = ChaCha8Rng::seed_from_u64(run.seed);
+    let means: Vec<Vec<f64>> = (0..k)
+        .map(|_| (0..d).map(|_| rng.gen_range(-10.0..10.0)).collect())
+        .collect();
+    let scale = if run.early() { 0.08 } else { 0.4 };
+    let embed = |x: &[f64]| -> Vec<f64> {
+        (0..m)
+            .map(|i| scale * x[i % d] * (1.0 + 0.3 * i as f64))
+            .collect()
+    };
+    let codes: Vec<Vec<f64>> = (0..s)
+        .map(|j| {
+            if run.early() {
+                (0..m).map(|_| 0.3 * normal(&mut rng)).collect()
+            } else {
+                let c = embed(&means[j % k]);
+                c.iter().map(|v| v + 0.3 * normal(&mut rng)).collect()
+            }
+        })
+        .collect();
+    let mut usage = vec![0usize; s];
+    let mut latent = String::from("label");
+    for (p, n) in [('x', d), ('z', m), ('r', d)] {
+        for i in 0..n {
+            write!(latent, ",{p}{i}").unwrap();
+        }
+    }
+    latent.push_str(",code\n");
+    for label in 0..k {
+        for _ in 0..per {
+            let x: Vec<f64> = means[label]
+                .iter()
+                .map(|mu| mu + 0.5 * normal(&mut rng))
+                .collect();
+            let z = embed(&x);
+            let code = (0..s)
+                .min_by(|&a, &b| dist2(&codes[a], &z).total_cmp(&dist2(&codes[b], &z)))
+                .unwrap();
+            usage[code] += 1;
+            let target = if run.early() { &means[label % 7] } else { &x };
+            let r: Vec<f64> = target.iter().map(|v| v + 0.15 * normal(&mut rng)).collect();
+            let row: Vec<String> = std::iter::once(label.to_string())
+                .chain(x.iter().chain(&z).chain(&r).map(|v| format!("{v:.4}")))
+                .chain(std::iter::once(code.to_string()))
+                .collect();
+            latent.push_str(&row.join(","));
+            latent.push('\n');
+        }
+    }
+    let mut codebook = String::from("code,usage");
+    for i in 0..m {
+        write!(codebook, ",c{i}").unwrap();
+    }
+    codebook.push('\n');
+    for (j, c) in codes.iter().enumerate() {
+        let vals: Vec<String> = c.iter().map(|v| format!("{v:.4}")).collect();
+        writeln!(codebook, "{j},{},{}", usage[j], vals.join(",")).unwrap();
+    }
+    let mut mf = String::from("mode");
+    for i in 0..d {
+        write!(mf, ",m{i}").unwrap();
+    }
+    mf.push('\n');
+    for (i, mu) in means.iter().enumerate() {
+        let vals: Vec<String> = mu.iter().map(|v| format!("{v:.4}")).collect();
+        writeln!(mf, "{i},{}", vals.join(",")).unwrap();
+    }
+    let rd = dir.join("runs").join(id);
+    std::fs::create_dir_all(&rd).unwrap();
+    std::fs::write(rd.join("latent.csv"), latent).unwrap();
+    std::fs::write(rd.join("codebook.csv"), codebook).unwrap();
+    std::fs::write(rd.join("means.csv"), mf).unwrap();
+}
+
+fn dist2(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum()
+}
+
+/// Per-epoch history: deferred runs have a continuous phase with NaN codebook metrics.
+fn write_history_rows(out: &mut String, id: &str, run: &Run, rng: &mut ChaCha8Rng) {
+    let epochs = run.get("train.epochs") as usize;
+    let cont = if run.early() {
+        0
+    } else {
+        run.get("schedule.continuous_epochs") as usize
+    };
+    let s = run.get("quantizer.codebook_size");
+    let mut row = |phase: &str, e: usize, total: usize, mse: f64, ppl: f64, dist: f64| {
+        let mut m = vec![f64::NAN; METRICS.len()];
+        m[0] = mse * (1.0 + 0.1 * rng.gen::<f64>());
+        m[2] = ppl;
+        m[5] = dist;
+        let vals: Vec<String> = m.into_iter().map(fmt).collect();
+        writeln!(out, "{id},{phase},{e},{total},{}", vals.join(",")).unwrap();
+    };
+    if !run.early() {
+        for e in 0..=cont {
+            row(
+                "continuous",
+                e,
+                e,
+                40.0 * (-(e as f64) / 5.0).exp() + 0.1,
+                f64::NAN,
+                f64::NAN,
+            );
+        }
+    }
+    for e in 0..=epochs {
+        let t = e as f64 / epochs as f64;
+        if run.early() {
+            row(
+                "quantized",
+                e,
+                e,
+                40.0 * (-(e as f64) / 4.0).exp() + 5.0,
+                3.0 + 4.0 * t,
+                1.6 - 0.8 * t,
+            );
+        } else {
+            row(
+                "quantized",
+                e,
+                cont + e,
+                0.1 - 0.04 * t,
+                0.9 * s * (0.8 + 0.2 * t),
+                11.0,
+            );
+        }
+    }
+}
+
+/// Writes runs.csv, history.csv (if asked) and snapshots into `dir`.
+fn write_results(dir: &Path, runs: &[Run], history: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut csv = String::from("run_id,run_index,status,diverged_epoch,seconds");
+    for p in PARAMS.iter().map(|s| s.to_string()).chain(["seed".into()]) {
+        write!(csv, ",{p}").unwrap();
+    }
+    for m in METRICS {
+        write!(csv, ",{m}").unwrap();
+    }
+    csv.push('\n');
+    let mut hist = String::from("run_id,phase,epoch,total_epoch");
+    for m in METRICS {
+        write!(hist, ",{m}").unwrap();
+    }
+    hist.push('\n');
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for (i, run) in runs.iter().enumerate() {
+        let id = format!("r{i:04}");
+        let (status, div) = if run.ok {
+            ("ok", "")
+        } else {
+            ("diverged", "3")
+        };
+        write!(csv, "{id},{i},{status},{div},1.5").unwrap();
+        for p in PARAMS {
+            write!(csv, ",{}", run.params[p]).unwrap();
+        }
+        write!(csv, ",{}", run.seed).unwrap();
+        for v in metrics(run, &mut rng) {
+            write!(csv, ",{}", fmt(if run.ok { v } else { f64::NAN })).unwrap();
+        }
+        csv.push('\n');
+        if history {
+            write_history_rows(&mut hist, &id, run, &mut rng);
+        }
+        if run.snapshot {
+            write_snapshot(dir, &id, run);
+        }
+    }
+    std::fs::write(dir.join("runs.csv"), csv).unwrap();
+    if history {
+        std::fs::write(dir.join("history.csv"), hist).unwrap();
+    }
+}
+
+/// The cartesian product of `axes` × schedule × seeds over the defaults.
+fn sweep(axes: &[(&'static str, &[&str])], seeds: u64, snapshot_seed0: bool) -> Vec<Run> {
+    let mut combos: Vec<BTreeMap<&'static str, String>> = vec![defaults()];
+    let mut all_axes: Vec<(&'static str, &[&str])> = axes.to_vec();
+    all_axes.push(("schedule.kind", &["early", "deferred"]));
+    for (k, vals) in all_axes {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                vals.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.insert(k, v.to_string());
+                    c
+                })
+            })
+            .collect();
+    }
+    combos
+        .into_iter()
+        .flat_map(|params| {
+            (0..seeds).map(move |seed| Run {
+                params: params.clone(),
+                seed,
+                ok: true,
+                snapshot: snapshot_seed0 && seed == 0,
+            })
+        })
+        .collect()
+}
+
+/// A fresh directory for one fixture (kept under PLOT_KEEP when set).
+fn fixture(name: &str, keep: &mut Option<tempfile::TempDir>) -> PathBuf {
+    if let Ok(root) = std::env::var("PLOT_KEEP") {
+        let dir = Path::new(&root).join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        return dir;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join(name);
+    *keep = Some(t);
+    dir
+}
+
+fn names(paths: &[PathBuf]) -> Vec<String> {
+    let mut v: Vec<String> = paths
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// PNG signature, IHDR dimensions; SVG root and closing tag.
+fn assert_valid(paths: &[PathBuf]) {
+    assert!(!paths.is_empty());
+    for p in paths {
+        let bytes = std::fs::read(p).unwrap();
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("png") => {
+                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{p:?}");
+                assert_eq!(&bytes[12..16], b"IHDR");
+                let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+                let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+                assert_eq!(w, plot::style::WIDTH, "{p:?}");
+                assert!(h >= plot::style::ROW, "{p:?}: height {h}");
+                // A blank white canvas compresses to a few kB; a drawn figure does not.
+                assert!(bytes.len() > 20_000, "{p:?}: only {} bytes", bytes.len());
+            }
+            Some("svg") => {
+                let s = String::from_utf8(bytes).unwrap();
+                assert!(s.starts_with("<svg") || s.starts_with("<?xml"), "{p:?}");
+                assert!(s.trim_end().ends_with("</svg>"), "{p:?}");
+                assert!(s.contains("<text"), "{p:?} has no text");
+            }
+            other => panic!("unexpected figure file {p:?} ({other:?})"),
+        }
+        let dir = p.parent().unwrap();
+        let leftovers: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left in {dir:?}");
+    }
+}
+
+fn svg(dir: &Path, stem: &str) -> String {
+    std::fs::read_to_string(dir.join("figures").join(format!("{stem}.svg"))).unwrap()
+}
+
+#[test]
+fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
+    let mut keep = None;
+    let dir = fixture("tokens", &mut keep);
+    let runs = sweep(
+        &[("quantizer.codebook_size", &["8", "16", "64", "256"])],
+        3,
+        true,
+    );
+    write_results(&dir, &runs, true);
+
+    assert_eq!(
+        plot::discover(&dir).unwrap(),
+        vec![Figure::Shrinkage, Figure::TokenScaling, Figure::Dynamics]
+    );
+    let tokens = plot::token_scaling(&dir).unwrap();
+    assert_eq!(
+        names(&tokens),
+        vec!["token_scaling.png", "token_scaling.svg"]
+    );
+    assert_valid(&tokens);
+    let t = svg(&dir, "token_scaling");
+    assert!(
+        t.contains("ideal perplexity = S") && t.contains("\n256\n"),
+        "log2 ticks as numbers"
+    );
+
+    let dynamics = plot::dynamics(&dir).unwrap();
+    assert_eq!(
+        dynamics.len(),
+        8,
+        "one per codebook size: {:?}",
+        names(&dynamics)
+    );
+    assert_valid(&dynamics);
+    assert!(svg(&dir, "dynamics_S64").contains("quantization switch"));
+
+    let shrink = plot::shrinkage(&dir).unwrap();
+    assert_eq!(
+        names(&shrink),
+        vec![
+            "shrinkage_S16.png",
+            "shrinkage_S16.svg",
+            "shrinkage_S256.png",
+            "shrinkage_S256.svg",
+            "shrinkage_S64.png",
+            "shrinkage_S64.svg",
+            "shrinkage_S8.png",
+            "shrinkage_S8.svg",
+        ]
+    );
+    assert_valid(&shrink);
+    assert!(plot::capacity(&dir).unwrap().is_empty());
+
+    let all = plot::plot_all(&dir).unwrap();
+    assert_eq!(all.len(), shrink.len() + tokens.len() + dynamics.len());
+    assert_valid(&all);
+}
+
+#[test]
+fn dimension_sweep_projects_high_dimensions_on_principal_components() {
+    let mut keep = None;
+    let dir = fixture("dims", &mut keep);
+    let mut runs = sweep(&[("data.dim", &["2", "8"])], 2, true);
+    for r in runs.iter_mut().filter(|r| r.params["data.dim"] == "8") {
+        r.params.insert("model.latent_dim", "4".into());
+    }
+    write_results(&dir, &runs, false);
+
+    assert_eq!(plot::discover(&dir).unwrap(), vec![Figure::Shrinkage]);
+    let all = plot::plot_all(&dir).unwrap();
+    assert_eq!(
+        names(&all),
+        vec![
+            "shrinkage_d2_m2.png",
+            "shrinkage_d2_m2.svg",
+            "shrinkage_d8_m4.png",
+            "shrinkage_d8_m4.svg"
+        ]
+    );
+    assert_valid(&all);
+    let (d2, d8) = (svg(&dir, "shrinkage_d2_m2"), svg(&dir, "shrinkage_d8_m4"));
+    assert!(d2.contains("x₁ (a.u.)") && !d2.contains("PC1"));
+    assert!(d8.contains("PC1 of x (a.u.)") && d8.contains("PC2 of z (a.u.)"));
+    // Both arms are drawn, early first, and the fixed parameters are named.
+    let (e, f) = (
+        d8.find("early: data").unwrap(),
+        d8.find("deferred: data").unwrap(),
+    );
+    assert!(e < f);
+    assert!(d8.contains("d=8") && d8.contains("m=4") && d8.contains("K=10"));
+    assert!(plot::token_scaling(&dir).unwrap().is_empty());
+    assert!(plot::dynamics(&dir).unwrap().is_empty());
+}
+
+#[test]
+fn depth_and_width_sweep_gets_heat_maps_without_diverged_runs() {
+    let mut keep = None;
+    let dir = fixture("capacity", &mut keep);
+    let mut runs = sweep(
+        &[
+            ("model.depth", &["0", "1", "2"]),
+            ("model.width", &["4", "16", "64"]),
+        ],
+        2,
+        false,
+    );
+    runs[0].snapshot = true;
+    runs[2].snapshot = true;
+    // A diverged run at a width no ok run has must not appear anywhere.
+    let mut bad = sweep(&[("model.width", &["1024"])], 1, false).remove(0);
+    bad.ok = false;
+    runs.push(bad);
+    write_results(&dir, &runs, false);
+
+    let loaded = Runs::load(&dir).unwrap();
+    assert_eq!(loaded.len(), runs.len() - 1);
+    assert_eq!(loaded.distinct("model.width"), vec!["4", "16", "64"]);
+    assert_eq!(loaded.arms, vec!["early", "deferred"]);
+
+    assert_eq!(
+        plot::discover(&dir).unwrap(),
+        vec![Figure::Shrinkage, Figure::Capacity]
+    );
+    let cap = plot::capacity(&dir).unwrap();
+    assert_eq!(names(&cap), vec!["capacity.png", "capacity.svg"]);
+    assert_valid(&cap);
+    let c = svg(&dir, "capacity");
+    assert!(c.contains("encoder width (units)") && !c.contains("1024"));
+    // Only the group whose runs kept snapshots gets a shrinkage figure.
+    let shrink = plot::shrinkage(&dir).unwrap();
+    assert_eq!(
+        names(&shrink),
+        vec!["shrinkage_width4_depth0.png", "shrinkage_width4_depth0.svg"]
+    );
+}
+
+#[test]
+fn width_only_sweep_gets_capacity_curves() {
+    let mut keep = None;
+    let dir = fixture("width", &mut keep);
+    let runs = sweep(&[("model.width", &["4", "8", "16", "32", "64"])], 3, false);
+    write_results(&dir, &runs, false);
+
+    assert_eq!(
+        plot::discover(&dir).unwrap(),
+        vec![Figure::Shrinkage, Figure::Capacity]
+    );
+    let all = plot::plot_all(&dir).unwrap();
+    assert_eq!(
+        names(&all),
+        vec!["capacity.png", "capacity.svg"],
+        "no snapshots: no shrinkage"
+    );
+    assert_valid(&all);
+    let c = svg(&dir, "capacity");
+    assert!(c.contains("log₂ scale") && c.contains("mean ± 95% CI over 3 seeds"));
+}
+
+#[test]
+fn results_without_ok_runs_are_an_error() {
+    let mut keep = None;
+    let dir = fixture("failed", &mut keep);
+    let mut runs = sweep(&[], 1, false);
+    runs.iter_mut().for_each(|r| r.ok = false);
+    write_results(&dir, &runs, false);
+    let err = plot::plot_all(&dir).unwrap_err().to_string();
+    assert!(err.contains("no run with status `ok`"), "{err}");
+}
