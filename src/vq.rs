@@ -19,6 +19,10 @@ use crate::nearest::nearest;
 
 /// Lloyd iterations allowed to the k-means init (SPEC §3: at most 50, one run).
 const KMEANS_MAX_ITER: u64 = 50;
+/// k-means stops when the squared shift of the centroids falls below this share of the data's
+/// mean per-dimension variance: scikit-learn's `tol`, so that both sides stop at the same point
+/// whatever the scale of the embeddings (linfa's own tolerance is absolute).
+const KMEANS_REL_TOL: f32 = 1e-4;
 /// Laplace smoothing of the EMA cluster sizes, so that an unused code never divides by zero.
 const EMA_EPSILON: f32 = 1e-5;
 
@@ -45,10 +49,14 @@ pub fn init_codebook(
             Array2::random_using((s, m), normal, rng)
         }
         Init::Kmeans => {
+            let mean_var = z.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
+            // linfa compares the (unsquared) Frobenius norm of the shift with its tolerance.
+            let tolerance = (KMEANS_REL_TOL * mean_var).sqrt().max(f32::MIN_POSITIVE);
             let data = DatasetBase::from(z.to_owned());
             let model = KMeans::params_with_rng(s, rng.clone())
                 .n_runs(1)
                 .max_n_iterations(KMEANS_MAX_ITER)
+                .tolerance(tolerance)
                 .init_method(KMeansInit::KMeansPlusPlus)
                 .fit(&data)
                 .map_err(|e| InitError(e.to_string()))?;
