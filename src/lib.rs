@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod metrics;
+pub mod scenario;
 pub mod table;
 pub mod train;
