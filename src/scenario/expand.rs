@@ -4,6 +4,7 @@
 //! order of the axes is recovered from the spans of their values in a second, span-aware pass
 //! over the text.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -97,7 +98,17 @@ fn axis(file: &str, key: String, value: &toml::Value) -> Result<Axis, ScenarioEr
             })
         }
     };
+    if values.len() > MAX_RUNS {
+        return Err(ScenarioError::TooManyRuns {
+            file: file.into(),
+            runs: format!("at least {}", values.len()),
+            max: MAX_RUNS,
+        });
+    }
     let mut checked: Vec<toml::Value> = Vec::with_capacity(values.len());
+    // First index of each value, by its TOML text (values are normalised, so equal values have
+    // equal text); a map keeps long axes linear.
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(values.len());
     for (i, raw) in values.iter().enumerate() {
         let place = format!("sweep.\"{key}\"[{i}]");
         let v = check_value(&rule, raw).map_err(|e| match e {
@@ -115,7 +126,7 @@ fn axis(file: &str, key: String, value: &toml::Value) -> Result<Axis, ScenarioEr
                 context: String::new(),
             },
         })?;
-        if let Some(first) = checked.iter().position(|c| *c == v) {
+        if let Some(&first) = seen.get(&v.to_string()) {
             return Err(ScenarioError::DuplicateAxisValue {
                 file: file.into(),
                 axis: key,
@@ -124,6 +135,7 @@ fn axis(file: &str, key: String, value: &toml::Value) -> Result<Axis, ScenarioEr
                 second: i,
             });
         }
+        seen.insert(v.to_string(), i);
         checked.push(v);
     }
     Ok(Axis {

@@ -11,6 +11,7 @@ mod error;
 mod expand;
 mod validate;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -285,6 +286,8 @@ fn seeds(
                 }
             };
             let mut out: Vec<u64> = Vec::with_capacity(items.len());
+            // First index of each seed; a map keeps long lists linear.
+            let mut seen: HashMap<u64, usize> = HashMap::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let seed = match item {
                     toml::Value::Integer(s) if *s >= 0 => *s as u64,
@@ -306,7 +309,7 @@ fn seeds(
                         })
                     }
                 };
-                if let Some(first) = out.iter().position(|&s| s == seed) {
+                if let Some(&first) = seen.get(&seed) {
                     return Err(ScenarioError::DuplicateSeed {
                         file: file.into(),
                         seed,
@@ -314,6 +317,7 @@ fn seeds(
                         second: i,
                     });
                 }
+                seen.insert(seed, i);
                 out.push(seed);
             }
             Ok(out)

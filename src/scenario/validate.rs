@@ -358,8 +358,14 @@ pub fn check_value(rule: &Rule, value: &toml::Value) -> Result<toml::Value, Valu
         found: describe(value),
     };
     match (rule, value) {
-        (Rule::Int { min, max, .. }, toml::Value::Integer(i)) => {
-            if *i < 0 || (*i as u64) < *min || (*i as u64) > *max {
+        (Rule::Int { min, max, cap }, toml::Value::Integer(i)) => {
+            // A capped key's bound depends on other keys: leave all but the sign to `validate`,
+            // whose message can then state the actual bound.
+            let (min, max) = match cap {
+                Cap::None => (*min, *max),
+                _ => (0, u64::MAX),
+            };
+            if *i < 0 || (*i as u64) < min || (*i as u64) > max {
                 return Err(ValueError::Range {
                     value: i.to_string(),
                     allowed: rule.allowed(None),
@@ -414,7 +420,8 @@ pub fn describe(value: &toml::Value) -> String {
         toml::Value::Integer(_) => "integer",
         toml::Value::Float(_) => "float",
         toml::Value::Boolean(_) => "boolean",
-        toml::Value::Datetime(_) => "datetime",
+        // Display of a datetime Value shows toml's private wrapper table; show the date itself.
+        toml::Value::Datetime(d) => return format!("datetime {d}"),
         toml::Value::Array(a) if a.is_empty() => return "an empty array".to_string(),
         toml::Value::Array(_) => "array",
         toml::Value::Table(_) => return "a table".to_string(),
