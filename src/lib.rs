@@ -13,6 +13,7 @@ pub mod nearest;
 pub mod nn;
 pub mod plot;
 pub mod rng;
+pub mod scenario;
 pub mod stats;
 pub mod summary;
 pub mod table;

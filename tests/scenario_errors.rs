@@ -1,0 +1,190 @@
+//! `vqsim check` on malformed scenarios: every file in `tests/bad_scenarios/` must be rejected
+//! with exit status 2 and a one-line `error:` naming what its `# expect:` lines say.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn vqsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vqsim"))
+        .args(args)
+        .output()
+        .expect("run vqsim")
+}
+
+fn bad_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/bad_scenarios exists")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The texts of the leading `# expect: …` lines.
+fn expectations(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("readable test file");
+    text.lines()
+        .map_while(|l| l.strip_prefix("# expect: "))
+        .map(String::from)
+        .collect()
+}
+
+/// Asserts a clean rejection: status 2, nothing on stdout, one `error:` line, no panic.
+fn assert_rejected(out: &Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{what}: exit status; stderr: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{what}: stdout should be empty");
+    assert!(stderr.starts_with("error: "), "{what}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{what}: one line: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    stderr
+}
+
+#[test]
+fn every_bad_scenario_is_rejected_with_its_key_named() {
+    let files = bad_files();
+    assert!(files.len() >= 30, "only {} bad scenarios", files.len());
+    let mut failures = Vec::new();
+    for path in &files {
+        let expected = expectations(path);
+        assert!(
+            !expected.is_empty(),
+            "{} has no `# expect:` line",
+            path.display()
+        );
+        let out = vqsim(&["check", path.to_str().expect("utf-8 path")]);
+        let stderr = assert_rejected(&out, &path.display().to_string());
+        // The message names the file it is about.
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(stderr.contains(name.as_ref()), "{stderr}");
+        for e in expected {
+            if !stderr.contains(&e) {
+                failures.push(format!("{name}: expected `{e}` in: {stderr}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn missing_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.toml");
+    let out = vqsim(&["check", path.to_str().unwrap()]);
+    let stderr = assert_rejected(&out, "missing file");
+    assert!(stderr.contains("nope.toml: cannot read"), "{stderr}");
+}
+
+#[test]
+fn directory_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = vqsim(&["check", dir.path().to_str().unwrap()]);
+    assert_rejected(&out, "directory");
+}
+
+#[test]
+fn non_utf8_file_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("binary.toml");
+    std::fs::write(&path, [b'a', b' ', b'=', b' ', 0xff, 0xfe, b'\n']).unwrap();
+    let out = vqsim(&["check", path.to_str().unwrap()]);
+    assert_rejected(&out, "non-utf8");
+}
+
+#[test]
+fn invalid_file_stem_needs_an_explicit_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("my scenario.toml");
+    std::fs::write(&path, "").unwrap();
+    let stderr = assert_rejected(&vqsim(&["check", path.to_str().unwrap()]), "stem");
+    assert!(
+        stderr.contains("`my scenario`") && stderr.contains("set `name"),
+        "{stderr}"
+    );
+    std::fs::write(&path, "name = \"mine\"\n").unwrap();
+    assert_eq!(
+        vqsim(&["check", path.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(vqsim(&[]).status.code(), Some(2));
+    assert_eq!(vqsim(&["check"]).status.code(), Some(2));
+    assert_eq!(vqsim(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        vqsim(&["check", "--no-such-flag", "x.toml"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(vqsim(&["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn good_scenario_prints_its_expansion() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scaling.toml");
+    std::fs::write(
+        &path,
+        "replicates = 3\n[sweep]\n\"schedule.kind\" = [\"early\", \"deferred\"]\n\"quantizer.codebook_size\" = [16, 64, 256]\n",
+    )
+    .unwrap();
+    let out = vqsim(&["check", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+    assert!(
+        stdout.starts_with("scaling: 2 × 3 × 3 seeds = 18 runs\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  schedule.kind = [\"early\", \"deferred\"]\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  quantizer.codebook_size = [16, 64, 256]\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  seeds = [0, 1, 2]\n"), "{stdout}");
+}
+
+#[test]
+fn resolved_output_is_itself_a_valid_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.toml");
+    std::fs::write(
+        &path,
+        "[model]\nwidth = 8\n[sweep]\n\"train.lr\" = [1, 0.1]\n",
+    )
+    .unwrap();
+    let out = vqsim(&["check", "--resolved", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let resolved = &stdout[stdout.find("# Resolved").expect("resolved text")..];
+    assert!(resolved.contains("\nwidth = 8\n"), "{resolved}");
+    let again = dir.path().join("again.toml");
+    std::fs::write(&again, resolved).unwrap();
+    let out = vqsim(&["check", again.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("small: 2 × 1 seed = 2 runs"));
+}
