@@ -165,9 +165,10 @@ fn watch_signals(flag: &Arc<AtomicBool>) -> Result<SignalGuard, SweepError> {
     let installed = HANDLER.get_or_init(|| {
         ctrlc::set_handler(|| {
             let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
-            // A second interrupt while the first is being honoured means "now": leftover
-            // temp directories are removed by the next sweep.
-            if active.iter().any(|f| f.load(Ordering::SeqCst)) {
+            // Outside a sweep, or a second interrupt while the first is being honoured:
+            // quit now, as without a handler. Leftover temp directories are removed by the
+            // next sweep.
+            if active.is_empty() || active.iter().any(|f| f.load(Ordering::SeqCst)) {
                 eprintln!("vqsim: interrupted again, exiting now");
                 std::process::exit(130);
             }
@@ -296,8 +297,12 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
     let t0 = Instant::now();
 
     // Bad input is reported before anything is created.
-    if opts.out.exists() && !opts.out.is_dir() {
-        return Err(SweepError::OutIsFile(opts.out.clone()));
+    // The nearest existing ancestor must be a directory, or create_dir_all would fail
+    // half-way (`--out results.csv/x`).
+    if let Some(existing) = opts.out.ancestors().find(|p| p.exists()) {
+        if !existing.is_dir() {
+            return Err(SweepError::OutIsFile(existing.to_path_buf()));
+        }
     }
     let dir = opts.out.join(&scenario.name);
     if dir.exists() && !dir.is_dir() {
@@ -599,7 +604,7 @@ mod tests {
     #[test]
     fn significant_digits() {
         assert_eq!(fmt_sig(59.123), "59.12");
-        assert_eq!(fmt_sig(0.0612), "0.0612");
+        assert_eq!(fmt_sig(0.0612), "0.06120");
         assert_eq!(fmt_sig(64.0), "64.00");
         assert_eq!(fmt_sig(12345.6), "12346");
         assert_eq!(fmt_sig(f64::NAN), "-");
