@@ -4,9 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use vqsim::scenario::{Scenario, ScenarioError};
+use vqsim::shard::Shard;
+use vqsim::sweep::{self, SweepError, SweepOptions};
+use vqsim::{plot, summary};
 
 #[derive(Parser)]
 #[command(name = "vqsim", version, about, propagate_version = true)]
@@ -17,8 +20,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario's sweep (the built-in default when no file is given), then write its
+    /// summary tables and figures.
+    Run(RunArgs),
     /// Validate scenario files and show how they expand into runs, without running anything.
     Check(CheckArgs),
+    /// Rebuild runs.csv and history.csv from the per-run results in DIR (e.g. after shards
+    /// wrote separately) and list the runs still missing.
+    Merge(DirArgs),
+    /// Draw every figure that fits the runs in DIR, and write its summary tables.
+    Plot(DirArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Scenario TOML file; without it, the built-in default (SPEC defaults, early and deferred, seeds 0–2).
+    #[arg(value_name = "SCENARIO")]
+    scenario: Option<PathBuf>,
+    /// Results go to OUT/<scenario name>/.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Run only shard I of N (1-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
+    #[arg(long, value_name = "I/N", default_value_t = Shard::ALL)]
+    shard: Shard,
+    /// Skip the summary tables and figures (e.g. in shard jobs; run `vqsim plot` after merging).
+    #[arg(long)]
+    no_report: bool,
+}
+
+#[derive(Args)]
+struct DirArgs {
+    /// A results directory, OUT/<scenario name>.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -35,7 +72,10 @@ fn main() -> ExitCode {
     // Usage errors exit with status 2 inside clap; --help and --version with 0.
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run(&args),
         Command::Check(args) => check(&args),
+        Command::Merge(args) => merge(&args.dir),
+        Command::Plot(args) => report(&args.dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,11 +89,55 @@ fn main() -> ExitCode {
 /// 2 when the user's input is wrong and must be fixed (as for clap's usage errors), 1 when
 /// something failed while doing valid work.
 fn exit_status(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<ScenarioError>()) {
-        2
-    } else {
-        1
+    for cause in err.chain() {
+        if cause.is::<ScenarioError>() {
+            return 2;
+        }
+        if let Some(sweep) = cause.downcast_ref::<SweepError>() {
+            return sweep.exit_code().try_into().unwrap_or(1);
+        }
     }
+    1
+}
+
+fn run(args: &RunArgs) -> Result<()> {
+    let scenario = match &args.scenario {
+        Some(path) => Scenario::load(path)?,
+        None => Scenario::builtin_default(),
+    };
+    let mut opts = SweepOptions::new(&args.out);
+    opts.threads = args.threads;
+    opts.shard = args.shard;
+    let done = sweep::run_sweep(&scenario, &opts)?;
+    print!("{}", sweep::summary(&done.dir)?);
+    // A shard sees only part of the runs: its figures would mislead, so they wait for the merge.
+    if !args.no_report && done.assembly.missing.is_empty() {
+        report(&done.dir)?;
+    }
+    Ok(())
+}
+
+fn merge(dir: &std::path::Path) -> Result<()> {
+    let merged = sweep::merge(dir)?;
+    for (index, id) in &merged.missing {
+        println!("missing: run {index} ({id})");
+    }
+    print!("{}", sweep::summary(dir)?);
+    Ok(())
+}
+
+/// Summary tables with confidence intervals, then every figure that fits.
+fn report(dir: &std::path::Path) -> Result<()> {
+    let stats = summary::summarize(dir)?;
+    summary::write(dir, &stats)?;
+    let figures =
+        plot::plot_all(dir).with_context(|| format!("drawing figures for {}", dir.display()))?;
+    println!(
+        "wrote {} and {} figure files",
+        dir.join("summary.csv").display(),
+        figures.len()
+    );
+    Ok(())
 }
 
 fn check(args: &CheckArgs) -> Result<()> {
