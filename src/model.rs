@@ -52,7 +52,16 @@ impl Autoencoder {
     /// One optimisation step on a batch `x` (n, d); quantized when `vq` is given. Returns the
     /// total loss. The quantizer's own optimizer (if it learns by gradient) is stepped by the
     /// caller from `vq.grad`.
-    pub fn step(&mut self, x: ArrayView2<f32>, mut vq: Option<&mut Quantizer>) -> f32 {
+    pub fn step(&mut self, x: ArrayView2<f32>, vq: Option<&mut Quantizer>) -> f32 {
+        let loss = self.gradients(x, vq);
+        self.opt.step(self.encoder.params_mut().chain(self.decoder.params_mut()));
+        loss
+    }
+
+    /// Forward and backward of a batch without the update: leaves ∂L/∂θ in the networks'
+    /// gradients and ∂L/∂codes in `vq.grad` (and applies the EMA update when the codebook
+    /// learns that way). Returns the total loss.
+    pub fn gradients(&mut self, x: ArrayView2<f32>, mut vq: Option<&mut Quantizer>) -> f32 {
         let n = x.nrows();
         let (mut z, mut q) = (self.z.slice_mut(s![..n, ..]), self.q.slice_mut(s![..n, ..]));
         z.assign(&self.encoder.forward(x));
@@ -89,8 +98,6 @@ impl Autoencoder {
             None => g_z.assign(&g_q),
         }
         self.encoder.backward(x, g_z.view(), None);
-        self.opt
-            .step(self.encoder.params_mut().chain(self.decoder.params_mut()));
         rec + vq_loss + commit
     }
 
