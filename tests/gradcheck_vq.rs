@@ -1,0 +1,249 @@
+//! Finite-difference checks of the whole autoencoder's backward pass with the VQ bottleneck:
+//! reconstruction, codebook and commitment losses and the straight-through estimator, plus the
+//! EMA codebook update rule (which has no gradient).
+//!
+//! With the straight-through estimator the decoder sees z + sg(q − z), so the encoder's
+//! gradient is the gradient of the surrogate
+//!   L_enc(θ) = mse(dec(z(θ) + c), x) + β·mean‖z(θ) − q‖²,  c = q − z frozen,
+//! the decoder's that of mse(dec(q), x), and the codebook's that of mean‖sg(z) − e_k‖².
+//! Central differences of exactly those functions are compared with the analytic gradients.
+
+use ndarray::{Array2, ArrayView2};
+use ndarray_rand::rand_distr::StandardNormal;
+use ndarray_rand::RandomExt;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use vqsim::config::{Activation, Init, RunConfig, Update};
+use vqsim::model::Autoencoder;
+use vqsim::nn::{loss, Mlp};
+use vqsim::vq::Quantizer;
+
+const EPS: f32 = 1e-3;
+
+fn config(act: Activation, update: Update) -> RunConfig {
+    let mut cfg = RunConfig::default();
+    cfg.data.dim = 3;
+    cfg.model.latent_dim = 2;
+    cfg.model.width = 8;
+    cfg.model.depth = 2;
+    cfg.model.activation = act;
+    cfg.quantizer.codebook_size = 6;
+    cfg.quantizer.beta = 0.25;
+    cfg.quantizer.init = Init::Normal;
+    cfg.quantizer.update = update;
+    cfg.train.batch_size = 16;
+    cfg
+}
+
+struct Setup {
+    ae: Autoencoder,
+    vq: Quantizer,
+    x: Array2<f32>,
+}
+
+fn setup(act: Activation, update: Update, seed: u64) -> Setup {
+    let cfg = config(act, update);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let ae = Autoencoder::new(&cfg, &mut rng);
+    let x: Array2<f32> = Array2::random_using((16, 3), StandardNormal, &mut rng);
+    // Codes spread over the encoder's outputs so that several are selected.
+    let z = ae.encoder.infer(x.view());
+    let codes = Array2::from_shape_fn((6, 2), |(k, j)| z[[2 * k + 1, j]] + 0.05);
+    let vq = Quantizer::new(&cfg.quantizer, codes);
+    Setup { ae, vq, x }
+}
+
+/// Nearest code of every row, and the codes themselves.
+fn quantize(vq: &Quantizer, z: ArrayView2<f32>) -> (Vec<usize>, Array2<f32>) {
+    let mut assign = vec![0; z.nrows()];
+    let mut q = Array2::zeros(z.raw_dim());
+    vq.quantize(z, &mut assign, q.view_mut());
+    (assign, q)
+}
+
+fn mean_sq(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f64 {
+    let s: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    s / a.len() as f64
+}
+
+/// Compare an analytic gradient with central differences of `f` over every parameter of
+/// `net`, returning how many coordinates were compared.
+fn check_net(
+    name: &str,
+    net: &mut Mlp,
+    analytic: &[Vec<f32>],
+    mut f: impl FnMut(&Mlp) -> f64,
+) -> usize {
+    let mut compared = 0;
+    for (slot, grads) in analytic.iter().enumerate() {
+        for (i, &a) in grads.iter().enumerate() {
+            let mut at = |delta: f32, net: &mut Mlp| {
+                net.params_mut().nth(slot).unwrap().0[i] += delta;
+                let v = f(net);
+                net.params_mut().nth(slot).unwrap().0[i] -= delta;
+                v
+            };
+            let numeric = (at(EPS, net) - at(-EPS, net)) / (2.0 * EPS as f64);
+            let tol = 2e-2 * numeric.abs().max(a.abs() as f64) + 2e-4;
+            assert!(
+                (numeric - a as f64).abs() <= tol,
+                "{name}: slot {slot} index {i}: analytic {a} vs numeric {numeric}"
+            );
+            compared += 1;
+        }
+    }
+    compared
+}
+
+fn grads_of(net: &mut Mlp) -> Vec<Vec<f32>> {
+    net.params_mut().map(|(_, g)| g.to_vec()).collect()
+}
+
+#[test]
+fn quantized_backward_matches_finite_differences() {
+    for (seed, act) in [
+        (1, Activation::Tanh),
+        (2, Activation::Gelu),
+        (3, Activation::Relu),
+    ] {
+        let Setup { mut ae, mut vq, x } = setup(act, Update::Loss, seed);
+        let beta = vq.beta;
+        let z0 = ae.encoder.infer(x.view());
+        let (assign, q) = quantize(&vq, z0.view());
+        assert!(
+            assign
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                >= 3,
+            "the check needs several codes in use"
+        );
+        ae.gradients(x.view(), Some(&mut vq));
+        let (enc_grads, dec_grads) = (grads_of(&mut ae.encoder), grads_of(&mut ae.decoder));
+
+        // Decoder: the reconstruction of the quantized codes.
+        let mut dec = ae.decoder.clone();
+        let n = check_net("decoder", &mut dec, &dec_grads, |d| {
+            loss::mse(d.infer(q.view()).view(), x.view()) as f64
+        });
+        assert!(n > 50);
+
+        // Encoder: straight-through reconstruction plus β-weighted commitment.
+        let c = &q - &z0;
+        let decoder = ae.decoder.clone();
+        let mut enc = ae.encoder.clone();
+        let n = check_net("encoder", &mut enc, &enc_grads, |e| {
+            let z = e.infer(x.view());
+            let recon = decoder.infer((&z + &c).view());
+            loss::mse(recon.view(), x.view()) as f64 + beta as f64 * mean_sq(z.view(), q.view())
+        });
+        assert!(n > 50);
+
+        // Codebook: mean‖sg(z) − e_k‖² with the assignments held fixed.
+        let analytic = vq.grad.clone();
+        let mut codes = vq.codes.clone();
+        for k in 0..codes.nrows() {
+            for j in 0..codes.ncols() {
+                let mut at = |delta: f32| {
+                    codes[[k, j]] += delta;
+                    let chosen =
+                        Array2::from_shape_fn(z0.raw_dim(), |(i, jj)| codes[[assign[i], jj]]);
+                    codes[[k, j]] -= delta;
+                    mean_sq(z0.view(), chosen.view())
+                };
+                let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS as f64);
+                let a = analytic[[k, j]] as f64;
+                assert!(
+                    (numeric - a).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 2e-4,
+                    "codebook [{k},{j}]: analytic {a} vs numeric {numeric}"
+                );
+            }
+        }
+        assert!(
+            analytic.iter().any(|g| g.abs() > 1e-3),
+            "codebook gradient is trivially zero"
+        );
+    }
+}
+
+#[test]
+fn continuous_backward_matches_finite_differences() {
+    let Setup { mut ae, x, .. } = setup(Activation::Tanh, Update::Loss, 4);
+    ae.gradients(x.view(), None);
+    let (enc_grads, dec_grads) = (grads_of(&mut ae.encoder), grads_of(&mut ae.decoder));
+    let decoder = ae.decoder.clone();
+    let mut enc = ae.encoder.clone();
+    check_net("encoder", &mut enc, &enc_grads, |e| {
+        let recon = decoder.infer(e.infer(x.view()).view());
+        loss::mse(recon.view(), x.view()) as f64
+    });
+    let encoder = ae.encoder.clone();
+    let mut dec = ae.decoder.clone();
+    check_net("decoder", &mut dec, &dec_grads, |d| {
+        loss::mse(d.infer(encoder.infer(x.view()).view()).view(), x.view()) as f64
+    });
+}
+
+#[test]
+fn straight_through_passes_decoder_gradient_unchanged() {
+    // With β = 0 the encoder output's gradient is exactly the decoder input's gradient.
+    let Setup { mut vq, x, ae } = setup(Activation::Tanh, Update::Loss, 5);
+    vq.beta = 0.0;
+    let z = ae.encoder.infer(x.view());
+    let (assign, q) = quantize(&vq, z.view());
+    let g_q: Array2<f32> = Array2::random_using(
+        z.raw_dim(),
+        StandardNormal,
+        &mut ChaCha8Rng::seed_from_u64(9),
+    );
+    let mut g_z = Array2::zeros(z.raw_dim());
+    vq.backward(z.view(), q.view(), &assign, g_q.view(), g_z.view_mut());
+    assert_eq!(g_z, g_q);
+    // With β > 0 the difference is the commitment gradient 2β(z − q)/(n·m).
+    vq.beta = 0.5;
+    vq.backward(z.view(), q.view(), &assign, g_q.view(), g_z.view_mut());
+    let expected = &g_q + &((&z - &q) * (2.0 * 0.5 / z.len() as f32));
+    for (a, b) in g_z.iter().zip(&expected) {
+        assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn ema_update_follows_the_vq_vae_rule() {
+    // Two codes, decay 0.5, a batch assigning two points to code 0 and none to code 1.
+    let mut cfg = config(Activation::Tanh, Update::Ema).quantizer;
+    cfg.codebook_size = 2;
+    cfg.ema_decay = 0.5;
+    let codes = Array2::from_shape_vec((2, 2), vec![0.0, 0.0, 10.0, 10.0]).unwrap();
+    let mut vq = Quantizer::new(&cfg, codes);
+    assert!(!vq.learns_by_gradient());
+    let z = Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+    vq.ema_update(z.view(), &[0, 0]);
+    // N = (0.5·1 + 0.5·2, 0.5·1 + 0) = (1.5, 0.5); m_0 = 0.5·(0,0) + 0.5·(4,6) = (2,3);
+    // m_1 = 0.5·(10,10) = (5,5). Laplace: Ñ_k = (N_k + ε)/(2 + 2ε)·2.
+    let eps = 1e-5_f32;
+    let smooth = |n: f32| (n + eps) / (2.0 + 2.0 * eps) * 2.0;
+    let expected = [
+        2.0 / smooth(1.5),
+        3.0 / smooth(1.5),
+        5.0 / smooth(0.5),
+        5.0 / smooth(0.5),
+    ];
+    for (a, b) in vq.codes.iter().zip(expected) {
+        assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
+    }
+    // The EMA codebook adds no codebook loss: only the commitment term remains.
+    let q = Array2::zeros((2, 2));
+    let (codebook, commit) = vq.losses(z.view(), q.view());
+    assert_eq!(codebook, 0.0);
+    assert!((commit - cfg.beta as f32 * 7.5).abs() < 1e-5);
+}
+
+#[test]
+fn ema_step_moves_codes_and_leaves_no_codebook_gradient() {
+    let Setup { mut ae, mut vq, x } = setup(Activation::Tanh, Update::Ema, 6);
+    let before = vq.codes.clone();
+    ae.gradients(x.view(), Some(&mut vq));
+    assert_ne!(vq.codes, before, "EMA must update the used codes");
+    assert!(vq.grad.iter().all(|&g| g == 0.0));
+}
