@@ -2,7 +2,7 @@
 # Run one shard of a vqsim sweep per Slurm array task.
 #
 #   jid=$(sbatch --parsable --array=1-8 scripts/slurm_sweep.sh scenarios/capacity.toml out)
-#   sbatch --dependency=afterany:$jid --wrap "vqsim merge out/capacity"
+#   sbatch --dependency=afterany:$jid --wrap "vqsim merge out/capacity && vqsim plot out/capacity"
 #
 # Task I of an N-task array runs shard I/N (runs whose index mod N = I-1) into OUT, which
 # must be on a file system every node sees. Shards share OUT safely: each finished run is

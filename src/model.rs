@@ -54,7 +54,8 @@ impl Autoencoder {
     /// caller from `vq.grad`.
     pub fn step(&mut self, x: ArrayView2<f32>, vq: Option<&mut Quantizer>) -> f32 {
         let loss = self.gradients(x, vq);
-        self.opt.step(self.encoder.params_mut().chain(self.decoder.params_mut()));
+        self.opt
+            .step(self.encoder.params_mut().chain(self.decoder.params_mut()));
         loss
     }
 
