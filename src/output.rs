@@ -61,27 +61,7 @@ fn read_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
 
 /// The metric names in `Metrics` field order, which is their column order.
 pub fn metric_names() -> Vec<String> {
-    metric_cells(&nan_metrics()).0
-}
-
-fn nan_metrics() -> Metrics {
-    let n = f64::NAN;
-    Metrics {
-        mse: n,
-        quant_mse: n,
-        perplexity: n,
-        codes_used: n,
-        dead_codes: n,
-        codebook_dist: n,
-        codebook_cos: n,
-        embed_dist: n,
-        shrink_ratio: n,
-        coverage: n,
-        embed_rank: n,
-        modes_hit: n,
-        mode_entropy: n,
-        token_mode_entropy: n,
-    }
+    metric_cells(&Metrics::nan()).0
 }
 
 /// Names and `{}`-formatted values of the metrics, in struct order. serde gives the order;
@@ -616,7 +596,7 @@ mod tests {
 
     #[test]
     fn metric_cells_use_display_formatting() {
-        let mut m = nan_metrics();
+        let mut m = Metrics::nan();
         m.mse = 1e-7;
         m.perplexity = 59.25;
         m.codes_used = 64.0;

@@ -1,7 +1,11 @@
 //! Principal components in f64, to show embeddings of any dimension in a 2-D panel.
 //!
 //! The dimensions here are small (data and latent dims of a few tens at most), so the covariance
-//! is formed explicitly and diagonalised by cyclic Jacobi rotations: exact, simple, no crate.
+//! is formed explicitly and diagonalised by the Jacobi solver of `linalg`.
+
+use ndarray::Array2;
+
+use crate::linalg::sym_eigen;
 
 /// Centre and leading principal axes of a point cloud.
 #[derive(Debug, Clone)]
@@ -32,14 +36,12 @@ impl Pca {
                 }
             }
         }
-        let (values, vectors) = jacobi_eigen(cov);
-        let mut order: Vec<usize> = (0..d).collect();
-        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
-        let axes = order
-            .iter()
-            .take(k)
-            .map(|&c| {
-                let mut v: Vec<f64> = (0..d).map(|i| vectors[i][c]).collect();
+        let cov = Array2::from_shape_fn((d, d), |(i, j)| cov[i][j]);
+        // Eigenvalues come sorted in decreasing order.
+        let (values, vectors) = sym_eigen(cov.view());
+        let axes = (0..d.min(k))
+            .map(|c| {
+                let mut v: Vec<f64> = vectors.column(c).to_vec();
                 // Fix the sign so the same cloud always gives the same picture.
                 let big = v
                     .iter()
@@ -51,7 +53,7 @@ impl Pca {
                 v
             })
             .collect();
-        let variance = order.iter().take(k).map(|&c| values[c]).collect();
+        let variance = values.iter().take(k).copied().collect();
         Pca {
             mean,
             axes,
@@ -71,60 +73,6 @@ impl Pca {
             })
             .collect()
     }
-}
-
-/// Eigen-decomposition of a symmetric matrix: (eigenvalues, eigenvectors as columns).
-fn jacobi_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let d = a.len();
-    let mut v: Vec<Vec<f64>> = (0..d)
-        .map(|i| (0..d).map(|j| f64::from(u8::from(i == j))).collect())
-        .collect();
-    let scale: f64 = a
-        .iter()
-        .flatten()
-        .map(|x| x * x)
-        .sum::<f64>()
-        .max(f64::MIN_POSITIVE);
-    for _sweep in 0..100 {
-        let off: f64 = (0..d)
-            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i][j] * a[i][j])
-            .sum();
-        if off <= 1e-24 * scale {
-            break;
-        }
-        for p in 0..d {
-            for q in p + 1..d {
-                if a[p][q] == 0.0 {
-                    continue;
-                }
-                // Rotation angle that zeroes a[p][q] (Golub & Van Loan, Alg. 8.4.1).
-                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                // A ← Jᵀ A J: rotate columns p, q, then rows p, q (p < q).
-                for row in a.iter_mut() {
-                    let (akp, akq) = (row[p], row[q]);
-                    row[p] = c * akp - s * akq;
-                    row[q] = s * akp + c * akq;
-                }
-                let (head, tail) = a.split_at_mut(q);
-                for (apk, aqk) in head[p].iter_mut().zip(tail[0].iter_mut()) {
-                    let (x, y) = (*apk, *aqk);
-                    *apk = c * x - s * y;
-                    *aqk = s * x + c * y;
-                }
-                for row in v.iter_mut() {
-                    let (vp, vq) = (row[p], row[q]);
-                    row[p] = c * vp - s * vq;
-                    row[q] = s * vp + c * vq;
-                }
-            }
-        }
-    }
-    ((0..d).map(|i| a[i][i]).collect(), v)
 }
 
 #[cfg(test)]
@@ -149,21 +97,5 @@ mod tests {
         // Projections are centred and orthonormal axes preserve the long coordinate.
         let p = pca.project(&rows[150]);
         assert!((p[0] - (rows[150][0] + rows[150][1] - 2.0 * pca.mean[0]) * h).abs() < 1e-2);
-    }
-
-    #[test]
-    fn eigenpairs_satisfy_the_definition() {
-        let a = vec![
-            vec![4.0, 1.0, 0.5],
-            vec![1.0, 3.0, 0.2],
-            vec![0.5, 0.2, 1.0],
-        ];
-        let (vals, vecs) = jacobi_eigen(a.clone());
-        for c in 0..3 {
-            for i in 0..3 {
-                let av: f64 = (0..3).map(|j| a[i][j] * vecs[j][c]).sum();
-                assert!((av - vals[c] * vecs[i][c]).abs() < 1e-10);
-            }
-        }
     }
 }
