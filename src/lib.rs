@@ -12,6 +12,7 @@ pub mod model;
 pub mod nearest;
 pub mod nn;
 pub mod output;
+pub mod paper;
 pub mod plot;
 pub mod rng;
 pub mod scenario;

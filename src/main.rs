@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use vqsim::paper::{self as paper_mod, PaperError, PaperScenario};
 use vqsim::scenario::{Scenario, ScenarioError};
 use vqsim::shard::Shard;
 use vqsim::sweep::{self, SweepError, SweepOptions};
@@ -30,6 +31,23 @@ enum Command {
     Merge(DirArgs),
     /// Draw every figure that fits the runs in DIR, and write its summary tables.
     Plot(DirArgs),
+    /// Run the paper's five scenarios (shrinkage, init, tokens, dynamics, capacity) into OUT,
+    /// resuming finished runs, then write OUT/paper/: every figure, claims.csv, headline.csv
+    /// and an offline index.html with each claim's verdict.
+    Paper(PaperArgs),
+}
+
+#[derive(Args)]
+struct PaperArgs {
+    /// Results go to OUT/<scenario name>/ and OUT/paper/.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Read the five scenario files from DIR instead of the copies built into vqsim.
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -76,6 +94,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Merge(args) => merge(&args.dir),
         Command::Plot(args) => report(&args.dir),
+        Command::Paper(args) => paper(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +111,12 @@ fn exit_status(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<ScenarioError>() {
             return 2;
+        }
+        if let Some(PaperError::Scenario(_)) = cause.downcast_ref::<PaperError>() {
+            return 2;
+        }
+        if let Some(PaperError::Sweep(sweep)) = cause.downcast_ref::<PaperError>() {
+            return sweep.exit_code().try_into().unwrap_or(1);
         }
         if let Some(sweep) = cause.downcast_ref::<SweepError>() {
             return sweep.exit_code().try_into().unwrap_or(1);
@@ -136,6 +161,31 @@ fn report(dir: &std::path::Path) -> Result<()> {
         "wrote {} and {} figure files",
         dir.join("summary.csv").display(),
         figures.len()
+    );
+    Ok(())
+}
+
+fn paper(args: &PaperArgs) -> Result<()> {
+    let scenarios = match &args.scenarios {
+        Some(dir) => PaperScenario::from_dir(dir)?,
+        None => PaperScenario::builtin(),
+    };
+    let mut opts = SweepOptions::new(&args.out);
+    opts.threads = args.threads;
+    let paper = paper_mod::run(&scenarios, &opts)?;
+    for s in &paper.sections {
+        for v in &s.verdicts {
+            let verdict = if v.supported {
+                "supported"
+            } else {
+                "NOT supported"
+            };
+            println!("{}: {verdict}: {}", s.name, v.claim);
+        }
+    }
+    println!(
+        "wrote {}",
+        args.out.join("paper").join("index.html").display()
     );
     Ok(())
 }

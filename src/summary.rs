@@ -315,7 +315,8 @@ fn num(x: f64) -> String {
 /// Write CSV to a temporary file beside `path`, then rename it over `path`, so a reader never
 /// sees a half-written summary.
 fn write_atomic(path: &Path, lines: &[Vec<String>]) -> Result<(), SummaryError> {
-    let tmp = path.with_extension("csv.tmp");
+    // Per process: shard processes that finish together may all write the summary at once.
+    let tmp = path.with_extension(format!("csv.{}.tmp", std::process::id()));
     let err = |source| SummaryError::Write {
         path: path.to_path_buf(),
         source,

@@ -14,6 +14,9 @@ pub enum Scale {
     Log2,
 }
 
+/// Most tick labels a log2 axis shows; beyond it, every other tick goes unlabelled.
+const MAX_LABELS: usize = 6;
+
 /// One axis: its scale, its extent and ticks in transformed units.
 #[derive(Debug, Clone)]
 pub struct Axis {
@@ -71,7 +74,16 @@ impl Axis {
         to(self.scale, v)
     }
 
+    /// Tick label; on a log2 axis with more than `MAX_LABELS` ticks only every other one is
+    /// labelled (counting down from the largest), since wide labels like "1024" would overlap.
     pub fn label(&self, t: f64) -> String {
+        if self.scale == Scale::Log2 && self.ticks.len() > MAX_LABELS {
+            let last = self.ticks.len() - 1;
+            let i = self.ticks.iter().position(|&k| (k - t).abs() < 1e-9);
+            if i.is_some_and(|i| (last - i) % 2 == 1) {
+                return String::new();
+            }
+        }
         match self.scale {
             Scale::Linear => num_label(t),
             Scale::Log10 => num_label(10f64.powf(t)),
@@ -187,6 +199,13 @@ mod tests {
         assert_eq!(a.ticks, vec![3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
         assert_eq!(a.label(a.ticks[0]), "8");
         assert_eq!(a.label(a.ticks[5]), "256");
+    }
+
+    #[test]
+    fn crowded_log2_axes_label_every_other_tick_down_from_the_largest() {
+        let a = Axis::fit(Scale::Log2, [8.0, 1024.0], 0.04);
+        let labels: Vec<String> = a.ticks.iter().map(|t| a.label(*t)).collect();
+        assert_eq!(labels, vec!["", "16", "", "64", "", "256", "", "1024"]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis::{Axis, Scale};
 use super::curves::{CurvePanel, CurvesFig};
-use super::runs::{sort_values, Group, Runs};
+use super::runs::{sort_values, spread, Group, Runs};
 use super::style::{self, legend, text, viridis, Key};
 use super::tokens::{arm_curves, arm_legend, seeds_note};
 use super::{save, Draw, DrawResult, PlotError};
@@ -36,7 +36,7 @@ pub fn capacity(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
         return Ok(Vec::new());
     }
     let mut paths = Vec::new();
-    for group in runs.groups(&[DEPTH, WIDTH]).iter().take(MAX_FIGURES) {
+    for group in &spread(&runs.groups(&[DEPTH, WIDTH]), MAX_FIGURES) {
         let stem = format!("capacity{}", group.slug());
         paths.extend(if depth && width {
             save(&heat_figure(&runs, group), dir, &stem)?
@@ -186,7 +186,8 @@ impl Draw for HeatFig {
     fn size(&self) -> (u32, u32) {
         let header = style::header_height(&self.subtitle, style::WIDTH);
         let rows = style::ROW * self.arms.len() as u32;
-        (style::WIDTH, header + style::LEGEND_LINE + 6 + rows)
+        let legend = style::legend_height(&heat_legend(), style::WIDTH);
+        (style::WIDTH, header + legend + rows)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
@@ -194,18 +195,7 @@ impl Draw for HeatFig {
         DB::ErrorType: 'static,
     {
         let body = style::header(root, &self.title, &self.subtitle)?;
-        let body = legend(
-            &body,
-            &[vec![
-                (Key::Text, "colour:".into()),
-                (Key::Square(viridis(0.0)), "low".into()),
-                (Key::Square(viridis(0.5)), "mid".into()),
-                (
-                    Key::Square(viridis(1.0)),
-                    "high (one scale per metric, shared by all arms)".into(),
-                ),
-            ]],
-        )?;
+        let body = legend(&body, &heat_legend())?;
         let cells = body.split_evenly((self.arms.len(), METRICS.len()));
         for (m, (_, title, _)) in METRICS.iter().enumerate() {
             // One colour scale per metric across arms, so arms compare by colour too.
@@ -225,6 +215,18 @@ impl Draw for HeatFig {
         }
         Ok(())
     }
+}
+
+fn heat_legend() -> Vec<Vec<(Key, String)>> {
+    vec![vec![
+        (Key::Text, "colour:".into()),
+        (Key::Square(viridis(0.0)), "low".into()),
+        (Key::Square(viridis(0.5)), "mid".into()),
+        (
+            Key::Square(viridis(1.0)),
+            "high (one scale per metric, shared by all arms)".into(),
+        ),
+    ]]
 }
 
 impl HeatFig {

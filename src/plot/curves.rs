@@ -38,12 +38,12 @@ impl CurvePanel {
         let xs = self.curves.iter().flat_map(|c| c.pts.iter().map(|p| p.0));
         let xs: Vec<f64> = xs.chain(self.vlines.iter().map(|v| v.0)).collect();
         self.x = Axis::fit(x, xs, 0.04);
-        let ys = self
-            .curves
-            .iter()
-            .flat_map(|c| c.pts.iter().flat_map(|(_, m)| [m.mean, m.lo, m.hi]));
+        let ys = self.curves.iter().flat_map(|c| {
+            c.pts
+                .iter()
+                .flat_map(|(_, m)| [m.mean, band_lo(y, m), m.hi])
+        });
         let refs = self.reference.iter().flatten().map(|p| p.1);
-        // Bands that dip to ≤ 0 do not stretch a log axis down: `fit` drops them.
         self.y = Axis::fit(y, ys.chain(refs).collect::<Vec<_>>(), 0.06);
     }
 
@@ -84,7 +84,10 @@ impl CurvePanel {
         for c in &self.curves {
             for seg in segments(&c.pts) {
                 let upper = seg.iter().map(|(px, m)| (x.to(*px), y.clamp(m.hi)));
-                let lower = seg.iter().rev().map(|(px, m)| (x.to(*px), y.clamp(m.lo)));
+                let lower = seg
+                    .iter()
+                    .rev()
+                    .map(|(px, m)| (x.to(*px), y.clamp(band_lo(y.scale, m))));
                 chart.draw_series(std::iter::once(Polygon::new(
                     upper.chain(lower).collect::<Vec<_>>(),
                     c.color.mix(0.2).filled(),
@@ -110,6 +113,19 @@ impl CurvePanel {
     }
 }
 
+/// On log axes a band's lower edge is drawn no lower than this share of the mean.
+pub const LOG_BAND_FLOOR: f64 = 0.1;
+
+/// Lower edge of a band as drawn. A t-interval of a positive metric over few seeds can reach
+/// ≤ 0, which a log axis cannot show: left alone it would plunge to the axis bottom in spikes
+/// (or stretch the axis over decades of nothing), so on log axes it is cut at a positive floor.
+pub fn band_lo(scale: Scale, m: &MeanCi) -> f64 {
+    match scale {
+        Scale::Linear => m.lo,
+        Scale::Log10 | Scale::Log2 => m.lo.max(LOG_BAND_FLOOR * m.mean),
+    }
+}
+
 /// Runs of consecutive points with a finite mean: lines break where a metric is undefined.
 fn segments(pts: &[(f64, MeanCi)]) -> Vec<&[(f64, MeanCi)]> {
     pts.split(|(_, m)| !m.mean.is_finite())
@@ -129,7 +145,7 @@ pub struct CurvesFig {
 impl Draw for CurvesFig {
     fn size(&self) -> (u32, u32) {
         let rows = self.panels.len().div_ceil(self.cols) as u32;
-        let legend = self.legend.len() as u32 * style::LEGEND_LINE + 6;
+        let legend = style::legend_height(&self.legend, style::WIDTH);
         let header = style::header_height(&self.subtitle, style::WIDTH);
         (style::WIDTH, header + legend + rows * style::ROW)
     }

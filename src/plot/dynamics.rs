@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use super::axis::{Axis, Scale};
 use super::curves::{Curve, CurvePanel, CurvesFig};
-use super::runs::{Group, Runs};
+use super::runs::{spread, Group, Runs};
 use super::style::{arm_color, Key};
 use super::tokens::{arm_legend, seeds_note};
 use super::{save, PlotError};
 use crate::stats::mean_ci;
 use crate::table::Table;
 
-const MAX_FIGURES: usize = 6;
+const MAX_FIGURES: usize = 4;
 const METRICS: [(&str, &str, &str, Scale); 3] = [
     (
         "codebook_dist",
@@ -45,7 +45,7 @@ pub fn dynamics(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     let runs = Runs::load(dir)?;
     let history = History::read(&path, &runs)?;
     let mut paths = Vec::new();
-    for group in runs.groups(&[]).iter().take(MAX_FIGURES) {
+    for group in &spread(&runs.groups(&[]), MAX_FIGURES) {
         if let Some(fig) = figure(&runs, &history, group) {
             paths.extend(save(&fig, dir, &format!("dynamics{}", group.slug()))?);
         }

@@ -22,7 +22,7 @@ use crate::table::TableError;
 
 pub use capacity::capacity;
 pub use dynamics::dynamics;
-pub use runs::{Runs, ARM_PARAMS, PARAMS};
+pub use runs::{slug, Runs, ARM_PARAMS, PARAMS};
 pub use shrinkage::shrinkage;
 pub use tokens::token_scaling;
 
@@ -112,7 +112,9 @@ pub(crate) fn save(fig: &impl Draw, dir: &Path, stem: &str) -> Result<Vec<PathBu
     let size = fig.size();
     let png = out.join(format!("{stem}.png"));
     // The bitmap encoder picks the format from the extension, so the temp name ends in .png.
-    let png_tmp = out.join(format!(".{stem}.tmp.png"));
+    // Per process: shard processes that finish together may all draw the figures at once.
+    let pid = std::process::id();
+    let png_tmp = out.join(format!(".{stem}.{pid}.tmp.png"));
     let draw_err = |path: &Path, e: Box<dyn std::error::Error>| PlotError::Draw {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -133,7 +135,7 @@ pub(crate) fn save(fig: &impl Draw, dir: &Path, stem: &str) -> Result<Vec<PathBu
         fig.draw(&root).map_err(|e| draw_err(&svg, e))?;
         root.present().map_err(|e| draw_err(&svg, e.into()))?;
     }
-    let svg_tmp = out.join(format!(".{stem}.tmp.svg"));
+    let svg_tmp = out.join(format!(".{stem}.{pid}.tmp.svg"));
     std::fs::write(&svg_tmp, text).map_err(|source| PlotError::Io {
         path: svg_tmp.clone(),
         source,

@@ -226,22 +226,8 @@ impl Runs {
 impl Group {
     /// File-name suffix, e.g. "_d8_S64"; empty for the only group.
     pub fn slug(&self) -> String {
-        self.values
-            .iter()
-            .map(|(k, v)| {
-                let s: String = format!("{}{}", short(k), v)
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '.' {
-                            c
-                        } else {
-                            '-'
-                        }
-                    })
-                    .collect();
-                format!("_{s}")
-            })
-            .collect()
+        let values: Vec<(&str, &str)> = self.values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        slug(&values)
     }
 
     /// Human description, e.g. "d=8, S=64".
@@ -252,6 +238,42 @@ impl Group {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// File-name suffix of a figure for parameter values, e.g. "_d8_S64"; empty for none.
+pub fn slug(values: &[(&str, &str)]) -> String {
+    values
+        .iter()
+        .map(|(k, v)| {
+            let s: String = format!("{}{}", short(k), v)
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            format!("_{s}")
+        })
+        .collect()
+}
+
+/// At most `k` of `items`, evenly spread and always including the first and the last, so a
+/// capped set of per-configuration figures still spans the sweep (e.g. the smallest and the
+/// largest codebook) instead of stopping at its first few configurations.
+pub fn spread<T: Clone>(items: &[T], k: usize) -> Vec<T> {
+    let n = items.len();
+    if n <= k {
+        return items.to_vec();
+    }
+    if k <= 1 {
+        return items.iter().take(k).cloned().collect();
+    }
+    (0..k)
+        .map(|i| items[(i * (n - 1) + (k - 1) / 2) / (k - 1)].clone())
+        .collect()
 }
 
 /// Sorts numerically when every value is a number, else lexically.
@@ -320,5 +342,19 @@ pub fn show(key: &str, value: &str) -> String {
                 format!("{s} {value}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_keeps_both_ends_and_spaces_the_rest_evenly() {
+        let v: Vec<u32> = (0..8).collect();
+        assert_eq!(spread(&v, 4), vec![0, 2, 5, 7]);
+        assert_eq!(spread(&v, 8), v);
+        assert_eq!(spread(&v[..3], 6), vec![0, 1, 2]);
+        assert_eq!(spread(&(0..70).collect::<Vec<u32>>(), 2), vec![0, 69]);
     }
 }

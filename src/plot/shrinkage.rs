@@ -8,13 +8,13 @@ use plotters::prelude::*;
 
 use super::axis::{Axis, Scale};
 use super::pca::Pca;
-use super::runs::{Group, Runs, ARM_PARAMS};
+use super::runs::{spread, Group, Runs, ARM_PARAMS};
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
 use crate::table::Table;
 
 /// At most this many figures (groups), so a large sweep does not drown the figure folder.
-const MAX_FIGURES: usize = 6;
+const MAX_FIGURES: usize = 4;
 /// Scatter panels draw at most this many points (an even stride), to keep the SVG small.
 const MAX_POINTS: usize = 4000;
 
@@ -84,14 +84,11 @@ fn prefixed(t: &Table, p: char) -> Vec<usize> {
 }
 
 /// Draws one shrinkage figure per group of runs that differ only in the arm parameters (at
-/// most six), each from the lowest-seed run of every arm that kept a snapshot.
+/// most four, spread over the sweep), each from the lowest-seed run of every arm that kept a snapshot.
 pub fn shrinkage(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     let runs = Runs::load(dir)?;
     let mut paths = Vec::new();
-    for group in runs.groups(&[]).into_iter() {
-        if paths.len() >= 2 * MAX_FIGURES {
-            break;
-        }
+    for group in spread(&runs.groups(&[]), MAX_FIGURES) {
         if let Some(fig) = figure(&runs, &group)? {
             paths.extend(save(&fig, dir, &format!("shrinkage{}", group.slug()))?);
         }
@@ -223,7 +220,8 @@ impl Draw for ShrinkFig {
     fn size(&self) -> (u32, u32) {
         let header = style::header_height(&self.subtitle, style::WIDTH);
         let rows = style::ROW * self.arms.len() as u32;
-        (style::WIDTH, header + 2 * style::LEGEND_LINE + 6 + rows)
+        let legend = style::legend_height(&self.legend(), style::WIDTH);
+        (style::WIDTH, header + legend + rows)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
@@ -231,25 +229,7 @@ impl Draw for ShrinkFig {
         DB::ErrorType: 'static,
     {
         let body = style::header(root, &self.title, &self.subtitle)?;
-        let grey = RGBColor(0x55, 0x55, 0x55);
-        let mut mode_keys = vec![(Key::Text, "true mode:".to_string())];
-        mode_keys.extend((0..self.modes).map(|k| (Key::Square(mode_color(k)), k.to_string())));
-        let body = legend(
-            &body,
-            &[
-                vec![
-                    (Key::Dot(grey), "data point".into()),
-                    (Key::Cross(grey), "reconstruction".into()),
-                    // The codes' fill: black at 45% on white.
-                    (
-                        Key::Dot(RGBColor(0x8C, 0x8C, 0x8C)),
-                        "code (area ∝ usage)".into(),
-                    ),
-                    (Key::Hollow(BLACK), "dead code".into()),
-                ],
-                mode_keys,
-            ],
-        )?;
+        let body = legend(&body, &self.legend())?;
         let pts = || self.arms.iter().flat_map(|a| a.data.iter().chain(&a.recon));
         let data_range = (
             Axis::fit(Scale::Linear, pts().map(|p| p.0), 0.05),
@@ -260,17 +240,41 @@ impl Draw for ShrinkFig {
             .iter()
             .flat_map(|a| a.usage.first().copied())
             .fold(1.0, f64::max);
+        let usage_min = self
+            .arms
+            .iter()
+            .flat_map(|a| a.usage.iter().copied().filter(|&u| u > 0.0))
+            .fold(usage_max, f64::min);
         let cells = body.split_evenly((self.arms.len(), 3));
         for (arm, cell) in self.arms.iter().zip(cells.chunks(3)) {
             self.data_panel(arm, &cell[0], &data_range)?;
             self.latent_panel(arm, &cell[1])?;
-            usage_panel(arm, &cell[2], usage_max)?;
+            usage_panel(arm, &cell[2], (usage_min, usage_max))?;
         }
         Ok(())
     }
 }
 
 impl ShrinkFig {
+    fn legend(&self) -> Vec<Vec<(Key, String)>> {
+        let grey = RGBColor(0x55, 0x55, 0x55);
+        let mut mode_keys = vec![(Key::Text, "true mode:".to_string())];
+        mode_keys.extend((0..self.modes).map(|k| (Key::Square(mode_color(k)), k.to_string())));
+        vec![
+            vec![
+                (Key::Dot(grey), "data point".into()),
+                (Key::Cross(grey), "reconstruction".into()),
+                // The codes' fill: black at 45% on white.
+                (
+                    Key::Dot(RGBColor(0x8C, 0x8C, 0x8C)),
+                    "code (area ∝ usage)".into(),
+                ),
+                (Key::Hollow(BLACK), "dead code".into()),
+            ],
+            mode_keys,
+        ]
+    }
+
     fn data_panel<DB: DrawingBackend>(
         &self,
         arm: &Arm,
@@ -323,23 +327,32 @@ impl ShrinkFig {
                 .map(|&(x, y, k)| Circle::new((x, y), 2, mode_color(k).mix(0.3).filled())),
         )?;
         let umax = arm.codes.iter().map(|c| c.2).fold(1.0, f64::max);
-        // Area ∝ usage; a floor of 2 px keeps rarely used codes visible.
+        // Area ∝ usage; a floor of 2 px keeps rarely used codes visible. The largest marker
+        // shrinks with the codebook (11 px at S = 64) so a thousand used codes do not paint
+        // the embeddings over.
+        let r_max = (11.0 * (64.0 / arm.codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
+        let r_dead = r_max.min(4.0) as i32;
         chart.draw_series(arm.codes.iter().map(|&(x, y, u)| {
             if u > 0.0 {
-                let r = (11.0 * (u / umax).sqrt()).max(2.0) as i32;
+                let r = (r_max * (u / umax).sqrt()).max(2.0) as i32;
                 Circle::new((x, y), r, BLACK.mix(0.45).filled())
             } else {
-                Circle::new((x, y), 4, BLACK.stroke_width(1))
+                Circle::new((x, y), r_dead, BLACK.stroke_width(1))
             }
         }))?;
         Ok(())
     }
 }
 
+/// Above this codebook size usage is drawn on a log axis: bars are then narrower than a pixel
+/// and the panel reads as a rank–usage curve, and a thousand codes used ~10 times each would
+/// be invisible on the linear scale shared with an arm that put thousands on a few codes.
+const LOG_USAGE_ABOVE: usize = 128;
+
 fn usage_panel<DB: DrawingBackend>(
     arm: &Arm,
     area: &DrawingArea<DB, Shift>,
-    usage_max: f64,
+    (usage_min, usage_max): (f64, f64),
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -348,22 +361,38 @@ where
     let used = arm.usage.iter().filter(|&&u| u > 0.0).count();
     // Ranks start at 1; bars are centred on integer ranks.
     let xr = Axis::fit(Scale::Linear, [0.5, s as f64 + 0.5], 0.0);
-    let yr = Axis::fit(Scale::Linear, [0.0, usage_max * 1.05], 0.0);
+    let log = s > LOG_USAGE_ABOVE;
+    let (yr, y_desc) = if log {
+        let y = Axis::fit(Scale::Log10, [usage_min * 0.7, usage_max * 1.3], 0.0);
+        (y, "points per code (log scale)")
+    } else {
+        let y = Axis::fit(Scale::Linear, [0.0, usage_max * 1.05], 0.0);
+        (y, "points per code")
+    };
     let mut chart = style::panel(area, &format!("{}: {used}/{s} codes used", arm.name))
         .build_cartesian_2d(xr.coord(), yr.coord())?;
     style::mesh(
         &mut chart,
         "code rank (by usage)",
-        "points per code",
+        y_desc,
         &|v| xr.label(*v),
         &|v| yr.label(*v),
     )?;
     // Gaps between bars only while they stay wider than a pixel or two.
     let half = if s <= 64 { 0.4 } else { 0.5 };
-    chart.draw_series(arm.usage.iter().enumerate().map(|(i, &u)| {
-        let i = i as f64 + 1.0;
-        Rectangle::new([(i - half, 0.0), (i + half, u)], arm.color.filled())
-    }))?;
+    chart.draw_series(
+        arm.usage
+            .iter()
+            .enumerate()
+            .filter(|(_, &u)| u > 0.0)
+            .map(|(i, &u)| {
+                let i = i as f64 + 1.0;
+                Rectangle::new(
+                    [(i - half, yr.lo), (i + half, yr.clamp(u))],
+                    arm.color.filled(),
+                )
+            }),
+    )?;
     Ok(())
 }
 

@@ -154,12 +154,26 @@ pub fn panel<'a, 'b, DB: DrawingBackend>(
     title: &'b str,
 ) -> ChartBuilder<'a, 'b, DB> {
     let mut b = ChartBuilder::on(area);
-    b.caption(title, text(PANEL_TITLE_PX))
+    b.caption(title, text(title_px(title, area.dim_in_pixel().0)))
         .margin(12)
         .margin_right(24)
         .x_label_area_size(66)
         .y_label_area_size(96);
     b
+}
+
+/// Smallest panel-title size, px: titles shrink towards it to fit their panel.
+const MIN_TITLE_PX: u32 = 16;
+
+/// The panel-title size at which `title` fits a panel `width` px wide (long arm names such as
+/// "deferred, init uniform" would otherwise run into the neighbouring panel).
+fn title_px(title: &str, width: u32) -> u32 {
+    let room = width.saturating_sub(24);
+    let mut px = PANEL_TITLE_PX;
+    while px > MIN_TITLE_PX && text(px).font.box_size(title).is_ok_and(|(w, _)| w > room) {
+        px -= 1;
+    }
+    px
 }
 
 /// Tick label for a number: integers plainly, otherwise three significant digits.
@@ -198,7 +212,58 @@ pub enum Key {
     Square(RGBColor),
 }
 
-/// Draws legend lines, each centred, at the top of `area`; returns the area below them.
+/// Horizontal layout of legend entries: swatch width, swatch-to-text gap, gap between entries.
+const SWATCH: i32 = 34;
+const SWATCH_GAP: i32 = 8;
+const ENTRY_GAP: i32 = 30;
+
+fn key_width(k: &Key) -> i32 {
+    if matches!(k, Key::Text) {
+        0
+    } else {
+        SWATCH + SWATCH_GAP
+    }
+}
+
+fn entry_width(k: &Key, label: &str) -> i32 {
+    let w = text(LEGEND_PX)
+        .font
+        .box_size(label)
+        .map_or(LEGEND_PX * label.chars().count() as u32 / 2, |(w, _)| w);
+    key_width(k) + w as i32
+}
+
+/// Legend lines broken where they would not fit `width` px, so many arms wrap onto further
+/// lines instead of running off the figure's edges.
+pub fn wrap_legend(lines: &[Vec<(Key, String)>], width: u32) -> Vec<Vec<(Key, String)>> {
+    let room = width as i32 - 2 * ENTRY_GAP;
+    let mut out: Vec<Vec<(Key, String)>> = Vec::new();
+    for line in lines {
+        let mut cur: Vec<(Key, String)> = Vec::new();
+        let mut used = 0;
+        for (key, label) in line {
+            let w = entry_width(key, label);
+            // A text-only heading (e.g. "true mode:") stays with the entry after it.
+            let heading = cur.last().is_some_and(|(k, _)| matches!(k, Key::Text));
+            if !cur.is_empty() && !heading && used + ENTRY_GAP + w > room {
+                out.push(std::mem::take(&mut cur));
+                used = 0;
+            }
+            used += if cur.is_empty() { w } else { ENTRY_GAP + w };
+            cur.push((*key, label.clone()));
+        }
+        out.push(cur);
+    }
+    out
+}
+
+/// Height `legend` takes for these lines in a figure `width` px wide.
+pub fn legend_height(lines: &[Vec<(Key, String)>], width: u32) -> u32 {
+    wrap_legend(lines, width).len() as u32 * LEGEND_LINE + 6
+}
+
+/// Draws legend lines, each centred and wrapped to the width of `area`, at the top of `area`;
+/// returns the area below them.
 pub fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     lines: &[Vec<(Key, String)>],
@@ -208,35 +273,28 @@ where
 {
     let (width, _) = area.dim_in_pixel();
     let style = text(LEGEND_PX);
-    let (swatch, gap, pad) = (34i32, 8i32, 30i32);
+    let lines = wrap_legend(lines, width);
     for (li, line) in lines.iter().enumerate() {
         let widths: Vec<i32> = line
             .iter()
             .map(|(_, t)| area.estimate_text_size(t, &style).map(|(w, _)| w as i32))
             .collect::<Result<_, _>>()?;
-        let key_w = |k: &Key| {
-            if matches!(k, Key::Text) {
-                0
-            } else {
-                swatch + gap
-            }
-        };
         let total: i32 = line
             .iter()
             .zip(&widths)
-            .map(|((k, _), w)| key_w(k) + w)
+            .map(|((k, _), w)| key_width(k) + w)
             .sum::<i32>()
-            + pad * (line.len() as i32 - 1).max(0);
+            + ENTRY_GAP * (line.len() as i32 - 1).max(0);
         let mut x = (width as i32 - total) / 2;
         let y = li as i32 * LEGEND_LINE as i32 + LEGEND_LINE as i32 / 2;
         for ((key, label), w) in line.iter().zip(widths) {
-            draw_key(area, *key, (x, y), swatch)?;
+            draw_key(area, *key, (x, y), SWATCH)?;
             area.draw(&Text::new(
                 label.as_str(),
-                (x + key_w(key), y),
+                (x + key_width(key), y),
                 style.pos(Pos::new(HPos::Left, VPos::Center)),
             ))?;
-            x += key_w(key) + w + pad;
+            x += key_width(key) + w + ENTRY_GAP;
         }
     }
     let used = lines.len() as u32 * LEGEND_LINE + 6;

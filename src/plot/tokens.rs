@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::axis::{Axis, Scale};
 use super::curves::{Curve, CurvePanel, CurvesFig};
-use super::runs::{Group, Runs};
+use super::runs::{spread, Group, Runs};
 use super::style::{arm_color, Key};
 use super::{save, PlotError};
 use crate::stats::mean_ci;
@@ -21,7 +21,7 @@ pub fn token_scaling(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
         return Ok(Vec::new());
     }
     let mut paths = Vec::new();
-    for group in runs.groups(&[SIZE]).iter().take(MAX_FIGURES) {
+    for group in &spread(&runs.groups(&[SIZE]), MAX_FIGURES) {
         let fig = figure(&runs, group);
         paths.extend(save(&fig, dir, &format!("token_scaling{}", group.slug()))?);
     }
