@@ -6,6 +6,7 @@
 pub mod claims;
 pub mod config;
 pub mod data;
+pub mod kmeans;
 pub mod linalg;
 pub mod metrics;
 pub mod model;

@@ -202,7 +202,7 @@ impl Mlp {
     /// (parameter, gradient) pairs as flat slices: per layer W then b, input layer first.
     pub fn params_mut(&mut self) -> impl Iterator<Item = (&mut [f32], &[f32])> {
         self.layers.iter_mut().flat_map(|l| {
-            let Linear { w, b, gw, gb } = l;
+            let Linear { w, b, gw, gb, .. } = l;
             [
                 (
                     w.as_slice_mut().expect("standard layout"),
