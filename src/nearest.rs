@@ -7,7 +7,9 @@
 //! Searches repeated in a loop (code assignment every training step) pass a `Scratch` and
 //! allocate nothing once it has grown to their sizes.
 
-use ndarray::{linalg::general_mat_mul, s, ArrayView2, ArrayViewMut2};
+use ndarray::{s, ArrayView2, ArrayViewMut2};
+
+use crate::nn::gemm::gemm;
 
 /// Up to this dimension the direct loop beats a matrix product.
 const DIRECT_MAX_DIM: usize = 8;
@@ -182,8 +184,14 @@ fn nearest_blocked(
     let c = 16.0 * (m as f32 + 2.0) * f32::EPSILON;
     let ps = p.as_slice().unwrap();
     let Scratch {
-        p_hi, p_lo, gram, ..
+        by_dim,
+        p_hi,
+        p_lo,
+        gram,
+        ..
     } = scratch;
+    by_dim.fill(p);
+    let pt = ArrayView2::from_shape((m, by_dim.s), &by_dim.data).expect("filled above"); // (m, S)
     // d̃ ± e = ‖q‖²(1 ± c) + [‖p‖²(1 ± c) − 2 q·p]: the bracket is per point, the rest per query.
     p_hi.clear();
     p_lo.clear();
@@ -199,7 +207,7 @@ fn nearest_blocked(
         let end = (start + BLOCK).min(n);
         let qb = q.slice(s![start..end, ..]); // (b, m)
         let mut gb = g.slice_mut(s![..end - start, ..]); // (b, S)
-        general_mat_mul(1.0, &qb, &p.t(), 0.0, &mut gb);
+        gemm(qb, pt, false, gb.view_mut());
         for (r, o) in out[start..end].iter_mut().enumerate() {
             let qrow = qb.row(r);
             let qr = qrow.as_slice().unwrap();
