@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use vqsim::bench::{BenchOptions, TorchRef};
 use vqsim::scenario::{Scenario, ScenarioError};
 use vqsim::shard::Shard;
 use vqsim::sweep::{self, SweepError, SweepOptions};
@@ -30,6 +31,9 @@ enum Command {
     Merge(DirArgs),
     /// Draw every figure that fits the runs in DIR, and write its summary tables.
     Plot(DirArgs),
+    /// Time training steps, one default run and a 16-run sweep on 1 vs N threads (optionally
+    /// against the PyTorch reference), for the README's performance section.
+    Bench(BenchArgs),
 }
 
 #[derive(Args)]
@@ -49,6 +53,22 @@ struct RunArgs {
     /// Skip the summary tables and figures (e.g. in shard jobs; run `vqsim plot` after merging).
     #[arg(long)]
     no_report: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Rounds per measurement; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Threads of the sweep compared with 1 thread.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// A Python with torch, numpy and scikit-learn: also time torch_ref.py on the same run.
+    #[arg(long, value_name = "PYTHON")]
+    torch: Option<PathBuf>,
+    /// The PyTorch reference script.
+    #[arg(long, value_name = "PATH", default_value = "../shared/bench/torch_ref.py")]
+    torch_script: PathBuf,
 }
 
 #[derive(Args)]
@@ -76,6 +96,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Merge(args) => merge(&args.dir),
         Command::Plot(args) => report(&args.dir),
+        Command::Bench(args) => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -137,6 +158,19 @@ fn report(dir: &std::path::Path) -> Result<()> {
         dir.join("summary.csv").display(),
         figures.len()
     );
+    Ok(())
+}
+
+fn bench(args: &BenchArgs) -> Result<()> {
+    let mut opts = BenchOptions::new();
+    opts.repeat = args.repeat;
+    opts.threads = args.threads;
+    opts.torch = args.torch.clone().map(|python| TorchRef {
+        python,
+        script: args.torch_script.clone(),
+    });
+    let report = vqsim::bench::run(&opts, |what| eprintln!("vqsim bench: timing {what}"))?;
+    print!("{report}");
     Ok(())
 }
 
