@@ -289,7 +289,8 @@ pub fn torch_seconds(torch: &TorchRef, scenario: &Path) -> Result<f64, BenchErro
         return Err(fail(format!("{}: {last}", out.status)));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    json_number(&stdout, "seconds").ok_or_else(|| fail(format!("no `seconds` in its output: {stdout}")))
+    json_number(&stdout, "seconds")
+        .ok_or_else(|| fail(format!("no `seconds` in its output: {stdout}")))
 }
 
 /// The number after `"key":` in a flat JSON object (no JSON crate for one field).

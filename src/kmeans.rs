@@ -67,7 +67,7 @@ pub fn plusplus(z: ArrayView2<f32>, k: usize, rng: &mut impl Rng) -> Array2<f32>
     let zs = z.as_slice().expect("standard layout");
     let row = |i: usize| &zs[i * m..(i + 1) * m];
     let mut centroids = Array2::zeros((k, m)); // (k, m)
-    let first = WeightedIndex::new(std::iter::repeat(1.0f32).take(n))
+    let first = WeightedIndex::new(std::iter::repeat_n(1.0f32, n))
         .expect("at least one point")
         .sample(rng);
     centroids.row_mut(0).assign(&z.row(first));

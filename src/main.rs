@@ -67,7 +67,11 @@ struct BenchArgs {
     #[arg(long, value_name = "PYTHON")]
     torch: Option<PathBuf>,
     /// The PyTorch reference script.
-    #[arg(long, value_name = "PATH", default_value = "../shared/bench/torch_ref.py")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "../shared/bench/torch_ref.py"
+    )]
     torch_script: PathBuf,
 }
 

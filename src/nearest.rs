@@ -192,7 +192,7 @@ fn nearest_blocked(
     } = scratch;
     by_dim.fill(p);
     let pt = ArrayView2::from_shape((m, by_dim.s), &by_dim.data).expect("filled above"); // (m, S)
-    // d̃ ± e = ‖q‖²(1 ± c) + [‖p‖²(1 ± c) − 2 q·p]: the bracket is per point, the rest per query.
+                                                                                         // d̃ ± e = ‖q‖²(1 ± c) + [‖p‖²(1 ± c) − 2 q·p]: the bracket is per point, the rest per query.
     p_hi.clear();
     p_lo.clear();
     for r in ps.chunks_exact(m) {

@@ -61,6 +61,9 @@ fn allocations_in(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(|n| n.get())
 }
 
+/// A change to the default configuration.
+type Edit = fn(&mut RunConfig);
+
 /// A small run: 1000 points, so an epoch ends in a partial batch as real epochs may.
 fn small(edit: impl FnOnce(&mut RunConfig)) -> RunConfig {
     let mut cfg = RunConfig::default();
@@ -118,7 +121,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, fn(&mut RunConfig)); 6] = [
+    let variants: [(&str, Edit); 6] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Above 8 latent dims the code search screens with matrix products.
         ("latent 16", |c| c.model.latent_dim = 16),

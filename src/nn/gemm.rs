@@ -22,7 +22,12 @@ pub const KC: usize = 256;
 /// C = A·B (`accumulate` false) or C += A·B (true); A is (m, k), B (k, n), C (m, n).
 pub fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, accumulate: bool, mut c: ArrayViewMut2<f32>) {
     let ((m, k), n) = (a.dim(), b.ncols());
-    assert_eq!(b.nrows(), k, "gemm: A has {k} columns, B has {} rows", b.nrows());
+    assert_eq!(
+        b.nrows(),
+        k,
+        "gemm: A has {k} columns, B has {} rows",
+        b.nrows()
+    );
     assert_eq!(c.dim(), (m, n), "gemm: C is not (rows of A, columns of B)");
     if m == 0 || n == 0 {
         return;
@@ -105,19 +110,27 @@ impl Job {
     /// A[i, p].
     #[inline(always)]
     unsafe fn a(&self, i: usize, p: usize) -> f32 {
-        *self.a.ptr.offset(i as isize * self.a.rs + p as isize * self.a.cs)
+        *self
+            .a
+            .ptr
+            .offset(i as isize * self.a.rs + p as isize * self.a.cs)
     }
 
     /// B[p, j].
     #[inline(always)]
     unsafe fn b(&self, p: usize, j: usize) -> f32 {
-        *self.b.ptr.offset(p as isize * self.b.rs + j as isize * self.b.cs)
+        *self
+            .b
+            .ptr
+            .offset(p as isize * self.b.rs + j as isize * self.b.cs)
     }
 
     /// C[i, j].
     #[inline(always)]
     unsafe fn c(&self, i: usize, j: usize) -> *mut f32 {
-        self.c.ptr.offset(i as isize * self.c.rs + j as isize * self.c.cs)
+        self.c
+            .ptr
+            .offset(i as isize * self.c.rs + j as isize * self.c.cs)
     }
 
     /// Adds one tile row `acc` into C[i, j0..] (or stores it on the first k-block when C is
@@ -182,7 +195,11 @@ unsafe fn scalar_tile<const R: usize, const NB: usize, const FUSED: bool>(
             for (r, acc) in acc.iter_mut().enumerate() {
                 let av = job.a(i0 + r, p);
                 for (s, &x) in acc.iter_mut().zip(&bv) {
-                    *s = if FUSED { av.mul_add(x, *s) } else { av * x + *s };
+                    *s = if FUSED {
+                        av.mul_add(x, *s)
+                    } else {
+                        av * x + *s
+                    };
                 }
             }
         }
