@@ -3,9 +3,11 @@
 //! A run goes data → model → quantizer → training schedule → metrics; sweeps run many in
 //! parallel and write tables that summaries and figures are drawn from.
 
+pub mod bench;
 pub mod claims;
 pub mod config;
 pub mod data;
+pub mod kmeans;
 pub mod linalg;
 pub mod metrics;
 pub mod model;

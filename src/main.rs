@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use vqsim::bench::{BenchOptions, TorchRef};
 use vqsim::paper::{self as paper_mod, PaperError, PaperScenario};
 use vqsim::scenario::{Scenario, ScenarioError};
 use vqsim::shard::Shard;
@@ -35,6 +36,9 @@ enum Command {
     /// resuming finished runs, then write OUT/paper/: every figure, claims.csv, headline.csv
     /// and an offline index.html with each claim's verdict.
     Paper(PaperArgs),
+    /// Time training steps, one default run and a 16-run sweep on 1 vs N threads (optionally
+    /// against the PyTorch reference), for the README's performance section.
+    Bench(BenchArgs),
 }
 
 #[derive(Args)]
@@ -70,6 +74,26 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct BenchArgs {
+    /// Rounds per measurement; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Threads of the sweep compared with 1 thread.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// A Python with torch, numpy and scikit-learn: also time torch_ref.py on the same run.
+    #[arg(long, value_name = "PYTHON")]
+    torch: Option<PathBuf>,
+    /// The PyTorch reference script.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "../shared/bench/torch_ref.py"
+    )]
+    torch_script: PathBuf,
+}
+
+#[derive(Args)]
 struct DirArgs {
     /// A results directory, OUT/<scenario name>.
     #[arg(value_name = "DIR")]
@@ -95,6 +119,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => merge(&args.dir),
         Command::Plot(args) => report(&args.dir),
         Command::Paper(args) => paper(&args),
+        Command::Bench(args) => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -187,6 +212,19 @@ fn paper(args: &PaperArgs) -> Result<()> {
         "wrote {}",
         args.out.join("paper").join("index.html").display()
     );
+    Ok(())
+}
+
+fn bench(args: &BenchArgs) -> Result<()> {
+    let mut opts = BenchOptions::new();
+    opts.repeat = args.repeat;
+    opts.threads = args.threads;
+    opts.torch = args.torch.clone().map(|python| TorchRef {
+        python,
+        script: args.torch_script.clone(),
+    });
+    let report = vqsim::bench::run(&opts, |what| eprintln!("vqsim bench: timing {what}"))?;
+    print!("{report}");
     Ok(())
 }
 

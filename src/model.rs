@@ -6,6 +6,7 @@ use rand::Rng;
 
 use crate::config::RunConfig;
 use crate::metrics::{self, Metrics, Observation, QuantizedView};
+use crate::nearest;
 use crate::nn::{loss, Adam, Mlp};
 use crate::vq::Quantizer;
 
@@ -20,6 +21,7 @@ pub struct Autoencoder {
     g_q: Array2<f32>,     // (batch, m) ∂L/∂(decoder input)
     g_z: Array2<f32>,     // (batch, m) ∂L/∂z
     assign: Vec<usize>,   // (batch) nearest code
+    search: nearest::Scratch,
 }
 
 /// The model's view of the whole data set: what the metrics and the snapshot need.
@@ -46,6 +48,7 @@ impl Autoencoder {
             g_q: Array2::zeros((b, m)),
             g_z: Array2::zeros((b, m)),
             assign: vec![0; b],
+            search: nearest::Scratch::default(),
         }
     }
 
@@ -69,7 +72,12 @@ impl Autoencoder {
         let (mut vq_loss, mut commit) = (0.0, 0.0);
         match vq.as_deref_mut() {
             Some(vq) => {
-                vq.quantize(z.view(), &mut self.assign[..n], q.view_mut());
+                vq.quantize(
+                    z.view(),
+                    &mut self.assign[..n],
+                    q.view_mut(),
+                    &mut self.search,
+                );
                 (vq_loss, commit) = vq.losses(z.view(), q.view());
             }
             None => q.assign(&z),
@@ -119,7 +127,12 @@ impl Autoencoder {
         let (recon, decoded_codes) = match vq {
             Some(vq) => {
                 let mut q = Array2::zeros(z.raw_dim());
-                vq.quantize(z.view(), &mut assign, q.view_mut());
+                vq.quantize(
+                    z.view(),
+                    &mut assign,
+                    q.view_mut(),
+                    &mut nearest::Scratch::default(),
+                );
                 (
                     self.decoder.infer(q.view()),
                     Some(self.decoder.infer(vq.codes.view())),

@@ -4,18 +4,44 @@
 //! the lowest index (NaN distances never win). Every path here returns exactly that argmin: small
 //! dimensions run the loop itself, vectorised across points; larger ones screen candidates with a matrix product and re-check the survivors
 //! with the loop, so f32 cancellation in ‖q‖² − 2 q·p + ‖p‖² can never change an answer.
+//! Searches repeated in a loop (code assignment every training step) pass a `Scratch` and
+//! allocate nothing once it has grown to their sizes.
 
-use ndarray::{linalg::general_mat_mul, s, Array2, ArrayView2};
+use ndarray::{s, ArrayView2, ArrayViewMut2};
+
+use crate::nn::gemm::gemm;
 
 /// Up to this dimension the direct loop beats a matrix product.
 const DIRECT_MAX_DIM: usize = 8;
 /// Queries per matrix product in the blocked path: (BLOCK, S) scratch stays cache sized.
 const BLOCK: usize = 128;
 
+/// Buffers reused across searches: the points by dimension and per-query distances (direct
+/// path), or point norms and a block of dot products (blocked path).
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    by_dim: PointsByDim,
+    dists: Vec<f32>, // (S)
+    p_hi: Vec<f32>,  // (S)
+    p_lo: Vec<f32>,  // (S)
+    gram: Vec<f32>,  // (BLOCK, S)
+}
+
 /// Index of the nearest row of `points` (Euclidean) for every row of `queries`; ties → lowest index.
 ///
 /// `queries` is (n, m), `points` is (S, m) with S ≥ 1 when n ≥ 1, `out` has length n.
 pub fn nearest(queries: ArrayView2<f32>, points: ArrayView2<f32>, out: &mut [usize]) {
+    nearest_with(queries, points, out, &mut Scratch::default());
+}
+
+/// `nearest` with caller-owned buffers: allocates nothing when `scratch` has served searches
+/// of the same sizes before and both arrays are in standard layout.
+pub fn nearest_with(
+    queries: ArrayView2<f32>,
+    points: ArrayView2<f32>,
+    out: &mut [usize],
+    scratch: &mut Scratch,
+) {
     let (n, m) = queries.dim();
     assert_eq!(points.ncols(), m, "queries and points differ in dimension");
     assert_eq!(out.len(), n, "out must have one slot per query");
@@ -27,9 +53,9 @@ pub fn nearest(queries: ArrayView2<f32>, points: ArrayView2<f32>, out: &mut [usi
     let p = points.as_standard_layout();
     let qs = q.as_slice().unwrap();
     if m <= DIRECT_MAX_DIM {
-        nearest_direct(qs, p.view(), out);
+        nearest_direct(qs, p.view(), out, scratch);
     } else {
-        nearest_blocked(q.view(), p.view(), out);
+        nearest_blocked(q.view(), p.view(), out, scratch);
     }
 }
 
@@ -56,6 +82,7 @@ pub fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
 /// Points stored dimension-major, (m, S), so the distances from one query to all points are m
 /// vectorisable passes. Per point the sum still runs i = 0..m in order, as in `sq_dist`, so the
 /// results are bit-identical to it.
+#[derive(Debug, Clone, Default)]
 pub struct PointsByDim {
     m: usize,
     s: usize,
@@ -64,9 +91,17 @@ pub struct PointsByDim {
 
 impl PointsByDim {
     pub fn new(points: ArrayView2<f32>) -> Self {
+        let mut by_dim = Self::default();
+        by_dim.fill(points);
+        by_dim
+    }
+
+    /// Holds `points` (S, m) from now on, reusing the buffer.
+    pub fn fill(&mut self, points: ArrayView2<f32>) {
         let (s, m) = points.dim();
-        let data = points.t().as_standard_layout().iter().copied().collect();
-        Self { m, s, data }
+        self.data.clear();
+        self.data.extend(points.t().iter().copied());
+        (self.m, self.s) = (m, s);
     }
 
     /// Number of points.
@@ -116,18 +151,19 @@ pub fn first_argmin(d: &[f32]) -> usize {
 }
 
 /// The direct squared-difference search, vectorised across points.
-fn nearest_direct(qs: &[f32], points: ArrayView2<f32>, out: &mut [usize]) {
+fn nearest_direct(qs: &[f32], points: ArrayView2<f32>, out: &mut [usize], scratch: &mut Scratch) {
     let m = points.ncols();
     if m == 0 {
         // Every point is at distance 0, so the lowest index wins.
         out.fill(0);
         return;
     }
-    let pts = PointsByDim::new(points);
-    let mut d = vec![0.0f32; pts.len()]; // (S)
+    let Scratch { by_dim, dists, .. } = scratch;
+    by_dim.fill(points);
+    dists.resize(by_dim.len(), 0.0); // (S)
     for (q, o) in qs.chunks_exact(m).zip(out.iter_mut()) {
-        pts.sq_dists(q, 0, &mut d);
-        *o = first_argmin(&d);
+        by_dim.sq_dists(q, 0, dists);
+        *o = first_argmin(dists);
     }
 }
 
@@ -138,34 +174,51 @@ fn nearest_direct(qs: &[f32], points: ArrayView2<f32>, out: &mut [usize]) {
 /// rounding of the rearranged sums). The direct argmin p* has d̃(p*) − e(p*) ≤ min_k d̃(k) + e(k),
 /// so keeping every such candidate and re-checking them with the direct sum gives the direct
 /// argmin exactly. Usually one candidate survives.
-fn nearest_blocked(q: ArrayView2<f32>, p: ArrayView2<f32>, out: &mut [usize]) {
+fn nearest_blocked(
+    q: ArrayView2<f32>,
+    p: ArrayView2<f32>,
+    out: &mut [usize],
+    scratch: &mut Scratch,
+) {
     let (n, m) = q.dim();
     let c = 16.0 * (m as f32 + 2.0) * f32::EPSILON;
     let ps = p.as_slice().unwrap();
-    let pn: Vec<f32> = ps
-        .chunks_exact(m)
-        .map(|r| r.iter().map(|v| v * v).sum())
-        .collect();
-    // d̃ ± e = ‖q‖²(1 ± c) + [‖p‖²(1 ± c) − 2 q·p]: the bracket is per point, the rest per query.
-    let p_hi: Vec<f32> = pn.iter().map(|&v| v * (1.0 + c)).collect();
-    let p_lo: Vec<f32> = pn.iter().map(|&v| v * (1.0 - c)).collect();
-    let mut g = Array2::<f32>::zeros((BLOCK.min(n), p.nrows())); // (block, S)
+    let Scratch {
+        by_dim,
+        p_hi,
+        p_lo,
+        gram,
+        ..
+    } = scratch;
+    by_dim.fill(p);
+    let pt = ArrayView2::from_shape((m, by_dim.s), &by_dim.data).expect("filled above"); // (m, S)
+                                                                                         // d̃ ± e = ‖q‖²(1 ± c) + [‖p‖²(1 ± c) − 2 q·p]: the bracket is per point, the rest per query.
+    p_hi.clear();
+    p_lo.clear();
+    for r in ps.chunks_exact(m) {
+        let pn: f32 = r.iter().map(|v| v * v).sum();
+        p_hi.push(pn * (1.0 + c));
+        p_lo.push(pn * (1.0 - c));
+    }
+    let s = p.nrows();
+    gram.resize(BLOCK.min(n) * s, 0.0);
+    let mut g = ArrayViewMut2::from_shape((BLOCK.min(n), s), gram).expect("sized above"); // (block, S)
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
         let qb = q.slice(s![start..end, ..]); // (b, m)
         let mut gb = g.slice_mut(s![..end - start, ..]); // (b, S)
-        general_mat_mul(1.0, &qb, &p.t(), 0.0, &mut gb);
+        gemm(qb, pt, false, gb.view_mut());
         for (r, o) in out[start..end].iter_mut().enumerate() {
             let qrow = qb.row(r);
             let qr = qrow.as_slice().unwrap();
             let qn: f32 = qr.iter().map(|v| v * v).sum();
             let grow = gb.row(r);
             let g = grow.as_slice().unwrap();
-            let hi_min = lane_min(g, &p_hi);
+            let hi_min = lane_min(g, p_hi);
             // Candidates: ‖q‖²(1 − c) + lo_j ≤ ‖q‖²(1 + c) + hi_min.
             let threshold = hi_min + 2.0 * c * qn;
             let mut best = (0, f32::INFINITY);
-            for (j, (&gj, &pj)) in g.iter().zip(&p_lo).enumerate() {
+            for (j, (&gj, &pj)) in g.iter().zip(p_lo.iter()).enumerate() {
                 if pj - 2.0 * gj <= threshold {
                     let d = sq_dist(qr, &ps[j * m..(j + 1) * m]);
                     if d < best.1 {

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rayon::prelude::*;
 
+use crate::config::{RunConfig, ScheduleKind};
 use crate::output::{self, Assembly, Manifest, OutputError};
 use crate::scenario::{RunSpec, Scenario, ScenarioError};
 use crate::shard::{Shard, ShardError};
@@ -339,11 +339,14 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         .iter()
         .filter(|r| opts.shard.contains(r.index) && seen.insert(r.id.as_str()))
         .collect();
-    let todo: Vec<&RunSpec> = mine
+    let mut todo: Vec<&RunSpec> = mine
         .iter()
         .copied()
         .filter(|r| !present.contains(&r.id))
         .collect();
+    // Longest first, so the last runs to finish are short ones and no thread idles long at
+    // the end (greedy LPT scheduling). The order changes no result.
+    todo.sort_by(|a, b| expected_cost(&b.config).total_cmp(&expected_cost(&a.config)));
     let skipped = mine.len() - todo.len();
 
     let progress = Progress::new(opts.progress, mine.len(), skipped);
@@ -359,31 +362,33 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
     let ran = AtomicUsize::new(0);
     let diverged = AtomicUsize::new(0);
     let failure: Mutex<Option<OutputError>> = Mutex::new(None);
-    pool.install(|| {
-        // One run per task so idle threads steal single runs, not halves of the list.
-        todo.par_iter().with_max_len(1).for_each(|spec| {
-            if cancel.load(Ordering::SeqCst) {
-                return;
-            }
-            let Ok(outcome) = train::run(&spec.config, spec.seed, cancel) else {
-                return; // cancelled: nothing of this run was written
-            };
-            if let Err(e) = output::write_run(&runs_dir, spec, &outcome) {
-                failure
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert(e);
-                cancel.store(true, Ordering::SeqCst);
-                return;
-            }
-            let div = outcome.status == Status::Diverged;
-            ran.fetch_add(1, Ordering::SeqCst);
-            diverged.fetch_add(usize::from(div), Ordering::SeqCst);
-            progress.run_done(div);
-            if let Some(hook) = &opts.on_run_done {
-                hook(spec, &outcome);
-            }
-        })
+    // Each thread takes the next run from the ordered list until none is left.
+    let next = AtomicUsize::new(0);
+    pool.broadcast(|_| loop {
+        let Some(spec) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+            return;
+        };
+        if cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(outcome) = train::run(&spec.config, spec.seed, cancel) else {
+            continue; // cancelled: nothing of this run was written
+        };
+        if let Err(e) = output::write_run(&runs_dir, spec, &outcome) {
+            failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(e);
+            cancel.store(true, Ordering::SeqCst);
+            return;
+        }
+        let div = outcome.status == Status::Diverged;
+        ran.fetch_add(1, Ordering::SeqCst);
+        diverged.fetch_add(usize::from(div), Ordering::SeqCst);
+        progress.run_done(div);
+        if let Some(hook) = &opts.on_run_done {
+            hook(spec, &outcome);
+        }
     });
     progress.finish();
     if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
@@ -433,6 +438,25 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         threads,
         seconds,
     })
+}
+
+/// Relative cost of a run for scheduling: epochs × points × multiply-adds per point through
+/// encoder and decoder. Crude (it ignores k-means and metrics), but it orders runs well.
+fn expected_cost(cfg: &RunConfig) -> f64 {
+    let (d, m) = (cfg.data.dim as f64, cfg.model.latent_dim as f64);
+    let (w, depth) = (cfg.model.width as f64, cfg.model.depth as f64);
+    let per_point = if depth == 0.0 {
+        2.0 * d * m
+    } else {
+        2.0 * (w * (d + m) + (depth - 1.0) * w * w)
+    };
+    let epochs = cfg.train.epochs
+        + match cfg.schedule.kind {
+            ScheduleKind::Deferred => cfg.schedule.continuous_epochs,
+            ScheduleKind::Early => 0,
+        };
+    let points = (cfg.data.modes * cfg.data.points_per_mode) as f64;
+    (epochs.max(1) as f64) * points * per_point
 }
 
 /// Rebuild `runs.csv` and `history.csv` in `dir` (an `out/<name>/` directory) from the run

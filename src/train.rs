@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ndarray::{s, Array1, Array2};
+use ndarray::{s, Array1, Array2, ArrayView2};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -137,6 +137,27 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
     }
 }
 
+/// One optimisation step on `batch` (n, d): the model's step, then the codebook's own Adam
+/// step when it learns by gradient. Returns the loss. Allocates nothing once warm.
+pub fn step(
+    model: &mut Autoencoder,
+    batch: ArrayView2<f32>,
+    vq: Option<(&mut Quantizer, &mut Adam)>,
+) -> f32 {
+    match vq {
+        Some((vq, opt)) => {
+            let loss = model.step(batch, Some(&mut *vq));
+            if vq.learns_by_gradient() {
+                let codes = vq.codes.as_slice_mut().expect("codebook is contiguous");
+                let grad = vq.grad.as_slice().expect("gradient is contiguous");
+                opt.step(std::iter::once((codes, grad)));
+            }
+            loss
+        }
+        None => model.step(batch, None),
+    }
+}
+
 /// Why training stopped before the end of the schedule.
 enum Stop {
     /// A non-finite loss or parameter appeared in this total epoch.
@@ -204,18 +225,8 @@ impl Trainer<'_> {
             for (mut row, &i) in batch.outer_iter_mut().zip(chunk) {
                 row.assign(&self.data.x.row(i));
             }
-            let loss = match vq.as_mut() {
-                Some((vq, opt)) => {
-                    let loss = self.model.step(batch.view(), Some(vq));
-                    if vq.learns_by_gradient() {
-                        let codes = vq.codes.as_slice_mut().expect("codebook is contiguous");
-                        let grad = vq.grad.as_slice().expect("gradient is contiguous");
-                        opt.step(std::iter::once((codes, grad)));
-                    }
-                    loss
-                }
-                None => self.model.step(batch.view(), None),
-            };
+            let vq = vq.as_mut().map(|(vq, opt)| (&mut **vq, &mut **opt));
+            let loss = step(&mut self.model, batch.view(), vq);
             if !loss.is_finite() {
                 return Err(Stop::Diverged(self.total_epoch));
             }

@@ -6,23 +6,14 @@
 //! the encoder), each a mean over batch × dims. With `update = "ema"` the codebook loss is
 //! replaced by exponential moving averages of the assigned embeddings (VQ-VAE, appendix A.1).
 
-use linfa::traits::Fit;
-use linfa::DatasetBase;
-use linfa_clustering::{KMeans, KMeansInit};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use ndarray_rand::rand_distr::{Normal, Uniform};
 use ndarray_rand::RandomExt;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Init, QuantizerConfig, Update};
-use crate::nearest::nearest;
-
-/// Lloyd iterations allowed to the k-means init (SPEC §3: at most 50, one run).
-const KMEANS_MAX_ITER: u64 = 50;
-/// k-means stops when the squared shift of the centroids falls below this share of the data's
-/// mean per-dimension variance: scikit-learn's `tol`, so that both sides stop at the same point
-/// whatever the scale of the embeddings (linfa's own tolerance is absolute).
-const KMEANS_REL_TOL: f32 = 1e-4;
+use crate::kmeans::kmeans;
+use crate::nearest::{self, nearest_with};
 /// Laplace smoothing of the EMA cluster sizes, so that an unused code never divides by zero.
 const EMA_EPSILON: f32 = 1e-5;
 
@@ -48,20 +39,7 @@ pub fn init_codebook(
                 Normal::new(0.0, cfg.init_std as f32).map_err(|e| InitError(e.to_string()))?;
             Array2::random_using((s, m), normal, rng)
         }
-        Init::Kmeans => {
-            let mean_var = z.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
-            // linfa compares the (unsquared) Frobenius norm of the shift with its tolerance.
-            let tolerance = (KMEANS_REL_TOL * mean_var).sqrt().max(f32::MIN_POSITIVE);
-            let data = DatasetBase::from(z.to_owned());
-            let model = KMeans::params_with_rng(s, rng.clone())
-                .n_runs(1)
-                .max_n_iterations(KMEANS_MAX_ITER)
-                .tolerance(tolerance)
-                .init_method(KMeansInit::KMeansPlusPlus)
-                .fit(&data)
-                .map_err(|e| InitError(e.to_string()))?;
-            model.centroids().to_owned()
-        }
+        Init::Kmeans => kmeans(z, s, rng).map_err(|e| InitError(e.to_string()))?,
     })
 }
 
@@ -110,8 +88,15 @@ impl Quantizer {
     }
 
     /// Nearest code of each row of `z` into `assign`, and the codes themselves into `q`.
-    pub fn quantize(&self, z: ArrayView2<f32>, assign: &mut [usize], mut q: ArrayViewMut2<f32>) {
-        nearest(z, self.codes.view(), assign);
+    /// `scratch` holds the search's buffers between calls.
+    pub fn quantize(
+        &self,
+        z: ArrayView2<f32>,
+        assign: &mut [usize],
+        mut q: ArrayViewMut2<f32>,
+        scratch: &mut nearest::Scratch,
+    ) {
+        nearest_with(z, self.codes.view(), assign, scratch);
         for (mut row, &k) in q.axis_iter_mut(Axis(0)).zip(assign.iter()) {
             row.assign(&self.codes.row(k));
         }

@@ -14,6 +14,15 @@ pub fn forward(act: Activation, pre: ArrayView2<f32>, out: ArrayViewMut2<f32>) {
     }
 }
 
+/// x ← f(x), in place: inference keeps no pre-activations.
+pub fn apply(act: Activation, mut x: ArrayViewMut2<f32>) {
+    match act {
+        Activation::Relu => x.mapv_inplace(|v| v.max(0.0)),
+        Activation::Tanh => x.mapv_inplace(tanh),
+        Activation::Gelu => x.mapv_inplace(|v| v * std_normal_cdf(v)),
+    }
+}
+
 /// g ← g ⊙ f'(pre), in place. `out` = f(pre) from the forward pass saves recomputing tanh.
 pub fn backward(
     act: Activation,

@@ -8,6 +8,9 @@ use super::activation;
 use super::linear::Linear;
 use crate::config::Activation;
 
+/// Rows per piece of `infer`.
+const INFER_CHUNK: usize = 256;
+
 /// Training caches are preallocated for `max_batch` rows so forward/backward never allocate;
 /// a batch of n rows uses the first n rows of each buffer.
 #[derive(Debug, Clone)]
@@ -166,26 +169,40 @@ impl Mlp {
         }
     }
 
-    /// Allocating inference on any number of rows; leaves the training caches alone.
+    /// Inference on any number of rows, (n, d_in) -> (n, d_out); leaves the training caches
+    /// alone. Runs `INFER_CHUNK` rows at a time so the hidden activations stay cache sized
+    /// whatever n is; rows are independent, so the result is the same as in one piece.
     pub fn infer(&self, x: ArrayView2<f32>) -> Array2<f32> {
         assert_eq!(x.ncols(), self.d_in(), "input width differs from d_in");
-        let last = self.layers.len() - 1;
-        let mut h: Option<Array2<f32>> = None;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let input = match &h {
-                Some(h) => h.view(),
-                None => x.view(),
-            };
-            let mut y = Array2::zeros((x.nrows(), layer.fan_out()));
-            layer.forward(input, y.view_mut());
-            if i < last {
-                let mut a = Array2::zeros(y.raw_dim());
-                activation::forward(self.act, y.view(), a.view_mut());
-                y = a;
+        let n = x.nrows();
+        let mut out = Array2::zeros((n, self.d_out()));
+        let width = self.layers[0].fan_out();
+        let rows = n.min(INFER_CHUNK);
+        // Ping-pong hidden buffers, (rows, width) each.
+        let mut h = [Array2::zeros((rows, width)), Array2::zeros((rows, width))];
+        let depth = self.layers.len() - 1;
+        for start in (0..n).step_by(INFER_CHUNK) {
+            let end = (start + INFER_CHUNK).min(n);
+            let xs = x.slice(s![start..end, ..]);
+            let [ha, hb] = &mut h;
+            let (mut cur, mut next) = (ha, hb);
+            for (i, layer) in self.layers.iter().enumerate() {
+                let input = if i == 0 {
+                    xs.view()
+                } else {
+                    cur.slice(s![..end - start, ..])
+                };
+                if i == depth {
+                    layer.forward(input, out.slice_mut(s![start..end, ..]));
+                } else {
+                    let mut pre = next.slice_mut(s![..end - start, ..]);
+                    layer.forward(input, pre.view_mut());
+                    activation::apply(self.act, pre);
+                    std::mem::swap(&mut cur, &mut next);
+                }
             }
-            h = Some(y);
         }
-        h.expect("an Mlp has at least one layer")
+        out
     }
 
     pub fn zero_grad(&mut self) {
@@ -202,7 +219,7 @@ impl Mlp {
     /// (parameter, gradient) pairs as flat slices: per layer W then b, input layer first.
     pub fn params_mut(&mut self) -> impl Iterator<Item = (&mut [f32], &[f32])> {
         self.layers.iter_mut().flat_map(|l| {
-            let Linear { w, b, gw, gb } = l;
+            let Linear { w, b, gw, gb, .. } = l;
             [
                 (
                     w.as_slice_mut().expect("standard layout"),

@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod mlp;

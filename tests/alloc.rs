@@ -1,0 +1,143 @@
+//! The training step allocates nothing in steady state (issue 3, item 7): a counting global
+//! allocator watches this thread across an epoch of steps, after a warm-up epoch.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use ndarray::{s, Array2};
+use rand::seq::SliceRandom;
+use vqsim::config::{Activation, Init, RunConfig, Update};
+use vqsim::data::Mixture;
+use vqsim::model::Autoencoder;
+use vqsim::nn::Adam;
+use vqsim::rng::{stream, Stream};
+use vqsim::train;
+use vqsim::vq::{init_codebook, Quantizer};
+
+struct Counting;
+
+thread_local! {
+    // Const-initialised and without Drop, so touching them never allocates.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made on this thread by `f`.
+fn allocations_in(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    f();
+    COUNTING.with(|on| on.set(false));
+    ALLOCATIONS.with(|n| n.get())
+}
+
+/// A change to the default configuration.
+type Edit = fn(&mut RunConfig);
+
+/// A small run: 1000 points, so an epoch ends in a partial batch as real epochs may.
+fn small(edit: impl FnOnce(&mut RunConfig)) -> RunConfig {
+    let mut cfg = RunConfig::default();
+    cfg.data.points_per_mode = 100;
+    edit(&mut cfg);
+    cfg
+}
+
+/// Allocations during the second epoch of quantized (or, with `quantized` false, continuous)
+/// training steps, driven as the epoch loop drives them.
+fn second_epoch_allocations(cfg: &RunConfig, quantized: bool) -> usize {
+    let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
+    let mut model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
+    let z = model.encoder.infer(data.x.view());
+    let codes = init_codebook(&cfg.quantizer, z.view(), &mut stream(0, Stream::Codebook)).unwrap();
+    let mut vq = Quantizer::new(&cfg.quantizer, codes);
+    let mut opt = Adam::new(cfg.train.lr as f32);
+    let mut shuffle = stream(0, Stream::Shuffle);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let mut batch = Array2::zeros((cfg.train.batch_size, cfg.data.dim));
+    let mut epoch = || {
+        order.shuffle(&mut shuffle);
+        for chunk in order.chunks(cfg.train.batch_size) {
+            let mut b = batch.slice_mut(s![..chunk.len(), ..]);
+            for (mut row, &i) in b.outer_iter_mut().zip(chunk) {
+                row.assign(&data.x.row(i));
+            }
+            let vq = quantized.then_some((&mut vq, &mut opt));
+            let loss = train::step(&mut model, b.view(), vq);
+            assert!(loss.is_finite());
+        }
+    };
+    epoch();
+    allocations_in(epoch)
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let n = allocations_in(|| {
+        let v = std::hint::black_box(vec![1u8; 100]);
+        assert_eq!(v.len(), 100);
+    });
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn quantized_step_allocates_nothing_once_warm() {
+    assert_eq!(second_epoch_allocations(&small(|_| {}), true), 0);
+}
+
+#[test]
+fn continuous_step_allocates_nothing_once_warm() {
+    assert_eq!(second_epoch_allocations(&small(|_| {}), false), 0);
+}
+
+#[test]
+fn every_variant_of_the_step_allocates_nothing_once_warm() {
+    let variants: [(&str, Edit); 6] = [
+        ("ema codebook", |c| c.quantizer.update = Update::Ema),
+        // Above 8 latent dims the code search screens with matrix products.
+        ("latent 16", |c| c.model.latent_dim = 16),
+        ("tanh", |c| c.model.activation = Activation::Tanh),
+        ("gelu, width 40", |c| {
+            c.model.activation = Activation::Gelu;
+            c.model.width = 40;
+        }),
+        ("linear maps", |c| c.model.depth = 0),
+        ("uniform init, dim 5, batch 100", |c| {
+            c.quantizer.init = Init::Uniform;
+            c.data.dim = 5;
+            c.train.batch_size = 100;
+        }),
+    ];
+    for (what, edit) in variants {
+        assert_eq!(second_epoch_allocations(&small(edit), true), 0, "{what}");
+    }
+}
