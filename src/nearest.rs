@@ -7,9 +7,7 @@
 //! Searches repeated in a loop (code assignment every training step) pass a `Scratch` and
 //! allocate nothing once it has grown to their sizes.
 
-use ndarray::{s, ArrayView2, ArrayViewMut2};
-
-use crate::nn::gemm::gemm;
+use ndarray::{linalg::general_mat_mul, s, ArrayView2, ArrayViewMut2};
 
 /// Up to this dimension the direct loop beats a matrix product.
 const DIRECT_MAX_DIM: usize = 8;
@@ -207,7 +205,7 @@ fn nearest_blocked(
         let end = (start + BLOCK).min(n);
         let qb = q.slice(s![start..end, ..]); // (b, m)
         let mut gb = g.slice_mut(s![..end - start, ..]); // (b, S)
-        gemm(qb, pt, false, gb.view_mut());
+        general_mat_mul(1.0, &qb, &pt, 0.0, &mut gb);
         for (r, o) in out[start..end].iter_mut().enumerate() {
             let qrow = qb.row(r);
             let qr = qrow.as_slice().unwrap();

@@ -57,7 +57,7 @@ fn setup(act: Activation, update: Update, seed: u64) -> Setup {
 fn quantize(vq: &Quantizer, z: ArrayView2<f32>) -> (Vec<usize>, Array2<f32>) {
     let mut assign = vec![0; z.nrows()];
     let mut q = Array2::zeros(z.raw_dim());
-    vq.quantize(z, &mut assign, q.view_mut());
+    vq.quantize(z, &mut assign, q.view_mut(), &mut Default::default());
     (assign, q)
 }
 

@@ -1,9 +1,8 @@
 //! Fully connected layer y = x·W + b.
 
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
-
-use super::gemm::gemm;
 
 /// W is (fan_in, fan_out) so the batch (n, fan_in) multiplies from the left without a transpose.
 #[derive(Debug, Clone)]
@@ -16,8 +15,6 @@ pub struct Linear {
     pub gw: Array2<f32>,
     /// dL/db, same shape as `b`.
     pub gb: Array1<f32>,
-    /// Scratch for Wᵀ, (fan_out, fan_in): the product gy·Wᵀ wants it with contiguous rows.
-    wt: Array2<f32>,
 }
 
 impl Linear {
@@ -34,7 +31,6 @@ impl Linear {
         Self {
             gw: Array2::zeros(w.raw_dim()),
             gb: Array1::zeros(b.raw_dim()),
-            wt: Array2::zeros((fan_out, fan_in)),
             w,
             b,
         }
@@ -57,7 +53,7 @@ impl Linear {
                 .broadcast(y.raw_dim())
                 .expect("bias width matches fan_out"),
         );
-        gemm(x, self.w.view(), true, y);
+        general_mat_mul(1.0, &x, &self.w, 1.0, &mut y);
     }
 
     /// Accumulates (+=) gw = xᵀ·gy and gb = Σ gy; writes gx = gy·Wᵀ when asked.
@@ -68,15 +64,14 @@ impl Linear {
         gy: ArrayView2<f32>,
         gx: Option<ArrayViewMut2<f32>>,
     ) {
-        gemm(x.t(), gy, true, self.gw.view_mut());
+        general_mat_mul(1.0, &x.t(), &gy, 1.0, &mut self.gw);
         for row in gy.axis_iter(Axis(0)) {
             Zip::from(&mut self.gb)
                 .and(&row)
                 .for_each(|gb, &g| *gb += g);
         }
-        if let Some(gx) = gx {
-            self.wt.assign(&self.w.t());
-            gemm(gy, self.wt.view(), false, gx);
+        if let Some(mut gx) = gx {
+            general_mat_mul(1.0, &gy, &self.w.t(), 0.0, &mut gx);
         }
     }
 

@@ -4,7 +4,6 @@
 
 pub mod activation;
 pub mod adam;
-pub mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod mlp;
