@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use vqsim::bench::{BenchOptions, TorchRef};
 use vqsim::paper::{self as paper_mod, PaperError, PaperScenario};
+use vqsim::plot::Projection;
 use vqsim::scenario::{Scenario, ScenarioError};
 use vqsim::shard::Shard;
 use vqsim::sweep::{self, SweepError, SweepOptions};
@@ -31,7 +32,7 @@ enum Command {
     /// wrote separately) and list the runs still missing.
     Merge(DirArgs),
     /// Draw every figure that fits the runs in DIR, and write its summary tables.
-    Plot(DirArgs),
+    Plot(PlotArgs),
     /// Run the paper's five scenarios (shrinkage, init, tokens, dynamics, capacity) into OUT,
     /// resuming finished runs, then write OUT/paper/: every figure, claims.csv, headline.csv
     /// and an offline index.html with each claim's verdict.
@@ -71,6 +72,8 @@ struct RunArgs {
     /// Skip the summary tables and figures (e.g. in shard jobs; run `vqsim plot` after merging).
     #[arg(long)]
     no_report: bool,
+    #[command(flatten)]
+    figures: FigureArgs,
 }
 
 #[derive(Args)]
@@ -91,6 +94,32 @@ struct BenchArgs {
         default_value = "../shared/bench/torch_ref.py"
     )]
     torch_script: PathBuf,
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    #[command(flatten)]
+    figures: FigureArgs,
+}
+
+#[derive(Args)]
+struct FigureArgs {
+    /// Lay embeddings of more than two dimensions flat with t-SNE (as the paper did) instead
+    /// of PCA in the shrinkage figures; slower.
+    #[arg(long)]
+    tsne: bool,
+}
+
+impl FigureArgs {
+    fn projection(&self) -> Projection {
+        if self.tsne {
+            Projection::Tsne
+        } else {
+            Projection::Pca
+        }
+    }
 }
 
 #[derive(Args)]
@@ -117,7 +146,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Check(args) => check(&args),
         Command::Merge(args) => merge(&args.dir),
-        Command::Plot(args) => report(&args.dir),
+        Command::Plot(args) => report(&args.dir.dir, args.figures.projection()),
         Command::Paper(args) => paper(&args),
         Command::Bench(args) => bench(&args),
     };
@@ -162,7 +191,7 @@ fn run(args: &RunArgs) -> Result<()> {
     print!("{}", sweep::summary(&done.dir)?);
     // A shard sees only part of the runs: its figures would mislead, so they wait for the merge.
     if !args.no_report && done.assembly.missing.is_empty() {
-        report(&done.dir)?;
+        report(&done.dir, args.figures.projection())?;
     }
     Ok(())
 }
@@ -177,11 +206,11 @@ fn merge(dir: &std::path::Path) -> Result<()> {
 }
 
 /// Summary tables with confidence intervals, then every figure that fits.
-fn report(dir: &std::path::Path) -> Result<()> {
+fn report(dir: &std::path::Path, projection: Projection) -> Result<()> {
     let stats = summary::summarize(dir)?;
     summary::write(dir, &stats)?;
-    let figures =
-        plot::plot_all(dir).with_context(|| format!("drawing figures for {}", dir.display()))?;
+    let figures = plot::plot_all(dir, projection)
+        .with_context(|| format!("drawing figures for {}", dir.display()))?;
     println!(
         "wrote {} and {} figure files",
         dir.join("summary.csv").display(),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vqsim::plot::{self, Figure, Runs, PARAMS};
+use vqsim::plot::{self, Figure, Projection, Runs, PARAMS};
 
 const METRICS: [&str; 14] = [
     "mse",
@@ -413,7 +413,7 @@ fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
     assert_valid(&dynamics);
     assert!(svg(&dir, "dynamics_S64").contains("quantization switch"));
 
-    let shrink = plot::shrinkage(&dir).unwrap();
+    let shrink = plot::shrinkage(&dir, Projection::Pca).unwrap();
     assert_eq!(
         names(&shrink),
         vec![
@@ -430,7 +430,7 @@ fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
     assert_valid(&shrink);
     assert!(plot::capacity(&dir).unwrap().is_empty());
 
-    let all = plot::plot_all(&dir).unwrap();
+    let all = plot::plot_all(&dir, Projection::Pca).unwrap();
     assert_eq!(all.len(), shrink.len() + tokens.len() + dynamics.len());
     assert_valid(&all);
 }
@@ -446,7 +446,7 @@ fn dimension_sweep_projects_high_dimensions_on_principal_components() {
     write_results(&dir, &runs, false);
 
     assert_eq!(plot::discover(&dir).unwrap(), vec![Figure::Shrinkage]);
-    let all = plot::plot_all(&dir).unwrap();
+    let all = plot::plot_all(&dir, Projection::Pca).unwrap();
     assert_eq!(
         names(&all),
         vec![
@@ -467,6 +467,13 @@ fn dimension_sweep_projects_high_dimensions_on_principal_components() {
     );
     assert!(e < f);
     assert!(d8.contains("d=8") && d8.contains("m=4") && d8.contains("K=10"));
+    // t-SNE as the alternative projection: same files, t-SNE axes above 2 dimensions only.
+    let tsne = plot::shrinkage(&dir, Projection::Tsne).unwrap();
+    assert_eq!(names(&tsne), names(&all));
+    assert_valid(&tsne);
+    let (d2, d8) = (svg(&dir, "shrinkage_d2_m2"), svg(&dir, "shrinkage_d8_m4"));
+    assert!(d2.contains("x₁ (a.u.)") && !d2.contains("t-SNE"));
+    assert!(d8.contains("t-SNE 1 of x") && d8.contains("t-SNE 2 of z") && !d8.contains("PC1"));
     assert!(plot::token_scaling(&dir).unwrap().is_empty());
     assert!(plot::dynamics(&dir).unwrap().is_empty());
 }
@@ -506,7 +513,7 @@ fn depth_and_width_sweep_gets_heat_maps_without_diverged_runs() {
     let c = svg(&dir, "capacity");
     assert!(c.contains("encoder width (units)") && !c.contains("1024"));
     // Only the group whose runs kept snapshots gets a shrinkage figure.
-    let shrink = plot::shrinkage(&dir).unwrap();
+    let shrink = plot::shrinkage(&dir, Projection::Pca).unwrap();
     assert_eq!(
         names(&shrink),
         vec!["shrinkage_width4_depth0.png", "shrinkage_width4_depth0.svg"]
@@ -524,7 +531,7 @@ fn width_only_sweep_gets_capacity_curves() {
         plot::discover(&dir).unwrap(),
         vec![Figure::Shrinkage, Figure::Capacity]
     );
-    let all = plot::plot_all(&dir).unwrap();
+    let all = plot::plot_all(&dir, Projection::Pca).unwrap();
     assert_eq!(
         names(&all),
         vec!["capacity.png", "capacity.svg"],
@@ -542,6 +549,8 @@ fn results_without_ok_runs_are_an_error() {
     let mut runs = sweep(&[], 1, false);
     runs.iter_mut().for_each(|r| r.ok = false);
     write_results(&dir, &runs, false);
-    let err = plot::plot_all(&dir).unwrap_err().to_string();
+    let err = plot::plot_all(&dir, Projection::Pca)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no run with status `ok`"), "{err}");
 }

@@ -205,7 +205,7 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
     for (sc, dir) in done {
         let stats = summary::summarize(dir)?;
         summary::write(dir, &stats)?;
-        let files = plot::plot_all(dir)?;
+        let files = plot::plot_all(dir, plot::Projection::Pca)?;
         let verdicts = claims::check(&sc.name, dir, &stats)?;
         let runs = Table::read(&dir.join("runs.csv"))?;
         let status = runs.column("status")?;

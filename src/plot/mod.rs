@@ -23,7 +23,7 @@ use crate::table::TableError;
 pub use capacity::capacity;
 pub use dynamics::dynamics;
 pub use runs::{slug, Runs, ARM_PARAMS, PARAMS};
-pub use shrinkage::shrinkage;
+pub use shrinkage::{shrinkage, Projection};
 pub use tokens::token_scaling;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +77,11 @@ fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
 }
 
 /// Draws every figure that fits the runs in `dir` into `dir/figures/`; returns the files.
-pub fn plot_all(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, PlotError> {
     let mut paths = Vec::new();
     for figure in discover(dir)? {
         paths.extend(match figure {
-            Figure::Shrinkage => shrinkage(dir)?,
+            Figure::Shrinkage => shrinkage(dir, projection)?,
             Figure::TokenScaling => token_scaling(dir)?,
             Figure::Dynamics => dynamics(dir)?,
             Figure::Capacity => capacity(dir)?,

@@ -7,16 +7,83 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::{Axis, Scale};
+use ndarray::Array2;
+
 use super::pca::Pca;
 use super::runs::{spread, Group, Runs, ARM_PARAMS};
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
 use crate::table::Table;
+use crate::tsne::{tsne_joint, TsneParams};
 
 /// At most this many figures (groups), so a large sweep does not drown the figure folder.
 const MAX_FIGURES: usize = 4;
 /// Scatter panels draw at most this many points (an even stride), to keep the SVG small.
 const MAX_POINTS: usize = 4000;
+/// t-SNE is O(n²) per iteration: it lays out at most this many points.
+const TSNE_POINTS: usize = 1000;
+
+/// How vectors of more than two dimensions are laid flat in the scatter panels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Projection {
+    /// Principal components of the first set (data, or embeddings), applied to every set.
+    #[default]
+    Pca,
+    /// One joint t-SNE of all sets, so codes land among the embeddings they stand for (as in
+    /// the paper's figures). Slower, and distances between clusters lose their meaning.
+    Tsne,
+}
+
+impl Projection {
+    fn max_points(self) -> usize {
+        match self {
+            Projection::Pca => MAX_POINTS,
+            Projection::Tsne => TSNE_POINTS,
+        }
+    }
+
+    /// 2-D coordinates of every vector of every set; two or fewer dimensions are kept as they
+    /// are. `path` names the run in errors.
+    fn flatten(
+        self,
+        sets: &[Vec<Vec<f64>>],
+        path: &Path,
+    ) -> Result<Vec<Vec<(f64, f64)>>, PlotError> {
+        let dim = sets.iter().flatten().map(Vec::len).max().unwrap_or(0);
+        let xy = |v: &[f64]| (v[0], v.get(1).copied().unwrap_or(0.0));
+        if dim <= 2 {
+            return Ok(sets
+                .iter()
+                .map(|set| set.iter().map(|v| xy(v)).collect())
+                .collect());
+        }
+        match self {
+            Projection::Pca => {
+                let pca = Pca::fit(&sets[0], 2);
+                Ok(sets
+                    .iter()
+                    .map(|set| set.iter().map(|v| xy(&pca.project(v))).collect())
+                    .collect())
+            }
+            Projection::Tsne => {
+                let arrays: Vec<Array2<f64>> = sets
+                    .iter()
+                    .map(|set| Array2::from_shape_fn((set.len(), dim), |(i, j)| set[i][j]))
+                    .collect();
+                let views: Vec<_> = arrays.iter().map(Array2::view).collect();
+                let flat =
+                    tsne_joint(&views, &TsneParams::default()).map_err(|e| PlotError::Data {
+                        path: path.to_path_buf(),
+                        message: format!("t-SNE failed: {e}"),
+                    })?;
+                Ok(flat
+                    .iter()
+                    .map(|a| a.rows().into_iter().map(|r| (r[0], r[1])).collect())
+                    .collect())
+            }
+        }
+    }
+}
 
 /// One run's final state: the data, its embeddings and reconstructions, and the codebook.
 #[derive(Debug, Clone)]
@@ -85,11 +152,11 @@ fn prefixed(t: &Table, p: char) -> Vec<usize> {
 
 /// Draws one shrinkage figure per group of runs that differ only in the arm parameters (at
 /// most four, spread over the sweep), each from the lowest-seed run of every arm that kept a snapshot.
-pub fn shrinkage(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+pub fn shrinkage(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, PlotError> {
     let runs = Runs::load(dir)?;
     let mut paths = Vec::new();
     for group in spread(&runs.groups(&[]), MAX_FIGURES) {
-        if let Some(fig) = figure(&runs, &group)? {
+        if let Some(fig) = figure(&runs, &group, projection)? {
             paths.extend(save(&fig, dir, &format!("shrinkage{}", group.slug()))?);
         }
     }
@@ -115,11 +182,16 @@ struct ShrinkFig {
     subtitle: String,
     arms: Vec<Arm>,
     modes: usize,
-    data_pc: bool,
-    latent_pc: bool,
+    /// How data and latent panels were laid flat (None: drawn as they are, 2-D).
+    data_proj: Option<Projection>,
+    latent_proj: Option<Projection>,
 }
 
-fn figure(runs: &Runs, group: &Group) -> Result<Option<ShrinkFig>, PlotError> {
+fn figure(
+    runs: &Runs,
+    group: &Group,
+    projection: Projection,
+) -> Result<Option<ShrinkFig>, PlotError> {
     let mut chosen: Vec<(usize, Snapshot)> = Vec::new();
     for arm in &runs.arms {
         let mut rows: Vec<usize> = group
@@ -136,65 +208,53 @@ fn figure(runs: &Runs, group: &Group) -> Result<Option<ShrinkFig>, PlotError> {
             }
         }
     }
-    let Some((_, first)) = chosen.first() else {
+    if chosen.is_empty() {
         return Ok(None);
-    };
-    // One data projection for all arms, so their data panels are directly comparable.
-    let data_pca = (first.x[0].len() > 2).then(|| Pca::fit(&first.x, 2));
+    }
     let modes = chosen
         .iter()
         .flat_map(|(_, s)| s.label.iter().copied())
         .max()
         .map_or(1, |m| m + 1);
-    let stride = |n: usize| n.div_ceil(MAX_POINTS).max(1);
-    let mut latent_pc = false;
-    let arms = chosen
-        .iter()
-        .map(|(row, s)| {
-            let latent_pca = (s.z[0].len() > 2).then(|| Pca::fit(&s.z, 2));
-            latent_pc |= latent_pca.is_some();
-            let step = stride(s.label.len());
-            let proj = |p: &Option<Pca>, v: &[f64]| -> (f64, f64) {
-                match p {
-                    Some(p) => {
-                        let q = p.project(v);
-                        (q[0], q[1])
-                    }
-                    None => (v[0], v.get(1).copied().unwrap_or(0.0)),
-                }
-            };
-            let labelled = |vs: &[Vec<f64>], p: &Option<Pca>| -> Vec<(f64, f64, usize)> {
-                vs.iter()
-                    .zip(&s.label)
-                    .step_by(step)
-                    .map(|(v, &l)| {
-                        let (a, b) = proj(p, v);
-                        (a, b, l)
-                    })
-                    .collect()
-            };
-            let mut usage = s.usage.clone();
-            usage.sort_by(|a, b| b.total_cmp(a));
-            Arm {
-                name: runs.arm(*row),
-                color: arm_color(runs.arm_index(*row)),
-                seed: runs.text(*row, "seed").to_string(),
-                data: labelled(&s.x, &data_pca),
-                recon: labelled(&s.r, &data_pca),
-                embed: labelled(&s.z, &latent_pca),
-                codes: s
-                    .codebook
-                    .iter()
-                    .zip(&s.usage)
-                    .map(|(c, &u)| {
-                        let (a, b) = proj(&latent_pca, c);
-                        (a, b, u)
-                    })
-                    .collect(),
-                usage,
-            }
-        })
-        .collect::<Vec<_>>();
+    let (mut data_proj, mut latent_proj) = (None, None);
+    let mut arms = Vec::new();
+    for (row, s) in &chosen {
+        let step = s.label.len().div_ceil(projection.max_points()).max(1);
+        let every =
+            |vs: &[Vec<f64>]| -> Vec<Vec<f64>> { vs.iter().step_by(step).cloned().collect() };
+        let labels: Vec<usize> = s.label.iter().step_by(step).copied().collect();
+        let path = runs.dir.join("runs").join(runs.text(*row, "run_id"));
+        let data = projection.flatten(&[every(&s.x), every(&s.r)], &path)?;
+        let latent = projection.flatten(&[every(&s.z), s.codebook.clone()], &path)?;
+        if s.x[0].len() > 2 {
+            data_proj = Some(projection);
+        }
+        if s.z[0].len() > 2 {
+            latent_proj = Some(projection);
+        }
+        let labelled = |xy: &[(f64, f64)]| -> Vec<(f64, f64, usize)> {
+            xy.iter()
+                .zip(&labels)
+                .map(|(&(a, b), &l)| (a, b, l))
+                .collect()
+        };
+        let mut usage = s.usage.clone();
+        usage.sort_by(|a, b| b.total_cmp(a));
+        arms.push(Arm {
+            name: runs.arm(*row),
+            color: arm_color(runs.arm_index(*row)),
+            seed: runs.text(*row, "seed").to_string(),
+            data: labelled(&data[0]),
+            recon: labelled(&data[1]),
+            embed: labelled(&latent[0]),
+            codes: latent[1]
+                .iter()
+                .zip(&s.usage)
+                .map(|(&(a, b), &u)| (a, b, u))
+                .collect(),
+            usage,
+        });
+    }
     let rows: Vec<usize> = chosen.iter().map(|(r, _)| *r).collect();
     let seeds: Vec<&str> = arms.iter().map(|a| a.seed.as_str()).collect();
     let seed = if seeds.iter().all(|s| *s == seeds[0]) {
@@ -211,8 +271,8 @@ fn figure(runs: &Runs, group: &Group) -> Result<Option<ShrinkFig>, PlotError> {
         subtitle: format!("{} · {seed}", runs.subtitle(&rows, &ARM_PARAMS)),
         arms,
         modes,
-        data_pc: data_pca.is_some(),
-        latent_pc,
+        data_proj,
+        latent_proj,
     }))
 }
 
@@ -286,7 +346,7 @@ impl ShrinkFig {
     {
         let mut chart = style::panel(area, &format!("{}: data & reconstructions", arm.name))
             .build_cartesian_2d(xr.coord(), yr.coord())?;
-        let (xd, yd) = axis_names(self.data_pc, 'x');
+        let (xd, yd) = axis_names(self.data_proj, 'x');
         style::mesh(&mut chart, &xd, &yd, &|v| xr.label(*v), &|v| yr.label(*v))?;
         chart.draw_series(
             arm.data
@@ -319,7 +379,7 @@ impl ShrinkFig {
         let yr = Axis::fit(Scale::Linear, pts().map(|p| p.1), 0.06);
         let mut chart = style::panel(area, &format!("{}: latent & codebook", arm.name))
             .build_cartesian_2d(xr.coord(), yr.coord())?;
-        let (xd, yd) = axis_names(self.latent_pc, 'z');
+        let (xd, yd) = axis_names(self.latent_proj, 'z');
         style::mesh(&mut chart, &xd, &yd, &|v| xr.label(*v), &|v| yr.label(*v))?;
         chart.draw_series(
             arm.embed
@@ -397,10 +457,10 @@ where
 }
 
 /// Axis titles for a 2-D view of `v`-space: its coordinates, or its principal components.
-fn axis_names(pc: bool, v: char) -> (String, String) {
-    if pc {
-        (format!("PC1 of {v} (a.u.)"), format!("PC2 of {v} (a.u.)"))
-    } else {
-        (format!("{v}₁ (a.u.)"), format!("{v}₂ (a.u.)"))
+fn axis_names(projected: Option<Projection>, v: char) -> (String, String) {
+    match projected {
+        Some(Projection::Pca) => (format!("PC1 of {v} (a.u.)"), format!("PC2 of {v} (a.u.)")),
+        Some(Projection::Tsne) => (format!("t-SNE 1 of {v}"), format!("t-SNE 2 of {v}")),
+        None => (format!("{v}₁ (a.u.)"), format!("{v}₂ (a.u.)")),
     }
 }
