@@ -34,7 +34,13 @@ pub struct Evaluation {
 
 impl Autoencoder {
     pub fn new(cfg: &RunConfig, rng: &mut impl Rng) -> Autoencoder {
-        let (d, m, b) = (cfg.data.dim, cfg.model.latent_dim, cfg.train.batch_size);
+        // A batch never holds more than the whole data set: size the scratch for what can occur.
+        let points = cfg.data.modes * cfg.data.points_per_mode;
+        let (d, m, b) = (
+            cfg.data.dim,
+            cfg.model.latent_dim,
+            cfg.train.batch_size.min(points),
+        );
         let mc = &cfg.model;
         let encoder = Mlp::new(d, mc.width, mc.depth, m, mc.activation, b, rng);
         let decoder = Mlp::new(m, mc.width, mc.depth, d, mc.activation, b, rng);

@@ -103,7 +103,7 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
         model: Autoencoder::new(cfg, &mut stream(seed, Stream::Weights)),
         shuffle: stream(seed, Stream::Shuffle),
         order: (0..n).collect(),
-        batch: Array2::zeros((cfg.train.batch_size, cfg.data.dim)),
+        batch: Array2::zeros((cfg.train.batch_size.min(n), cfg.data.dim)),
         history: Vec::new(),
         measuring: Duration::ZERO,
         total_epoch: 0,
