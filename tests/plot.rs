@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vqsim::plot::{self, Figure, Projection, Runs, PARAMS};
+use vqsim::config::RunConfig;
+use vqsim::plot::{self, params, Figure, Projection, Runs};
+use vqsim::scenario::flatten;
 
 const METRICS: [&str; 14] = [
     "mse",
@@ -29,14 +31,11 @@ const METRICS: [&str; 14] = [
 ];
 
 fn defaults() -> BTreeMap<&'static str, String> {
-    let d = [
-        "10", "200", "2", "10", "0.5", "2", "64", "2", "relu", "64", "loss", "0.25", "0.99",
-        "kmeans", "1", "0.001", "256", "30", "early", "30",
-    ];
-    PARAMS
-        .iter()
-        .copied()
-        .zip(d.iter().map(|s| s.to_string()))
+    let mut cfg = RunConfig::default();
+    cfg.data.points_per_mode = 200;
+    params()
+        .into_iter()
+        .zip(flatten(&cfg).into_iter().map(|(_, value)| value))
         .collect()
 }
 
@@ -244,7 +243,11 @@ fn write_history_rows(out: &mut String, id: &str, run: &Run, rng: &mut ChaCha8Rn
 fn write_results(dir: &Path, runs: &[Run], history: bool) {
     std::fs::create_dir_all(dir).unwrap();
     let mut csv = String::from("run_id,run_index,status,diverged_epoch,seconds");
-    for p in PARAMS.iter().map(|s| s.to_string()).chain(["seed".into()]) {
+    for p in params()
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["seed".into()])
+    {
         write!(csv, ",{p}").unwrap();
     }
     for m in METRICS {
@@ -265,7 +268,7 @@ fn write_results(dir: &Path, runs: &[Run], history: bool) {
             ("diverged", "3")
         };
         write!(csv, "{id},{i},{status},{div},1.5").unwrap();
-        for p in PARAMS {
+        for p in params() {
             write!(csv, ",{}", run.params[p]).unwrap();
         }
         write!(csv, ",{}", run.seed).unwrap();

@@ -22,7 +22,7 @@ use crate::table::TableError;
 
 pub use capacity::capacity;
 pub use dynamics::dynamics;
-pub use runs::{slug, Runs, ARM_PARAMS, PARAMS};
+pub use runs::{params, slug, Runs, ARM_PARAMS};
 pub use shrinkage::{shrinkage, Projection};
 pub use tokens::token_scaling;
 

@@ -3,33 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::RunConfig;
 use crate::table::Table;
 
 use super::PlotError;
 
-/// Parameter columns of runs.csv, in file order.
-pub const PARAMS: [&str; 20] = [
-    "data.modes",
-    "data.points_per_mode",
-    "data.dim",
-    "data.mean_range",
-    "data.std",
-    "model.latent_dim",
-    "model.width",
-    "model.depth",
-    "model.activation",
-    "quantizer.codebook_size",
-    "quantizer.update",
-    "quantizer.beta",
-    "quantizer.ema_decay",
-    "quantizer.init",
-    "quantizer.init_std",
-    "train.lr",
-    "train.batch_size",
-    "train.epochs",
-    "schedule.kind",
-    "schedule.continuous_epochs",
-];
+/// Parameter columns of runs.csv, in file order: every scenario key.
+pub fn params() -> Vec<&'static str> {
+    crate::scenario::fields(&RunConfig::default())
+        .into_iter()
+        .map(|f| f.key)
+        .collect()
+}
 
 /// Parameters whose values are the compared treatments (one line or row each).
 pub const ARM_PARAMS: [&str; 2] = ["schedule.kind", "quantizer.init"];
@@ -74,7 +59,8 @@ impl Runs {
     pub fn load(dir: &Path) -> Result<Runs, PlotError> {
         let mut table = Table::read(&dir.join("runs.csv"))?;
         let status = table.column("status")?;
-        for p in PARAMS.iter().chain(&["run_id", "seed"]) {
+        let params = params();
+        for p in params.iter().chain(&["run_id", "seed"]) {
             table.column(p)?;
         }
         table.rows.retain(|r| r[status] == "ok");
@@ -84,7 +70,7 @@ impl Runs {
                 message: "no run with status `ok` to plot".into(),
             });
         }
-        let varying = table.varying(&PARAMS);
+        let varying = table.varying(&params);
         let mut runs = Runs {
             dir: dir.to_path_buf(),
             scenario: dir
@@ -202,9 +188,8 @@ impl Runs {
         let ema = rows
             .iter()
             .any(|&r| self.text(r, "quantizer.update") == "ema");
-        PARAMS
-            .iter()
-            .copied()
+        params()
+            .into_iter()
             .filter(|k| !axes.contains(k) && !self.arm_keys().contains(k))
             .filter(|k| ALWAYS_SHOWN.contains(k) || self.varies(k))
             .filter(|&k| match k {
