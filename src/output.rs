@@ -552,6 +552,32 @@ pub struct Manifest {
     pub shard: Option<String>,
 }
 
+impl Manifest {
+    /// The manifest of `command` on `scenario`, started at `started`, ending now with `assembly`.
+    pub fn new(
+        command: &str,
+        scenario: &Scenario,
+        assembly: &Assembly,
+        started: SystemTime,
+        seconds: f64,
+    ) -> Manifest {
+        Manifest {
+            vqsim_version: env!("CARGO_PKG_VERSION").into(),
+            command: command.into(),
+            scenario: scenario.name.clone(),
+            runs: scenario.runs.len(),
+            finished: assembly.finished.len(),
+            diverged: assembly.diverged.len(),
+            missing: assembly.missing.len(),
+            started_at: utc_timestamp(started),
+            finished_at: utc_timestamp(SystemTime::now()),
+            seconds,
+            threads: None,
+            shard: None,
+        }
+    }
+}
+
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), OutputError> {
     let text = toml::to_string(manifest).expect("the manifest serializes to TOML");
     write_atomic(&dir.join(MANIFEST_TOML), text.as_bytes())

@@ -406,20 +406,12 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
     output::write_manifest(
         &dir,
         &Manifest {
-            vqsim_version: env!("CARGO_PKG_VERSION").into(),
-            command: "run".into(),
-            scenario: scenario.name.clone(),
-            runs: scenario.runs.len(),
-            finished: assembly.finished.len(),
-            diverged: assembly.diverged.len(),
-            missing: assembly.missing.len(),
-            started_at: output::utc_timestamp(started),
-            finished_at: output::utc_timestamp(SystemTime::now()),
-            seconds,
             threads: Some(threads),
             shard: Some(opts.shard.to_string()),
+            ..Manifest::new("run", scenario, &assembly, started, seconds)
         },
     )?;
+
     if cancelled {
         return Err(SweepError::Cancelled {
             dir,
@@ -472,21 +464,15 @@ pub fn merge(dir: &Path) -> Result<MergeReport, SweepError> {
     let assembly = output::assemble(dir, &scenario)?;
     output::write_manifest(
         dir,
-        &Manifest {
-            vqsim_version: env!("CARGO_PKG_VERSION").into(),
-            command: "merge".into(),
-            scenario: scenario.name.clone(),
-            runs: scenario.runs.len(),
-            finished: assembly.finished.len(),
-            diverged: assembly.diverged.len(),
-            missing: assembly.missing.len(),
-            started_at: output::utc_timestamp(started),
-            finished_at: output::utc_timestamp(SystemTime::now()),
-            seconds: t0.elapsed().as_secs_f64(),
-            threads: None,
-            shard: None,
-        },
+        &Manifest::new(
+            "merge",
+            &scenario,
+            &assembly,
+            started,
+            t0.elapsed().as_secs_f64(),
+        ),
     )?;
+
     let missing = assembly
         .missing
         .iter()
