@@ -11,14 +11,20 @@ use serde::{Deserialize, Serialize};
 pub struct DataConfig {
     /// Number of mixture components K.
     pub modes: usize,
-    /// Points drawn from each component.
+    /// Points per component on average: the data set has `modes · points_per_mode` points.
     pub points_per_mode: usize,
     /// Input dimension d.
     pub dim: usize,
     /// Means are uniform in [-mean_range, mean_range]^d.
     pub mean_range: f64,
-    /// Shared standard deviation of every component.
+    /// Standard deviation of the first component (of every one when `std_ratio` = 1).
     pub std: f64,
+    /// Largest over smallest component weight; weights fall geometrically from the first
+    /// component to the last. 1 = equal weights.
+    pub weight_ratio: f64,
+    /// Largest over smallest component σ; σ grows geometrically from `std` (first component)
+    /// to `std · std_ratio` (last). 1 = shared σ.
+    pub std_ratio: f64,
 }
 
 impl Default for DataConfig {
@@ -29,6 +35,8 @@ impl Default for DataConfig {
             dim: 2,
             mean_range: 10.0,
             std: 0.5,
+            weight_ratio: 1.0,
+            std_ratio: 1.0,
         }
     }
 }

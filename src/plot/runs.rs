@@ -191,8 +191,12 @@ impl Runs {
         params()
             .into_iter()
             .filter(|k| !axes.contains(k) && !self.arm_keys().contains(k))
-            .filter(|k| ALWAYS_SHOWN.contains(k) || self.varies(k))
+            .filter(|k| ALWAYS_SHOWN.contains(k) || self.varies(k) || k.ends_with("_ratio"))
             .filter(|&k| match k {
+                // Mixture shape ratios only when the mixture is not the plain one.
+                "data.weight_ratio" | "data.std_ratio" => {
+                    rows.iter().any(|&r| self.num(r, k) != 1.0)
+                }
                 "schedule.continuous_epochs" => deferred,
                 "quantizer.init_std" => init("normal"),
                 "quantizer.ema_decay" => ema,
@@ -319,6 +323,8 @@ pub fn show(key: &str, value: &str) -> String {
         "data.points_per_mode" => format!("{value} pts/mode"),
         "train.epochs" => format!("{value} epochs"),
         "schedule.continuous_epochs" => format!("+{value} continuous epochs (deferred)"),
+        "data.weight_ratio" => format!("weights {value}:1"),
+        "data.std_ratio" => format!("σ ratio {value}"),
         _ => {
             let s = short(key);
             if s.chars().count() <= 2 {

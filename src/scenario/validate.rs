@@ -136,6 +136,8 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         dim,
         mean_range,
         std,
+        weight_ratio,
+        std_ratio,
     } = data;
     let ModelConfig {
         latent_dim,
@@ -177,6 +179,13 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (MAX_FLOAT, INCL),
         ),
         float("data.std", *std, (0.0, INCL), (MAX_FLOAT, INCL)),
+        float(
+            "data.weight_ratio",
+            *weight_ratio,
+            (1.0, INCL),
+            (MAX_FLOAT, INCL),
+        ),
+        float("data.std_ratio", *std_ratio, (1.0, INCL), (MAX_FLOAT, INCL)),
         int("model.latent_dim", *latent_dim, 1, 1024, Cap::None),
         int("model.width", *width, 1, 4096, Cap::None),
         int("model.depth", *depth, 0, 16, Cap::None),
