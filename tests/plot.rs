@@ -10,25 +10,9 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vqsim::config::RunConfig;
+use vqsim::output::metric_names;
 use vqsim::plot::{self, params, Figure, Projection, Runs};
 use vqsim::scenario::flatten;
-
-const METRICS: [&str; 14] = [
-    "mse",
-    "quant_mse",
-    "perplexity",
-    "codes_used",
-    "dead_codes",
-    "codebook_dist",
-    "codebook_cos",
-    "embed_dist",
-    "shrink_ratio",
-    "coverage",
-    "embed_rank",
-    "modes_hit",
-    "mode_entropy",
-    "token_mode_entropy",
-];
 
 fn defaults() -> BTreeMap<&'static str, String> {
     let mut cfg = RunConfig::default();
@@ -196,7 +180,7 @@ fn write_history_rows(out: &mut String, id: &str, run: &Run, rng: &mut ChaCha8Rn
     };
     let s = run.get("quantizer.codebook_size");
     let mut row = |phase: &str, e: usize, total: usize, mse: f64, ppl: f64, dist: f64| {
-        let mut m = vec![f64::NAN; METRICS.len()];
+        let mut m = vec![f64::NAN; metric_names().len()];
         m[0] = mse * (1.0 + 0.1 * rng.gen::<f64>());
         m[2] = ppl;
         m[5] = dist;
@@ -250,12 +234,12 @@ fn write_results(dir: &Path, runs: &[Run], history: bool) {
     {
         write!(csv, ",{p}").unwrap();
     }
-    for m in METRICS {
+    for m in metric_names() {
         write!(csv, ",{m}").unwrap();
     }
     csv.push('\n');
     let mut hist = String::from("run_id,phase,epoch,total_epoch");
-    for m in METRICS {
+    for m in metric_names() {
         write!(hist, ",{m}").unwrap();
     }
     hist.push('\n');

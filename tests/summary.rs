@@ -5,7 +5,8 @@ use std::path::Path;
 
 mod common;
 
-use common::{header, row, METRICS};
+use common::{header, row};
+use vqsim::output::metric_names;
 use vqsim::summary::{summarize, write};
 use vqsim::table::Table;
 
@@ -40,8 +41,8 @@ fn groups_by_swept_parameters_only() {
     fixture(dir.path());
     let s = summarize(dir.path()).unwrap();
     assert_eq!(s.params, ["quantizer.codebook_size", "schedule.kind"]);
-    assert_eq!(s.metrics, METRICS);
-    assert_eq!(s.rows.len(), 4 * METRICS.len());
+    assert_eq!(s.metrics, metric_names());
+    assert_eq!(s.rows.len(), 4 * metric_names().len());
     assert_eq!(s.fixed("data.dim"), Some("2"));
     assert_eq!(s.fixed("schedule.kind"), None);
     assert_eq!(s.values("quantizer.codebook_size"), ["8", "64"]);
@@ -102,7 +103,7 @@ fn comparisons_pair_early_and_deferred() {
     fixture(dir.path());
     let s = summarize(dir.path()).unwrap();
     assert_eq!(s.compare_params, ["quantizer.codebook_size"]);
-    assert_eq!(s.comparisons.len(), 2 * METRICS.len());
+    assert_eq!(s.comparisons.len(), 2 * metric_names().len());
     // S = 8: 6 ± 2.48 vs 7.5 ± 1.24 overlap.
     let c = s
         .comparison("perplexity", &[("quantizer.codebook_size", "8")])
@@ -134,7 +135,7 @@ fn no_comparisons_without_a_schedule_axis() {
     fs::write(dir.path().join("runs.csv"), lines.join("\n")).unwrap();
     let s = summarize(dir.path()).unwrap();
     assert!(s.params.is_empty());
-    assert_eq!(s.rows.len(), METRICS.len());
+    assert_eq!(s.rows.len(), metric_names().len());
     assert!(s.comparisons.is_empty());
 }
 

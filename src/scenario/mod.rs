@@ -198,12 +198,9 @@ fn unknown_top_level_key(file: &str, key: &str) -> ScenarioError {
     candidates.extend(SECTIONS);
     candidates.push("sweep");
     // A section key written at the top level (`lr = 0.1` above `[train]`) is a common slip.
-    let suggestion = closest(key, candidates).map(String::from).or_else(|| {
-        SECTIONS
-            .iter()
-            .find(|s| section_keys(s).contains(&key))
-            .map(|s| format!("{s}.{key}"))
-    });
+    let suggestion = closest(key, candidates)
+        .map(String::from)
+        .or_else(|| in_its_section(key));
     ScenarioError::UnknownKey {
         file: file.into(),
         key: key.into(),
@@ -374,18 +371,21 @@ fn unknown_section_key(file: &str, section: &str, key: &str, keys: &[&str]) -> S
     // A typo within the section, else the same key in the section it belongs to.
     let suggestion = closest(key, keys.iter().copied())
         .map(String::from)
-        .or_else(|| {
-            SECTIONS
-                .iter()
-                .find(|s| section_keys(s).contains(&key))
-                .map(|s| format!("{s}.{key}"))
-        });
+        .or_else(|| in_its_section(key));
     ScenarioError::UnknownKey {
         file: file.into(),
         key: format!("{section}.{key}"),
         accepts: format!("[{section}] accepts {}", keys.join(", ")),
         suggestion,
     }
+}
+
+/// `key` as a dotted key of the section that has it (`lr` → `train.lr`), if any does.
+fn in_its_section(key: &str) -> Option<String> {
+    SECTIONS
+        .iter()
+        .find(|s| section_keys(s).contains(&key))
+        .map(|s| format!("{s}.{key}"))
 }
 
 #[cfg(test)]

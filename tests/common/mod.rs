@@ -4,44 +4,9 @@
 use std::fs;
 use std::path::Path;
 
-pub const PARAMS: [(&str, &str); 20] = [
-    ("data.modes", "10"),
-    ("data.points_per_mode", "1000"),
-    ("data.dim", "2"),
-    ("data.mean_range", "10"),
-    ("data.std", "0.5"),
-    ("model.latent_dim", "2"),
-    ("model.width", "64"),
-    ("model.depth", "2"),
-    ("model.activation", "relu"),
-    ("quantizer.codebook_size", "64"),
-    ("quantizer.update", "loss"),
-    ("quantizer.beta", "0.25"),
-    ("quantizer.ema_decay", "0.99"),
-    ("quantizer.init", "kmeans"),
-    ("quantizer.init_std", "1"),
-    ("train.lr", "0.001"),
-    ("train.batch_size", "256"),
-    ("train.epochs", "30"),
-    ("schedule.kind", "early"),
-    ("schedule.continuous_epochs", "30"),
-];
-pub const METRICS: [&str; 14] = [
-    "mse",
-    "quant_mse",
-    "perplexity",
-    "codes_used",
-    "dead_codes",
-    "codebook_dist",
-    "codebook_cos",
-    "embed_dist",
-    "shrink_ratio",
-    "coverage",
-    "embed_rank",
-    "modes_hit",
-    "mode_entropy",
-    "token_mode_entropy",
-];
+use vqsim::config::RunConfig;
+use vqsim::output::metric_names;
+use vqsim::scenario::flatten;
 
 /// A runs.csv row: `set` overrides parameters, `metrics` overrides metrics (others 1).
 pub fn row(
@@ -58,12 +23,16 @@ pub fn row(
         String::new(),
         "0.5".into(),
     ];
-    for (k, v) in PARAMS {
-        let v = set.iter().find(|(s, _)| *s == k).map_or(v, |(_, v)| *v);
+    // Every scenario key at its default unless `set` says otherwise.
+    for (k, v) in flatten(&RunConfig::default()) {
+        let v = set
+            .iter()
+            .find(|(s, _)| *s == k)
+            .map_or(v.as_str(), |(_, v)| *v);
         cells.push(v.into());
     }
     cells.push(seed.to_string());
-    for m in METRICS {
+    for m in metric_names() {
         let v = metrics
             .iter()
             .find(|(s, _)| *s == m)
@@ -74,10 +43,12 @@ pub fn row(
 }
 
 pub fn header() -> String {
-    let mut h = vec!["run_id", "run_index", "status", "diverged_epoch", "seconds"];
-    h.extend(PARAMS.iter().map(|(k, _)| *k));
-    h.push("seed");
-    h.extend(METRICS);
+    let mut h: Vec<String> = ["run_id", "run_index", "status", "diverged_epoch", "seconds"]
+        .map(String::from)
+        .into();
+    h.extend(flatten(&RunConfig::default()).into_iter().map(|(k, _)| k));
+    h.push("seed".into());
+    h.extend(metric_names());
     h.join(",")
 }
 
