@@ -25,6 +25,9 @@ pub struct DataConfig {
     /// Largest over smallest component σ; σ grows geometrically from `std` (first component)
     /// to `std · std_ratio` (last). 1 = shared σ.
     pub std_ratio: f64,
+    /// Share of the points held out of training (chosen at random); `heldout_mse` measures
+    /// reconstruction on them. 0 = train on everything.
+    pub holdout: f64,
 }
 
 impl Default for DataConfig {
@@ -37,6 +40,7 @@ impl Default for DataConfig {
             std: 0.5,
             weight_ratio: 1.0,
             std_ratio: 1.0,
+            holdout: 0.0,
         }
     }
 }

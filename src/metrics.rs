@@ -29,6 +29,8 @@ pub struct Metrics {
     pub modes_hit: f64,
     pub mode_entropy: f64,
     pub token_mode_entropy: f64,
+    /// `mse` on the held-out points only (NaN without a held-out split).
+    pub heldout_mse: f64,
 }
 
 impl Metrics {
@@ -50,6 +52,7 @@ impl Metrics {
             modes_hit: n,
             mode_entropy: n,
             token_mode_entropy: n,
+            heldout_mse: n,
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct Observation<'a> {
     pub quantized: Option<QuantizedView<'a>>,
     /// Row indices of `z` used by the pairwise metrics (embed_dist, coverage).
     pub subsample: &'a [usize],
+    /// Row indices of the points held out of training (may be empty).
+    pub heldout: &'a [usize],
 }
 
 pub struct QuantizedView<'a> {
@@ -100,6 +105,7 @@ pub fn measure(obs: &Observation) -> Metrics {
         modes_hit: modes_hit(&recon_modes) as f64,
         mode_entropy: entropy(&recon_modes),
         token_mode_entropy: f64::NAN,
+        heldout_mse: heldout_mse(obs.x, obs.recon, obs.heldout),
     };
     if let Some(q) = &obs.quantized {
         let usage = code_counts(q.assign, q.codebook.nrows());
@@ -115,6 +121,14 @@ pub fn measure(obs: &Observation) -> Metrics {
         out.token_mode_entropy = token_mode_entropy(q.decoded_codes, obs.means);
     }
     out
+}
+
+/// `mse` over the rows in `heldout` only; NaN when there are none.
+pub fn heldout_mse(x: ArrayView2<f32>, recon: ArrayView2<f32>, heldout: &[usize]) -> f64 {
+    if heldout.is_empty() {
+        return f64::NAN;
+    }
+    mse(gather(x, heldout).view(), gather(recon, heldout).view())
 }
 
 /// Mean over points × dims of (recon − x)².

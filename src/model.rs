@@ -127,6 +127,7 @@ impl Autoencoder {
         means: ArrayView2<f32>,
         vq: Option<&Quantizer>,
         subsample: &[usize],
+        heldout: &[usize],
     ) -> Evaluation {
         let z = self.encoder.infer(x);
         let mut assign = vec![0; x.nrows()];
@@ -161,6 +162,7 @@ impl Autoencoder {
             recon: recon.view(),
             quantized,
             subsample,
+            heldout,
         });
         Evaluation {
             z,

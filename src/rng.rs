@@ -14,6 +14,7 @@ pub enum Stream {
     Shuffle = 3,
     Codebook = 4,
     Subsample = 5,
+    Holdout = 6,
 }
 
 pub fn stream(seed: u64, purpose: Stream) -> ChaCha8Rng {

@@ -96,13 +96,15 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
         rand::seq::index::sample(&mut stream(seed, Stream::Subsample), n, n.min(SUBSAMPLE))
             .into_vec();
     subsample.sort_unstable();
+    let (train, heldout) = split(n, cfg.data.holdout, &mut stream(seed, Stream::Holdout));
     let mut trainer = Trainer {
         cfg,
+        heldout: &heldout,
         data: &data,
         subsample: &subsample,
         model: Autoencoder::new(cfg, &mut stream(seed, Stream::Weights)),
         shuffle: stream(seed, Stream::Shuffle),
-        order: (0..n).collect(),
+        order: train,
         batch: Array2::zeros((cfg.train.batch_size.min(n), cfg.data.dim)),
         history: Vec::new(),
         measuring: Duration::ZERO,
@@ -169,9 +171,11 @@ struct Trainer<'a> {
     cfg: &'a RunConfig,
     data: &'a Mixture,
     subsample: &'a [usize],
+    /// Points held out of training, sorted.
+    heldout: &'a [usize],
     model: Autoencoder,
     shuffle: ChaCha8Rng,
-    /// Data order of the current epoch.
+    /// Training points in the order of the current epoch.
     order: Vec<usize>,
     /// Scratch: the current batch, (batch_size, d).
     batch: Array2<f32>,
@@ -246,6 +250,7 @@ impl Trainer<'_> {
             self.data.means.view(),
             vq,
             self.subsample,
+            self.heldout,
         );
         let metrics = eval.metrics;
         self.history.push(HistoryRow {
@@ -257,6 +262,18 @@ impl Trainer<'_> {
         self.measuring += start.elapsed();
         eval
     }
+}
+
+/// Indices of the training points and of the held-out ones (a random `fraction` of `n`,
+/// sorted); with no held-out share every point trains, in index order.
+fn split(n: usize, fraction: f64, rng: &mut ChaCha8Rng) -> (Vec<usize>, Vec<usize>) {
+    let held = (n as f64 * fraction).round() as usize;
+    let mut heldout = rand::seq::index::sample(rng, n, held).into_vec();
+    heldout.sort_unstable();
+    let mut is_held = vec![false; n];
+    heldout.iter().for_each(|&i| is_held[i] = true);
+    let train = (0..n).filter(|&i| !is_held[i]).collect();
+    (train, heldout)
 }
 
 fn snapshot(

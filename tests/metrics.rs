@@ -276,6 +276,7 @@ fn measure_of_continuous_model_leaves_codebook_metrics_nan() {
         recon: recon.view(),
         quantized: None,
         subsample: &sub,
+        heldout: &[],
     };
     let m = measure(&obs);
     for (name, v) in [
@@ -292,6 +293,7 @@ fn measure_of_continuous_model_leaves_codebook_metrics_nan() {
         assert!(v.is_nan(), "{name} = {v} while continuous");
     }
     close(m.mse, 0.25, 1e-12);
+    assert!(m.heldout_mse.is_nan(), "no held-out points, no heldout_mse");
     close(m.embed_dist, embed_dist(z.view(), &sub), 0.0);
     assert!(m.embed_rank > 1.0 && m.embed_rank < 2.0, "{}", m.embed_rank);
     assert_eq!(m.modes_hit, 3.0);
@@ -324,6 +326,7 @@ fn measure_of_quantized_model_composes_the_metrics() {
             decoded_codes: decoded.view(),
         }),
         subsample: &sub,
+        heldout: &[],
     };
     let m = measure(&obs);
     close(m.mse, (100.0 + 1.0) / 8.0, 1e-12);
@@ -514,4 +517,13 @@ fn pairwise_metrics_match_their_definitions_on_random_data() {
         "test data should cover partly: {want}"
     );
     close(coverage(z.view(), &sub, codes.view()), want, 0.0);
+}
+
+#[test]
+fn heldout_mse_looks_only_at_the_held_out_rows() {
+    let x = array![[0.0f32, 0.0], [1.0, 1.0], [2.0, 2.0]];
+    let recon = array![[0.0f32, 0.0], [1.0, 3.0], [2.0, 2.0]];
+    close(heldout_mse(x.view(), recon.view(), &[1]), 2.0, 1e-12);
+    close(heldout_mse(x.view(), recon.view(), &[0, 2]), 0.0, 0.0);
+    assert!(heldout_mse(x.view(), recon.view(), &[]).is_nan());
 }

@@ -67,6 +67,7 @@ fn metrics(run: &Run, rng: &mut ChaCha8Rng) -> Vec<f64> {
         modes,
         2.0,
         f64::NAN,
+        f64::NAN, // heldout_mse: no held-out split
     ]
 }
 

@@ -396,7 +396,8 @@ mod tests {
             let mut t = table.clone();
             let changed = match &t[section][key] {
                 toml::Value::Integer(i) => toml::Value::Integer(i + 1),
-                toml::Value::Float(x) => toml::Value::Float(x * 0.5),
+                // Halving leaves 0 as it is: move it off zero instead.
+                toml::Value::Float(x) => toml::Value::Float(if *x == 0.0 { 0.25 } else { x * 0.5 }),
                 toml::Value::String(_) => {
                     let validate::Rule::Choice(words) = field.rule else {
                         unreachable!()
@@ -425,7 +426,7 @@ mod tests {
     fn fnv_hex_of_default() -> String {
         let text = "vqsim-run-v1\n\
             data.modes=10\ndata.points_per_mode=1000\ndata.dim=2\ndata.mean_range=10\ndata.std=0.5\n\
-            data.weight_ratio=1\ndata.std_ratio=1\n\
+            data.weight_ratio=1\ndata.std_ratio=1\ndata.holdout=0\n\
             model.latent_dim=2\nmodel.width=64\nmodel.depth=2\nmodel.activation=relu\n\
             quantizer.codebook_size=64\nquantizer.update=loss\nquantizer.beta=0.25\n\
             quantizer.ema_decay=0.99\nquantizer.init=kmeans\nquantizer.init_std=1\n\

@@ -178,14 +178,14 @@ fn builtin_default_is_early_vs_deferred_over_three_seeds() {
 #[test]
 fn flatten_lists_every_key_in_section_order() {
     let flat = flatten(&RunConfig::default());
-    assert_eq!(flat.len(), 22);
+    assert_eq!(flat.len(), 23);
     assert_eq!(flat[0], ("data.modes".to_string(), "10".to_string()));
     assert_eq!(flat[5], ("data.weight_ratio".to_string(), "1".to_string()));
     assert_eq!(
-        flat[10],
+        flat[11],
         ("model.activation".to_string(), "relu".to_string())
     );
-    assert_eq!(flat[17], ("train.lr".to_string(), "0.001".to_string()));
+    assert_eq!(flat[18], ("train.lr".to_string(), "0.001".to_string()));
     assert_eq!(flat.last().unwrap().0, "schedule.continuous_epochs");
 }
 

@@ -138,6 +138,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         std,
         weight_ratio,
         std_ratio,
+        holdout,
     } = data;
     let ModelConfig {
         latent_dim,
@@ -186,6 +187,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (MAX_FLOAT, INCL),
         ),
         float("data.std_ratio", *std_ratio, (1.0, INCL), (MAX_FLOAT, INCL)),
+        float("data.holdout", *holdout, (0.0, INCL), (0.9, INCL)),
         int("model.latent_dim", *latent_dim, 1, 1024, Cap::None),
         int("model.width", *width, 1, 4096, Cap::None),
         int("model.depth", *depth, 0, 16, Cap::None),
