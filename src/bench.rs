@@ -15,15 +15,15 @@ use std::time::Instant;
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
 
-use crate::config::RunConfig;
-use crate::data::Mixture;
-use crate::model::Autoencoder;
-use crate::nn::Adam;
-use crate::rng::{stream, Stream};
-use crate::scenario::Scenario;
-use crate::sweep::{self, ProgressMode, SweepError, SweepOptions};
-use crate::train;
-use crate::vq::{init_codebook, Quantizer};
+use crate::sim::config::RunConfig;
+use crate::sim::data::Mixture;
+use crate::sim::model::Autoencoder;
+use crate::sim::nn::Adam;
+use crate::sim::rng::{stream, Stream};
+use crate::sim::train;
+use crate::sim::vq::{init_codebook, Quantizer};
+use crate::study::scenario::Scenario;
+use crate::study::sweep::{self, ProgressMode, SweepError, SweepOptions};
 
 /// The one default run: the built-in scenario's early arm, seed 0 (as `default_early.toml` in
 /// the shared benchmark directory, which `torch_ref.py` reads).
@@ -328,7 +328,7 @@ mod tests {
     fn bench_scenarios_are_the_default_run_and_16_default_size_runs() {
         let one = Scenario::from_str(ONE_RUN, None, "x").unwrap();
         let mut early = RunConfig::default();
-        early.schedule.kind = crate::config::ScheduleKind::Early;
+        early.schedule.kind = crate::sim::config::ScheduleKind::Early;
         assert_eq!(one.runs.len(), 1);
         assert_eq!((one.runs[0].seed, &one.runs[0].config), (0, &early));
         let builtin = Scenario::builtin_default();

@@ -1,28 +1,10 @@
 //! vqsim: codebook shrinkage under early vs deferred quantization, on Gaussian mixtures.
 //!
-//! A run goes data → model → quantizer → training schedule → metrics; sweeps run many in
-//! parallel and write tables that summaries and figures are drawn from.
+//! A run goes data → model → quantizer → training schedule → metrics (`sim`); scenarios
+//! expand into sweeps whose results are stored per run (`study`); tables, statistics, claims,
+//! figures and the paper page are drawn from the stored results (`report`).
 
 pub mod bench;
-pub mod claims;
-pub mod config;
-pub mod data;
-pub mod kmeans;
-pub mod linalg;
-pub mod metrics;
-pub mod model;
-pub mod nearest;
-pub mod nn;
-pub mod output;
-pub mod paper;
-pub mod plot;
-pub mod rng;
-pub mod scenario;
-pub mod shard;
-pub mod stats;
-pub mod summary;
-pub mod sweep;
-pub mod table;
-pub mod train;
-pub mod tsne;
-pub mod vq;
+pub mod report;
+pub mod sim;
+pub mod study;

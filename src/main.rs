@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use vqsim::bench::{BenchOptions, TorchRef};
-use vqsim::paper::{self as paper_mod, PaperError, PaperScenario};
-use vqsim::plot::Projection;
-use vqsim::scenario::{Scenario, ScenarioError};
-use vqsim::shard::Shard;
-use vqsim::sweep::{self, SweepError, SweepOptions};
-use vqsim::{plot, summary};
+use vqsim::report::paper::{self as paper_mod, PaperError, PaperScenario};
+use vqsim::report::plot::Projection;
+use vqsim::report::{plot, summary};
+use vqsim::study::scenario::{Scenario, ScenarioError};
+use vqsim::study::shard::Shard;
+use vqsim::study::sweep::{self, SweepError, SweepOptions};
 
 #[derive(Parser)]
 #[command(name = "vqsim", version, about, propagate_version = true)]

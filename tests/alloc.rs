@@ -12,13 +12,13 @@ use std::cell::Cell;
 
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
-use vqsim::config::{Activation, Init, RunConfig, Update};
-use vqsim::data::Mixture;
-use vqsim::model::Autoencoder;
-use vqsim::nn::Adam;
-use vqsim::rng::{stream, Stream};
-use vqsim::train;
-use vqsim::vq::{init_codebook, Quantizer};
+use vqsim::sim::config::{Activation, Init, RunConfig, Update};
+use vqsim::sim::data::Mixture;
+use vqsim::sim::model::Autoencoder;
+use vqsim::sim::nn::Adam;
+use vqsim::sim::rng::{stream, Stream};
+use vqsim::sim::train;
+use vqsim::sim::vq::{init_codebook, Quantizer};
 
 struct Counting;
 

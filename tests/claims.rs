@@ -6,9 +6,9 @@ use std::path::Path;
 mod common;
 
 use common::{arm, write_runs, Arm};
-use vqsim::claims::{capacity, check, dynamics, init, shrinkage, token_gap, token_scaling};
-use vqsim::summary::{summarize, Summary};
-use vqsim::table::Table;
+use vqsim::report::claims::{capacity, check, dynamics, init, shrinkage, token_gap, token_scaling};
+use vqsim::report::summary::{summarize, Summary};
+use vqsim::report::table::Table;
 
 const KIND: &str = "schedule.kind";
 const SIZE: &str = "quantizer.codebook_size";
@@ -271,7 +271,7 @@ fn dynamics_dir(dir: &Path, early: impl Fn(u64) -> f64, deferred: impl Fn(u64) -
     fs::write(dir.join("history.csv"), lines.join("\n")).unwrap();
 }
 
-fn dynamics_of(dir: &Path) -> Option<vqsim::claims::Verdict> {
+fn dynamics_of(dir: &Path) -> Option<vqsim::report::claims::Verdict> {
     let runs = Table::read(&dir.join("runs.csv")).unwrap();
     let history = Table::read(&dir.join("history.csv")).unwrap();
     dynamics(&runs, &history).unwrap()

@@ -4,10 +4,10 @@
 use std::sync::atomic::AtomicBool;
 
 use rayon::prelude::*;
-use vqsim::config::ScheduleKind;
-use vqsim::metrics::Metrics;
-use vqsim::scenario::{RunSpec, Scenario};
-use vqsim::train::{self, Status};
+use vqsim::sim::config::ScheduleKind;
+use vqsim::sim::metrics::Metrics;
+use vqsim::sim::train::{self, Status};
+use vqsim::study::scenario::{RunSpec, Scenario};
 
 /// Final metrics of every run of a scenario, as (seed, early, deferred) triples.
 fn run_pairs(toml: &str) -> Vec<(u64, Metrics, Metrics)> {

@@ -7,8 +7,8 @@
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vqsim::config::Activation;
-use vqsim::nn::{activation, loss, Adam, Linear, Mlp};
+use vqsim::sim::config::Activation;
+use vqsim::sim::nn::{activation, loss, Adam, Linear, Mlp};
 
 const ACTS: [Activation; 3] = [Activation::Relu, Activation::Tanh, Activation::Gelu];
 /// Central-difference step: large enough that f32 rounding in the forward pass stays small

@@ -13,10 +13,10 @@ use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vqsim::config::{Activation, Init, RunConfig, Update};
-use vqsim::model::Autoencoder;
-use vqsim::nn::{loss, Mlp};
-use vqsim::vq::Quantizer;
+use vqsim::sim::config::{Activation, Init, RunConfig, Update};
+use vqsim::sim::model::Autoencoder;
+use vqsim::sim::nn::{loss, Mlp};
+use vqsim::sim::vq::Quantizer;
 
 const EPS: f32 = 1e-3;
 

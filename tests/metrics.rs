@@ -3,8 +3,8 @@
 use ndarray::{array, Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vqsim::metrics::*;
-use vqsim::nearest::{nearest, sq_dist};
+use vqsim::sim::metrics::*;
+use vqsim::sim::nearest::{nearest, sq_dist};
 
 fn close(a: f64, b: f64, tol: f64) {
     assert!((a - b).abs() <= tol, "{a} vs {b} (tol {tol})");

@@ -4,13 +4,13 @@
 use std::fs;
 use std::path::Path;
 
-use vqsim::claims::Verdict;
-use vqsim::paper::{self, Headline, Paper, PaperFigure, PaperScenario, Section};
-use vqsim::plot::Figure;
-use vqsim::stats::{MeanCi, Welch};
-use vqsim::summary::Comparison;
-use vqsim::sweep::{ProgressMode, SweepOptions};
-use vqsim::table::Table;
+use vqsim::report::claims::Verdict;
+use vqsim::report::paper::{self, Headline, Paper, PaperFigure, PaperScenario, Section};
+use vqsim::report::plot::Figure;
+use vqsim::report::stats::{MeanCi, Welch};
+use vqsim::report::summary::Comparison;
+use vqsim::report::table::Table;
+use vqsim::study::sweep::{ProgressMode, SweepOptions};
 
 /// Elements without a closing tag.
 const VOID: [&str; 4] = ["meta", "img", "br", "link"];

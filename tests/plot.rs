@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vqsim::config::RunConfig;
-use vqsim::output::metric_names;
-use vqsim::plot::{self, params, Figure, Projection, Runs};
-use vqsim::scenario::flatten;
+use vqsim::report::plot::{self, params, Figure, Projection, Runs};
+use vqsim::sim::config::RunConfig;
+use vqsim::study::scenario::flatten;
+use vqsim::study::store::metric_names;
 
 fn defaults() -> BTreeMap<&'static str, String> {
     let mut cfg = RunConfig::default();

@@ -1,7 +1,7 @@
 //! Known answers for the statistics, with reference values from scipy 1.x
 //! (`scipy.stats.t.ppf`, `t.interval`, `ttest_ind(equal_var=False)`).
 
-use vqsim::stats::{mean_ci, student_t_cdf, student_t_quantile, welch_test, MeanCi};
+use vqsim::report::stats::{mean_ci, student_t_cdf, student_t_quantile, welch_test, MeanCi};
 
 fn close(got: f64, want: f64, tol: f64) {
     assert!(

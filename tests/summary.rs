@@ -6,9 +6,9 @@ use std::path::Path;
 mod common;
 
 use common::{header, row};
-use vqsim::output::metric_names;
-use vqsim::summary::{summarize, write};
-use vqsim::table::Table;
+use vqsim::report::summary::{summarize, write};
+use vqsim::report::table::Table;
+use vqsim::study::store::metric_names;
 
 /// Schedule × codebook size, three seeds; one deferred S=64 run diverged.
 fn fixture(dir: &Path) {

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use vqsim::scenario::Scenario;
-use vqsim::shard::Shard;
-use vqsim::sweep::{self, ProgressMode, SweepError, SweepOptions};
+use vqsim::study::scenario::Scenario;
+use vqsim::study::shard::Shard;
+use vqsim::study::sweep::{self, ProgressMode, SweepError, SweepOptions};
 
 /// 2 codebook sizes × 2 schedules × 2 seeds = 8 runs of a few milliseconds each.
 const TINY: &str = r#"

@@ -4,7 +4,7 @@ use ndarray::{s, Array2, ArrayView2};
 use ndarray_rand::rand_distr::StandardNormal;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vqsim::tsne::{tsne, tsne_joint, tsne_with_kl, TsneError, TsneParams};
+use vqsim::report::tsne::{tsne, tsne_joint, tsne_with_kl, TsneError, TsneParams};
 
 const CLUSTERS: usize = 5;
 const PER: usize = 60;

@@ -4,9 +4,9 @@
 use std::fs;
 use std::path::Path;
 
-use vqsim::config::RunConfig;
-use vqsim::output::metric_names;
-use vqsim::scenario::flatten;
+use vqsim::sim::config::RunConfig;
+use vqsim::study::scenario::flatten;
+use vqsim::study::store::metric_names;
 
 /// A runs.csv row: `set` overrides parameters, `metrics` overrides metrics (others 1).
 pub fn row(

@@ -1,0 +1,557 @@
+//! The paper's claims, checked against the data of a sweep.
+//!
+//! Each check states its criterion up front, computes it from the summary (or the history),
+//! and reports the numbers it looked at, whichever way the verdict goes. A check returns None
+//! when the sweep does not have the axes it needs. When other parameters are swept too, the
+//! claim is checked in every combination of them ("slice") and holds only if it holds in all.
+//! "CIs disjoint" always means the two 95% t-intervals over seeds are defined and do not
+//! overlap (`MeanCi::separated`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::report::stats::{mean_ci, MeanCi};
+use crate::report::summary::{layout, Summary, SummaryError, LEVEL, SCHEDULE};
+use crate::report::table::{Table, TableError};
+
+const SIZE: &str = "quantizer.codebook_size";
+const INIT: &str = "quantizer.init";
+const DEPTH: &str = "model.depth";
+const WIDTH: &str = "model.width";
+const MODES: &str = "data.modes";
+
+/// Smallest codebook size at which claim (a) must hold.
+const GAP_FROM_SIZE: u64 = 64;
+/// Claim (b): early "flattens" if its log-growth in perplexity over the upper half of the
+/// sizes is below this share of deferred's.
+const FLAT_SHARE: f64 = 0.5;
+/// Claims (d) and (f): early is "much smaller" if its mean is at most this share of deferred's.
+const SMALL_SHARE: f64 = 0.5;
+/// Claim (d): deferred must use at least this share of its codes.
+const USED_SHARE: f64 = 0.9;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The claim, with the criterion used to test it.
+    pub claim: String,
+    pub supported: bool,
+    /// The numbers behind the verdict.
+    pub evidence: String,
+}
+
+/// The claims that belong to a paper scenario (any applicable claim for other names), checked
+/// against `s`, the summary of `dir`. The dynamics claim reads `dir/history.csv` when present.
+pub fn check(name: &str, dir: &Path, s: &Summary) -> Result<Vec<Verdict>, SummaryError> {
+    let dynamic = || -> Result<Option<Verdict>, SummaryError> {
+        let h = dir.join("history.csv");
+        if !h.exists() {
+            return Ok(None);
+        }
+        let runs = Table::read(&dir.join("runs.csv"))?;
+        dynamics(&runs, &Table::read(&h)?)
+    };
+    let found = match name {
+        "tokens" => vec![token_gap(s), token_scaling(s)],
+        "capacity" => vec![capacity(s)],
+        "shrinkage" => vec![shrinkage(s)],
+        "init" => vec![init(s)],
+        "dynamics" => vec![dynamic()?],
+        _ => vec![
+            token_gap(s),
+            token_scaling(s),
+            capacity(s),
+            shrinkage(s),
+            init(s),
+            dynamic()?,
+        ],
+    };
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// (a) Perplexity and codebook distance are higher under deferred quantization at every
+/// codebook size ≥ 64, CIs disjoint (paper Fig. 4).
+pub fn token_gap(s: &Summary) -> Option<Verdict> {
+    if !s.varies(SCHEDULE) || !s.varies(SIZE) {
+        return None;
+    }
+    let sizes: Vec<(u64, String)> = sizes(s)
+        .into_iter()
+        .filter(|(n, _)| *n >= GAP_FROM_SIZE)
+        .collect();
+    if sizes.is_empty() {
+        return None;
+    }
+    let verdicts = per_slice(s, &[SCHEDULE, SIZE], |slice| {
+        let mut ok = true;
+        let mut ev = Vec::new();
+        for (_, size) in &sizes {
+            let mut parts = Vec::new();
+            for metric in ["perplexity", "codebook_dist"] {
+                let Some(c) = s.comparison(metric, &at(slice, &[(SIZE, size)])) else {
+                    ok = false;
+                    parts.push(format!("{metric} missing"));
+                    continue;
+                };
+                let holds = c.significant && c.deferred.mean > c.early.mean;
+                ok &= holds;
+                parts.push(format!(
+                    "{metric} {} vs {}{}",
+                    ci(&c.early),
+                    ci(&c.deferred),
+                    if holds { "" } else { " (not separated)" }
+                ));
+            }
+            ev.push(format!("S={size}: {}", parts.join(", ")));
+        }
+        (ok, ev.join("; "))
+    });
+    Some(combine(
+        format!(
+            "Perplexity and codebook distance are higher under deferred than early quantization \
+             at every codebook size ≥ {GAP_FROM_SIZE} (95% CIs disjoint)"
+        ),
+        "early vs deferred, mean [95% CI]",
+        verdicts,
+    ))
+}
+
+/// (b) Deferred perplexity keeps growing with the codebook size while early's flattens.
+///
+/// Criterion: deferred mean perplexity strictly increases from each size to the next, and its
+/// CIs at the smallest and largest size are disjoint; and over the upper half of the sizes
+/// (median size to largest) early's growth ln(P_max / P_median) is below half of deferred's.
+pub fn token_scaling(s: &Summary) -> Option<Verdict> {
+    if !s.varies(SCHEDULE) || !s.varies(SIZE) {
+        return None;
+    }
+    let sizes = sizes(s);
+    if sizes.len() < 3 {
+        return None;
+    }
+    let verdicts = per_slice(s, &[SCHEDULE, SIZE], |slice| {
+        let curve = |kind: &str| -> Option<Vec<MeanCi>> {
+            sizes
+                .iter()
+                .map(|(_, size)| {
+                    s.find("perplexity", &at(slice, &[(SCHEDULE, kind), (SIZE, size)]))
+                        .map(|r| r.ci)
+                })
+                .collect()
+        };
+        let (Some(early), Some(deferred)) = (curve("early"), curve("deferred")) else {
+            return (false, "perplexity missing for some size".into());
+        };
+        let last = sizes.len() - 1;
+        let mid = sizes.len() / 2;
+        let increasing = deferred.windows(2).all(|w| w[0].mean < w[1].mean);
+        let ends = deferred[last].separated(&deferred[0]) && deferred[last].mean > deferred[0].mean;
+        let growth = |c: &[MeanCi]| (c[last].mean / c[mid].mean).ln();
+        let (ge, gd) = (growth(&early), growth(&deferred));
+        let flattens = gd > 0.0 && ge < FLAT_SHARE * gd;
+        let ev = format!(
+            "deferred perplexity {} (strictly increasing: {}; S={} vs S={} CIs disjoint: {}); \
+             early {}; from S={} to S={} early grows ×{} vs deferred ×{} (early flattens: {})",
+            means(&deferred),
+            yes(increasing),
+            sizes[0].1,
+            sizes[last].1,
+            yes(ends),
+            means(&early),
+            sizes[mid].1,
+            sizes[last].1,
+            g(ge.exp()),
+            g(gd.exp()),
+            yes(flattens)
+        );
+        (increasing && ends && flattens, ev)
+    });
+    Some(combine(
+        format!(
+            "Deferred perplexity keeps growing with codebook size while early's flattens \
+             (deferred mean strictly increasing, smallest vs largest CIs disjoint; early's \
+             log-growth over the upper half of sizes < {FLAT_SHARE} × deferred's)"
+        ),
+        "mean perplexity by increasing size",
+        verdicts,
+    ))
+}
+
+/// (c) Embeddings collapse at the smallest encoder capacity.
+///
+/// Criterion: smallest capacity = shallowest depth at the narrowest width, largest = deepest
+/// at the widest. At least one of embed_rank and modes_hit is lower at the smallest capacity
+/// with CIs disjoint, and neither is higher with CIs disjoint.
+pub fn capacity(s: &Summary) -> Option<Verdict> {
+    if !s.varies(DEPTH) && !s.varies(WIDTH) {
+        return None;
+    }
+    // Only swept axes can appear in a lookup; a fixed depth or width is the same at both ends.
+    let ends = |p: &str| -> Option<(String, String)> {
+        if !s.varies(p) {
+            return None;
+        }
+        let mut v: Vec<(u64, String)> = numeric(s, p)?;
+        v.sort();
+        Some((v.first()?.1.clone(), v.last()?.1.clone()))
+    };
+    let (depth, width) = (ends(DEPTH), ends(WIDTH));
+    let pick = |small: bool| -> Vec<(&str, &str)> {
+        let mut a = Vec::new();
+        for (p, e) in [(DEPTH, &depth), (WIDTH, &width)] {
+            if let Some((lo, hi)) = e {
+                a.push((p, if small { lo.as_str() } else { hi.as_str() }));
+            }
+        }
+        a
+    };
+    let (small, large) = (pick(true), pick(false));
+    let verdicts = per_slice(s, &[DEPTH, WIDTH], |slice| {
+        let (mut lower, mut higher) = (false, false);
+        let mut ev = Vec::new();
+        for metric in ["embed_rank", "modes_hit"] {
+            let (Some(a), Some(b)) = (
+                s.find(metric, &at(slice, &small)),
+                s.find(metric, &at(slice, &large)),
+            ) else {
+                return (false, format!("{metric} missing"));
+            };
+            let sep = a.ci.separated(&b.ci);
+            lower |= sep && a.ci.mean < b.ci.mean;
+            higher |= sep && a.ci.mean > b.ci.mean;
+            ev.push(format!(
+                "{metric} {} vs {}{}",
+                ci(&a.ci),
+                ci(&b.ci),
+                if sep { "" } else { " (overlap)" }
+            ));
+        }
+        (lower && !higher, ev.join(", "))
+    });
+    let name = |a: &[(&str, &str)]| {
+        a.iter()
+            .map(|(k, v)| format!("{}={v}", k.trim_start_matches("model.")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Some(combine(
+        "Embeddings collapse at the smallest encoder capacity: lower embed_rank or modes_hit \
+         than at the largest (95% CIs disjoint), neither higher"
+            .into(),
+        &format!("smallest ({}) vs largest ({})", name(&small), name(&large)),
+        verdicts,
+    ))
+}
+
+/// (d) Early quantization shrinks the codebook; deferred keeps it (paper Figs. 2–3).
+///
+/// Criterion: early's shrink_ratio is at most half of deferred's with CIs disjoint; deferred
+/// uses ≥ 90% of its codes on average; deferred's mean modes_hit equals the number of modes
+/// (every run reconstructs every mode).
+pub fn shrinkage(s: &Summary) -> Option<Verdict> {
+    if !s.varies(SCHEDULE) {
+        return None;
+    }
+    let verdicts = per_slice(s, &[SCHEDULE], |slice| {
+        let get = |metric: &str, kind: &str| s.find(metric, &at(slice, &[(SCHEDULE, kind)]));
+        let (Some(e), Some(d), Some(used), Some(hit)) = (
+            get("shrink_ratio", "early"),
+            get("shrink_ratio", "deferred"),
+            get("codes_used", "deferred"),
+            get("modes_hit", "deferred"),
+        ) else {
+            return (false, "metrics missing".into());
+        };
+        let size = param(s, slice, SIZE).and_then(|v| v.parse::<f64>().ok());
+        let modes = param(s, slice, MODES).and_then(|v| v.parse::<f64>().ok());
+        let (Some(size), Some(modes)) = (size, modes) else {
+            return (false, "codebook size or number of modes unknown".into());
+        };
+        let shrunk = e.ci.separated(&d.ci) && e.ci.mean <= SMALL_SHARE * d.ci.mean;
+        let uses = used.ci.mean >= USED_SHARE * size;
+        let all_modes = hit.ci.mean >= modes - 1e-9;
+        let ev = format!(
+            "shrink_ratio early {} vs deferred {} (×{}: {}); deferred uses {} of {} codes ({}); \
+             deferred modes_hit {} of {} ({})",
+            ci(&e.ci),
+            ci(&d.ci),
+            g(e.ci.mean / d.ci.mean),
+            yes(shrunk),
+            g(used.ci.mean),
+            size,
+            yes(uses),
+            g(hit.ci.mean),
+            modes,
+            yes(all_modes)
+        );
+        (shrunk && uses && all_modes, ev)
+    });
+    Some(combine(
+        format!(
+            "Early quantization shrinks the codebook and deferred does not: early shrink_ratio \
+             ≤ {SMALL_SHARE} × deferred's (95% CIs disjoint), deferred uses ≥ {}% of codes and \
+             reconstructs every mode",
+            USED_SHARE * 100.0
+        ),
+        "mean [95% CI]",
+        verdicts,
+    ))
+}
+
+/// (e) k-means on the trained encoder (deferred) beats uniform, normal and k-means-on-untrained
+/// (early) initialisation in perplexity, CIs disjoint.
+pub fn init(s: &Summary) -> Option<Verdict> {
+    if !s.varies(SCHEDULE) || !s.varies(INIT) {
+        return None;
+    }
+    let inits = s.values(INIT);
+    let verdicts = per_slice(s, &[SCHEDULE, INIT], |slice| {
+        let get = |kind: &str, init: &str| {
+            s.find("perplexity", &at(slice, &[(SCHEDULE, kind), (INIT, init)]))
+        };
+        let Some(best) = get("deferred", "kmeans") else {
+            return (false, "no deferred k-means arm".into());
+        };
+        let mut ok = true;
+        let mut ev = vec![format!("deferred kmeans {}", ci(&best.ci))];
+        let mut rivals = 0;
+        for init in &inits {
+            let Some(r) = get("early", init) else {
+                continue;
+            };
+            rivals += 1;
+            let beats = best.ci.separated(&r.ci) && best.ci.mean > r.ci.mean;
+            ok &= beats;
+            ev.push(format!(
+                "early {init} {}{}",
+                ci(&r.ci),
+                if beats { "" } else { " (not beaten)" }
+            ));
+        }
+        (ok && rivals > 0, ev.join(", "))
+    });
+    Some(combine(
+        "Deferred k-means initialisation gives higher perplexity than every early \
+         initialisation (uniform, normal, k-means on the untrained encoder), 95% CIs disjoint"
+            .into(),
+        "perplexity, mean [95% CI]",
+        verdicts,
+    ))
+}
+
+/// (f) Under early quantization the codebook distance stays small compared with deferred's
+/// throughout training.
+///
+/// Criterion: at every epoch of the quantized phase (epoch 0 = right after codebook init),
+/// early's mean codebook_dist over seeds is at most half of deferred's, with CIs disjoint.
+/// `runs` supplies each run's schedule, status and other swept parameters.
+pub fn dynamics(runs: &Table, history: &Table) -> Result<Option<Verdict>, SummaryError> {
+    let (params, _) = layout(runs)?;
+    let swept = runs.varying(&params);
+    if !swept.contains(&SCHEDULE) {
+        return Ok(None);
+    }
+    let others: Vec<&str> = swept.into_iter().filter(|p| *p != SCHEDULE).collect();
+    // run_id → (slice label, schedule), ok runs only.
+    let mut arm: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for i in 0..runs.rows.len() {
+        if runs.get(i, "status")? != "ok" {
+            continue;
+        }
+        let slice = others
+            .iter()
+            .map(|p| Ok(format!("{p}={}", runs.get(i, p)?)))
+            .collect::<Result<Vec<_>, TableError>>()?
+            .join(" ");
+        arm.insert(
+            runs.get(i, "run_id")?.to_string(),
+            (slice, runs.get(i, SCHEDULE)?.to_string()),
+        );
+    }
+    // (slice, epoch) → (early values, deferred values).
+    type Arms = (Vec<f64>, Vec<f64>);
+    let mut by: BTreeMap<String, BTreeMap<u64, Arms>> = BTreeMap::new();
+    for i in 0..history.rows.len() {
+        if history.get(i, "phase")? != "quantized" {
+            continue;
+        }
+        let Some((slice, kind)) = arm.get(history.get(i, "run_id")?) else {
+            continue;
+        };
+        let Ok(epoch) = history.get(i, "epoch")?.parse::<u64>() else {
+            continue;
+        };
+        let v = history.num(i, "codebook_dist")?;
+        let cell = by
+            .entry(slice.clone())
+            .or_default()
+            .entry(epoch)
+            .or_default();
+        match kind.as_str() {
+            "early" => cell.0.push(v),
+            "deferred" => cell.1.push(v),
+            _ => {}
+        }
+    }
+    if by.is_empty() {
+        return Ok(None);
+    }
+    let mut verdicts = Vec::new();
+    for (slice, epochs) in &by {
+        let mut failed = Vec::new();
+        let mut worst = (f64::NEG_INFINITY, 0);
+        for (&epoch, (e, d)) in epochs {
+            let (e, d) = (mean_ci(e, LEVEL), mean_ci(d, LEVEL));
+            let ratio = e.mean / d.mean;
+            if !(e.separated(&d) && e.mean < d.mean && ratio <= SMALL_SHARE) {
+                failed.push(epoch);
+            }
+            if ratio > worst.0 || ratio.is_nan() {
+                worst = (ratio, epoch);
+            }
+        }
+        let at_epoch = |k: Option<(&u64, &Arms)>| {
+            k.map_or(String::new(), |(ep, (e, d))| {
+                format!(
+                    "epoch {ep}: {} vs {}",
+                    ci(&mean_ci(e, LEVEL)),
+                    ci(&mean_ci(d, LEVEL))
+                )
+            })
+        };
+        let ev = format!(
+            "{}; {}; largest early/deferred ratio {} at epoch {}; criterion fails at {} of {} \
+             epochs{}",
+            at_epoch(epochs.iter().next()),
+            at_epoch(epochs.iter().next_back()),
+            g(worst.0),
+            worst.1,
+            failed.len(),
+            epochs.len(),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({:?})", failed)
+            }
+        );
+        let label = if slice.is_empty() {
+            ev
+        } else {
+            format!("[{slice}] {ev}")
+        };
+        verdicts.push((failed.is_empty(), label));
+    }
+    Ok(Some(Verdict {
+        claim: format!(
+            "Under early quantization the codebook's mean pairwise distance stays small compared \
+             with deferred throughout training: at every quantized epoch early's mean ≤ \
+             {SMALL_SHARE} × deferred's, 95% CIs disjoint"
+        ),
+        supported: verdicts.iter().all(|v| v.0),
+        evidence: format!(
+            "codebook_dist early vs deferred, mean [95% CI]: {}",
+            verdicts
+                .into_iter()
+                .map(|v| v.1)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ),
+    }))
+}
+
+/// Run `test` in every slice of the parameters other than `axes`; labels each evidence.
+fn per_slice(
+    s: &Summary,
+    axes: &[&str],
+    mut test: impl FnMut(&[(String, String)]) -> (bool, String),
+) -> Vec<(bool, String)> {
+    s.slices(axes)
+        .iter()
+        .map(|slice| {
+            let (ok, ev) = test(slice);
+            if slice.is_empty() {
+                (ok, ev)
+            } else {
+                let name: Vec<String> = slice.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                (ok, format!("[{}] {ev}", name.join(" ")))
+            }
+        })
+        .collect()
+}
+
+fn combine(claim: String, what: &str, verdicts: Vec<(bool, String)>) -> Verdict {
+    Verdict {
+        claim,
+        supported: !verdicts.is_empty() && verdicts.iter().all(|v| v.0),
+        evidence: format!(
+            "{what}: {}",
+            verdicts
+                .into_iter()
+                .map(|v| v.1)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ),
+    }
+}
+
+/// A slice plus extra fixed values, as a lookup key.
+fn at<'a>(slice: &'a [(String, String)], extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    slice
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+/// A parameter's value in a slice, or its fixed value.
+fn param<'a>(s: &'a Summary, slice: &'a [(String, String)], p: &str) -> Option<&'a str> {
+    slice
+        .iter()
+        .find(|(k, _)| k == p)
+        .map(|(_, v)| v.as_str())
+        .or_else(|| s.fixed(p))
+}
+
+/// Values of a numeric parameter, swept or fixed, with their text.
+fn numeric(s: &Summary, p: &str) -> Option<Vec<(u64, String)>> {
+    let vals = if s.varies(p) {
+        s.values(p)
+    } else {
+        vec![s.fixed(p)?.to_string()]
+    };
+    vals.into_iter()
+        .map(|v| Some((v.parse().ok()?, v)))
+        .collect()
+}
+
+/// Swept codebook sizes in increasing order.
+fn sizes(s: &Summary) -> Vec<(u64, String)> {
+    let mut v = numeric(s, SIZE).unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `mean [lo, hi]` to three significant digits.
+fn ci(c: &MeanCi) -> String {
+    format!("{} [{}, {}]", g(c.mean), g(c.lo), g(c.hi))
+}
+
+fn means(cs: &[MeanCi]) -> String {
+    cs.iter().map(|c| g(c.mean)).collect::<Vec<_>>().join(" → ")
+}
+
+/// Three significant digits (fewer decimals for large numbers).
+fn g(x: f64) -> String {
+    if !x.is_finite() || x == 0.0 {
+        return format!("{x}");
+    }
+    let decimals = (2 - x.abs().log10().floor() as i64).clamp(0, 12) as usize;
+    format!("{x:.decimals$}")
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}

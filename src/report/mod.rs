@@ -1,0 +1,9 @@
+//! What is drawn from stored results: tables, statistics, claims, figures and the paper page.
+
+pub mod claims;
+pub mod paper;
+pub mod plot;
+pub mod stats;
+pub mod summary;
+pub mod table;
+pub mod tsne;

@@ -1,0 +1,343 @@
+//! `paper/index.html`: one self-contained page (inline CSS, no script, no network) with the
+//! claims and their verdicts, the headline table, and every figure with its caption.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::{write_atomic, Paper, PaperError, PaperFigure, Section};
+use crate::report::claims::Verdict;
+use crate::report::plot::{self, Figure};
+use crate::report::stats::MeanCi;
+
+/// Writes `dir/index.html` for `paper`; the figures are expected beside it.
+pub fn write_index(dir: &Path, paper: &Paper) -> Result<PathBuf, PaperError> {
+    let path = dir.join("index.html");
+    write_atomic(&path, render_index(paper).as_bytes())?;
+    Ok(path)
+}
+
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:1em 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.ok{color:#0a6e31;font-weight:bold}.fail{color:#b00020;font-weight:bold}
+figure{margin:1.5em 0;padding:.8em;border:1px solid #ddd;border-radius:4px}
+figure img{width:100%;height:auto;display:block}
+figcaption{font-size:.92em;margin-top:.6em}
+.verdict{margin:.5em 0;padding:.4em .7em;border-left:4px solid}
+.verdict.ok{border-color:#0a6e31;background:#eef8f1;font-weight:normal;color:#222}
+.verdict.fail{border-color:#b00020;background:#fdeef0;font-weight:normal;color:#222}
+.verdict ul{margin:.3em 0;padding-left:1.3em}.verdict li{margin:.15em 0}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}.grid figure{margin:0}
+.about{color:#444}.meta{color:#666;font-size:.9em}code{background:#f3f3f3;padding:0 .2em}
+";
+
+/// The whole page.
+pub fn render_index(paper: &Paper) -> String {
+    let mut h = String::new();
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    h.push_str(
+        "<title>Early Quantization Shrinks Codebook: synthetic results reproduced</title>\n",
+    );
+    let _ = writeln!(h, "<style>{STYLE}</style>\n</head>\n<body>");
+    h.push_str("<h1>Early Quantization Shrinks Codebook: synthetic results reproduced</h1>\n");
+    let _ = writeln!(
+        h,
+        "<p class=\"meta\">Written by <code>vqsim paper</code> (vqsim {}). Every aggregate is a \
+         mean with a 95% t-interval over seeds; &ldquo;CIs disjoint&rdquo; means the two \
+         intervals do not overlap. Each verdict is computed from the data by the criterion \
+         stated with its claim; a claim the data do not support is shown as not supported. \
+         Click a figure for its SVG.</p>",
+        esc(env!("CARGO_PKG_VERSION"))
+    );
+    claims_table(&mut h, paper);
+    headline_table(&mut h, paper);
+    let mut number = 0;
+    for s in &paper.sections {
+        section(&mut h, s, &mut number);
+    }
+    h.push_str("</body>\n</html>\n");
+    h
+}
+
+fn claims_table(h: &mut String, paper: &Paper) {
+    h.push_str("<h2 id=\"claims\">Claims</h2>\n<table>\n");
+    h.push_str("<tr><th>scenario</th><th>claim and criterion</th><th>verdict</th></tr>\n");
+    for s in &paper.sections {
+        if s.verdicts.is_empty() {
+            let _ = writeln!(
+                h,
+                "<tr><td><a href=\"#{id}\">{name}</a></td><td>no claim applies to these runs</td>\
+                 <td></td></tr>",
+                id = anchor(&s.name),
+                name = esc(&s.name)
+            );
+        }
+        for v in &s.verdicts {
+            let _ = writeln!(
+                h,
+                "<tr><td><a href=\"#{id}\">{name}</a></td><td>{claim}</td><td>{badge}</td></tr>",
+                id = anchor(&s.name),
+                name = esc(&s.name),
+                claim = esc(&v.claim),
+                badge = badge(v.supported)
+            );
+        }
+    }
+    h.push_str("</table>\n");
+}
+
+fn headline_table(h: &mut String, paper: &Paper) {
+    h.push_str("<h2 id=\"headline\">Headline: early vs deferred quantization</h2>\n");
+    let Some(head) = &paper.headline else {
+        h.push_str(
+            "<p>No early-vs-deferred comparison of the default configuration was run.</p>\n",
+        );
+        return;
+    };
+    let _ = writeln!(
+        h,
+        "<p>{}. Mean [95% CI] over seeds; Welch&rsquo;s two-sided p. Also in \
+         <a href=\"headline.csv\">headline.csv</a>.</p>",
+        esc(&head.source)
+    );
+    h.push_str(
+        "<table>\n<tr><th>metric</th><th>early</th><th>deferred</th><th>Welch p</th>\
+         <th>CIs disjoint</th></tr>\n",
+    );
+    for c in &head.rows {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td>{}</td></tr>",
+            esc(&c.metric),
+            esc(&ci(&c.early)),
+            esc(&ci(&c.deferred)),
+            esc(&pval(c.welch.p)),
+            if c.significant { "yes" } else { "no" }
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn section(h: &mut String, s: &Section, number: &mut usize) {
+    let _ = writeln!(h, "<h2 id=\"{}\">{}</h2>", anchor(&s.name), esc(&s.name));
+    h.push_str("<div class=\"about\">\n");
+    for p in &s.about {
+        let _ = writeln!(h, "<p>{}</p>", esc(p));
+    }
+    h.push_str("</div>\n");
+    let _ = writeln!(
+        h,
+        "<p class=\"meta\">{} runs ({} diverged, excluded from every mean). Results: \
+         <code>{}/</code> (summary.csv, comparisons.csv, runs.csv).</p>",
+        s.runs,
+        s.diverged,
+        esc(&s.name)
+    );
+    let (main, extra): (Vec<&PaperFigure>, Vec<&PaperFigure>) =
+        s.figures.iter().partition(|f| f.main);
+    if main.is_empty() {
+        for v in &s.verdicts {
+            verdict(h, v, None);
+        }
+    }
+    for f in &main {
+        *number += 1;
+        figure(h, s, f, *number, true);
+    }
+    if !extra.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h3>Supplementary figures</h3>\n<p class=\"meta\">The same runs seen another way \
+             (at most four per kind, spread over the sweep); not a test of the claims above.</p>\n\
+             <div class=\"grid\">"
+        );
+        for f in &extra {
+            *number += 1;
+            figure(h, s, f, *number, false);
+        }
+        h.push_str("</div>\n");
+    }
+}
+
+fn figure(h: &mut String, s: &Section, f: &PaperFigure, number: usize, main: bool) {
+    let stem = esc(&f.stem);
+    let _ = writeln!(
+        h,
+        "<figure id=\"fig-{stem}\">\n<a href=\"{stem}.svg\"><img src=\"{stem}.png\" \
+         alt=\"{kind} figure of scenario {name}\" loading=\"lazy\"></a>\n<figcaption>\
+         <b>Figure {number}.</b> {desc} Files: <a href=\"{stem}.png\">PNG</a> &middot; \
+         <a href=\"{stem}.svg\">SVG</a>.",
+        kind = esc(title(f.kind)),
+        name = esc(&s.name),
+        desc = describe(f.kind),
+    );
+    if main {
+        if s.verdicts.is_empty() {
+            h.push_str("<br>No claim of the paper is checked on these runs.");
+        }
+        for v in &s.verdicts {
+            verdict(h, v, Some(&f.stem));
+        }
+    }
+    h.push_str("</figcaption>\n</figure>\n");
+}
+
+/// A verdict with its evidence; for a figure of one slice of the sweep (e.g. d = 8) only the
+/// evidence of that slice, when the evidence is split by slice.
+fn verdict(h: &mut String, v: &Verdict, stem: Option<&str>) {
+    let class = if v.supported { "ok" } else { "fail" };
+    let _ = write!(
+        h,
+        "<div class=\"verdict {class}\">Tests: {} &mdash; {}",
+        esc(&v.claim),
+        badge(v.supported)
+    );
+    let (what, items) = evidence_items(&v.evidence);
+    let mine: Vec<&(Option<String>, String)> = items
+        .iter()
+        .filter(|(slug, _)| match (slug, stem) {
+            (Some(slug), Some(stem)) => stem.ends_with(slug.as_str()),
+            _ => true,
+        })
+        .collect();
+    // A figure that matches no slice (e.g. drawn for other groups) still gets all evidence.
+    let shown: Vec<&(Option<String>, String)> = if mine.is_empty() {
+        items.iter().collect()
+    } else {
+        mine
+    };
+    let _ = write!(h, "<br>Evidence ({}):<ul>", esc(&what));
+    for (_, text) in shown {
+        let _ = write!(h, "<li>{}</li>", esc(text));
+    }
+    h.push_str("</ul></div>\n");
+}
+
+/// Splits claims' evidence, "what: [k=v] item | [k=v] item", into its lead and items, each
+/// with the figure-file suffix of its slice when it names one.
+fn evidence_items(evidence: &str) -> (String, Vec<(Option<String>, String)>) {
+    let (what, rest) = evidence.split_once(": ").unwrap_or(("numbers", evidence));
+    let items = rest
+        .split(" | ")
+        .map(|item| {
+            let slug = item
+                .strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .map(|(slice, _)| {
+                    let pairs: Vec<(&str, &str)> = slice
+                        .split(' ')
+                        .filter_map(|kv| kv.split_once('='))
+                        .collect();
+                    plot::slug(&pairs)
+                });
+            (slug, item.to_string())
+        })
+        .collect();
+    (what.to_string(), items)
+}
+
+fn title(kind: Figure) -> &'static str {
+    match kind {
+        Figure::Shrinkage => "shrinkage",
+        Figure::TokenScaling => "token scaling",
+        Figure::Dynamics => "dynamics",
+        Figure::Capacity => "capacity",
+    }
+}
+
+fn describe(kind: Figure) -> &'static str {
+    match kind {
+        Figure::Shrinkage => {
+            "Shrinkage panel (paper Figs. 2&ndash;3), one row per arm, lowest seed: data (dots) \
+             and reconstructions (crosses) coloured by true mode; latent embeddings with the \
+             codebook on top (marker area proportional to usage, hollow = dead code); code usage \
+             sorted by rank. Dimensions above 2 are shown on their first two principal components."
+        }
+        Figure::TokenScaling => {
+            "Token scaling (paper Fig. 4): reconstruction MSE, code perplexity and codebook \
+             spread against codebook size S (log2 axis); mean and 95% CI band over seeds. On \
+             log axes a band&rsquo;s lower edge is drawn no lower than a tenth of the mean (a \
+             t-interval over few seeds can reach below zero)."
+        }
+        Figure::Dynamics => {
+            "Training dynamics: codebook spread, code perplexity and reconstruction MSE per \
+             epoch, mean and 95% CI band over seeds; the dashed line marks where deferred runs \
+             switch quantization on. On the log MSE axis a band&rsquo;s lower edge is drawn no \
+             lower than a tenth of the mean."
+        }
+        Figure::Capacity => {
+            "Embedding collapse against encoder capacity: effective rank of the embeddings and \
+             number of modes reconstructed, per encoder depth and width, mean over seeds."
+        }
+    }
+}
+
+fn badge(supported: bool) -> &'static str {
+    if supported {
+        "<span class=\"ok\">&#10004; supported</span>"
+    } else {
+        "<span class=\"fail\">&#10008; not supported</span>"
+    }
+}
+
+/// An id usable in `href="#…"`: letters, digits, '-' and '_' only.
+fn anchor(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("s-{s}")
+}
+
+/// Text made safe for HTML content and attribute values. Descriptions above are trusted
+/// markup (entities) and do not pass through here.
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn ci(c: &MeanCi) -> String {
+    if c.n == 0 {
+        return "no runs".into();
+    }
+    format!("{} [{}, {}] (n={})", sig(c.mean), sig(c.lo), sig(c.hi), c.n)
+}
+
+fn pval(p: f64) -> String {
+    if p.is_finite() && p < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        sig(p)
+    }
+}
+
+/// Three significant digits, fewer decimals for large numbers.
+fn sig(x: f64) -> String {
+    if !x.is_finite() || x == 0.0 {
+        return format!("{x}");
+    }
+    let decimals = (2 - x.abs().log10().floor() as i64).clamp(0, 12) as usize;
+    format!("{x:.decimals$}")
+}

@@ -1,0 +1,177 @@
+//! Training dynamics from history.csv: codebook spread, perplexity and MSE vs epoch per arm,
+//! with the quantization switch of deferred runs marked.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use super::axis::{Axis, Scale};
+use super::curves::{Curve, CurvePanel, CurvesFig};
+use super::runs::{spread, Group, Runs};
+use super::style::{arm_color, Key};
+use super::tokens::{arm_legend, seeds_note};
+use super::{save, PlotError};
+use crate::report::stats::mean_ci;
+use crate::report::table::Table;
+
+const MAX_FIGURES: usize = 4;
+const METRICS: [(&str, &str, &str, Scale); 3] = [
+    (
+        "codebook_dist",
+        "codebook spread",
+        "mean code distance (a.u.)",
+        Scale::Linear,
+    ),
+    (
+        "perplexity",
+        "code perplexity",
+        "perplexity (codes)",
+        Scale::Linear,
+    ),
+    (
+        "mse",
+        "reconstruction error",
+        "MSE (a.u.², log scale)",
+        Scale::Log10,
+    ),
+];
+
+/// Draws one dynamics figure per group of runs that differ only in arm and seed; nothing when
+/// the directory has no history.csv.
+pub fn dynamics(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    let path = dir.join("history.csv");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let runs = Runs::load(dir)?;
+    let history = History::read(&path, &runs)?;
+    let mut paths = Vec::new();
+    for group in &spread(&runs.groups(&[]), MAX_FIGURES) {
+        if let Some(fig) = figure(&runs, &history, group) {
+            paths.extend(save(&fig, dir, &format!("dynamics{}", group.slug()))?);
+        }
+    }
+    Ok(paths)
+}
+
+/// history.csv rows indexed by the runs.csv row of their run (ok runs only).
+struct History {
+    table: Table,
+    /// runs.csv row → history rows.
+    by_run: HashMap<usize, Vec<usize>>,
+}
+
+impl History {
+    fn read(path: &Path, runs: &Runs) -> Result<History, PlotError> {
+        let table = Table::read(path)?;
+        for c in ["run_id", "phase", "epoch", "total_epoch"] {
+            table.column(c)?;
+        }
+        let row_of: HashMap<&str, usize> = (0..runs.len())
+            .map(|r| (runs.text(r, "run_id"), r))
+            .collect();
+        let id = table.column("run_id")?;
+        let mut by_run: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, row) in table.rows.iter().enumerate() {
+            if let Some(&r) = row_of.get(row[id].as_str()) {
+                by_run.entry(r).or_default().push(i);
+            }
+        }
+        Ok(History { table, by_run })
+    }
+
+    fn num(&self, row: usize, col: &str) -> f64 {
+        self.table.num(row, col).unwrap_or(f64::NAN)
+    }
+}
+
+fn figure(runs: &Runs, history: &History, group: &Group) -> Option<CurvesFig> {
+    let rows: Vec<usize> = group
+        .rows
+        .iter()
+        .copied()
+        .filter(|r| history.by_run.contains_key(r))
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let mut switches: Vec<(f64, usize)> = Vec::new();
+    let mut panels = Vec::new();
+    for (metric, title, y_desc, y) in METRICS {
+        let mut curves = Vec::new();
+        for (i, arm) in runs.arms.iter().enumerate() {
+            // (total_epoch, phase order) → values over seeds; continuous before quantized so
+            // the two states at the switch epoch are drawn in training order.
+            let mut at: BTreeMap<(i64, u8), Vec<f64>> = BTreeMap::new();
+            let mut switch = None;
+            for &r in rows.iter().filter(|&&r| runs.arm(r) == *arm) {
+                for &h in &history.by_run[&r] {
+                    let quantized = history.table.get(h, "phase").ok() == Some("quantized");
+                    let total = history.num(h, "total_epoch");
+                    if !total.is_finite() {
+                        continue;
+                    }
+                    if quantized && history.num(h, "epoch") == 0.0 && total > 0.0 {
+                        switch = Some(total);
+                    }
+                    at.entry((total as i64, u8::from(quantized)))
+                        .or_default()
+                        .push(history.num(h, metric));
+                }
+            }
+            if at.is_empty() {
+                continue;
+            }
+            if let Some(s) = switch {
+                if !switches.iter().any(|&(x, _)| x == s) {
+                    switches.push((s, i));
+                }
+            }
+            curves.push(Curve {
+                color: arm_color(i),
+                pts: at
+                    .into_iter()
+                    .map(|((t, _), v)| (t as f64, mean_ci(&v, 0.95)))
+                    .collect(),
+            });
+        }
+        let mut p = CurvePanel {
+            title: title.into(),
+            x_desc: "epoch (all phases)".into(),
+            y_desc: y_desc.into(),
+            x: Axis::fit(Scale::Linear, [0.0], 0.0),
+            y: Axis::fit(y, [1.0], 0.0),
+            curves,
+            markers: false,
+            reference: None,
+            vlines: Vec::new(),
+        };
+        p.fit_axes(Scale::Linear, y);
+        panels.push(p);
+    }
+    let mut legend = arm_legend(runs, &rows);
+    for p in &mut panels {
+        p.vlines = switches.iter().map(|&(x, i)| (x, arm_color(i))).collect();
+    }
+    if !switches.is_empty() {
+        legend.push((
+            Key::Dashed(arm_color(switches[0].1)),
+            "quantization switch".into(),
+        ));
+    }
+    let mut title = format!("{}: training dynamics", runs.scenario);
+    if !group.values.is_empty() {
+        title += &format!(" ({})", group.describe());
+    }
+    let by: Vec<&str> = group.values.iter().map(|(k, _)| *k).collect();
+    Some(CurvesFig {
+        title,
+        subtitle: format!(
+            "{} · {}",
+            runs.subtitle(&rows, &[]),
+            seeds_note(runs, &rows, &by)
+        ),
+        legend: vec![legend],
+        panels,
+        cols: 3,
+    })
+}

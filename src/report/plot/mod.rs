@@ -1,0 +1,152 @@
+//! Figures from a results directory on disk (SPEC §6), as PNG and SVG in `DIR/figures/`.
+//!
+//! Everything is read back from the CSVs a sweep wrote, so `vqsim plot DIR` draws exactly what
+//! a user can inspect. Which figures are drawn depends on which parameters vary among the runs.
+
+mod axis;
+mod capacity;
+mod curves;
+mod dynamics;
+pub mod pca;
+mod runs;
+mod shrinkage;
+pub mod style;
+mod tokens;
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::report::table::TableError;
+
+pub use capacity::capacity;
+pub use dynamics::dynamics;
+pub use runs::{params, slug, Runs, ARM_PARAMS};
+pub use shrinkage::{shrinkage, Projection};
+pub use tokens::token_scaling;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("{path}: {message}")]
+    Data { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot draw {path}: {message}")]
+    Draw { path: PathBuf, message: String },
+    #[error("the vendored assets/DejaVuSans.ttf is not a usable font")]
+    Font,
+}
+
+/// The kinds of figure, in the order `plot_all` draws them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    /// Paper Figs. 2–3: data, latent space and code usage per arm.
+    Shrinkage,
+    /// Paper Fig. 4: metrics vs codebook size.
+    TokenScaling,
+    /// Metrics vs epoch, from history.csv.
+    Dynamics,
+    /// Embedding collapse vs encoder depth and width.
+    Capacity,
+}
+
+/// The figures that fit the runs in `dir`.
+pub fn discover(dir: &Path) -> Result<Vec<Figure>, PlotError> {
+    let runs = Runs::load(dir)?;
+    Ok(fitting(&runs, dir))
+}
+
+fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
+    let mut figures = vec![Figure::Shrinkage];
+    if runs.distinct("quantizer.codebook_size").len() >= 3 {
+        figures.push(Figure::TokenScaling);
+    }
+    if dir.join("history.csv").is_file() {
+        figures.push(Figure::Dynamics);
+    }
+    if runs.varies("model.depth") || runs.varies("model.width") {
+        figures.push(Figure::Capacity);
+    }
+    figures
+}
+
+/// Draws every figure that fits the runs in `dir` into `dir/figures/`; returns the files.
+pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, PlotError> {
+    let mut paths = Vec::new();
+    for figure in discover(dir)? {
+        paths.extend(match figure {
+            Figure::Shrinkage => shrinkage(dir, projection)?,
+            Figure::TokenScaling => token_scaling(dir)?,
+            Figure::Dynamics => dynamics(dir)?,
+            Figure::Capacity => capacity(dir)?,
+        });
+    }
+    Ok(paths)
+}
+
+pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// One figure's drawing, independent of the backend so PNG and SVG are the same picture.
+pub(crate) trait Draw {
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Writes `fig` as `dir/figures/<stem>.png` and `.svg`, each to a temporary name first so a
+/// reader never sees half a file.
+pub(crate) fn save(fig: &impl Draw, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, PlotError> {
+    style::init()?;
+    let out = dir.join("figures");
+    std::fs::create_dir_all(&out).map_err(|source| PlotError::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let size = fig.size();
+    let png = out.join(format!("{stem}.png"));
+    // The bitmap encoder picks the format from the extension, so the temp name ends in .png.
+    // Per process: shard processes that finish together may all draw the figures at once.
+    let pid = std::process::id();
+    let png_tmp = out.join(format!(".{stem}.{pid}.tmp.png"));
+    let draw_err = |path: &Path, e: Box<dyn std::error::Error>| PlotError::Draw {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    {
+        let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(&png, e.into()))?;
+        fig.draw(&root).map_err(|e| draw_err(&png, e))?;
+        root.present().map_err(|e| draw_err(&png, e.into()))?;
+    }
+    rename(&png_tmp, &png)?;
+
+    let svg = out.join(format!("{stem}.svg"));
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(&svg, e.into()))?;
+        fig.draw(&root).map_err(|e| draw_err(&svg, e))?;
+        root.present().map_err(|e| draw_err(&svg, e.into()))?;
+    }
+    let svg_tmp = out.join(format!(".{stem}.{pid}.tmp.svg"));
+    std::fs::write(&svg_tmp, text).map_err(|source| PlotError::Io {
+        path: svg_tmp.clone(),
+        source,
+    })?;
+    rename(&svg_tmp, &svg)?;
+    Ok(vec![png, svg])
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), PlotError> {
+    std::fs::rename(from, to).map_err(|source| PlotError::Io {
+        path: to.to_path_buf(),
+        source,
+    })
+}

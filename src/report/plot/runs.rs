@@ -1,0 +1,351 @@
+//! The successful runs of a results directory, and the vocabulary figures use to describe them:
+//! arms (schedule / init), groups (one figure each) and the fixed parameters of a figure.
+
+use std::path::{Path, PathBuf};
+
+use crate::report::table::Table;
+use crate::sim::config::RunConfig;
+
+use super::PlotError;
+
+/// Parameter columns of runs.csv, in file order: every scenario key.
+pub fn params() -> Vec<&'static str> {
+    crate::study::scenario::fields(&RunConfig::default())
+        .into_iter()
+        .map(|f| f.key)
+        .collect()
+}
+
+/// Parameters whose values are the compared treatments (one line or row each).
+pub const ARM_PARAMS: [&str; 2] = ["schedule.kind", "quantizer.init"];
+
+/// Parameters named in every subtitle when fixed; the others only when a sweep varies them.
+const ALWAYS_SHOWN: [&str; 11] = [
+    "data.modes",
+    "data.dim",
+    "model.latent_dim",
+    "quantizer.codebook_size",
+    "model.depth",
+    "model.width",
+    "model.activation",
+    "quantizer.init",
+    "quantizer.update",
+    "train.epochs",
+    "schedule.continuous_epochs",
+];
+
+/// The `ok` rows of runs.csv with what varies among them.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    pub dir: PathBuf,
+    /// Name of the results directory (the scenario).
+    pub scenario: String,
+    /// runs.csv restricted to rows with status `ok`.
+    pub table: Table,
+    /// Parameters taking more than one value among the ok runs.
+    pub varying: Vec<&'static str>,
+    /// Arm labels, ordered early before deferred; the index is the arm's colour.
+    pub arms: Vec<String>,
+}
+
+/// Runs that share every varying parameter except a figure's own axes.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub values: Vec<(&'static str, String)>,
+    pub rows: Vec<usize>,
+}
+
+impl Runs {
+    pub fn load(dir: &Path) -> Result<Runs, PlotError> {
+        let mut table = Table::read(&dir.join("runs.csv"))?;
+        let status = table.column("status")?;
+        let params = params();
+        for p in params.iter().chain(&["run_id", "seed"]) {
+            table.column(p)?;
+        }
+        table.rows.retain(|r| r[status] == "ok");
+        if table.rows.is_empty() {
+            return Err(PlotError::Data {
+                path: table.path.clone(),
+                message: "no run with status `ok` to plot".into(),
+            });
+        }
+        let varying = table.varying(&params);
+        let mut runs = Runs {
+            dir: dir.to_path_buf(),
+            scenario: dir
+                .file_name()
+                .map_or_else(|| "results".into(), |n| n.to_string_lossy().into_owned()),
+            table,
+            varying,
+            arms: Vec::new(),
+        };
+        let mut arms: Vec<String> = (0..runs.len()).map(|r| runs.arm(r)).collect();
+        arms.sort_by_key(|a| (schedule_rank(a), a.clone()));
+        arms.dedup();
+        runs.arms = arms;
+        Ok(runs)
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.rows.is_empty()
+    }
+
+    pub fn varies(&self, key: &str) -> bool {
+        self.varying.contains(&key)
+    }
+
+    /// Text of `key` in `row` (columns were checked at load).
+    pub fn text(&self, row: usize, key: &str) -> &str {
+        self.table.get(row, key).unwrap_or("")
+    }
+
+    pub fn num(&self, row: usize, key: &str) -> f64 {
+        self.table.num(row, key).unwrap_or(f64::NAN)
+    }
+
+    /// Distinct values of `key`, numerically sorted when they are numbers.
+    pub fn distinct(&self, key: &str) -> Vec<String> {
+        let mut v: Vec<String> = (0..self.len())
+            .map(|r| self.text(r, key).to_string())
+            .collect();
+        sort_values(&mut v);
+        v
+    }
+
+    /// The arm parameters that vary (the others are fixed and go in the subtitle).
+    pub fn arm_keys(&self) -> Vec<&'static str> {
+        ARM_PARAMS.into_iter().filter(|k| self.varies(k)).collect()
+    }
+
+    /// Label of the arm `row` belongs to, e.g. "early" or "deferred, init kmeans".
+    pub fn arm(&self, row: usize) -> String {
+        let keys = self.arm_keys();
+        if keys.is_empty() {
+            return self.text(row, "schedule.kind").to_string();
+        }
+        keys.iter()
+            .map(|&k| match k {
+                "schedule.kind" => self.text(row, k).to_string(),
+                _ => format!("init {}", self.text(row, k)),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Colour index of the arm of `row`.
+    pub fn arm_index(&self, row: usize) -> usize {
+        let a = self.arm(row);
+        self.arms.iter().position(|x| *x == a).unwrap_or(0)
+    }
+
+    /// Rows split by every varying parameter outside `axes`, the arm parameters and the seed.
+    pub fn groups(&self, axes: &[&str]) -> Vec<Group> {
+        let keys: Vec<&'static str> = self
+            .varying
+            .iter()
+            .copied()
+            .filter(|k| !axes.contains(k) && !ARM_PARAMS.contains(k))
+            .collect();
+        let mut groups: Vec<Group> = self
+            .table
+            .group_by(&keys)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(vals, rows)| Group {
+                values: keys.iter().copied().zip(vals).collect(),
+                rows,
+            })
+            .collect();
+        // Numeric order of the group values, so files come out as d2, d8, d16.
+        groups.sort_by(|a, b| {
+            let key = |g: &Group| -> Vec<f64> {
+                g.values
+                    .iter()
+                    .map(|(_, v)| v.parse().unwrap_or(f64::NAN))
+                    .collect()
+            };
+            key(a)
+                .iter()
+                .zip(key(b).iter())
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        groups
+    }
+
+    /// The parameters fixed across `rows`, except the figure's `axes` and the arms.
+    pub fn subtitle(&self, rows: &[usize], axes: &[&str]) -> String {
+        let deferred = rows
+            .iter()
+            .any(|&r| self.text(r, "schedule.kind") == "deferred");
+        let init = |v: &str| rows.iter().any(|&r| self.text(r, "quantizer.init") == v);
+        let ema = rows
+            .iter()
+            .any(|&r| self.text(r, "quantizer.update") == "ema");
+        params()
+            .into_iter()
+            .filter(|k| !axes.contains(k) && !self.arm_keys().contains(k))
+            .filter(|k| ALWAYS_SHOWN.contains(k) || self.varies(k) || k.ends_with("_ratio"))
+            .filter(|&k| match k {
+                // Mixture shape ratios only when the mixture is not the plain one.
+                "data.weight_ratio" | "data.std_ratio" => {
+                    rows.iter().any(|&r| self.num(r, k) != 1.0)
+                }
+                "schedule.continuous_epochs" => deferred,
+                "quantizer.init_std" => init("normal"),
+                "quantizer.ema_decay" => ema,
+                _ => true,
+            })
+            .filter(|k| {
+                rows.iter()
+                    .all(|&r| self.text(r, k) == self.text(rows[0], k))
+            })
+            .map(|k| show(k, self.text(rows[0], k)))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+}
+
+impl Group {
+    /// File-name suffix, e.g. "_d8_S64"; empty for the only group.
+    pub fn slug(&self) -> String {
+        let values: Vec<(&str, &str)> = self.values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        slug(&values)
+    }
+
+    /// Human description, e.g. "d=8, S=64".
+    pub fn describe(&self) -> String {
+        self.values
+            .iter()
+            .map(|(k, v)| show(k, v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// File-name suffix of a figure for parameter values, e.g. "_d8_S64"; empty for none.
+pub fn slug(values: &[(&str, &str)]) -> String {
+    values
+        .iter()
+        .map(|(k, v)| {
+            let s: String = format!("{}{}", short(k), v)
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            format!("_{s}")
+        })
+        .collect()
+}
+
+/// At most `k` of `items`, evenly spread and always including the first and the last, so a
+/// capped set of per-configuration figures still spans the sweep (e.g. the smallest and the
+/// largest codebook) instead of stopping at its first few configurations.
+pub fn spread<T: Clone>(items: &[T], k: usize) -> Vec<T> {
+    let n = items.len();
+    if n <= k {
+        return items.to_vec();
+    }
+    if k <= 1 {
+        return items.iter().take(k).cloned().collect();
+    }
+    (0..k)
+        .map(|i| items[(i * (n - 1) + (k - 1) / 2) / (k - 1)].clone())
+        .collect()
+}
+
+/// Sorts numerically when every value is a number, else lexically.
+pub fn sort_values(v: &mut Vec<String>) {
+    if v.iter().all(|s| s.parse::<f64>().is_ok()) {
+        v.sort_by(|a, b| {
+            a.parse::<f64>()
+                .unwrap()
+                .total_cmp(&b.parse::<f64>().unwrap())
+        });
+    } else {
+        v.sort();
+    }
+    v.dedup();
+}
+
+fn schedule_rank(arm: &str) -> u8 {
+    if arm.starts_with("early") {
+        0
+    } else if arm.starts_with("deferred") {
+        1
+    } else {
+        2
+    }
+}
+
+/// Short name of a parameter for titles and file names.
+pub fn short(key: &str) -> &str {
+    match key {
+        "data.modes" => "K",
+        "data.points_per_mode" => "n",
+        "data.dim" => "d",
+        "data.mean_range" => "r",
+        "data.std" => "σ",
+        "model.latent_dim" => "m",
+        "model.width" => "width",
+        "model.depth" => "depth",
+        "model.activation" => "act",
+        "quantizer.codebook_size" => "S",
+        "quantizer.update" => "update",
+        "quantizer.beta" => "β",
+        "quantizer.ema_decay" => "decay",
+        "quantizer.init" => "init",
+        "quantizer.init_std" => "init σ",
+        "train.lr" => "lr",
+        "train.batch_size" => "batch",
+        "train.epochs" => "epochs",
+        "schedule.kind" => "schedule",
+        "schedule.continuous_epochs" => "cont. epochs",
+        other => other,
+    }
+}
+
+/// "K=10", "depth 2", "relu": symbols with "=", words with a space.
+pub fn show(key: &str, value: &str) -> String {
+    match key {
+        "model.activation" => value.to_string(),
+        "data.points_per_mode" => format!("{value} pts/mode"),
+        "train.epochs" => format!("{value} epochs"),
+        "schedule.continuous_epochs" => format!("+{value} continuous epochs (deferred)"),
+        "data.weight_ratio" => format!("weights {value}:1"),
+        "data.std_ratio" => format!("σ ratio {value}"),
+        _ => {
+            let s = short(key);
+            if s.chars().count() <= 2 {
+                format!("{s}={value}")
+            } else {
+                format!("{s} {value}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_keeps_both_ends_and_spaces_the_rest_evenly() {
+        let v: Vec<u32> = (0..8).collect();
+        assert_eq!(spread(&v, 4), vec![0, 2, 5, 7]);
+        assert_eq!(spread(&v, 8), v);
+        assert_eq!(spread(&v[..3], 6), vec![0, 1, 2]);
+        assert_eq!(spread(&(0..70).collect::<Vec<u32>>(), 2), vec![0, 69]);
+    }
+}

@@ -1,0 +1,147 @@
+//! k-means for the codebook init: k-means++ seeding, then linfa's Lloyd iterations.
+//!
+//! linfa 0.8 seeds k-means++ by recomputing, for every new centroid, each point's distance to
+//! all centroids chosen so far: O(n·k²) distances, which made seeding cost more than training
+//! an early run. `plusplus` draws the same points from the same RNG stream with the same f32
+//! distances, but keeps each point's running minimum: O(n·k), and bit-identical centroids (a
+//! test checks the whole k-means against linfa's own `KMeansPlusPlus`). linfa then runs Lloyd
+//! from them (`KMeansInit::Precomputed`).
+
+use linfa::traits::Fit;
+use linfa::DatasetBase;
+use linfa_clustering::{KMeans, KMeansInit};
+use ndarray::{Array2, ArrayView2, Axis};
+use rand::distributions::{Distribution, WeightedIndex};
+use rand::Rng;
+
+use crate::sim::nearest::sq_dist;
+
+/// Lloyd iterations allowed (SPEC §3: at most 50, one run).
+pub const MAX_ITER: u64 = 50;
+/// Lloyd stops when the squared shift of the centroids falls below this share of the data's
+/// mean per-dimension variance: scikit-learn's `tol`, so that both sides stop at the same point
+/// whatever the scale of the embeddings (linfa's own tolerance is absolute).
+pub const REL_TOL: f32 = 1e-4;
+
+#[derive(Debug, thiserror::Error)]
+#[error("k-means failed: {0}")]
+pub struct KMeansError(String);
+
+/// `k` centroids of the rows of `z` (n, m), (k, m): k-means++ seeding, then at most `MAX_ITER`
+/// Lloyd iterations (linfa's, one run). The same `rng` state gives the same centroids bit for
+/// bit as linfa's `KMeans::params_with_rng(k, rng)` with `KMeansInit::KMeansPlusPlus`.
+pub fn kmeans<R: Rng + Clone>(
+    z: ArrayView2<f32>,
+    k: usize,
+    rng: &R,
+) -> Result<Array2<f32>, KMeansError> {
+    if k == 0 || z.nrows() == 0 {
+        return Err(KMeansError(format!(
+            "{k} clusters for {} points",
+            z.nrows()
+        )));
+    }
+    let z = z.as_standard_layout();
+    let seeds = plusplus(z.view(), k, &mut rng.clone());
+    let mean_var = z.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
+    // linfa compares the (unsquared) Frobenius norm of the shift with its tolerance.
+    let tolerance = (REL_TOL * mean_var).sqrt().max(f32::MIN_POSITIVE);
+    let data = DatasetBase::from(z.into_owned());
+    let model = KMeans::params_with_rng(k, rng.clone())
+        .n_runs(1)
+        .max_n_iterations(MAX_ITER)
+        .tolerance(tolerance)
+        .init_method(KMeansInit::Precomputed(seeds))
+        .fit(&data)
+        .map_err(|e| KMeansError(e.to_string()))?;
+    Ok(model.centroids().to_owned())
+}
+
+/// k-means++ seeding (Arthur & Vassilvitskii) of `k` ≥ 1 rows of `z` (n ≥ 1, m), standard
+/// layout. The first centroid is a uniform draw, each next one a draw weighted by the squared
+/// distance to the nearest centroid so far, exactly as linfa's `weighted_k_means_plusplus`
+/// with unit weights: same `WeightedIndex` draws, same distances (Σ (c_i − p_i)² in index
+/// order), same strict-`<` minimum, and index 0 without a draw when every distance is 0.
+pub fn plusplus(z: ArrayView2<f32>, k: usize, rng: &mut impl Rng) -> Array2<f32> {
+    let (n, m) = z.dim();
+    let zs = z.as_slice().expect("standard layout");
+    let row = |i: usize| &zs[i * m..(i + 1) * m];
+    let mut centroids = Array2::zeros((k, m)); // (k, m)
+    let first = WeightedIndex::new(std::iter::repeat_n(1.0f32, n))
+        .expect("at least one point")
+        .sample(rng);
+    centroids.row_mut(0).assign(&z.row(first));
+    let c0 = row(first);
+    // Squared distance of each point to its nearest centroid so far, (n).
+    let mut min_d: Vec<f32> = (0..n).map(|i| sq_dist(c0, row(i))).collect();
+    for c in 1..k {
+        if c > 1 {
+            let prev = centroids.row(c - 1);
+            let prev = prev.as_slice().expect("standard layout");
+            for (i, d) in min_d.iter_mut().enumerate() {
+                let dc = sq_dist(prev, row(i));
+                if dc < *d {
+                    *d = dc;
+                }
+            }
+        }
+        let next = WeightedIndex::new(&min_d)
+            .map(|w| w.sample(rng))
+            .unwrap_or(0);
+        centroids.row_mut(c).assign(&z.row(next));
+    }
+    centroids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray_rand::rand_distr::StandardNormal;
+    use ndarray_rand::RandomExt;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// linfa's k-means with its own k-means++ seeding, as the codebook init was before.
+    fn linfa_plusplus(z: ArrayView2<f32>, k: usize, rng: &ChaCha8Rng) -> Array2<f32> {
+        let mean_var = z.var_axis(Axis(0), 0.0).mean().unwrap();
+        let tolerance = (REL_TOL * mean_var).sqrt().max(f32::MIN_POSITIVE);
+        KMeans::params_with_rng(k, rng.clone())
+            .n_runs(1)
+            .max_n_iterations(MAX_ITER)
+            .tolerance(tolerance)
+            .init_method(KMeansInit::KMeansPlusPlus)
+            .fit(&DatasetBase::from(z.to_owned()))
+            .unwrap()
+            .centroids()
+            .to_owned()
+    }
+
+    #[test]
+    fn equals_linfa_kmeans_plusplus_bit_for_bit() {
+        let mut gen = ChaCha8Rng::seed_from_u64(7);
+        for (n, m, k) in [(500, 2, 16), (300, 5, 64), (64, 3, 64), (200, 1, 7)] {
+            let z = Array2::<f32>::random_using((n, m), StandardNormal, &mut gen) * 3.0;
+            for seed in 0..3 {
+                let rng = ChaCha8Rng::seed_from_u64(seed);
+                let ours = kmeans(z.view(), k, &rng).unwrap();
+                assert_eq!(ours, linfa_plusplus(z.view(), k, &rng), "n={n} m={m} k={k}");
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_points_seed_without_draws() {
+        // Every distance is 0 after the first draw: the remaining seeds are point 0, as linfa.
+        let z = Array2::<f32>::ones((10, 2));
+        let rng = ChaCha8Rng::seed_from_u64(1);
+        let ours = kmeans(z.view(), 4, &rng).unwrap();
+        assert_eq!(ours, linfa_plusplus(z.view(), 4, &rng));
+    }
+
+    #[test]
+    fn no_clusters_or_no_points_is_an_error() {
+        let rng = ChaCha8Rng::seed_from_u64(0);
+        assert!(kmeans(Array2::<f32>::zeros((3, 2)).view(), 0, &rng).is_err());
+        assert!(kmeans(Array2::<f32>::zeros((0, 2)).view(), 1, &rng).is_err());
+    }
+}

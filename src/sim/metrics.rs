@@ -1,0 +1,427 @@
+//! The SPEC §4 metrics, computed on the full data set.
+//!
+//! Each metric is a small function over plain arrays; `measure` composes them from an
+//! `Observation`. Single pairwise distances are f32 (through the vectorised kernel of
+//! `nearest`), every sum over points or pairs is f64, and all run in a fixed order, so a metric
+//! is the same bit for bit whatever thread computes it.
+
+use ndarray::{Array2, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::sim::linalg::sym_eigen;
+use crate::sim::nearest::{nearest_one, PointsByDim};
+
+/// Every SPEC §4 metric under its SPEC name. Metrics that need a codebook are NaN while the
+/// model is still continuous (the first phase of a deferred run).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub mse: f64,
+    pub quant_mse: f64,
+    pub perplexity: f64,
+    pub codes_used: f64,
+    pub dead_codes: f64,
+    pub codebook_dist: f64,
+    pub codebook_cos: f64,
+    pub embed_dist: f64,
+    pub shrink_ratio: f64,
+    pub coverage: f64,
+    pub embed_rank: f64,
+    pub modes_hit: f64,
+    pub mode_entropy: f64,
+    pub token_mode_entropy: f64,
+    /// `mse` on the held-out points only (NaN without a held-out split).
+    pub heldout_mse: f64,
+}
+
+impl Metrics {
+    /// Every metric undefined: the final metrics of a run that diverged.
+    pub fn nan() -> Metrics {
+        let n = f64::NAN;
+        Metrics {
+            mse: n,
+            quant_mse: n,
+            perplexity: n,
+            codes_used: n,
+            dead_codes: n,
+            codebook_dist: n,
+            codebook_cos: n,
+            embed_dist: n,
+            shrink_ratio: n,
+            coverage: n,
+            embed_rank: n,
+            modes_hit: n,
+            mode_entropy: n,
+            token_mode_entropy: n,
+            heldout_mse: n,
+        }
+    }
+}
+
+/// What the metrics look at: the model's view of the whole data set at one moment.
+pub struct Observation<'a> {
+    /// Data, (n, d).
+    pub x: ArrayView2<'a, f32>,
+    /// True mixture means, (K, d).
+    pub means: ArrayView2<'a, f32>,
+    /// Encoder outputs, (n, m).
+    pub z: ArrayView2<'a, f32>,
+    /// Reconstructions, (n, d): dec(q(z)) when quantized, dec(z) when continuous.
+    pub recon: ArrayView2<'a, f32>,
+    pub quantized: Option<QuantizedView<'a>>,
+    /// Row indices of `z` used by the pairwise metrics (embed_dist, coverage).
+    pub subsample: &'a [usize],
+    /// Row indices of the points held out of training (may be empty).
+    pub heldout: &'a [usize],
+}
+
+pub struct QuantizedView<'a> {
+    /// Codebook, (S, m).
+    pub codebook: ArrayView2<'a, f32>,
+    /// Nearest code of every row of z, (n).
+    pub assign: &'a [usize],
+    /// Each code decoded, (S, d).
+    pub decoded_codes: ArrayView2<'a, f32>,
+}
+
+/// Neighbours that define an embedding's ball in `coverage` (Naeem et al. use k = 5).
+pub const COVERAGE_K: usize = 5;
+
+/// All metrics of one observation; the codebook metrics are NaN when `quantized` is None.
+pub fn measure(obs: &Observation) -> Metrics {
+    let embed_dist = embed_dist(obs.z, obs.subsample);
+    let recon_modes = mode_counts(obs.recon, obs.means);
+    let mut out = Metrics {
+        mse: mse(obs.x, obs.recon),
+        quant_mse: f64::NAN,
+        perplexity: f64::NAN,
+        codes_used: f64::NAN,
+        dead_codes: f64::NAN,
+        codebook_dist: f64::NAN,
+        codebook_cos: f64::NAN,
+        embed_dist,
+        shrink_ratio: f64::NAN,
+        coverage: f64::NAN,
+        embed_rank: embed_rank(obs.z),
+        modes_hit: modes_hit(&recon_modes) as f64,
+        mode_entropy: entropy(&recon_modes),
+        token_mode_entropy: f64::NAN,
+        heldout_mse: heldout_mse(obs.x, obs.recon, obs.heldout),
+    };
+    if let Some(q) = &obs.quantized {
+        let usage = code_counts(q.assign, q.codebook.nrows());
+        let codebook_dist = codebook_dist(q.codebook);
+        out.quant_mse = quant_mse(obs.z, q.codebook, q.assign);
+        out.perplexity = perplexity(&usage);
+        out.codes_used = codes_used(&usage) as f64;
+        out.dead_codes = dead_codes(&usage) as f64;
+        out.codebook_dist = codebook_dist;
+        out.codebook_cos = codebook_cos(q.codebook);
+        out.shrink_ratio = shrink_ratio(codebook_dist, embed_dist);
+        out.coverage = coverage(obs.z, obs.subsample, q.codebook);
+        out.token_mode_entropy = token_mode_entropy(q.decoded_codes, obs.means);
+    }
+    out
+}
+
+/// `mse` over the rows in `heldout` only; NaN when there are none.
+pub fn heldout_mse(x: ArrayView2<f32>, recon: ArrayView2<f32>, heldout: &[usize]) -> f64 {
+    if heldout.is_empty() {
+        return f64::NAN;
+    }
+    mse(gather(x, heldout).view(), gather(recon, heldout).view())
+}
+
+/// Mean over points × dims of (recon − x)².
+pub fn mse(x: ArrayView2<f32>, recon: ArrayView2<f32>) -> f64 {
+    assert_eq!(x.dim(), recon.dim(), "x and recon differ in shape");
+    let sum: f64 = x
+        .iter()
+        .zip(recon.iter())
+        .map(|(&a, &b)| sq(a as f64 - b as f64))
+        .sum();
+    sum / x.len() as f64
+}
+
+/// Mean over points of ‖z − codebook[assign]‖² (summed over latent dims).
+pub fn quant_mse(z: ArrayView2<f32>, codebook: ArrayView2<f32>, assign: &[usize]) -> f64 {
+    assert_eq!(z.nrows(), assign.len(), "one assignment per embedding");
+    let sum: f64 = z
+        .rows()
+        .into_iter()
+        .zip(assign)
+        .map(|(zi, &a)| {
+            let code = codebook.row(a);
+            zi.iter()
+                .zip(code.iter())
+                .map(|(&u, &v)| sq(u as f64 - v as f64))
+                .sum::<f64>()
+        })
+        .sum();
+    sum / z.nrows() as f64
+}
+
+/// Points assigned to each of the `s` codes.
+pub fn code_counts(assign: &[usize], s: usize) -> Vec<usize> {
+    let mut counts = vec![0; s];
+    for &a in assign {
+        counts[a] += 1;
+    }
+    counts
+}
+
+/// Entropy (natural log) of the shares p_k = counts[k] / Σ counts; NaN when there is nothing.
+pub fn entropy(counts: &[usize]) -> f64 {
+    let total: usize = counts.iter().sum();
+    if total == 0 {
+        return f64::NAN;
+    }
+    let total = total as f64;
+    -counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / total;
+            p * p.ln()
+        })
+        .sum::<f64>()
+}
+
+/// exp(−Σ p_k ln p_k), p_k = share of points assigned to code k: the number of equally used
+/// codes that would give the same entropy.
+pub fn perplexity(usage: &[usize]) -> f64 {
+    entropy(usage).exp()
+}
+
+/// Codes with at least one point.
+pub fn codes_used(usage: &[usize]) -> usize {
+    usage.iter().filter(|&&c| c > 0).count()
+}
+
+/// Codes with no point.
+pub fn dead_codes(usage: &[usize]) -> usize {
+    usage.len() - codes_used(usage)
+}
+
+/// Mean Euclidean distance over the S(S−1)/2 pairs of distinct codes; NaN for S < 2.
+pub fn codebook_dist(codebook: ArrayView2<f32>) -> f64 {
+    mean_pairwise_dist(codebook)
+}
+
+/// Mean cosine distance 1 − cos over pairs of distinct codes; a pair holding a zero-norm code
+/// counts as distance 1 (no direction, so no similarity). NaN for S < 2.
+pub fn codebook_cos(codebook: ArrayView2<f32>) -> f64 {
+    let s = codebook.nrows();
+    if s < 2 {
+        return f64::NAN;
+    }
+    // For unit vectors 1 − cos = ‖u − v‖² / 2, so the distance kernel does the work.
+    let mut unit = codebook.to_owned(); // (S, m)
+    let mut zero = vec![false; s];
+    for (mut row, z) in unit.rows_mut().into_iter().zip(&mut zero) {
+        let norm = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+        *z = norm == 0.0;
+        if !*z {
+            row.mapv_inplace(|v| (v as f64 / norm) as f32);
+        }
+    }
+    let by_dim = PointsByDim::new(unit.view());
+    let mut d = vec![0.0f32; s]; // (S)
+    let mut sum = 0.0;
+    for (i, row) in unit.rows().into_iter().enumerate() {
+        if zero[i] {
+            sum += (s - 1 - i) as f64;
+            continue;
+        }
+        by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
+        sum += d[..s - 1 - i]
+            .iter()
+            .zip(&zero[i + 1..])
+            .map(|(&dj, &zj)| if zj { 1.0 } else { dj as f64 / 2.0 })
+            .sum::<f64>();
+    }
+    sum / pairs(s)
+}
+
+/// Mean Euclidean distance over the distinct pairs of encoder outputs z[subsample]; NaN when
+/// fewer than 2 rows are sampled.
+pub fn embed_dist(z: ArrayView2<f32>, subsample: &[usize]) -> f64 {
+    mean_pairwise_dist(gather(z, subsample).view())
+}
+
+/// codebook_dist / embed_dist: ≈ 1 when the codes span the embeddings, ≪ 1 when they have
+/// shrunk. NaN when embed_dist is 0.
+pub fn shrink_ratio(codebook_dist: f64, embed_dist: f64) -> f64 {
+    if embed_dist == 0.0 {
+        f64::NAN
+    } else {
+        codebook_dist / embed_dist
+    }
+}
+
+/// Coverage of Naeem et al. (2020): share of the embeddings z[subsample] whose k-NN ball
+/// (radius = distance to the k-th nearest other sampled embedding, k = `COVERAGE_K`, or n − 1
+/// when n ≤ k) holds at least one code. The ball is closed, so codes sitting on collapsed
+/// (duplicate) embeddings still count. NaN when fewer than 2 rows are sampled or S = 0.
+pub fn coverage(z: ArrayView2<f32>, subsample: &[usize], codebook: ArrayView2<f32>) -> f64 {
+    assert_eq!(
+        z.ncols(),
+        codebook.ncols(),
+        "z and codebook differ in dimension"
+    );
+    let n = subsample.len();
+    if n < 2 || codebook.nrows() == 0 {
+        return f64::NAN;
+    }
+    let k = COVERAGE_K.min(n - 1);
+    let e = gather(z, subsample); // (n, m)
+    let e_by_dim = PointsByDim::new(e.view());
+    let codes = PointsByDim::new(codebook);
+    // The k smallest squared distances of each embedding, ascending; each pair is computed once
+    // and offered to both ends, a partial selection instead of sorting whole rows.
+    let mut knn = vec![[f32::INFINITY; COVERAGE_K]; n];
+    let mut d = vec![0.0f32; n.max(codes.len())];
+    for (i, row) in e.rows().into_iter().enumerate() {
+        e_by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
+        for (j, &dij) in d[..n - 1 - i].iter().enumerate() {
+            insert_smallest(&mut knn[i][..k], dij);
+            insert_smallest(&mut knn[i + 1 + j][..k], dij);
+        }
+    }
+    let mut covered = 0;
+    for (row, nn) in e.rows().into_iter().zip(&knn) {
+        codes.sq_dists(row.as_slice().unwrap(), 0, &mut d);
+        if d[..codes.len()].iter().any(|&dc| dc <= nn[k - 1]) {
+            covered += 1;
+        }
+    }
+    covered as f64 / n as f64
+}
+
+/// Effective rank (Roy & Vetterli 2007) of the centred embeddings Zc (all rows): with singular
+/// values σ_i and p_i = σ_i / Σσ, exp(−Σ p_i ln p_i). σ_i = √λ_i of ZcᵀZc (m × m, f64, Jacobi),
+/// round-off negatives clamped to 0. Between 1 (points on a line) and m (isotropic); defined as
+/// 0 when Zc is all zero (no spread, no direction).
+pub fn embed_rank(z: ArrayView2<f32>) -> f64 {
+    let (n, m) = z.dim();
+    if n == 0 || m == 0 {
+        return 0.0;
+    }
+    let mut mean = vec![0.0f64; m];
+    for row in z.rows() {
+        for (a, &v) in mean.iter_mut().zip(row.iter()) {
+            *a += v as f64;
+        }
+    }
+    mean.iter_mut().for_each(|a| *a /= n as f64);
+    let mut gram = Array2::<f64>::zeros((m, m)); // (m, m) = ZcᵀZc
+    let mut zc = vec![0.0f64; m];
+    for row in z.rows() {
+        for ((c, &v), mu) in zc.iter_mut().zip(row.iter()).zip(&mean) {
+            *c = v as f64 - mu;
+        }
+        for a in 0..m {
+            for b in a..m {
+                gram[[a, b]] += zc[a] * zc[b];
+            }
+        }
+    }
+    for a in 0..m {
+        for b in 0..a {
+            gram[[a, b]] = gram[[b, a]];
+        }
+    }
+    let (values, _) = sym_eigen(gram.view());
+    let sigma: Vec<f64> = values.iter().map(|&l| l.max(0.0).sqrt()).collect();
+    let total: f64 = sigma.iter().sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    let h: f64 = sigma
+        .iter()
+        .filter(|&&s| s > 0.0)
+        .map(|&s| {
+            let p = s / total;
+            -p * p.ln()
+        })
+        .sum();
+    h.exp()
+}
+
+/// Rows of `points` (r, d) nearest to each mixture mean (K, d), counted per mode.
+pub fn mode_counts(points: ArrayView2<f32>, means: ArrayView2<f32>) -> Vec<usize> {
+    let d = means.ncols();
+    assert_eq!(points.ncols(), d, "points and means differ in dimension");
+    let mut counts = vec![0; means.nrows()];
+    if means.nrows() == 0 {
+        return counts;
+    }
+    let mu = means.as_standard_layout();
+    let mu = mu.as_slice().unwrap();
+    let p = points.as_standard_layout();
+    for row in p.as_slice().unwrap().chunks_exact(d) {
+        counts[nearest_one(row, mu, d)] += 1;
+    }
+    counts
+}
+
+/// Mixture modes that at least one reconstruction is nearest to (from `mode_counts`).
+pub fn modes_hit(recon_modes: &[usize]) -> usize {
+    recon_modes.iter().filter(|&&c| c > 0).count()
+}
+
+/// Entropy of the reconstructions' nearest-mode shares (from `mode_counts`); at most ln K.
+pub fn mode_entropy(recon_modes: &[usize]) -> f64 {
+    entropy(recon_modes)
+}
+
+/// The paper's H: decode every code, find its nearest mode, p_k = share of the S codes whose
+/// decoded point is nearest to mode k; H = −Σ p_k ln p_k (ln K when codes spread evenly).
+pub fn token_mode_entropy(decoded_codes: ArrayView2<f32>, means: ArrayView2<f32>) -> f64 {
+    entropy(&mode_counts(decoded_codes, means))
+}
+
+/// Mean Euclidean distance over distinct pairs of the rows of `points`; NaN for fewer than 2.
+fn mean_pairwise_dist(points: ArrayView2<f32>) -> f64 {
+    let n = points.nrows();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let rows = points.as_standard_layout();
+    let by_dim = PointsByDim::new(points);
+    let mut d = vec![0.0f32; n]; // (n)
+    let mut sum = 0.0;
+    for (i, row) in rows.rows().into_iter().enumerate() {
+        by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
+        sum += d[..n - 1 - i].iter().map(|&v| v.sqrt() as f64).sum::<f64>();
+    }
+    sum / pairs(n)
+}
+
+/// Rows `idx` of `a`, (len(idx), m).
+fn gather(a: ArrayView2<f32>, idx: &[usize]) -> Array2<f32> {
+    a.select(Axis(0), idx)
+}
+
+/// Insert `d` into `best` (ascending, fixed length) if it is among the smallest.
+fn insert_smallest(best: &mut [f32], d: f32) {
+    let Some(last) = best.len().checked_sub(1) else {
+        return;
+    };
+    if d >= best[last] {
+        return;
+    }
+    let mut i = last;
+    while i > 0 && best[i - 1] > d {
+        best[i] = best[i - 1];
+        i -= 1;
+    }
+    best[i] = d;
+}
+
+fn pairs(n: usize) -> f64 {
+    (n * (n - 1)) as f64 / 2.0
+}
+
+fn sq(v: f64) -> f64 {
+    v * v
+}

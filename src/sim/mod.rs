@@ -1,0 +1,13 @@
+//! The simulation itself: configuration, data, networks, quantizer, training, metrics.
+
+pub mod config;
+pub mod data;
+pub mod kmeans;
+pub mod linalg;
+pub mod metrics;
+pub mod model;
+pub mod nearest;
+pub mod nn;
+pub mod rng;
+pub mod train;
+pub mod vq;

@@ -1,0 +1,174 @@
+//! The autoencoder around the quantizer: x → encoder → z → [q(z)] → decoder → x̂, with one
+//! training step (forward, hand-written backward, Adam) and whole-data-set evaluation.
+
+use ndarray::{s, Array2, ArrayView2};
+use rand::Rng;
+
+use crate::sim::config::RunConfig;
+use crate::sim::metrics::{self, Metrics, Observation, QuantizedView};
+use crate::sim::nearest;
+use crate::sim::nn::{loss, Adam, Mlp};
+use crate::sim::vq::Quantizer;
+
+pub struct Autoencoder {
+    pub encoder: Mlp,
+    pub decoder: Mlp,
+    opt: Adam,
+    // Scratch for one batch, allocated once for the largest batch.
+    z: Array2<f32>,       // (batch, m) encoder output
+    q: Array2<f32>,       // (batch, m) decoder input: q(z), or z when continuous
+    g_recon: Array2<f32>, // (batch, d) ∂L/∂x̂
+    g_q: Array2<f32>,     // (batch, m) ∂L/∂(decoder input)
+    g_z: Array2<f32>,     // (batch, m) ∂L/∂z
+    assign: Vec<usize>,   // (batch) nearest code
+    search: nearest::Scratch,
+}
+
+/// The model's view of the whole data set: what the metrics and the snapshot need.
+pub struct Evaluation {
+    pub z: Array2<f32>,
+    pub recon: Array2<f32>,
+    pub assign: Vec<usize>,
+    pub metrics: Metrics,
+}
+
+impl Autoencoder {
+    pub fn new(cfg: &RunConfig, rng: &mut impl Rng) -> Autoencoder {
+        // A batch never holds more than the whole data set: size the scratch for what can occur.
+        let points = cfg.data.modes * cfg.data.points_per_mode;
+        let (d, m, b) = (
+            cfg.data.dim,
+            cfg.model.latent_dim,
+            cfg.train.batch_size.min(points),
+        );
+        let mc = &cfg.model;
+        let encoder = Mlp::new(d, mc.width, mc.depth, m, mc.activation, b, rng);
+        let decoder = Mlp::new(m, mc.width, mc.depth, d, mc.activation, b, rng);
+        Autoencoder {
+            encoder,
+            decoder,
+            opt: Adam::new(cfg.train.lr as f32),
+            z: Array2::zeros((b, m)),
+            q: Array2::zeros((b, m)),
+            g_recon: Array2::zeros((b, d)),
+            g_q: Array2::zeros((b, m)),
+            g_z: Array2::zeros((b, m)),
+            assign: vec![0; b],
+            search: nearest::Scratch::default(),
+        }
+    }
+
+    /// One optimisation step on a batch `x` (n, d); quantized when `vq` is given. Returns the
+    /// total loss. The quantizer's own optimizer (if it learns by gradient) is stepped by the
+    /// caller from `vq.grad`.
+    pub fn step(&mut self, x: ArrayView2<f32>, vq: Option<&mut Quantizer>) -> f32 {
+        let loss = self.gradients(x, vq);
+        self.opt
+            .step(self.encoder.params_mut().chain(self.decoder.params_mut()));
+        loss
+    }
+
+    /// Forward and backward of a batch without the update: leaves ∂L/∂θ in the networks'
+    /// gradients and ∂L/∂codes in `vq.grad` (and applies the EMA update when the codebook
+    /// learns that way). Returns the total loss.
+    pub fn gradients(&mut self, x: ArrayView2<f32>, mut vq: Option<&mut Quantizer>) -> f32 {
+        let n = x.nrows();
+        let (mut z, mut q) = (self.z.slice_mut(s![..n, ..]), self.q.slice_mut(s![..n, ..]));
+        z.assign(&self.encoder.forward(x));
+        let (mut vq_loss, mut commit) = (0.0, 0.0);
+        match vq.as_deref_mut() {
+            Some(vq) => {
+                vq.quantize(
+                    z.view(),
+                    &mut self.assign[..n],
+                    q.view_mut(),
+                    &mut self.search,
+                );
+                (vq_loss, commit) = vq.losses(z.view(), q.view());
+            }
+            None => q.assign(&z),
+        }
+        let recon = self.decoder.forward(q.view());
+        let rec = loss::mse(recon, x);
+        let mut g_recon = self.g_recon.slice_mut(s![..n, ..]);
+        loss::mse_grad(recon, x, 1.0, g_recon.view_mut());
+
+        self.encoder.zero_grad();
+        self.decoder.zero_grad();
+        let mut g_q = self.g_q.slice_mut(s![..n, ..]);
+        self.decoder
+            .backward(q.view(), g_recon.view(), Some(g_q.view_mut()));
+        let mut g_z = self.g_z.slice_mut(s![..n, ..]);
+        match vq {
+            Some(vq) => {
+                vq.backward(
+                    z.view(),
+                    q.view(),
+                    &self.assign[..n],
+                    g_q.view(),
+                    g_z.view_mut(),
+                );
+                vq.ema_update(z.view(), &self.assign[..n]);
+            }
+            None => g_z.assign(&g_q),
+        }
+        self.encoder.backward(x, g_z.view(), None);
+        rec + vq_loss + commit
+    }
+
+    pub fn all_finite(&self) -> bool {
+        self.encoder.all_finite() && self.decoder.all_finite()
+    }
+
+    /// Encode, quantize (if `vq`), decode and measure the whole data set.
+    pub fn evaluate(
+        &self,
+        x: ArrayView2<f32>,
+        means: ArrayView2<f32>,
+        vq: Option<&Quantizer>,
+        subsample: &[usize],
+        heldout: &[usize],
+    ) -> Evaluation {
+        let z = self.encoder.infer(x);
+        let mut assign = vec![0; x.nrows()];
+        let (recon, decoded_codes) = match vq {
+            Some(vq) => {
+                let mut q = Array2::zeros(z.raw_dim());
+                vq.quantize(
+                    z.view(),
+                    &mut assign,
+                    q.view_mut(),
+                    &mut nearest::Scratch::default(),
+                );
+                (
+                    self.decoder.infer(q.view()),
+                    Some(self.decoder.infer(vq.codes.view())),
+                )
+            }
+            None => (self.decoder.infer(z.view()), None),
+        };
+        let quantized = vq
+            .zip(decoded_codes.as_ref())
+            .map(|(vq, dc)| QuantizedView {
+                codebook: vq.codes.view(),
+                assign: &assign,
+                decoded_codes: dc.view(),
+            });
+        // Views are invariant in their lifetime: shorten the borrowed ones to the local ones.
+        let metrics = metrics::measure(&Observation {
+            x: x.reborrow(),
+            means: means.reborrow(),
+            z: z.view(),
+            recon: recon.view(),
+            quantized,
+            subsample,
+            heldout,
+        });
+        Evaluation {
+            z,
+            recon,
+            assign,
+            metrics,
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! One run: data, networks, the early or deferred schedule, and its measurements.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ndarray::{s, Array1, Array2, ArrayView2};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::sim::config::{RunConfig, ScheduleKind};
+use crate::sim::data::Mixture;
+use crate::sim::metrics::Metrics;
+use crate::sim::model::{Autoencoder, Evaluation};
+use crate::sim::nn::Adam;
+use crate::sim::rng::{stream, Stream};
+use crate::sim::vq::{init_codebook, Quantizer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Plain autoencoder training (deferred schedule only).
+    Continuous,
+    /// Training with the quantizer on.
+    Quantized,
+}
+
+/// Metrics of the whole data set after `epoch` epochs of `phase` (epoch 0 = phase start,
+/// i.e. the quantized phase's epoch 0 is right after codebook init).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryRow {
+    pub phase: Phase,
+    pub epoch: usize,
+    /// Epochs trained so far over both phases (x axis of dynamics plots).
+    pub total_epoch: usize,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Diverged,
+}
+
+/// The end state of a run, for figures: the data, its embeddings and reconstructions, and the
+/// codebook with its usage.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// True mode of each point, (n).
+    pub labels: Vec<usize>,
+    /// Data, (n, d).
+    pub x: Array2<f32>,
+    /// Encoder outputs, (n, m).
+    pub z: Array2<f32>,
+    /// Reconstructions dec(q(z)), (n, d).
+    pub recon: Array2<f32>,
+    /// Assigned code per point, (n).
+    pub code: Vec<usize>,
+    /// Codebook, (S, m).
+    pub codebook: Array2<f32>,
+    /// Points assigned to each code, (S).
+    pub usage: Array1<u64>,
+    /// Mixture means, (K, d).
+    pub means: Array2<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: Status,
+    /// Total epoch at which a non-finite loss or parameter appeared.
+    pub diverged_epoch: Option<usize>,
+    /// Wall time of training, codebook init included, metrics excluded (seconds).
+    pub seconds: f64,
+    /// Final metrics (all NaN when diverged).
+    pub metrics: Metrics,
+    pub history: Vec<HistoryRow>,
+    /// None when diverged.
+    pub snapshot: Option<Snapshot>,
+}
+
+/// The run was stopped from outside (Ctrl-C) before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("run cancelled")]
+pub struct Cancelled;
+
+/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
+const SUBSAMPLE: usize = 1000;
+
+/// Train and measure one run. Randomness comes only from `seed`, so the same (config, seed)
+/// gives the same outcome bit for bit on any thread. `cancel` is polled between steps.
+pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome, Cancelled> {
+    let data = Mixture::sample(&cfg.data, &mut stream(seed, Stream::Data));
+    let n = data.len();
+    let mut subsample =
+        rand::seq::index::sample(&mut stream(seed, Stream::Subsample), n, n.min(SUBSAMPLE))
+            .into_vec();
+    subsample.sort_unstable();
+    let (train, heldout) = split(n, cfg.data.holdout, &mut stream(seed, Stream::Holdout));
+    let mut trainer = Trainer {
+        cfg,
+        heldout: &heldout,
+        data: &data,
+        subsample: &subsample,
+        model: Autoencoder::new(cfg, &mut stream(seed, Stream::Weights)),
+        shuffle: stream(seed, Stream::Shuffle),
+        order: train,
+        batch: Array2::zeros((cfg.train.batch_size.min(n), cfg.data.dim)),
+        history: Vec::new(),
+        measuring: Duration::ZERO,
+        total_epoch: 0,
+        cancel,
+    };
+    let start = Instant::now();
+    let result = trainer.schedule(seed);
+    let seconds = (start.elapsed() - trainer.measuring).as_secs_f64();
+    let history = std::mem::take(&mut trainer.history);
+    match result {
+        Ok((vq, eval)) => {
+            let snapshot = snapshot(&data, eval.z, eval.recon, eval.assign, vq.codes);
+            Ok(RunOutcome {
+                status: Status::Ok,
+                diverged_epoch: None,
+                seconds,
+                metrics: eval.metrics,
+                history,
+                snapshot: Some(snapshot),
+            })
+        }
+        Err(Stop::Diverged(epoch)) => Ok(RunOutcome {
+            status: Status::Diverged,
+            diverged_epoch: Some(epoch),
+            seconds,
+            metrics: Metrics::nan(),
+            history,
+            snapshot: None,
+        }),
+        Err(Stop::Cancelled) => Err(Cancelled),
+    }
+}
+
+/// One optimisation step on `batch` (n, d): the model's step, then the codebook's own Adam
+/// step when it learns by gradient. Returns the loss. Allocates nothing once warm.
+pub fn step(
+    model: &mut Autoencoder,
+    batch: ArrayView2<f32>,
+    vq: Option<(&mut Quantizer, &mut Adam)>,
+) -> f32 {
+    match vq {
+        Some((vq, opt)) => {
+            let loss = model.step(batch, Some(&mut *vq));
+            if vq.learns_by_gradient() {
+                let codes = vq.codes.as_slice_mut().expect("codebook is contiguous");
+                let grad = vq.grad.as_slice().expect("gradient is contiguous");
+                opt.step(std::iter::once((codes, grad)));
+            }
+            loss
+        }
+        None => model.step(batch, None),
+    }
+}
+
+/// Why training stopped before the end of the schedule.
+enum Stop {
+    /// A non-finite loss or parameter appeared in this total epoch.
+    Diverged(usize),
+    Cancelled,
+}
+
+struct Trainer<'a> {
+    cfg: &'a RunConfig,
+    data: &'a Mixture,
+    subsample: &'a [usize],
+    /// Points held out of training, sorted.
+    heldout: &'a [usize],
+    model: Autoencoder,
+    shuffle: ChaCha8Rng,
+    /// Training points in the order of the current epoch.
+    order: Vec<usize>,
+    /// Scratch: the current batch, (batch_size, d).
+    batch: Array2<f32>,
+    history: Vec<HistoryRow>,
+    /// Time spent in per-epoch metrics, left out of the run's `seconds`.
+    measuring: Duration,
+    total_epoch: usize,
+    cancel: &'a AtomicBool,
+}
+
+impl Trainer<'_> {
+    /// The early or deferred schedule; returns the trained quantizer and the final evaluation.
+    fn schedule(&mut self, seed: u64) -> Result<(Quantizer, Evaluation), Stop> {
+        if self.cfg.schedule.kind == ScheduleKind::Deferred {
+            self.record(Phase::Continuous, 0, None);
+            for epoch in 1..=self.cfg.schedule.continuous_epochs {
+                self.epoch(None)?;
+                self.record(Phase::Continuous, epoch, None);
+            }
+        }
+        // The codebook starts from the encoder as it is now: untrained (early) or trained (deferred).
+        let z = self.model.encoder.infer(self.data.x.view());
+        let codes = init_codebook(
+            &self.cfg.quantizer,
+            z.view(),
+            &mut stream(seed, Stream::Codebook),
+        )
+        .map_err(|_| Stop::Diverged(self.total_epoch))?;
+        let mut vq = Quantizer::new(&self.cfg.quantizer, codes);
+        let mut codebook_opt = Adam::new(self.cfg.train.lr as f32);
+        let mut last = self.record(Phase::Quantized, 0, Some(&vq));
+        for epoch in 1..=self.cfg.train.epochs {
+            self.epoch(Some((&mut vq, &mut codebook_opt)))?;
+            if !vq.all_finite() {
+                return Err(Stop::Diverged(self.total_epoch));
+            }
+            last = self.record(Phase::Quantized, epoch, Some(&vq));
+        }
+        Ok((vq, last))
+    }
+
+    /// One pass over the shuffled data (last partial batch kept).
+    fn epoch(&mut self, mut vq: Option<(&mut Quantizer, &mut Adam)>) -> Result<(), Stop> {
+        self.total_epoch += 1;
+        self.order.shuffle(&mut self.shuffle);
+        for chunk in self.order.chunks(self.cfg.train.batch_size) {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(Stop::Cancelled);
+            }
+            let mut batch = self.batch.slice_mut(s![..chunk.len(), ..]);
+            for (mut row, &i) in batch.outer_iter_mut().zip(chunk) {
+                row.assign(&self.data.x.row(i));
+            }
+            let vq = vq.as_mut().map(|(vq, opt)| (&mut **vq, &mut **opt));
+            let loss = step(&mut self.model, batch.view(), vq);
+            if !loss.is_finite() {
+                return Err(Stop::Diverged(self.total_epoch));
+            }
+        }
+        if self.model.all_finite() {
+            Ok(())
+        } else {
+            Err(Stop::Diverged(self.total_epoch))
+        }
+    }
+
+    /// Measure the whole data set now and append it to the history.
+    fn record(&mut self, phase: Phase, epoch: usize, vq: Option<&Quantizer>) -> Evaluation {
+        let start = Instant::now();
+        let eval = self.model.evaluate(
+            self.data.x.view(),
+            self.data.means.view(),
+            vq,
+            self.subsample,
+            self.heldout,
+        );
+        let metrics = eval.metrics;
+        self.history.push(HistoryRow {
+            phase,
+            epoch,
+            total_epoch: self.total_epoch,
+            metrics,
+        });
+        self.measuring += start.elapsed();
+        eval
+    }
+}
+
+/// Indices of the training points and of the held-out ones (a random `fraction` of `n`,
+/// sorted); with no held-out share every point trains, in index order.
+fn split(n: usize, fraction: f64, rng: &mut ChaCha8Rng) -> (Vec<usize>, Vec<usize>) {
+    let held = (n as f64 * fraction).round() as usize;
+    let mut heldout = rand::seq::index::sample(rng, n, held).into_vec();
+    heldout.sort_unstable();
+    let mut is_held = vec![false; n];
+    heldout.iter().for_each(|&i| is_held[i] = true);
+    let train = (0..n).filter(|&i| !is_held[i]).collect();
+    (train, heldout)
+}
+
+fn snapshot(
+    data: &Mixture,
+    z: Array2<f32>,
+    recon: Array2<f32>,
+    code: Vec<usize>,
+    codebook: Array2<f32>,
+) -> Snapshot {
+    let mut usage = Array1::zeros(codebook.nrows());
+    for &k in &code {
+        usage[k] += 1;
+    }
+    Snapshot {
+        labels: data.labels.clone(),
+        x: data.x.clone(),
+        z,
+        recon,
+        code,
+        codebook,
+        usage,
+        means: data.means.clone(),
+    }
+}

@@ -1,0 +1,392 @@
+//! Scenario files: one TOML file → a named, validated list of runs (SPEC §5).
+//!
+//! Everything is checked before anything runs: the TOML syntax, every key against the
+//! configuration's keys, every value against its rule (`validate.rs`), and every sweep
+//! combination as a whole (cross-key rules such as codebook_size ≤ data points).
+//!
+//! Axes keep their order in the file; the first axis varies slowest, the last fastest, and
+//! seeds are innermost. A run's id hashes its values and seed only (`expand::run_id`).
+
+mod error;
+mod expand;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub use error::ScenarioError;
+pub use expand::{run_id, MAX_RUNS};
+pub use validate::{fields, validate, Field, FieldValue, RangeError, Rule};
+
+use crate::sim::config::RunConfig;
+use error::closest;
+use validate::{check_value, describe, section_keys, ValueError, SECTIONS};
+
+/// Keys outside the sections; they describe the scenario, not a run, so they cannot be swept.
+const TOP_LEVEL_KEYS: [&str; 3] = ["name", "seeds", "replicates"];
+/// Scenario names become directory names; keep them short.
+const MAX_NAME_LEN: usize = 100;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Directory name under `out/`.
+    pub name: String,
+    /// The file it was read from, if any.
+    pub path: Option<PathBuf>,
+    pub seeds: Vec<u64>,
+    /// The sections as written, defaults filled in, before any sweep value is applied.
+    pub base: RunConfig,
+    pub axes: Vec<Axis>,
+    pub runs: Vec<RunSpec>,
+}
+
+/// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    pub key: String,
+    pub values: Vec<toml::Value>,
+}
+
+/// One run: a validated configuration and its seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    /// Position in the expansion order.
+    pub index: usize,
+    /// 16 hex digits identifying (config, seed); see `run_id`.
+    pub id: String,
+    pub seed: u64,
+    pub config: RunConfig,
+}
+
+const BUILTIN: &str = r#"
+name = "default"
+seeds = [0, 1, 2]
+
+[sweep]
+"schedule.kind" = ["early", "deferred"]
+"#;
+
+impl Scenario {
+    /// Reads and validates the scenario at `path`; its name defaults to the file stem.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|io| ScenarioError::Read {
+            file: path.display().to_string(),
+            io,
+        })?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Scenario::from_str(&text, Some(path), &stem)
+    }
+
+    /// Parses and validates scenario `text`; `path` is only used to name it in errors (and is
+    /// kept in the result), `default_name` applies when the text has no `name`.
+    pub fn from_str(
+        text: &str,
+        path: Option<&Path>,
+        default_name: &str,
+    ) -> Result<Scenario, ScenarioError> {
+        let file = path.map_or_else(|| "<input>".to_string(), |p| p.display().to_string());
+        let doc: toml::Table = text.parse().map_err(|e| syntax_error(&file, text, e))?;
+
+        for key in doc.keys() {
+            let known = TOP_LEVEL_KEYS.contains(&key.as_str())
+                || SECTIONS.contains(&key.as_str())
+                || key == "sweep";
+            if !known {
+                return Err(unknown_top_level_key(&file, key));
+            }
+        }
+        let name = name(&file, doc.get("name"), default_name)?;
+        let seeds = seeds(&file, doc.get("seeds"), doc.get("replicates"))?;
+        let base_table = sections(&file, &doc)?;
+        let base = expand::deserialize(&file, base_table.clone())?;
+        let axes = match doc.get("sweep") {
+            Some(sweep) => expand::axes(&file, text, sweep)?,
+            None => Vec::new(),
+        };
+        let runs = expand::expand(&file, &base_table, &axes, &seeds)?;
+        Ok(Scenario {
+            name,
+            path: path.map(Path::to_path_buf),
+            seeds,
+            base,
+            axes,
+            runs,
+        })
+    }
+
+    /// Built-in default: SPEC defaults, sweep "schedule.kind" = ["early","deferred"], seeds
+    /// [0,1,2], name "default".
+    pub fn builtin_default() -> Scenario {
+        Scenario::from_str(BUILTIN, None, "default")
+            .unwrap_or_else(|e| unreachable!("the built-in scenario is valid: {e}"))
+    }
+
+    /// The scenario written back as TOML with every key explicit (defaults filled in),
+    /// re-loadable to an equal Scenario.
+    pub fn resolved_toml(&self) -> String {
+        // Writing to a String cannot fail, hence the ignored results.
+        let mut out =
+            String::from("# Resolved scenario: every key explicit, defaults filled in.\n");
+        let _ = writeln!(out, "name = {}", toml::Value::String(self.name.clone()));
+        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
+        let _ = writeln!(out, "seeds = [{}]", seeds.join(", "));
+        let all = fields(&self.base);
+        for section in SECTIONS {
+            let _ = writeln!(out, "\n[{section}]");
+            for field in &all {
+                if let Some(key) = field
+                    .key
+                    .strip_prefix(section)
+                    .and_then(|k| k.strip_prefix('.'))
+                {
+                    let _ = writeln!(out, "{key} = {}", field.value.to_toml());
+                }
+            }
+        }
+        if !self.axes.is_empty() {
+            out.push_str("\n[sweep]\n");
+            for axis in &self.axes {
+                let values = toml::Value::Array(axis.values.clone());
+                let _ = writeln!(out, "\"{}\" = {values}", axis.key);
+            }
+        }
+        out
+    }
+
+    /// Number of runs per seed (the product of the axis lengths).
+    pub fn combinations(&self) -> usize {
+        self.axes.iter().map(|a| a.values.len()).product()
+    }
+}
+
+/// Every configuration key as (dotted key, value text), in a fixed order (data, model,
+/// quantizer, train, schedule; keys in struct order) — the parameter columns of runs.csv.
+pub fn flatten(cfg: &RunConfig) -> Vec<(String, String)> {
+    fields(cfg)
+        .into_iter()
+        .map(|f| (f.key.to_string(), f.value.to_string()))
+        .collect()
+}
+
+fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = &text[..floor_boundary(text, at)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    ScenarioError::Syntax {
+        file: file.into(),
+        line,
+        column,
+        message: e.message().trim().replace('\n', "; "),
+    }
+}
+
+/// The largest char boundary of `text` at or before byte `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn unknown_top_level_key(file: &str, key: &str) -> ScenarioError {
+    let mut candidates: Vec<&str> = TOP_LEVEL_KEYS.to_vec();
+    candidates.extend(SECTIONS);
+    candidates.push("sweep");
+    // A section key written at the top level (`lr = 0.1` above `[train]`) is a common slip.
+    let suggestion = closest(key, candidates)
+        .map(String::from)
+        .or_else(|| in_its_section(key));
+    ScenarioError::UnknownKey {
+        file: file.into(),
+        key: key.into(),
+        accepts: "the top level accepts name, seeds, replicates and the sections [data], [model], [quantizer], [train], [schedule], [sweep]".into(),
+        suggestion,
+    }
+}
+
+fn name(
+    file: &str,
+    value: Option<&toml::Value>,
+    default_name: &str,
+) -> Result<String, ScenarioError> {
+    let (name, from_file_name) = match value {
+        None => (default_name.to_string(), true),
+        Some(toml::Value::String(s)) => (s.clone(), false),
+        Some(other) => {
+            return Err(ScenarioError::WrongType {
+                file: file.into(),
+                key: "name".into(),
+                expected: "a string".into(),
+                found: describe(other),
+            })
+        }
+    };
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(name)
+    } else {
+        Err(ScenarioError::InvalidName {
+            file: file.into(),
+            name,
+            from_file_name,
+        })
+    }
+}
+
+fn seeds(
+    file: &str,
+    seeds: Option<&toml::Value>,
+    replicates: Option<&toml::Value>,
+) -> Result<Vec<u64>, ScenarioError> {
+    match (seeds, replicates) {
+        (Some(_), Some(_)) => Err(ScenarioError::SeedsAndReplicates { file: file.into() }),
+        (None, None) => Ok(vec![0]),
+        (None, Some(n)) => match n {
+            toml::Value::Integer(n) if (1..=MAX_RUNS as i64).contains(n) => {
+                Ok((0..*n as u64).collect())
+            }
+            toml::Value::Integer(n) => Err(ScenarioError::OutOfRange {
+                file: file.into(),
+                key: "replicates".into(),
+                value: n.to_string(),
+                allowed: format!("an integer ≥ 1 and ≤ {MAX_RUNS}"),
+                context: String::new(),
+            }),
+            other => Err(ScenarioError::WrongType {
+                file: file.into(),
+                key: "replicates".into(),
+                expected: "an integer".into(),
+                found: describe(other),
+            }),
+        },
+        (Some(list), None) => {
+            let items = match list {
+                toml::Value::Array(items) if !items.is_empty() => items,
+                other => {
+                    return Err(ScenarioError::WrongType {
+                        file: file.into(),
+                        key: "seeds".into(),
+                        expected: "a non-empty array of non-negative integers".into(),
+                        found: describe(other),
+                    })
+                }
+            };
+            let mut out: Vec<u64> = Vec::with_capacity(items.len());
+            // First index of each seed; a map keeps long lists linear.
+            let mut seen: HashMap<u64, usize> = HashMap::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let seed = match item {
+                    toml::Value::Integer(s) if *s >= 0 => *s as u64,
+                    toml::Value::Integer(s) => {
+                        return Err(ScenarioError::OutOfRange {
+                            file: file.into(),
+                            key: format!("seeds[{i}]"),
+                            value: s.to_string(),
+                            allowed: "an integer ≥ 0".into(),
+                            context: String::new(),
+                        })
+                    }
+                    other => {
+                        return Err(ScenarioError::WrongType {
+                            file: file.into(),
+                            key: format!("seeds[{i}]"),
+                            expected: "a non-negative integer".into(),
+                            found: describe(other),
+                        })
+                    }
+                };
+                if let Some(&first) = seen.get(&seed) {
+                    return Err(ScenarioError::DuplicateSeed {
+                        file: file.into(),
+                        seed,
+                        first,
+                        second: i,
+                    });
+                }
+                seen.insert(seed, i);
+                out.push(seed);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The configuration sections of `doc`, every key known and every value of the right type
+/// (normalised: integers given for float keys are floats).
+fn sections(file: &str, doc: &toml::Table) -> Result<toml::Table, ScenarioError> {
+    let mut out = toml::Table::new();
+    for section in SECTIONS {
+        let Some(value) = doc.get(section) else {
+            continue;
+        };
+        let toml::Value::Table(table) = value else {
+            return Err(ScenarioError::WrongType {
+                file: file.into(),
+                key: section.into(),
+                expected: format!("a table (a [{section}] section)"),
+                found: describe(value),
+            });
+        };
+        let keys = section_keys(section);
+        let mut checked = toml::Table::new();
+        for (key, raw) in table {
+            let dotted = format!("{section}.{key}");
+            let Some(rule) = validate::rule_of(&dotted) else {
+                return Err(unknown_section_key(file, section, key, &keys));
+            };
+            let v = check_value(&rule, raw).map_err(|e| match e {
+                ValueError::Type { expected, found } => ScenarioError::WrongType {
+                    file: file.into(),
+                    key: dotted.clone(),
+                    expected: expected.into(),
+                    found,
+                },
+                ValueError::Range { value, allowed } => ScenarioError::OutOfRange {
+                    file: file.into(),
+                    key: dotted.clone(),
+                    value,
+                    allowed,
+                    context: String::new(),
+                },
+            })?;
+            checked.insert(key.clone(), v);
+        }
+        out.insert(section.into(), toml::Value::Table(checked));
+    }
+    Ok(out)
+}
+
+fn unknown_section_key(file: &str, section: &str, key: &str, keys: &[&str]) -> ScenarioError {
+    // A typo within the section, else the same key in the section it belongs to.
+    let suggestion = closest(key, keys.iter().copied())
+        .map(String::from)
+        .or_else(|| in_its_section(key));
+    ScenarioError::UnknownKey {
+        file: file.into(),
+        key: format!("{section}.{key}"),
+        accepts: format!("[{section}] accepts {}", keys.join(", ")),
+        suggestion,
+    }
+}
+
+/// `key` as a dotted key of the section that has it (`lr` → `train.lr`), if any does.
+fn in_its_section(key: &str) -> Option<String> {
+    SECTIONS
+        .iter()
+        .find(|s| section_keys(s).contains(&key))
+        .map(|s| format!("{s}.{key}"))
+}
+
+#[cfg(test)]
+mod tests;

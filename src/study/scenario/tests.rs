@@ -1,0 +1,268 @@
+use super::*;
+use crate::sim::config::{Init, ScheduleKind};
+
+fn parse(text: &str) -> Scenario {
+    Scenario::from_str(text, None, "t").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn parse_err(text: &str) -> String {
+    Scenario::from_str(text, Some(Path::new("x.toml")), "x")
+        .expect_err("should be rejected")
+        .to_string()
+}
+
+#[test]
+fn empty_file_is_one_default_run() {
+    let s = parse("");
+    assert_eq!(s.name, "t");
+    assert_eq!(s.seeds, [0]);
+    assert_eq!(s.base, RunConfig::default());
+    assert!(s.axes.is_empty());
+    assert_eq!(s.runs.len(), 1);
+    assert_eq!(s.runs[0].config, RunConfig::default());
+}
+
+#[test]
+fn sections_override_defaults() {
+    let s = parse("[model]\nwidth = 8\n[train]\nlr = 1\n");
+    assert_eq!(s.base.model.width, 8);
+    assert_eq!(s.base.train.lr, 1.0);
+    assert_eq!(s.base.model.depth, RunConfig::default().model.depth);
+}
+
+#[test]
+fn replicates_mean_seeds_0_to_n() {
+    assert_eq!(parse("replicates = 4").seeds, [0, 1, 2, 3]);
+    assert_eq!(parse("seeds = [7, 3]").seeds, [7, 3]);
+}
+
+#[test]
+fn axes_keep_file_order_not_alphabetical() {
+    let s = parse(
+        "[sweep]\n\"schedule.kind\" = [\"early\", \"deferred\"]\n\"data.dim\" = [2, 8]\n\"model.width\" = [16, 32, 64]\n",
+    );
+    let keys: Vec<&str> = s.axes.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(keys, ["schedule.kind", "data.dim", "model.width"]);
+}
+
+#[test]
+fn nested_and_quoted_axes_are_the_same_thing() {
+    let s = parse(
+        "[sweep]\nmodel.width = [16, 32]\n\"data.dim\" = [2, 8]\n[sweep.train]\nepochs = [1, 2]\n",
+    );
+    let keys: Vec<&str> = s.axes.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(keys, ["model.width", "data.dim", "train.epochs"]);
+}
+
+#[test]
+fn expansion_is_last_axis_fastest_seeds_innermost() {
+    let s = parse(
+        "seeds = [5, 6]\n[sweep]\n\"schedule.kind\" = [\"early\", \"deferred\"]\n\"quantizer.codebook_size\" = [16, 64, 256]\n",
+    );
+    assert_eq!(s.combinations(), 6);
+    assert_eq!(s.runs.len(), 12);
+    let got: Vec<(ScheduleKind, usize, u64)> = s
+        .runs
+        .iter()
+        .map(|r| {
+            (
+                r.config.schedule.kind,
+                r.config.quantizer.codebook_size,
+                r.seed,
+            )
+        })
+        .collect();
+    use ScheduleKind::{Deferred as D, Early as E};
+    let want = vec![
+        (E, 16, 5),
+        (E, 16, 6),
+        (E, 64, 5),
+        (E, 64, 6),
+        (E, 256, 5),
+        (E, 256, 6),
+        (D, 16, 5),
+        (D, 16, 6),
+        (D, 64, 5),
+        (D, 64, 6),
+        (D, 256, 5),
+        (D, 256, 6),
+    ];
+    assert_eq!(got, want);
+    for (i, r) in s.runs.iter().enumerate() {
+        assert_eq!(r.index, i);
+    }
+}
+
+#[test]
+fn run_count_is_product_of_axes_times_seeds() {
+    let s = parse(
+        "replicates = 3\n[sweep]\n\"model.depth\" = [0, 1, 2, 3]\n\"model.activation\" = [\"relu\", \"tanh\"]\n\"quantizer.init\" = [\"uniform\", \"normal\", \"kmeans\"]\n",
+    );
+    assert_eq!(s.runs.len(), 4 * 2 * 3 * 3);
+    let mut ids: Vec<&str> = s.runs.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        s.runs.len(),
+        "run ids must be unique within a scenario"
+    );
+}
+
+#[test]
+fn sweep_values_override_the_base() {
+    let s = parse("[quantizer]\ninit = \"uniform\"\n[sweep]\n\"quantizer.init\" = [\"normal\"]\n");
+    assert_eq!(s.base.quantizer.init, Init::Uniform);
+    assert_eq!(s.runs[0].config.quantizer.init, Init::Normal);
+}
+
+#[test]
+fn ids_ignore_name_layout_and_position() {
+    let a = parse("name = \"a\"\nseeds = [0, 1]\n[sweep]\n\"model.width\" = [16, 32]\n\"schedule.kind\" = [\"early\", \"deferred\"]\n");
+    // Same runs through another layout: axes swapped, one value fixed in its section instead.
+    let b = parse("name = \"b\"\nseeds = [1]\n[schedule]\nkind = \"deferred\"\n[sweep]\n\"model.width\" = [32, 16]\n");
+    for rb in &b.runs {
+        let ra = a
+            .runs
+            .iter()
+            .find(|r| r.config == rb.config && r.seed == rb.seed)
+            .expect("same run in both");
+        assert_eq!(ra.id, rb.id);
+        assert_eq!(ra.id, run_id(&rb.config, rb.seed));
+    }
+    assert_ne!(a.runs[0].id, a.runs[1].id, "seed changes the id");
+}
+
+#[test]
+fn ids_are_stable_across_loads() {
+    let text = "[sweep]\n\"train.lr\" = [0.001, 0.01]\n";
+    let first: Vec<String> = parse(text).runs.into_iter().map(|r| r.id).collect();
+    let second: Vec<String> = parse(text).runs.into_iter().map(|r| r.id).collect();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn resolved_toml_round_trips() {
+    let texts = [
+        "",
+        "name = \"x\"\nreplicates = 2\n[data]\nstd = 0\n[train]\nlr = 1\n[sweep]\n\"train.lr\" = [1, 0.5, 1e-4]\n\"model.activation\" = [\"gelu\", \"relu\"]\n",
+        BUILTIN,
+    ];
+    for text in texts {
+        let s = parse(text);
+        let again = Scenario::from_str(&s.resolved_toml(), None, "t")
+            .unwrap_or_else(|e| panic!("{e}\n{}", s.resolved_toml()));
+        assert_eq!(again, s, "{}", s.resolved_toml());
+        // Every key is explicit.
+        for (key, _) in flatten(&RunConfig::default()) {
+            let (_, name) = key.split_once('.').unwrap();
+            assert!(
+                s.resolved_toml().contains(&format!("\n{name} = ")),
+                "{key} missing"
+            );
+        }
+    }
+}
+
+#[test]
+fn builtin_default_is_early_vs_deferred_over_three_seeds() {
+    let s = Scenario::builtin_default();
+    assert_eq!(s.name, "default");
+    assert_eq!(s.seeds, [0, 1, 2]);
+    assert_eq!(s.base, RunConfig::default());
+    assert_eq!(s.axes.len(), 1);
+    assert_eq!(s.axes[0].key, "schedule.kind");
+    assert_eq!(s.runs.len(), 6);
+}
+
+#[test]
+fn flatten_lists_every_key_in_section_order() {
+    let flat = flatten(&RunConfig::default());
+    assert_eq!(flat.len(), 23);
+    assert_eq!(flat[0], ("data.modes".to_string(), "10".to_string()));
+    assert_eq!(flat[5], ("data.weight_ratio".to_string(), "1".to_string()));
+    assert_eq!(
+        flat[11],
+        ("model.activation".to_string(), "relu".to_string())
+    );
+    assert_eq!(flat[18], ("train.lr".to_string(), "0.001".to_string()));
+    assert_eq!(flat.last().unwrap().0, "schedule.continuous_epochs");
+}
+
+#[test]
+fn codebook_cap_names_the_sweep_run() {
+    let err = parse_err("[data]\nmodes = 2\npoints_per_mode = 10\n[sweep]\n\"data.points_per_mode\" = [100, 10]\n\"quantizer.codebook_size\" = [32]\n");
+    assert!(err.contains("`quantizer.codebook_size` = 32"), "{err}");
+    assert!(
+        err.contains("sweep.\"quantizer.codebook_size\"`[0]"),
+        "{err}"
+    );
+    assert!(err.contains("(20,"), "{err}");
+}
+
+#[test]
+fn base_error_has_no_sweep_context() {
+    let err = parse_err("[model]\nwidth = 0\n[sweep]\n\"schedule.kind\" = [\"early\"]\n");
+    assert!(!err.contains("sweep"), "{err}");
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let err = parse_err("[data]\nmodes = 3\ndim = = 2\n");
+    assert!(err.starts_with("x.toml:3:"), "{err}");
+}
+
+#[test]
+fn messages_follow_the_documented_shape() {
+    assert_eq!(
+        parse_err("[model]\nwidht = 3\n"),
+        "x.toml: unknown key `model.widht`; [model] accepts latent_dim, width, depth, activation (did you mean `width`?)"
+    );
+    assert_eq!(
+        parse_err("[train]\nlr = \"fast\"\n"),
+        "x.toml: `train.lr` must be a float, found string \"fast\""
+    );
+    assert_eq!(
+        parse_err("[sweep]\n\"model.depth\" = []\n"),
+        "x.toml: `sweep.\"model.depth\"` must be a non-empty array of values, found an empty array"
+    );
+    assert_eq!(
+        parse_err("[quantizer]\ncodebook_size = 100000\n[data]\nmodes = 100\npoints_per_mode = 1000\n"),
+        "x.toml: `quantizer.codebook_size` = 100000 is out of range; allowed: an integer ≥ 2 and ≤ 65536"
+    );
+    assert_eq!(
+        parse_err("[quantizer]\ncodebook_size = 20000\n"),
+        "x.toml: `quantizer.codebook_size` = 20000 is out of range; allowed: an integer ≥ 2 and ≤ the number of data points (10000, data.modes × data.points_per_mode)"
+    );
+}
+
+#[test]
+fn no_input_panics() {
+    // Every prefix of a scenario touching each feature, and each with a byte swapped for a
+    // character that breaks values, must give Ok or Err — never a panic.
+    let text = "name = \"é-run\"\nseeds = [0, 1]\n[data]\nmodes = 3\nstd = 0.5\n[model]\nactivation = \"tanh\"\n\
+                [sweep]\n\"model.width\" = [8, 16]\nquantizer.init = [\"normal\", \"uniform\"]\n";
+    let cuts = (0..=text.len()).filter(|&i| text.is_char_boundary(i));
+    for i in cuts {
+        let _ = Scenario::from_str(&text[..i], None, "t");
+        for junk in ["-", "[", "\"", "0", "=", ".", "\n"] {
+            let mut mutated = text[..i].to_string();
+            mutated.push_str(junk);
+            mutated.push_str(&text[i..]);
+            let _ = Scenario::from_str(&mutated, None, "t");
+        }
+    }
+}
+
+#[test]
+fn long_lists_stay_fast() {
+    let seeds: Vec<String> = (0..50_000).map(|s| s.to_string()).collect();
+    let s = parse(&format!("seeds = [{}]\n", seeds.join(", ")));
+    assert_eq!(s.runs.len(), 50_000);
+    let widths: Vec<String> = (1..=4096).map(|w| w.to_string()).collect();
+    let s = parse(&format!(
+        "[sweep]\n\"model.width\" = [{}]\n",
+        widths.join(", ")
+    ));
+    assert_eq!(s.runs.len(), 4096);
+}

@@ -1,0 +1,693 @@
+//! The configuration keys, their types and allowed ranges — every rule in one place.
+//!
+//! `fields` lists each key of a `RunConfig` with its value and its rule. It destructures the
+//! config exhaustively, so a field added to `config.rs` fails to compile here until it has a
+//! rule. Raw TOML values are checked against the same rules (`check_value`) before they are
+//! deserialized, so type errors name the key; typed configs are checked by `validate`.
+
+use std::fmt;
+
+use crate::sim::config::{
+    DataConfig, ModelConfig, QuantizerConfig, RunConfig, ScheduleConfig, TrainConfig,
+};
+
+/// The sections of a configuration, in `RunConfig` order.
+pub const SECTIONS: [&str; 5] = ["data", "model", "quantizer", "train", "schedule"];
+
+/// Above this many points the data set alone (and every full-data metric) becomes absurd.
+pub const MAX_TOTAL_POINTS: u64 = 10_000_000;
+/// Largest float accepted anywhere: far below f32::MAX, so squares and sums stay finite in f32.
+const MAX_FLOAT: f64 = 1e6;
+
+/// One configuration key: its dotted name, its value in some config, and what is allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub key: &'static str,
+    pub value: FieldValue,
+    pub rule: Rule,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Int(u64),
+    Float(f64),
+    Word(String),
+}
+
+/// What a key accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// An integer in `min..=max`, further capped by `cap` (which depends on other keys).
+    Int { min: u64, max: u64, cap: Cap },
+    /// A float between two bounds; the bounds are finite, so NaN and ±inf always fail.
+    Float { lo: Bound, hi: Bound },
+    /// One of these words (the serde names of an enum).
+    Choice(&'static [&'static str]),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    pub value: f64,
+    pub inclusive: bool,
+}
+
+/// Cross-key limits on an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    None,
+    /// k-means needs at least as many points as codes: codebook_size ≤ modes · points_per_mode.
+    DataPoints,
+    /// modes · points_per_mode ≤ MAX_TOTAL_POINTS.
+    TotalPoints,
+}
+
+/// A value outside its allowed range, before the file and sweep context are known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeError {
+    pub key: String,
+    pub value: String,
+    pub allowed: String,
+}
+
+fn int(key: &'static str, value: usize, min: u64, max: u64, cap: Cap) -> Field {
+    Field {
+        key,
+        // usize → u64 never loses bits on the platforms Rust supports.
+        value: FieldValue::Int(value as u64),
+        rule: Rule::Int { min, max, cap },
+    }
+}
+
+fn float(key: &'static str, value: f64, lo: (f64, bool), hi: (f64, bool)) -> Field {
+    Field {
+        key,
+        value: FieldValue::Float(value),
+        rule: Rule::Float {
+            lo: Bound {
+                value: lo.0,
+                inclusive: lo.1,
+            },
+            hi: Bound {
+                value: hi.0,
+                inclusive: hi.1,
+            },
+        },
+    }
+}
+
+fn choice<T: serde::Serialize>(
+    key: &'static str,
+    value: &T,
+    words: &'static [&'static str],
+) -> Field {
+    Field {
+        key,
+        value: FieldValue::Word(word(value)),
+        rule: Rule::Choice(words),
+    }
+}
+
+/// The serde name of a unit enum variant.
+fn word<T: serde::Serialize>(value: &T) -> String {
+    match toml::Value::try_from(value) {
+        Ok(toml::Value::String(s)) => s,
+        // Only unit variants of the config enums reach here; they always serialize to a string.
+        other => unreachable!("config enum serialized as {other:?}"),
+    }
+}
+
+const INCL: bool = true;
+const EXCL: bool = false;
+
+/// Every key of `cfg` in a fixed order (sections in `SECTIONS` order, keys in struct order),
+/// with its value and rule.
+pub fn fields(cfg: &RunConfig) -> Vec<Field> {
+    // Exhaustive patterns (no `..`): a new config field must be given a rule here.
+    let RunConfig {
+        data,
+        model,
+        quantizer,
+        train,
+        schedule,
+    } = cfg;
+    let DataConfig {
+        modes,
+        points_per_mode,
+        dim,
+        mean_range,
+        std,
+        weight_ratio,
+        std_ratio,
+        holdout,
+    } = data;
+    let ModelConfig {
+        latent_dim,
+        width,
+        depth,
+        activation,
+    } = model;
+    let QuantizerConfig {
+        codebook_size,
+        update,
+        beta,
+        ema_decay,
+        init,
+        init_std,
+    } = quantizer;
+    let TrainConfig {
+        lr,
+        batch_size,
+        epochs,
+    } = train;
+    let ScheduleConfig {
+        kind,
+        continuous_epochs,
+    } = schedule;
+    vec![
+        int("data.modes", *modes, 1, 10_000, Cap::None),
+        int(
+            "data.points_per_mode",
+            *points_per_mode,
+            1,
+            MAX_TOTAL_POINTS,
+            Cap::TotalPoints,
+        ),
+        int("data.dim", *dim, 1, 1024, Cap::None),
+        float(
+            "data.mean_range",
+            *mean_range,
+            (0.0, EXCL),
+            (MAX_FLOAT, INCL),
+        ),
+        float("data.std", *std, (0.0, INCL), (MAX_FLOAT, INCL)),
+        float(
+            "data.weight_ratio",
+            *weight_ratio,
+            (1.0, INCL),
+            (MAX_FLOAT, INCL),
+        ),
+        float("data.std_ratio", *std_ratio, (1.0, INCL), (MAX_FLOAT, INCL)),
+        float("data.holdout", *holdout, (0.0, INCL), (0.9, INCL)),
+        int("model.latent_dim", *latent_dim, 1, 1024, Cap::None),
+        int("model.width", *width, 1, 4096, Cap::None),
+        int("model.depth", *depth, 0, 16, Cap::None),
+        choice("model.activation", activation, &["relu", "tanh", "gelu"]),
+        int(
+            "quantizer.codebook_size",
+            *codebook_size,
+            2,
+            65_536,
+            Cap::DataPoints,
+        ),
+        choice("quantizer.update", update, &["loss", "ema"]),
+        float("quantizer.beta", *beta, (0.0, INCL), (MAX_FLOAT, INCL)),
+        float("quantizer.ema_decay", *ema_decay, (0.0, INCL), (1.0, EXCL)),
+        choice("quantizer.init", init, &["uniform", "normal", "kmeans"]),
+        float(
+            "quantizer.init_std",
+            *init_std,
+            (0.0, EXCL),
+            (MAX_FLOAT, INCL),
+        ),
+        float("train.lr", *lr, (0.0, EXCL), (MAX_FLOAT, INCL)),
+        int(
+            "train.batch_size",
+            *batch_size,
+            1,
+            MAX_TOTAL_POINTS,
+            Cap::None,
+        ),
+        int("train.epochs", *epochs, 1, 100_000, Cap::None),
+        choice("schedule.kind", kind, &["early", "deferred"]),
+        int(
+            "schedule.continuous_epochs",
+            *continuous_epochs,
+            0,
+            100_000,
+            Cap::None,
+        ),
+    ]
+}
+
+/// The rule of dotted `key`, if it is a configuration key.
+pub fn rule_of(key: &str) -> Option<Rule> {
+    fields(&RunConfig::default())
+        .into_iter()
+        .find(|f| f.key == key)
+        .map(|f| f.rule)
+}
+
+/// The keys of `section`, in struct order.
+pub fn section_keys(section: &str) -> Vec<&'static str> {
+    fields(&RunConfig::default())
+        .into_iter()
+        .filter_map(|f| f.key.strip_prefix(section)?.strip_prefix('.'))
+        .collect()
+}
+
+/// Number of data points in `cfg`, saturating rather than overflowing on absurd inputs.
+fn data_points(cfg: &RunConfig) -> u64 {
+    (cfg.data.modes as u64).saturating_mul(cfg.data.points_per_mode as u64)
+}
+
+impl Rule {
+    /// The largest integer allowed, given the other keys of `cfg` when known.
+    fn int_max(&self, cfg: Option<&RunConfig>) -> u64 {
+        let Rule::Int { max, cap, .. } = *self else {
+            return u64::MAX;
+        };
+        match (cap, cfg) {
+            (Cap::DataPoints, Some(cfg)) => max.min(data_points(cfg)),
+            (Cap::TotalPoints, Some(cfg)) => {
+                max.min(MAX_TOTAL_POINTS / (cfg.data.modes.max(1) as u64))
+            }
+            _ => max,
+        }
+    }
+
+    /// What is allowed, as a phrase completing "allowed: …"; `cfg` supplies cross-key caps.
+    pub fn allowed(&self, cfg: Option<&RunConfig>) -> String {
+        match self {
+            Rule::Int { min, max, cap } => {
+                let head = format!("an integer ≥ {min}");
+                match (cap, cfg) {
+                    (Cap::DataPoints, Some(c)) if data_points(c) < *max => format!(
+                        "{head} and ≤ the number of data points ({}, data.modes × data.points_per_mode)",
+                        data_points(c)
+                    ),
+                    (Cap::DataPoints, None) => {
+                        format!("{head} and ≤ {max} and ≤ the number of data points")
+                    }
+                    (Cap::TotalPoints, _) => format!(
+                        "{head} and ≤ {} (data.modes × data.points_per_mode may not exceed {MAX_TOTAL_POINTS})",
+                        self.int_max(cfg)
+                    ),
+                    _ => format!("{head} and ≤ {max}"),
+                }
+            }
+            Rule::Float { lo, hi } => format!(
+                "a float {} {} and {} {}",
+                if lo.inclusive { "≥" } else { ">" },
+                lo.value,
+                if hi.inclusive { "≤" } else { "<" },
+                hi.value
+            ),
+            Rule::Choice(words) => {
+                let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+                format!("one of {}", quoted.join(", "))
+            }
+        }
+    }
+
+    /// What TOML type the key takes, as a phrase completing "must be …".
+    pub fn expected_type(&self) -> &'static str {
+        match self {
+            Rule::Int { .. } => "an integer",
+            Rule::Float { .. } => "a float",
+            Rule::Choice(_) => "a string",
+        }
+    }
+}
+
+impl Bound {
+    fn admits_above(&self, x: f64) -> bool {
+        if self.inclusive {
+            x >= self.value
+        } else {
+            x > self.value
+        }
+    }
+    fn admits_below(&self, x: f64) -> bool {
+        if self.inclusive {
+            x <= self.value
+        } else {
+            x < self.value
+        }
+    }
+}
+
+impl fmt::Display for FieldValue {
+    /// Plain text, as in the parameter columns of runs.csv.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Int(i) => write!(f, "{i}"),
+            FieldValue::Float(x) => write!(f, "{x}"),
+            FieldValue::Word(w) => f.write_str(w),
+        }
+    }
+}
+
+impl FieldValue {
+    /// The value as a TOML literal (strings quoted, floats with a decimal point).
+    pub fn to_toml(&self) -> toml::Value {
+        match self {
+            // Integers above i64::MAX cannot come from a file and fail validation anyway.
+            FieldValue::Int(i) => toml::Value::Integer(i64::try_from(*i).unwrap_or(i64::MAX)),
+            FieldValue::Float(x) => toml::Value::Float(*x),
+            FieldValue::Word(w) => toml::Value::String(w.clone()),
+        }
+    }
+}
+
+/// Why a raw TOML value does not fit a key's rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueError {
+    /// Wrong TOML type: "must be {expected}, found {found}".
+    Type {
+        expected: &'static str,
+        found: String,
+    },
+    /// Right type, outside the range that can be judged without the other keys.
+    Range { value: String, allowed: String },
+}
+
+/// Checks a raw TOML value against `rule` and returns it normalised: an integer given for a
+/// float key becomes that float (`lr = 1` means 1.0). Cross-key caps are left to `validate`.
+pub fn check_value(rule: &Rule, value: &toml::Value) -> Result<toml::Value, ValueError> {
+    let type_error = || ValueError::Type {
+        expected: rule.expected_type(),
+        found: describe(value),
+    };
+    match (rule, value) {
+        (Rule::Int { min, max, cap }, toml::Value::Integer(i)) => {
+            // A capped key's bound depends on other keys: leave all but the sign to `validate`,
+            // whose message can then state the actual bound.
+            let (min, max) = match cap {
+                Cap::None => (*min, *max),
+                _ => (0, u64::MAX),
+            };
+            if *i < 0 || (*i as u64) < min || (*i as u64) > max {
+                return Err(ValueError::Range {
+                    value: i.to_string(),
+                    allowed: rule.allowed(None),
+                });
+            }
+            Ok(value.clone())
+        }
+        (Rule::Float { .. }, toml::Value::Integer(i)) => Ok(toml::Value::Float(*i as f64)),
+        (Rule::Float { .. }, toml::Value::Float(_)) => Ok(value.clone()),
+        (Rule::Choice(words), toml::Value::String(s)) => {
+            if words.contains(&s.as_str()) {
+                Ok(value.clone())
+            } else {
+                Err(ValueError::Range {
+                    value: value.to_string(),
+                    allowed: rule.allowed(None),
+                })
+            }
+        }
+        _ => Err(type_error()),
+    }
+}
+
+/// Checks every key of a typed config against its rule, including the cross-key caps.
+pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
+    for field in fields(cfg) {
+        let ok = match (&field.rule, &field.value) {
+            (Rule::Int { min, .. }, FieldValue::Int(i)) => {
+                *i >= *min && *i <= field.rule.int_max(Some(cfg))
+            }
+            (Rule::Float { lo, hi }, FieldValue::Float(x)) => {
+                lo.admits_above(*x) && hi.admits_below(*x)
+            }
+            (Rule::Choice(words), FieldValue::Word(w)) => words.contains(&w.as_str()),
+            _ => unreachable!("`fields` pairs each rule with a value of its kind"),
+        };
+        if !ok {
+            return Err(RangeError {
+                key: field.key.to_string(),
+                value: field.value.to_toml().to_string(),
+                allowed: field.rule.allowed(Some(cfg)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A short description of a TOML value for error messages: its type and (abridged) text.
+pub fn describe(value: &toml::Value) -> String {
+    let kind = match value {
+        toml::Value::String(_) => "string",
+        toml::Value::Integer(_) => "integer",
+        toml::Value::Float(_) => "float",
+        toml::Value::Boolean(_) => "boolean",
+        // Display of a datetime Value shows toml's private wrapper table; show the date itself.
+        toml::Value::Datetime(d) => return format!("datetime {d}"),
+        toml::Value::Array(a) if a.is_empty() => return "an empty array".to_string(),
+        toml::Value::Array(_) => "array",
+        toml::Value::Table(_) => return "a table".to_string(),
+    };
+    format!("{kind} {}", abridge(&value.to_string(), 60))
+}
+
+/// `text` cut to at most `max` characters, marking the cut.
+fn abridge(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(max).collect();
+        format!("{head}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(key: &str, value: toml::Value) -> RunConfig {
+        let (section, name) = key.split_once('.').unwrap();
+        let mut table = toml::Value::try_from(RunConfig::default()).unwrap();
+        table[section]
+            .as_table_mut()
+            .unwrap()
+            .insert(name.into(), value);
+        table.try_into().unwrap()
+    }
+
+    /// Asserts `key = value` breaks a rule of `key` (and only one of that key).
+    fn rejects(key: &str, value: toml::Value) {
+        let cfg = with(key, value.clone());
+        let err = validate(&cfg).expect_err(&format!("{key} = {value} should be rejected"));
+        assert_eq!(err.key, key);
+    }
+
+    fn accepts(key: &str, value: toml::Value) {
+        let cfg = with(key, value.clone());
+        assert_eq!(validate(&cfg), Ok(()), "{key} = {value} should be accepted");
+    }
+
+    use toml::Value::{Float as F, Integer as I};
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(validate(&RunConfig::default()), Ok(()));
+    }
+
+    #[test]
+    fn keys_match_the_serialized_config() {
+        let table = toml::Value::try_from(RunConfig::default()).unwrap();
+        let mut serialized: Vec<String> = Vec::new();
+        for (section, keys) in table.as_table().unwrap() {
+            for key in keys.as_table().unwrap().keys() {
+                serialized.push(format!("{section}.{key}"));
+            }
+        }
+        serialized.sort();
+        let mut ours: Vec<String> = fields(&RunConfig::default())
+            .iter()
+            .map(|f| f.key.to_string())
+            .collect();
+        ours.sort();
+        assert_eq!(ours, serialized);
+    }
+
+    #[test]
+    fn choice_words_are_the_serde_names() {
+        for field in fields(&RunConfig::default()) {
+            if let Rule::Choice(words) = field.rule {
+                for w in words {
+                    accepts(field.key, toml::Value::String(w.to_string()));
+                }
+                let (section, name) = field.key.split_once('.').unwrap();
+                let mut table = toml::Value::try_from(RunConfig::default()).unwrap();
+                table[section][name] = toml::Value::String("bogus".into());
+                assert!(table.try_into::<RunConfig>().is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn modes_at_least_1_at_most_10000() {
+        rejects("data.modes", I(0));
+        accepts("data.modes", I(1));
+        accepts("data.modes", I(10_000));
+    }
+
+    #[test]
+    fn points_per_mode_at_least_1() {
+        rejects("data.points_per_mode", I(0));
+    }
+
+    #[test]
+    fn total_points_at_most_1e7() {
+        // 10 modes × 1e6 points is the largest allowed data set.
+        accepts("data.points_per_mode", I(1_000_000));
+        rejects("data.points_per_mode", I(1_000_001));
+    }
+
+    #[test]
+    fn dim_between_1_and_1024() {
+        rejects("data.dim", I(0));
+        accepts("data.dim", I(1024));
+        rejects("data.dim", I(1025));
+    }
+
+    #[test]
+    fn mean_range_positive_finite() {
+        rejects("data.mean_range", F(0.0));
+        rejects("data.mean_range", F(-1.0));
+        rejects("data.mean_range", F(f64::INFINITY));
+        rejects("data.mean_range", F(f64::NAN));
+        accepts("data.mean_range", F(1e-3));
+    }
+
+    #[test]
+    fn std_non_negative_finite() {
+        accepts("data.std", F(0.0));
+        rejects("data.std", F(-0.1));
+        rejects("data.std", F(f64::NAN));
+        rejects("data.std", F(f64::INFINITY));
+    }
+
+    #[test]
+    fn latent_dim_between_1_and_1024() {
+        rejects("model.latent_dim", I(0));
+        accepts("model.latent_dim", I(1024));
+        rejects("model.latent_dim", I(1025));
+    }
+
+    #[test]
+    fn width_between_1_and_4096() {
+        rejects("model.width", I(0));
+        accepts("model.width", I(4096));
+        rejects("model.width", I(4097));
+    }
+
+    #[test]
+    fn depth_at_most_16() {
+        accepts("model.depth", I(0));
+        accepts("model.depth", I(16));
+        rejects("model.depth", I(17));
+    }
+
+    #[test]
+    fn codebook_size_at_least_2() {
+        rejects("quantizer.codebook_size", I(0));
+        rejects("quantizer.codebook_size", I(1));
+        accepts("quantizer.codebook_size", I(2));
+    }
+
+    #[test]
+    fn codebook_size_at_most_data_points() {
+        let mut cfg = RunConfig::default();
+        cfg.data.modes = 3;
+        cfg.data.points_per_mode = 5;
+        cfg.quantizer.codebook_size = 15;
+        assert_eq!(validate(&cfg), Ok(()));
+        cfg.quantizer.codebook_size = 16;
+        let err = validate(&cfg).unwrap_err();
+        assert_eq!(err.key, "quantizer.codebook_size");
+        assert!(err.allowed.contains("(15,"), "{}", err.allowed);
+    }
+
+    #[test]
+    fn beta_non_negative_finite() {
+        accepts("quantizer.beta", F(0.0));
+        rejects("quantizer.beta", F(-0.25));
+        rejects("quantizer.beta", F(f64::INFINITY));
+    }
+
+    #[test]
+    fn ema_decay_in_0_to_1_exclusive() {
+        accepts("quantizer.ema_decay", F(0.0));
+        accepts("quantizer.ema_decay", F(0.999));
+        rejects("quantizer.ema_decay", F(1.0));
+        rejects("quantizer.ema_decay", F(-0.1));
+    }
+
+    #[test]
+    fn init_std_positive_finite() {
+        rejects("quantizer.init_std", F(0.0));
+        rejects("quantizer.init_std", F(f64::NAN));
+        accepts("quantizer.init_std", F(0.01));
+    }
+
+    #[test]
+    fn lr_positive_finite() {
+        rejects("train.lr", F(0.0));
+        rejects("train.lr", F(-1e-3));
+        rejects("train.lr", F(f64::INFINITY));
+        accepts("train.lr", F(1.0));
+    }
+
+    #[test]
+    fn batch_size_at_least_1() {
+        rejects("train.batch_size", I(0));
+        accepts("train.batch_size", I(1));
+    }
+
+    #[test]
+    fn epochs_at_least_1() {
+        rejects("train.epochs", I(0));
+        accepts("train.epochs", I(1));
+    }
+
+    #[test]
+    fn continuous_epochs_non_negative() {
+        accepts("schedule.continuous_epochs", I(0));
+        let rule = rule_of("schedule.continuous_epochs").unwrap();
+        assert!(matches!(
+            check_value(&rule, &I(-1)),
+            Err(ValueError::Range { .. })
+        ));
+    }
+
+    #[test]
+    fn raw_integers_become_floats_for_float_keys() {
+        let rule = rule_of("train.lr").unwrap();
+        assert_eq!(check_value(&rule, &I(1)), Ok(F(1.0)));
+    }
+
+    #[test]
+    fn raw_floats_are_not_integers() {
+        let rule = rule_of("model.width").unwrap();
+        assert_eq!(
+            check_value(&rule, &F(2.5)),
+            Err(ValueError::Type {
+                expected: "an integer",
+                found: "float 2.5".into()
+            })
+        );
+    }
+
+    #[test]
+    fn raw_words_must_be_listed() {
+        let rule = rule_of("schedule.kind").unwrap();
+        let err = check_value(&rule, &toml::Value::String("late".into())).unwrap_err();
+        assert_eq!(
+            err,
+            ValueError::Range {
+                value: "\"late\"".into(),
+                allowed: "one of \"early\", \"deferred\"".into()
+            }
+        );
+    }
+
+    #[test]
+    fn section_keys_are_in_struct_order() {
+        assert_eq!(
+            section_keys("model"),
+            ["latent_dim", "width", "depth", "activation"]
+        );
+    }
+}

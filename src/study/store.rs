@@ -1,0 +1,668 @@
+//! The results directory of a sweep, `<out>/<name>/`, and how it is written so that nothing
+//! half-written is ever visible.
+//!
+//! - `runs/<run_id>/`: one finished run (`run.csv`, `history.csv`, and when the run has a
+//!   snapshot `latent.csv`, `codebook.csv`, `means.csv`). A run is complete iff its directory
+//!   exists under its final name: it is filled under a `.tmp-` name and renamed into place.
+//! - `runs.csv`, `history.csv`: assembled from the run directories, in expansion order.
+//! - `scenario.toml` (resolved) and `manifest.toml`.
+//!
+//! Numbers are written with Rust's `{}` (shortest round-trip, `NaN`), so the bytes depend only
+//! on the values, never on the thread that computed them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sim::metrics::Metrics;
+use crate::sim::train::{Phase, RunOutcome, Status};
+use crate::study::scenario::{flatten, RunSpec, Scenario};
+
+/// Leading columns of `runs.csv`; the parameters, `seed` and the metrics follow.
+pub const RUN_COLUMNS: [&str; 5] = ["run_id", "run_index", "status", "diverged_epoch", "seconds"];
+/// Leading columns of `history.csv`; the metrics follow.
+pub const HISTORY_COLUMNS: [&str; 4] = ["run_id", "phase", "epoch", "total_epoch"];
+
+pub const RUNS_DIR: &str = "runs";
+pub const RUNS_CSV: &str = "runs.csv";
+pub const HISTORY_CSV: &str = "history.csv";
+pub const SCENARIO_TOML: &str = "scenario.toml";
+pub const MANIFEST_TOML: &str = "manifest.toml";
+const RUN_CSV: &str = "run.csv";
+const TMP_PREFIX: &str = ".tmp-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}: {message}; delete that run directory to have the run recomputed")]
+    Corrupt { path: PathBuf, message: String },
+}
+
+fn write_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
+    move |source| OutputError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn read_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
+    move |source| OutputError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The metric names in `Metrics` field order, which is their column order.
+pub fn metric_names() -> Vec<String> {
+    metric_cells(&Metrics::nan()).0
+}
+
+/// Names and `{}`-formatted values of the metrics, in struct order. serde gives the order;
+/// csv formats floats with ryu, which round-trips exactly, so parsing its text back and
+/// re-displaying yields Rust's `{}` form.
+fn metric_cells(m: &Metrics) -> (Vec<String>, Vec<String>) {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(m).expect("Metrics serializes to CSV");
+    let bytes = w.into_inner().expect("writing to memory cannot fail");
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(&bytes[..]);
+    let mut records = r
+        .records()
+        .map(|r| r.expect("csv reads back what it wrote"));
+    let names = records.next().unwrap().iter().map(String::from).collect();
+    let values = records
+        .next()
+        .unwrap()
+        .iter()
+        .map(|v| fmt_f64(v.parse().expect("ryu text parses as f64")))
+        .collect();
+    (names, values)
+}
+
+fn fmt_f64(x: f64) -> String {
+    format!("{x}")
+}
+
+fn status_text(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Diverged => "diverged",
+    }
+}
+
+fn phase_text(p: Phase) -> &'static str {
+    match p {
+        Phase::Continuous => "continuous",
+        Phase::Quantized => "quantized",
+    }
+}
+
+/// Header of `runs.csv` for runs whose parameters are `params` (as from `flatten`).
+pub fn run_header(params: &[(String, String)]) -> Vec<String> {
+    let mut h: Vec<String> = RUN_COLUMNS.iter().map(|s| s.to_string()).collect();
+    h.extend(params.iter().map(|(k, _)| k.clone()));
+    h.push("seed".into());
+    h.extend(metric_names());
+    h
+}
+
+/// The `runs.csv` row of a finished run.
+pub fn run_row(spec: &RunSpec, outcome: &RunOutcome) -> Vec<String> {
+    let mut row = vec![
+        spec.id.clone(),
+        spec.index.to_string(),
+        status_text(outcome.status).into(),
+        outcome
+            .diverged_epoch
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+        fmt_f64(outcome.seconds),
+    ];
+    row.extend(flatten(&spec.config).into_iter().map(|(_, v)| v));
+    row.push(spec.seed.to_string());
+    row.extend(metric_cells(&outcome.metrics).1);
+    row
+}
+
+pub fn history_header() -> Vec<String> {
+    let mut h: Vec<String> = HISTORY_COLUMNS.iter().map(|s| s.to_string()).collect();
+    h.extend(metric_names());
+    h
+}
+
+fn csv_bytes(header: &[String], rows: &[Vec<String>]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).expect("writing to memory");
+    for r in rows {
+        w.write_record(r).expect("writing to memory");
+    }
+    w.into_inner().expect("writing to memory")
+}
+
+/// Every file of one run directory, as (file name, contents).
+fn run_files(spec: &RunSpec, outcome: &RunOutcome) -> Vec<(&'static str, Vec<u8>)> {
+    let params = flatten(&spec.config);
+    let mut files = vec![(
+        RUN_CSV,
+        csv_bytes(&run_header(&params), &[run_row(spec, outcome)]),
+    )];
+    let history: Vec<Vec<String>> = outcome
+        .history
+        .iter()
+        .map(|h| {
+            let mut r = vec![
+                spec.id.clone(),
+                phase_text(h.phase).into(),
+                h.epoch.to_string(),
+                h.total_epoch.to_string(),
+            ];
+            r.extend(metric_cells(&h.metrics).1);
+            r
+        })
+        .collect();
+    files.push((HISTORY_CSV, csv_bytes(&history_header(), &history)));
+    let Some(s) = &outcome.snapshot else {
+        return files;
+    };
+    let f = |x: &f32| format!("{x}");
+    fn cols(p: &'static str, n: usize) -> impl Iterator<Item = String> {
+        (0..n).map(move |j| format!("{p}{j}"))
+    }
+
+    let (n, d) = s.x.dim();
+    let m = s.z.ncols();
+    let mut header = vec!["label".to_string()];
+    header.extend(cols("x", d).chain(cols("z", m)).chain(cols("r", d)));
+    header.push("code".into());
+    let rows: Vec<Vec<String>> = (0..n)
+        .map(|i| {
+            let mut r = vec![s.labels[i].to_string()];
+            r.extend(s.x.row(i).iter().map(f));
+            r.extend(s.z.row(i).iter().map(f));
+            r.extend(s.recon.row(i).iter().map(f));
+            r.push(s.code[i].to_string());
+            r
+        })
+        .collect();
+    files.push(("latent.csv", csv_bytes(&header, &rows)));
+
+    let mut header = vec!["code".to_string(), "usage".to_string()];
+    header.extend(cols("c", s.codebook.ncols()));
+    let rows: Vec<Vec<String>> = (0..s.codebook.nrows())
+        .map(|k| {
+            let mut r = vec![k.to_string(), s.usage[k].to_string()];
+            r.extend(s.codebook.row(k).iter().map(f));
+            r
+        })
+        .collect();
+    files.push(("codebook.csv", csv_bytes(&header, &rows)));
+
+    let mut header = vec!["mode".to_string()];
+    header.extend(cols("m", s.means.ncols()));
+    let rows: Vec<Vec<String>> = (0..s.means.nrows())
+        .map(|k| {
+            let mut r = vec![k.to_string()];
+            r.extend(s.means.row(k).iter().map(f));
+            r
+        })
+        .collect();
+    files.push(("means.csv", csv_bytes(&header, &rows)));
+    files
+}
+
+/// Host name, so that a shard on one machine never mistakes another machine's temp
+/// directory on a shared file system for its own stale one.
+fn host() -> String {
+    let h = fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let h: String = h
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect();
+    if h.is_empty() {
+        "host".into()
+    } else {
+        h
+    }
+}
+
+/// `.tmp-<stem>~<host>~<pid>~<nonce>`: `~` never occurs in run ids, file names or host names.
+fn temp_name(stem: &str) -> String {
+    format!(
+        "{TMP_PREFIX}{stem}~{}~{}~{:08x}",
+        host(),
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(bytes)?;
+    // Data must reach the disk before the rename publishes it, or a power loss could leave
+    // a complete-looking name over empty contents.
+    f.sync_all()
+}
+
+/// Make a rename durable; best effort (not every platform can open a directory).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Replace `path` with `bytes` atomically: readers see the old or the new file, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(temp_name(&name));
+    let res = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(write_err(path)(e));
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    New,
+    /// Another process (a shard sharing the directory) published this run first; ours was
+    /// discarded. Both computed the same bytes apart from `seconds`.
+    AlreadyThere,
+}
+
+/// Publish one finished run as `runs_dir/<run_id>/`.
+pub fn write_run(
+    runs_dir: &Path,
+    spec: &RunSpec,
+    outcome: &RunOutcome,
+) -> Result<Written, OutputError> {
+    let target = runs_dir.join(&spec.id);
+    if target.exists() {
+        return Ok(Written::AlreadyThere);
+    }
+    let tmp = runs_dir.join(temp_name(&spec.id));
+    let fill = || -> io::Result<()> {
+        fs::create_dir(&tmp)?;
+        for (name, bytes) in run_files(spec, outcome) {
+            write_synced(&tmp.join(name), &bytes)?;
+        }
+        sync_dir(&tmp);
+        Ok(())
+    };
+    if let Err(e) = fill() {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(write_err(&tmp)(e));
+    }
+    match fs::rename(&tmp, &target) {
+        Ok(()) => {
+            sync_dir(runs_dir);
+            Ok(Written::New)
+        }
+        // rename onto a non-empty directory fails: someone else won the race.
+        Err(_) if target.exists() => {
+            let _ = fs::remove_dir_all(&tmp);
+            Ok(Written::AlreadyThere)
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            Err(write_err(&target)(e))
+        }
+    }
+}
+
+/// Remove temp files and directories in `dir` left by dead processes of this host. Those of
+/// live processes (a concurrent shard, this process) and of other hosts are left alone.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize, OutputError> {
+    // Without /proc we cannot tell dead from alive, so we remove nothing.
+    if !Path::new("/proc/self").exists() {
+        return Ok(0);
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(read_err(dir)(e)),
+    };
+    let me = host();
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(read_err(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.split('~').collect();
+        let [_, h, pid, _] = parts[..] else { continue };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if h != me || alive {
+            continue;
+        }
+        let path = entry.path();
+        let res = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        res.map_err(write_err(&path))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Remove this process's own temp entries in `dir` (after a cancel or an error).
+pub fn remove_own_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let tag = format!("~{}~{}~", host(), std::process::id());
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(TMP_PREFIX) && name.contains(&tag) {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+/// Run ids with a published directory in `runs_dir`.
+pub fn finished_ids(runs_dir: &Path) -> Result<BTreeSet<String>, OutputError> {
+    let entries = match fs::read_dir(runs_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(read_err(runs_dir)(e)),
+    };
+    let mut ids = BTreeSet::new();
+    for entry in entries {
+        let entry = entry.map_err(read_err(runs_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && entry.path().is_dir() {
+            ids.insert(name);
+        }
+    }
+    Ok(ids)
+}
+
+/// What the assembled tables hold, against the scenario's expansion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assembly {
+    /// Expansion positions with a result, in order.
+    pub finished: Vec<usize>,
+    /// Expansion positions whose result is `diverged`.
+    pub diverged: Vec<usize>,
+    /// Expansion positions with no result yet.
+    pub missing: Vec<usize>,
+}
+
+fn read_csv(path: &Path) -> Result<(csv::StringRecord, Vec<csv::StringRecord>), OutputError> {
+    let corrupt = |e: csv::Error| OutputError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let file = fs::File::open(path).map_err(read_err(path))?;
+    let mut r = csv::Reader::from_reader(io::BufReader::new(file));
+    let header = r.headers().map_err(corrupt)?.clone();
+    let rows = r.records().collect::<Result<_, _>>().map_err(corrupt)?;
+    Ok((header, rows))
+}
+
+/// Rebuild `runs.csv` and `history.csv` in `dir` from the run directories of the runs of
+/// `scenario`. Directories of other scenarios' runs are ignored.
+///
+/// Shards sharing `dir` may publish runs while we read. After writing, we list the runs
+/// again and redo the tables if the set changed: whoever writes the tables last has then
+/// seen every run published before its check, and any later run's owner writes after it.
+pub fn assemble(dir: &Path, scenario: &Scenario) -> Result<Assembly, OutputError> {
+    let runs_dir = dir.join(RUNS_DIR);
+    let wanted: BTreeSet<&str> = scenario.runs.iter().map(|r| r.id.as_str()).collect();
+    let listed = |ids: BTreeSet<String>| -> BTreeSet<String> {
+        ids.into_iter()
+            .filter(|id| wanted.contains(id.as_str()))
+            .collect()
+    };
+    let mut present = listed(finished_ids(&runs_dir)?);
+    for _ in 0..20 {
+        let assembly = write_tables(dir, scenario, &present)?;
+        let now = listed(finished_ids(&runs_dir)?);
+        if now == present {
+            return Ok(assembly);
+        }
+        present = now;
+    }
+    write_tables(dir, scenario, &present)
+}
+
+fn write_tables(
+    dir: &Path,
+    scenario: &Scenario,
+    present: &BTreeSet<String>,
+) -> Result<Assembly, OutputError> {
+    let runs_dir = dir.join(RUNS_DIR);
+    let header = match scenario.runs.first() {
+        Some(r) => run_header(&flatten(&r.config)),
+        None => run_header(&flatten(&scenario.base)),
+    };
+    let index_col = RUN_COLUMNS.iter().position(|c| *c == "run_index").unwrap();
+    let status_col = RUN_COLUMNS.iter().position(|c| *c == "status").unwrap();
+    let hist_header = history_header();
+
+    let mut assembly = Assembly::default();
+    let mut rows = Vec::new();
+    let mut hist_rows = Vec::new();
+    // A run listed twice in the expansion is read once and reported at both positions.
+    let mut cache: HashMap<&str, (Vec<String>, Vec<Vec<String>>)> = HashMap::new();
+    for spec in &scenario.runs {
+        if !present.contains(&spec.id) {
+            assembly.missing.push(spec.index);
+            continue;
+        }
+        if !cache.contains_key(spec.id.as_str()) {
+            let run = read_run(&runs_dir.join(&spec.id), &header, &hist_header)?;
+            cache.insert(&spec.id, run);
+        }
+        let (row, hist) = &cache[spec.id.as_str()];
+        let mut row = row.clone();
+        // The stored index is the run's position in the scenario that computed it; the
+        // current scenario may list the same configuration elsewhere.
+        row[index_col] = spec.index.to_string();
+        if row[status_col] == status_text(Status::Diverged) {
+            assembly.diverged.push(spec.index);
+        }
+        assembly.finished.push(spec.index);
+        rows.push(row);
+        hist_rows.extend(hist.iter().cloned());
+    }
+    write_atomic(&dir.join(RUNS_CSV), &csv_bytes(&header, &rows))?;
+    write_atomic(&dir.join(HISTORY_CSV), &csv_bytes(&hist_header, &hist_rows))?;
+    Ok(assembly)
+}
+
+/// The `runs.csv` row and `history.csv` rows stored in one run directory.
+fn read_run(
+    run_dir: &Path,
+    header: &[String],
+    hist_header: &[String],
+) -> Result<(Vec<String>, Vec<Vec<String>>), OutputError> {
+    let to_vec = |r: &csv::StringRecord| r.iter().map(String::from).collect::<Vec<String>>();
+    let path = run_dir.join(RUN_CSV);
+    let (h, rows) = read_csv(&path)?;
+    if to_vec(&h) != header {
+        return Err(OutputError::Corrupt {
+            path,
+            message: "columns differ from this vqsim's runs.csv columns".into(),
+        });
+    }
+    let [row] = &rows[..] else {
+        return Err(OutputError::Corrupt {
+            path,
+            message: format!("expected one row, found {}", rows.len()),
+        });
+    };
+    let path = run_dir.join(HISTORY_CSV);
+    let (h, hist) = read_csv(&path)?;
+    if to_vec(&h) != hist_header {
+        return Err(OutputError::Corrupt {
+            path,
+            message: "columns differ from this vqsim's history.csv columns".into(),
+        });
+    }
+    Ok((to_vec(row), hist.iter().map(to_vec).collect()))
+}
+
+/// `manifest.toml`: what produced the tables, and how complete they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub vqsim_version: String,
+    /// `run` or `merge`.
+    pub command: String,
+    pub scenario: String,
+    /// Runs in the scenario's expansion.
+    pub runs: usize,
+    /// Runs with a result in the directory (diverged included).
+    pub finished: usize,
+    pub diverged: usize,
+    pub missing: usize,
+    /// UTC, RFC 3339.
+    pub started_at: String,
+    pub finished_at: String,
+    /// Wall time of this command.
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+impl Manifest {
+    /// The manifest of `command` on `scenario`, started at `started`, ending now with `assembly`.
+    pub fn new(
+        command: &str,
+        scenario: &Scenario,
+        assembly: &Assembly,
+        started: SystemTime,
+        seconds: f64,
+    ) -> Manifest {
+        Manifest {
+            vqsim_version: env!("CARGO_PKG_VERSION").into(),
+            command: command.into(),
+            scenario: scenario.name.clone(),
+            runs: scenario.runs.len(),
+            finished: assembly.finished.len(),
+            diverged: assembly.diverged.len(),
+            missing: assembly.missing.len(),
+            started_at: utc_timestamp(started),
+            finished_at: utc_timestamp(SystemTime::now()),
+            seconds,
+            threads: None,
+            shard: None,
+        }
+    }
+}
+
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), OutputError> {
+    let text = toml::to_string(manifest).expect("the manifest serializes to TOML");
+    write_atomic(&dir.join(MANIFEST_TOML), text.as_bytes())
+}
+
+/// `t` as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_timestamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-compatible date algorithms").
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_utc_civil_dates() {
+        let at = |s| utc_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
+    }
+
+    #[test]
+    fn metric_cells_use_display_formatting() {
+        let mut m = Metrics::nan();
+        m.mse = 1e-7;
+        m.perplexity = 59.25;
+        m.codes_used = 64.0;
+        let (names, values) = metric_cells(&m);
+        assert_eq!(names[..3], ["mse", "quant_mse", "perplexity"]);
+        assert_eq!(values[0], format!("{}", 1e-7));
+        assert_eq!(values[1], "NaN");
+        assert_eq!(values[2], "59.25");
+        assert_eq!(values[3], "64");
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_of_dead_processes_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid_max on Linux is at most 2^22, so this pid cannot be alive.
+        let dead = format!(
+            "{TMP_PREFIX}0123456789abcdef~{}~4294967295~00000000",
+            host()
+        );
+        let live = temp_name("0123456789abcdef");
+        let other_host = format!("{TMP_PREFIX}0123456789abcdef~elsewhere~4294967295~0");
+        for name in [&dead, &live, &other_host] {
+            fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
+        assert!(!dir.path().join(&dead).exists());
+        assert!(dir.path().join(&live).exists());
+        assert!(dir.path().join(&other_host).exists());
+        remove_own_temps(dir.path());
+        assert!(!dir.path().join(&live).exists());
+        assert!(dir.path().join(&other_host).exists());
+    }
+}

@@ -1,0 +1,623 @@
+//! The sweep engine: a scenario's runs in parallel, each published as soon as it finishes,
+//! resumable after any interruption, splittable into shards, and the tables assembled at the
+//! end from whatever run directories exist.
+//!
+//! Every run's randomness comes from its own seed, and the tables are assembled in expansion
+//! order from files, so the output bytes do not depend on the thread count or on which run
+//! finished first (only `seconds` does).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::table::{Table, TableError};
+use crate::sim::config::{RunConfig, ScheduleKind};
+use crate::sim::train::{self, RunOutcome, Status};
+use crate::study::scenario::{RunSpec, Scenario, ScenarioError};
+use crate::study::shard::{Shard, ShardError};
+use crate::study::store::{self, Assembly, Manifest, OutputError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(
+        "--out `{0}` is a file, not a directory; give a directory path (it is created if missing)"
+    )]
+    OutIsFile(PathBuf),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    #[error("--threads must be at least 1")]
+    ZeroThreads,
+    #[error("`{0}` is not a sweep directory: it has no scenario.toml; point `vqsim merge` at <out>/<scenario name>")]
+    NotASweep(PathBuf),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start {threads} worker threads: {source}")]
+    Pool {
+        threads: usize,
+        source: rayon::ThreadPoolBuildError,
+    },
+    #[error("cannot install the Ctrl-C/SIGTERM handler: {0}")]
+    Signal(String),
+    #[error("sweep cancelled: {finished} of {runs} runs have results in {dir}; run the same command again to resume")]
+    Cancelled {
+        dir: PathBuf,
+        finished: usize,
+        runs: usize,
+    },
+}
+
+impl SweepError {
+    /// Process exit status: 2 for bad input, 130 for an interrupted sweep (as shells report
+    /// SIGINT), 1 for anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SweepError::OutIsFile(_)
+            | SweepError::Shard(_)
+            | SweepError::ZeroThreads
+            | SweepError::NotASweep(_)
+            | SweepError::Scenario(_) => 2,
+            SweepError::Cancelled { .. } => 130,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    Bar,
+    /// A line at most every 5 s and at the end, for CI and Slurm logs.
+    Plain,
+    Quiet,
+}
+
+/// Called after each run is published, from the worker thread that ran it.
+pub type RunHook = Arc<dyn Fn(&RunSpec, &RunOutcome) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct SweepOptions {
+    /// Results go to `out/<scenario name>/`.
+    pub out: PathBuf,
+    /// Worker threads; None = all cores.
+    pub threads: Option<usize>,
+    pub shard: Shard,
+    pub progress: ProgressMode,
+    /// Set by Ctrl-C/SIGTERM while the sweep runs, by the caller to stop it, and by the sweep
+    /// itself after a write error. Runs in flight are abandoned; finished runs stay.
+    pub cancel: Arc<AtomicBool>,
+    pub on_run_done: Option<RunHook>,
+}
+
+impl SweepOptions {
+    pub fn new(out: impl Into<PathBuf>) -> SweepOptions {
+        SweepOptions {
+            out: out.into(),
+            threads: None,
+            shard: Shard::ALL,
+            progress: ProgressMode::Auto,
+            cancel: Arc::new(AtomicBool::new(false)),
+            on_run_done: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SweepReport {
+    /// `out/<scenario name>`.
+    pub dir: PathBuf,
+    /// Runs in the scenario's expansion.
+    pub runs: usize,
+    /// Distinct runs in this shard.
+    pub in_shard: usize,
+    /// Runs of this shard already present when the sweep started.
+    pub skipped: usize,
+    /// Runs computed by this call.
+    pub ran: usize,
+    /// Of those, diverged.
+    pub diverged: usize,
+    /// What the assembled tables hold (all shards' runs present in the directory).
+    pub assembly: Assembly,
+    pub threads: usize,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MergeReport {
+    pub dir: PathBuf,
+    pub runs: usize,
+    pub assembly: Assembly,
+    /// (run index, run id) of the runs with no result yet, in expansion order.
+    pub missing: Vec<(usize, String)>,
+}
+
+/// Flags of the sweeps running in this process; the signal handler sets them all.
+static ACTIVE: Mutex<Vec<Arc<AtomicBool>>> = Mutex::new(Vec::new());
+static HANDLER: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Keeps `flag` subscribed to Ctrl-C/SIGTERM until dropped.
+struct SignalGuard(Arc<AtomicBool>);
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+        active.retain(|f| !Arc::ptr_eq(f, &self.0));
+    }
+}
+
+fn watch_signals(flag: &Arc<AtomicBool>) -> Result<SignalGuard, SweepError> {
+    let installed = HANDLER.get_or_init(|| {
+        ctrlc::set_handler(|| {
+            let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+            // Outside a sweep, or a second interrupt while the first is being honoured:
+            // quit now, as without a handler. Leftover temp directories are removed by the
+            // next sweep.
+            if active.is_empty() || active.iter().any(|f| f.load(Ordering::SeqCst)) {
+                eprintln!("vqsim: interrupted again, exiting now");
+                std::process::exit(130);
+            }
+            eprintln!("vqsim: interrupted; abandoning runs in flight (press again to quit now)");
+            for f in active.iter() {
+                f.store(true, Ordering::SeqCst);
+            }
+        })
+        .map_err(|e| e.to_string())
+    });
+    installed.clone().map_err(SweepError::Signal)?;
+    ACTIVE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(flag.clone());
+    Ok(SignalGuard(flag.clone()))
+}
+
+/// Runs done / total, diverged count and ETA, as a bar or as periodic lines.
+struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    total: usize,
+    start: Instant,
+    done: AtomicUsize,
+    /// Done when the sweep started (resumed runs), excluded from the rate.
+    done_before: usize,
+    diverged: AtomicUsize,
+    last_line: Mutex<Instant>,
+}
+
+const LINE_EVERY: Duration = Duration::from_secs(5);
+
+fn human_secs(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 7200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
+impl Progress {
+    fn new(mode: ProgressMode, total: usize, done_before: usize) -> Progress {
+        let mode = match mode {
+            ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bar,
+            ProgressMode::Auto => ProgressMode::Plain,
+            m => m,
+        };
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} runs, {msg}, eta {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_position(done_before as u64);
+            bar.set_message("0 diverged");
+            bar.reset_eta();
+            bar
+        });
+        Progress {
+            bar,
+            plain: mode == ProgressMode::Plain,
+            total,
+            start: Instant::now(),
+            done: AtomicUsize::new(done_before),
+            done_before,
+            diverged: AtomicUsize::new(0),
+            last_line: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn line(&self) -> String {
+        let done = self.done.load(Ordering::SeqCst);
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let ran = done - self.done_before;
+        let eta = if ran == 0 {
+            "?".to_string()
+        } else {
+            human_secs(elapsed / ran as f64 * (self.total - done) as f64)
+        };
+        format!(
+            "[{done}/{}] {} elapsed, {} diverged, eta {eta}",
+            self.total,
+            human_secs(elapsed),
+            self.diverged.load(Ordering::SeqCst)
+        )
+    }
+
+    fn run_done(&self, diverged: bool) {
+        self.done.fetch_add(1, Ordering::SeqCst);
+        if diverged {
+            self.diverged.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(format!("{} diverged", self.diverged.load(Ordering::SeqCst)));
+        }
+        if self.plain {
+            let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= LINE_EVERY {
+                *last = Instant::now();
+                eprintln!("{}", self.line());
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.abandon();
+        }
+        if self.plain {
+            eprintln!("{}", self.line());
+        }
+    }
+}
+
+/// Run the runs of `scenario` in `opts.shard` that have no result in `out/<name>/` yet, then
+/// assemble the tables from every run present there.
+pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport, SweepError> {
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+
+    // Bad input is reported before anything is created.
+    // The nearest existing ancestor must be a directory, or create_dir_all would fail
+    // half-way (`--out results.csv/x`).
+    if let Some(existing) = opts.out.ancestors().find(|p| p.exists()) {
+        if !existing.is_dir() {
+            return Err(SweepError::OutIsFile(existing.to_path_buf()));
+        }
+    }
+    let dir = opts.out.join(&scenario.name);
+    if dir.exists() && !dir.is_dir() {
+        return Err(SweepError::OutIsFile(dir));
+    }
+    let threads = match opts.threads {
+        Some(0) => return Err(SweepError::ZeroThreads),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // A pool of our own: the global one may be sized or used by the embedding program.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|source| SweepError::Pool { threads, source })?;
+    let _signals = watch_signals(&opts.cancel)?;
+
+    let runs_dir = dir.join(store::RUNS_DIR);
+    fs::create_dir_all(&runs_dir).map_err(|source| SweepError::Create {
+        path: runs_dir.clone(),
+        source,
+    })?;
+    store::remove_stale_temps(&dir)?;
+    store::remove_stale_temps(&runs_dir)?;
+    store::write_atomic(
+        &dir.join(store::SCENARIO_TOML),
+        scenario.resolved_toml().as_bytes(),
+    )?;
+
+    let present = store::finished_ids(&runs_dir)?;
+    let mut seen = HashSet::new();
+    let mine: Vec<&RunSpec> = scenario
+        .runs
+        .iter()
+        .filter(|r| opts.shard.contains(r.index) && seen.insert(r.id.as_str()))
+        .collect();
+    let mut todo: Vec<&RunSpec> = mine
+        .iter()
+        .copied()
+        .filter(|r| !present.contains(&r.id))
+        .collect();
+    // Longest first, so the last runs to finish are short ones and no thread idles long at
+    // the end (greedy LPT scheduling). The order changes no result.
+    todo.sort_by(|a, b| expected_cost(&b.config).total_cmp(&expected_cost(&a.config)));
+    let skipped = mine.len() - todo.len();
+
+    let progress = Progress::new(opts.progress, mine.len(), skipped);
+    if progress.plain {
+        eprintln!(
+            "vqsim: {}: {} runs in shard {}, {skipped} already done, {threads} threads",
+            scenario.name,
+            mine.len(),
+            opts.shard
+        );
+    }
+    let cancel = &opts.cancel;
+    let ran = AtomicUsize::new(0);
+    let diverged = AtomicUsize::new(0);
+    let failure: Mutex<Option<OutputError>> = Mutex::new(None);
+    // Each thread takes the next run from the ordered list until none is left.
+    let next = AtomicUsize::new(0);
+    pool.broadcast(|_| loop {
+        let Some(spec) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+            return;
+        };
+        if cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(outcome) = train::run(&spec.config, spec.seed, cancel) else {
+            continue; // cancelled: nothing of this run was written
+        };
+        if let Err(e) = store::write_run(&runs_dir, spec, &outcome) {
+            failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(e);
+            cancel.store(true, Ordering::SeqCst);
+            return;
+        }
+        let div = outcome.status == Status::Diverged;
+        ran.fetch_add(1, Ordering::SeqCst);
+        diverged.fetch_add(usize::from(div), Ordering::SeqCst);
+        progress.run_done(div);
+        if let Some(hook) = &opts.on_run_done {
+            hook(spec, &outcome);
+        }
+    });
+    progress.finish();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        store::remove_own_temps(&runs_dir);
+        return Err(e.into());
+    }
+    let cancelled = cancel.load(Ordering::SeqCst);
+    if cancelled {
+        store::remove_own_temps(&runs_dir);
+    }
+
+    // Assemble even when cancelled, so the tables show what is done so far.
+    let assembly = store::assemble(&dir, scenario)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    store::write_manifest(
+        &dir,
+        &Manifest {
+            threads: Some(threads),
+            shard: Some(opts.shard.to_string()),
+            ..Manifest::new("run", scenario, &assembly, started, seconds)
+        },
+    )?;
+
+    if cancelled {
+        return Err(SweepError::Cancelled {
+            dir,
+            finished: assembly.finished.len(),
+            runs: scenario.runs.len(),
+        });
+    }
+    Ok(SweepReport {
+        dir,
+        runs: scenario.runs.len(),
+        in_shard: mine.len(),
+        skipped,
+        ran: ran.into_inner(),
+        diverged: diverged.into_inner(),
+        assembly,
+        threads,
+        seconds,
+    })
+}
+
+/// Relative cost of a run for scheduling: epochs × points × multiply-adds per point through
+/// encoder and decoder. Crude (it ignores k-means and metrics), but it orders runs well.
+fn expected_cost(cfg: &RunConfig) -> f64 {
+    let (d, m) = (cfg.data.dim as f64, cfg.model.latent_dim as f64);
+    let (w, depth) = (cfg.model.width as f64, cfg.model.depth as f64);
+    let per_point = if depth == 0.0 {
+        2.0 * d * m
+    } else {
+        2.0 * (w * (d + m) + (depth - 1.0) * w * w)
+    };
+    let epochs = cfg.train.epochs
+        + match cfg.schedule.kind {
+            ScheduleKind::Deferred => cfg.schedule.continuous_epochs,
+            ScheduleKind::Early => 0,
+        };
+    let points = (cfg.data.modes * cfg.data.points_per_mode) as f64;
+    (epochs.max(1) as f64) * points * per_point
+}
+
+/// Rebuild `runs.csv` and `history.csv` in `dir` (an `out/<name>/` directory) from the run
+/// directories there, ordered and checked against the expansion of its `scenario.toml`.
+pub fn merge(dir: &Path) -> Result<MergeReport, SweepError> {
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let path = dir.join(store::SCENARIO_TOML);
+    if !path.is_file() {
+        return Err(SweepError::NotASweep(dir.to_path_buf()));
+    }
+    let scenario = Scenario::load(&path)?;
+    let assembly = store::assemble(dir, &scenario)?;
+    store::write_manifest(
+        dir,
+        &Manifest::new(
+            "merge",
+            &scenario,
+            &assembly,
+            started,
+            t0.elapsed().as_secs_f64(),
+        ),
+    )?;
+
+    let missing = assembly
+        .missing
+        .iter()
+        .map(|&i| (i, scenario.runs[i].id.clone()))
+        .collect();
+    Ok(MergeReport {
+        dir: dir.to_path_buf(),
+        runs: scenario.runs.len(),
+        assembly,
+        missing,
+    })
+}
+
+/// Metrics shown by `summary`, averaged over seeds.
+pub const SUMMARY_METRICS: [&str; 5] = [
+    "perplexity",
+    "codes_used",
+    "shrink_ratio",
+    "mse",
+    "modes_hit",
+];
+
+/// Four significant digits without exponent clutter for the usual ranges.
+fn fmt_sig(x: f64) -> String {
+    if !x.is_finite() {
+        return "-".into();
+    }
+    let a = x.abs();
+    if a != 0.0 && !(1e-3..1e6).contains(&a) {
+        return format!("{x:.3e}");
+    }
+    let digits = if a == 0.0 {
+        0
+    } else {
+        a.log10().floor() as i32
+    };
+    format!("{x:.*}", (3 - digits).clamp(0, 6) as usize)
+}
+
+/// A plain-text table of `dir/runs.csv`: one row per configuration of the parameters that
+/// vary, with the run and divergence counts and the mean over seeds of `SUMMARY_METRICS`
+/// (diverged runs excluded). Ends with the completeness line of `manifest.toml`.
+pub fn summary(dir: &Path) -> Result<String, SweepError> {
+    let table = Table::read(&dir.join(store::RUNS_CSV))?;
+    let start = table.column("seconds")? + 1;
+    let end = table.column("seed")?;
+    let params: Vec<&str> = table.headers[start..end]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let varying = table.varying(&params);
+    let groups = table.group_by(&varying)?;
+
+    let mut header: Vec<String> = varying.iter().map(|s| s.to_string()).collect();
+    header.extend(["runs".into(), "diverged".into()]);
+    header.extend(SUMMARY_METRICS.iter().map(|s| s.to_string()));
+    let mut cells = vec![header];
+    for (key, rows) in &groups {
+        let ok: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|&r| table.get(r, "status").is_ok_and(|s| s != "diverged"))
+            .collect();
+        let mut line = key.clone();
+        line.push(rows.len().to_string());
+        line.push((rows.len() - ok.len()).to_string());
+        for m in SUMMARY_METRICS {
+            let vals: Vec<f64> = ok
+                .iter()
+                .map(|&r| table.num(r, m))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|v| v.is_finite())
+                .collect();
+            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+            line.push(fmt_sig(mean));
+        }
+        cells.push(line);
+    }
+
+    let widths: Vec<usize> = (0..cells[0].len())
+        .map(|c| cells.iter().map(|row| row[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, row) in cells.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if c < varying.len() {
+                    format!("{cell:<w$}", w = widths[c])
+                } else {
+                    format!("{cell:>w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+            out.push('\n');
+        }
+    }
+    if let Ok(text) = fs::read_to_string(dir.join(store::MANIFEST_TOML)) {
+        if let Ok(m) = toml::from_str::<Manifest>(&text) {
+            out.push_str(&format!(
+                "{} runs: {} finished ({} diverged), {} missing\n",
+                m.runs, m.finished, m.diverged, m.missing
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_maps_to_exit_2_and_cancel_to_130() {
+        assert_eq!(SweepError::OutIsFile("x".into()).exit_code(), 2);
+        let shard = "0/3".parse::<Shard>().unwrap_err();
+        assert_eq!(SweepError::from(shard).exit_code(), 2);
+        assert_eq!(SweepError::ZeroThreads.exit_code(), 2);
+        let cancelled = SweepError::Cancelled {
+            dir: "d".into(),
+            finished: 1,
+            runs: 2,
+        };
+        assert_eq!(cancelled.exit_code(), 130);
+        let io = std::io::Error::other("disk full");
+        let create = SweepError::Create {
+            path: "d".into(),
+            source: io,
+        };
+        assert_eq!(create.exit_code(), 1);
+    }
+
+    #[test]
+    fn significant_digits() {
+        assert_eq!(fmt_sig(59.123), "59.12");
+        assert_eq!(fmt_sig(0.0612), "0.06120");
+        assert_eq!(fmt_sig(64.0), "64.00");
+        assert_eq!(fmt_sig(12345.6), "12346");
+        assert_eq!(fmt_sig(f64::NAN), "-");
+        assert_eq!(fmt_sig(2e-5), "2.000e-5");
+    }
+}
