@@ -49,7 +49,7 @@ fn setup(act: Activation, update: Update, seed: u64) -> Setup {
     // Codes spread over the encoder's outputs so that several are selected.
     let z = ae.encoder.infer(x.view());
     let codes = Array2::from_shape_fn((6, 2), |(k, j)| z[[2 * k + 1, j]] + 0.05);
-    let vq = Quantizer::new(&cfg, codes);
+    let vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
     Setup { ae, vq, x }
 }
 
@@ -192,7 +192,7 @@ fn straight_through_passes_decoder_gradient_unchanged() {
         let Setup { ae, x, vq } = setup(Activation::Tanh, Update::Loss, 5);
         let mut cfg = config(Activation::Tanh, Update::Loss);
         cfg.quantizer.beta = beta;
-        let mut vq = Quantizer::new(&cfg, vq.codebook().to_owned());
+        let mut vq = Quantizer::new(&cfg, vq.codebook().to_owned(), ChaCha8Rng::seed_from_u64(0));
         let z = ae.encoder.infer(x.view());
         let (assign, q) = quantize(&vq, z.view());
         let g_q: Array2<f32> = Array2::random_using(
@@ -219,7 +219,7 @@ fn ema_update_follows_the_vq_vae_rule() {
     cfg.quantizer.codebook_size = 2;
     cfg.quantizer.ema_decay = 0.5;
     let codes = Array2::from_shape_vec((2, 2), vec![0.0, 0.0, 10.0, 10.0]).unwrap();
-    let mut vq = Quantizer::new(&cfg, codes);
+    let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
     assert!(vq.codebook_grad().is_none());
     let z = Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
     vq.after_step(z.view(), &[0, 0]);

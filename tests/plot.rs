@@ -68,6 +68,7 @@ fn metrics(run: &Run, rng: &mut ChaCha8Rng) -> Vec<f64> {
         2.0,
         f64::NAN,
         f64::NAN, // heldout_mse: no held-out split
+        0.0,      // restarts
     ]
 }
 

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub token_mode_entropy: f64,
     /// `mse` on the held-out points only (NaN without a held-out split).
     pub heldout_mse: f64,
+    /// Codes restarted or re-initialised during the epoch that ended here (`quantizer.restart`);
+    /// set by training, NaN where no quantized epoch ended.
+    pub restarts: f64,
 }
 
 impl Metrics {
@@ -53,6 +56,7 @@ impl Metrics {
             mode_entropy: n,
             token_mode_entropy: n,
             heldout_mse: n,
+            restarts: n,
         }
     }
 }
@@ -106,6 +110,7 @@ pub fn measure(obs: &Observation) -> Metrics {
         mode_entropy: entropy(&recon_modes),
         token_mode_entropy: f64::NAN,
         heldout_mse: heldout_mse(obs.x, obs.recon, obs.heldout),
+        restarts: f64::NAN,
     };
     if let Some(q) = &obs.quantized {
         let usage = code_counts(q.assign, q.codebook.nrows());

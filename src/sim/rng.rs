@@ -15,6 +15,8 @@ pub enum Stream {
     Codebook = 4,
     Subsample = 5,
     Holdout = 6,
+    /// Dead-code restarts and codebook re-inits.
+    Restart = 7,
 }
 
 pub fn stream(seed: u64, purpose: Stream) -> ChaCha8Rng {

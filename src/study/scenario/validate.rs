@@ -153,6 +153,12 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         ema_decay,
         init,
         init_std,
+        restart,
+        restart_threshold,
+        restart_decay,
+        lru_timeout,
+        lru_jitter,
+        kmeans_every,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -208,6 +214,43 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             *init_std,
             (0.0, EXCL),
             (MAX_FLOAT, INCL),
+        ),
+        choice(
+            "quantizer.restart",
+            restart,
+            &["none", "threshold", "lru", "kmeans"],
+        ),
+        float(
+            "quantizer.restart_threshold",
+            *restart_threshold,
+            (0.0, EXCL),
+            (MAX_FLOAT, INCL),
+        ),
+        float(
+            "quantizer.restart_decay",
+            *restart_decay,
+            (0.0, INCL),
+            (1.0, EXCL),
+        ),
+        int(
+            "quantizer.lru_timeout",
+            *lru_timeout,
+            1,
+            1_000_000_000,
+            Cap::None,
+        ),
+        float(
+            "quantizer.lru_jitter",
+            *lru_jitter,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+        ),
+        int(
+            "quantizer.kmeans_every",
+            *kmeans_every,
+            1,
+            100_000,
+            Cap::None,
         ),
         float("train.lr", *lr, (0.0, EXCL), (MAX_FLOAT, INCL)),
         int(
