@@ -40,6 +40,9 @@ enum Command {
     /// Time training steps, one default run and a 16-run sweep on 1 vs N threads (optionally
     /// against the PyTorch reference), for the README's performance section.
     Bench(BenchArgs),
+    /// List every scenario key with its default, what it accepts and what it means (the
+    /// README's key table is this output).
+    Keys,
 }
 
 #[derive(Args)]
@@ -149,6 +152,10 @@ fn main() -> ExitCode {
         Command::Plot(args) => report(&args.dir.dir, args.figures.projection()),
         Command::Paper(args) => paper(&args),
         Command::Bench(args) => bench(&args),
+        Command::Keys => {
+            print!("{}", vqsim::study::scenario::keys_markdown());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -495,3 +495,59 @@ fn malformed_shards_and_file_outs_exit_2_and_create_nothing() {
     }
     assert_eq!(read(&file), "x");
 }
+
+/// `path`'s CSV without column `name`, as a run directory written before it existed holds it.
+fn drop_column(path: &Path, name: &str) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().clone();
+    let col = header.iter().position(|h| h == name).unwrap();
+    let keep = |rec: &csv::StringRecord| -> Vec<String> {
+        rec.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != col)
+            .map(|(_, v)| v.to_string())
+            .collect()
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(keep(&header)).unwrap();
+    for rec in r.records() {
+        w.write_record(keep(&rec.unwrap())).unwrap();
+    }
+    fs::write(path, w.into_inner().unwrap()).unwrap();
+}
+
+#[test]
+fn runs_stored_before_a_metric_or_key_existed_are_kept_with_nan_and_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = load(tmp.path(), "tiny.toml", TINY);
+    let dir = reference(tmp.path(), &s);
+    let fresh = runs_without_seconds(&dir);
+    // Take a metric and a key out of one stored run, as an older vqsim would have written it.
+    let id = &s.runs[0].id;
+    let run = dir.join("runs").join(id);
+    drop_column(&run.join("run.csv"), "heldout_mse");
+    drop_column(&run.join("run.csv"), "data.std_ratio");
+    drop_column(&run.join("history.csv"), "coverage");
+
+    let report = sweep::run_sweep(&s, &opts(dir.parent().unwrap(), 1)).unwrap();
+    assert_eq!(
+        (report.ran, report.skipped),
+        (0, 8),
+        "the old run is reused"
+    );
+    // The key comes back from the configuration (its id matched), the metric was empty anyway.
+    assert_eq!(runs_without_seconds(&dir), fresh);
+    let mut r = csv::Reader::from_path(dir.join("history.csv")).unwrap();
+    let col = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "coverage")
+        .unwrap();
+    let (old, new): (Vec<_>, Vec<_>) = r
+        .records()
+        .map(|x| x.unwrap())
+        .partition(|rec| &rec[0] == id.as_str());
+    assert!(!old.is_empty() && old.iter().all(|rec| &rec[col] == "NaN"));
+    assert!(new.iter().any(|rec| &rec[col] != "NaN"));
+}

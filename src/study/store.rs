@@ -476,7 +476,7 @@ fn write_tables(
             continue;
         }
         if !cache.contains_key(spec.id.as_str()) {
-            let run = read_run(&runs_dir.join(&spec.id), &header, &hist_header)?;
+            let run = read_run(&runs_dir.join(&spec.id), spec, &header, &hist_header)?;
             cache.insert(&spec.id, run);
         }
         let (row, hist) = &cache[spec.id.as_str()];
@@ -496,36 +496,70 @@ fn write_tables(
     Ok(assembly)
 }
 
-/// The `runs.csv` row and `history.csv` rows stored in one run directory.
+/// The `runs.csv` row and `history.csv` rows stored in one run directory of `spec`, on this
+/// vqsim's columns (see `onto_columns`).
 fn read_run(
     run_dir: &Path,
+    spec: &RunSpec,
     header: &[String],
     hist_header: &[String],
 ) -> Result<(Vec<String>, Vec<Vec<String>>), OutputError> {
-    let to_vec = |r: &csv::StringRecord| r.iter().map(String::from).collect::<Vec<String>>();
     let path = run_dir.join(RUN_CSV);
     let (h, rows) = read_csv(&path)?;
-    if to_vec(&h) != header {
-        return Err(OutputError::Corrupt {
-            path,
-            message: "columns differ from this vqsim's runs.csv columns".into(),
-        });
-    }
     let [row] = &rows[..] else {
         return Err(OutputError::Corrupt {
             path,
             message: format!("expected one row, found {}", rows.len()),
         });
     };
+    // The id matched, so any key the stored row lacks has the value this spec gives it.
+    let params: HashMap<String, String> = flatten(&spec.config).into_iter().collect();
+    let row = onto_columns(&path, &h, row, header, &RUN_COLUMNS, |c| {
+        params.get(c).cloned()
+    })?;
     let path = run_dir.join(HISTORY_CSV);
     let (h, hist) = read_csv(&path)?;
-    if to_vec(&h) != hist_header {
-        return Err(OutputError::Corrupt {
-            path,
-            message: "columns differ from this vqsim's history.csv columns".into(),
-        });
-    }
-    Ok((to_vec(row), hist.iter().map(to_vec).collect()))
+    let hist = hist
+        .iter()
+        .map(|r| onto_columns(&path, &h, r, hist_header, &HISTORY_COLUMNS, |_| None))
+        .collect::<Result<_, _>>()?;
+    Ok((row, hist))
+}
+
+/// `record` (read under `stored` columns) laid out on `header`. A run directory written before
+/// a metric existed lacks its column: the metric is NaN there, never a reason to drop the run.
+/// A missing key column takes `param`'s value; a missing leading column (`required`) means the
+/// file is not a vqsim result. Columns this vqsim no longer writes are left out.
+fn onto_columns(
+    path: &Path,
+    stored: &csv::StringRecord,
+    record: &csv::StringRecord,
+    header: &[String],
+    required: &[&str],
+    param: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, OutputError> {
+    let metrics = metric_names();
+    header
+        .iter()
+        .map(|column| {
+            if let Some(i) = stored.iter().position(|c| c == column) {
+                return Ok(record.get(i).unwrap_or_default().to_string());
+            }
+            if required.contains(&column.as_str()) || column == "seed" {
+                return Err(OutputError::Corrupt {
+                    path: path.to_path_buf(),
+                    message: format!("no `{column}` column"),
+                });
+            }
+            if metrics.contains(column) {
+                return Ok(fmt_f64(f64::NAN));
+            }
+            param(column).ok_or_else(|| OutputError::Corrupt {
+                path: path.to_path_buf(),
+                message: format!("no `{column}` column"),
+            })
+        })
+        .collect()
 }
 
 /// `manifest.toml`: what produced the tables, and how complete they are.

@@ -16,8 +16,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 pub use error::ScenarioError;
-pub use expand::{run_id, MAX_RUNS};
-pub use validate::{fields, validate, Field, FieldValue, RangeError, Rule};
+pub use expand::{run_id, MAX_RUNS, RESULTS_VERSION};
+pub use validate::{fields, keys_markdown, label, validate, Field, FieldValue, RangeError, Rule};
 
 use crate::sim::config::RunConfig;
 use error::closest;
@@ -143,7 +143,7 @@ impl Scenario {
                     .strip_prefix(section)
                     .and_then(|k| k.strip_prefix('.'))
                 {
-                    let _ = writeln!(out, "{key} = {}", field.value.to_toml());
+                    let _ = writeln!(out, "{key} = {}  # {}", field.value.to_toml(), field.doc);
                 }
             }
         }
