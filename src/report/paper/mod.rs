@@ -303,7 +303,7 @@ fn is_main(scenario: &str, kind: Figure) -> bool {
 fn headline_of(name: &str, s: &Summary, at: &[(&str, &str)]) -> Option<Headline> {
     let rows: Vec<Comparison> = HEADLINE_METRICS
         .iter()
-        .filter_map(|m| s.comparison(m, at).cloned())
+        .filter_map(|m| s.deferred_vs_early(m, at).cloned())
         .collect();
     if rows.is_empty() {
         return None;
@@ -363,16 +363,18 @@ pub fn write_headline_csv(dir: &Path, paper: &Paper) -> Result<PathBuf, PaperErr
         "deferred_mean",
         "deferred_lo",
         "deferred_hi",
+        "paired_p",
         "welch_p",
         "cis_disjoint",
     ])];
     if let Some(h) = &paper.headline {
         for c in &h.rows {
-            let mut l = vec![h.source.clone(), c.metric.clone(), c.early.n.to_string()];
-            l.extend([c.early.mean, c.early.lo, c.early.hi].map(|x| x.to_string()));
-            l.push(c.deferred.n.to_string());
+            let mut l = vec![h.source.clone(), c.metric.clone(), c.baseline.n.to_string()];
+            l.extend([c.baseline.mean, c.baseline.lo, c.baseline.hi].map(|x| x.to_string()));
+            l.push(c.other.n.to_string());
             l.extend(
-                [c.deferred.mean, c.deferred.lo, c.deferred.hi, c.welch.p].map(|x| x.to_string()),
+                [c.other.mean, c.other.lo, c.other.hi, c.paired.p, c.welch.p]
+                    .map(|x| x.to_string()),
             );
             l.push(c.significant.to_string());
             lines.push(l);

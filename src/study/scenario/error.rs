@@ -97,6 +97,27 @@ pub enum ScenarioError {
         second: usize,
     },
 
+    #[error(
+        "{file}: `{key}` is not a sweep axis; the baseline picks one value of each of some swept keys ({axes}){}",
+        did_you_mean(suggestion)
+    )]
+    BaselineNotSwept {
+        file: String,
+        key: String,
+        axes: String,
+        suggestion: Option<String>,
+    },
+
+    #[error(
+        "{file}: `{key}` = {value} is not a value of that sweep axis; allowed: one of {allowed}"
+    )]
+    BaselineNotInSweep {
+        file: String,
+        key: String,
+        value: String,
+        allowed: String,
+    },
+
     #[error("{file}: the sweep expands to {runs} runs; allowed: at most {max} (split the scenario or shorten its axes)")]
     TooManyRuns {
         file: String,

@@ -60,7 +60,7 @@ pub(super) fn axes(
 
 /// Dotted paths of the non-table values under `table`: `"model.width" = [..]` and
 /// `model.width = [..]` (a nested table) both give `model.width`.
-fn collect_leaves<'a>(
+pub(super) fn collect_leaves<'a>(
     prefix: &str,
     table: &'a toml::Table,
     out: &mut Vec<(String, &'a toml::Value)>,

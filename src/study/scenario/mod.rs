@@ -7,6 +7,7 @@
 //! Axes keep their order in the file; the first axis varies slowest, the last fastest, and
 //! seeds are innermost. A run's id hashes its values and seed only (`expand::run_id`).
 
+mod compare;
 mod error;
 mod expand;
 mod validate;
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use compare::Baseline;
 pub use error::ScenarioError;
 pub use expand::{run_id, MAX_RUNS, RESULTS_VERSION};
 pub use validate::{fields, keys_markdown, label, validate, Field, FieldValue, RangeError, Rule};
@@ -39,6 +41,8 @@ pub struct Scenario {
     pub base: RunConfig,
     pub axes: Vec<Axis>,
     pub runs: Vec<RunSpec>,
+    /// The `[compare]` baseline, when the file declares one.
+    pub baseline: Option<Baseline>,
 }
 
 /// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order.
@@ -94,7 +98,8 @@ impl Scenario {
         for key in doc.keys() {
             let known = TOP_LEVEL_KEYS.contains(&key.as_str())
                 || SECTIONS.contains(&key.as_str())
-                || key == "sweep";
+                || key == "sweep"
+                || key == "compare";
             if !known {
                 return Err(unknown_top_level_key(&file, key));
             }
@@ -108,6 +113,10 @@ impl Scenario {
             None => Vec::new(),
         };
         let runs = expand::expand(&file, &base_table, &axes, &seeds)?;
+        let baseline = match doc.get("compare") {
+            Some(compare) => Some(compare::parse(&file, compare, &axes)?),
+            None => None,
+        };
         Ok(Scenario {
             name,
             path: path.map(Path::to_path_buf),
@@ -115,6 +124,7 @@ impl Scenario {
             base,
             axes,
             runs,
+            baseline,
         })
     }
 
@@ -153,6 +163,9 @@ impl Scenario {
                 let values = toml::Value::Array(axis.values.clone());
                 let _ = writeln!(out, "\"{}\" = {values}", axis.key);
             }
+        }
+        if let Some(b) = &self.baseline {
+            let _ = writeln!(out, "\n[compare]\n{}", b.to_toml_line());
         }
         out
     }
@@ -196,7 +209,7 @@ fn floor_boundary(text: &str, mut at: usize) -> usize {
 fn unknown_top_level_key(file: &str, key: &str) -> ScenarioError {
     let mut candidates: Vec<&str> = TOP_LEVEL_KEYS.to_vec();
     candidates.extend(SECTIONS);
-    candidates.push("sweep");
+    candidates.extend(["sweep", "compare"]);
     // A section key written at the top level (`lr = 0.1` above `[train]`) is a common slip.
     let suggestion = closest(key, candidates)
         .map(String::from)
@@ -204,7 +217,7 @@ fn unknown_top_level_key(file: &str, key: &str) -> ScenarioError {
     ScenarioError::UnknownKey {
         file: file.into(),
         key: key.into(),
-        accepts: "the top level accepts name, seeds, replicates and the sections [data], [model], [quantizer], [train], [schedule], [sweep]".into(),
+        accepts: "the top level accepts name, seeds, replicates and the sections [data], [model], [quantizer], [train], [schedule], [sweep], [compare]".into(),
         suggestion,
     }
 }
