@@ -276,7 +276,14 @@ fn read_csv(path: &Path) -> Result<(csv::StringRecord, Vec<csv::StringRecord>), 
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let file = fs::File::open(path).map_err(read_err(path))?;
+    let file = fs::File::open(path).map_err(|e| match e.kind() {
+        // Only a run directory made by hand (or damaged) lacks a file: say how to recover.
+        io::ErrorKind::NotFound => OutputError::Corrupt {
+            path: path.to_path_buf(),
+            message: "file missing".into(),
+        },
+        _ => read_err(path)(e),
+    })?;
     let mut r = csv::Reader::from_reader(io::BufReader::new(file));
     let header = r.headers().map_err(corrupt)?.clone();
     let rows = r.records().collect::<Result<_, _>>().map_err(corrupt)?;

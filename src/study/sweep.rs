@@ -592,7 +592,8 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         },
     )?;
 
-    if cancelled {
+    // An interrupt while the tables were written is honoured too, not left for the report.
+    if cancelled || cancel.load(Ordering::SeqCst) {
         return Err(SweepError::Cancelled {
             dir,
             finished: assembly.finished.len(),
