@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+mod common;
+
+use common::tables::assert_same_tables;
 use vqsim::study::scenario::Scenario;
 use vqsim::study::shard::Shard;
 use vqsim::study::sweep::{self, ProgressMode, SweepError, SweepOptions};
@@ -57,21 +60,6 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `runs.csv` with the `seconds` column emptied: the only column allowed to differ.
-fn runs_without_seconds(dir: &Path) -> String {
-    let mut r = csv::Reader::from_path(dir.join("runs.csv")).unwrap();
-    let header = r.headers().unwrap().clone();
-    let col = header.iter().position(|h| h == "seconds").unwrap();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(&header).unwrap();
-    for rec in r.records() {
-        let mut row: Vec<String> = rec.unwrap().iter().map(String::from).collect();
-        row[col].clear();
-        w.write_record(&row).unwrap();
-    }
-    String::from_utf8(w.into_inner().unwrap()).unwrap()
-}
-
 fn column(dir: &Path, name: &str) -> Vec<String> {
     let mut r = csv::Reader::from_path(dir.join("runs.csv")).unwrap();
     let col = r.headers().unwrap().iter().position(|h| h == name).unwrap();
@@ -85,11 +73,6 @@ fn run_dirs(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn assert_same_tables(a: &Path, b: &Path) {
-    assert_eq!(runs_without_seconds(a), runs_without_seconds(b));
-    assert_eq!(read(&a.join("history.csv")), read(&b.join("history.csv")));
 }
 
 /// A reference: the whole scenario in one process, one thread.
@@ -216,7 +199,7 @@ fn cancel_abandons_runs_in_flight_and_leaves_no_temp_dirs() {
     let top: Vec<String> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
+        .filter(|n| n.starts_with('.') && n != ".vqsim.lock")
         .collect();
     assert!(top.is_empty(), "{top:?}");
 }

@@ -28,7 +28,7 @@ use validate::{check_value, describe, section_keys, ValueError, SECTIONS};
 /// Keys outside the sections; they describe the scenario, not a run, so they cannot be swept.
 const TOP_LEVEL_KEYS: [&str; 3] = ["name", "seeds", "replicates"];
 /// Scenario names become directory names; keep them short.
-const MAX_NAME_LEN: usize = 100;
+pub(crate) const MAX_NAME_LEN: usize = 100;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -186,15 +186,84 @@ pub fn flatten(cfg: &RunConfig) -> Vec<(String, String)> {
 }
 
 fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {
-    let at = e.span().map_or(0, |s| s.start).min(text.len());
-    let before = &text[..floor_boundary(text, at)];
+    let at = floor_boundary(text, e.span().map_or(0, |s| s.start).min(text.len()));
+    let before = &text[..at];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let source_line = text[line_start..].lines().next().unwrap_or("");
     ScenarioError::Syntax {
         file: file.into(),
         line,
         column,
+        key: key_on_line(&text[..line_start], source_line),
         message: e.message().trim().replace('\n', "; "),
+        snippet: snippet(line, column, source_line),
+    }
+}
+
+/// The toml crate's picture of an error: the line, numbered, and a caret under `column`
+/// (1-based, in chars). Long lines are cut to a window around the caret; control characters
+/// are shown as `�` so they cannot disturb the terminal.
+fn snippet(line: usize, column: usize, source_line: &str) -> String {
+    const BEFORE: usize = 60;
+    const AFTER: usize = 40;
+    let chars: Vec<char> = source_line
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let from = column.saturating_sub(1 + BEFORE);
+    let to = chars.len().min(column + AFTER);
+    let mut shown: String = chars[from.min(to)..to].iter().collect();
+    let mut pad: String = chars[from.min(to)..(column - 1).min(to)]
+        .iter()
+        .map(|&c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    if from > 0 {
+        shown.insert(0, '…');
+        pad.insert(0, ' ');
+    }
+    if to < chars.len() {
+        shown.push('…');
+    }
+    let number = line.to_string();
+    let gutter = " ".repeat(number.len());
+    format!("{gutter} |\n{number} | {shown}\n{gutter} | {pad}^")
+}
+
+/// The dotted key assigned on `source_line` (prefixed by the table opened last in
+/// `preceding`), or the table a `[header]` line opens; None when the line has neither.
+fn key_on_line(preceding: &str, source_line: &str) -> Option<String> {
+    let header = |l: &str| {
+        let l = l.trim();
+        (l.starts_with('[') && !l.starts_with("[[")).then(|| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+    };
+    let line = source_line.trim();
+    if line.starts_with('[') {
+        return header(line).filter(|h| !h.is_empty());
+    }
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if key.is_empty() || !key.chars().all(plain) {
+        return None;
+    }
+    match preceding.lines().rev().find_map(header) {
+        Some(table) if !table.is_empty() => Some(format!("{table}.{key}")),
+        _ => Some(key.to_string()),
     }
 }
 
@@ -239,10 +308,10 @@ fn name(
             })
         }
     };
+    // A leading `.` would hide the results directory (and covers `.` and `..`).
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name != "."
-        && name != ".."
+        && !name.starts_with('.')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
