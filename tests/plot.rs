@@ -68,6 +68,9 @@ fn metrics(run: &Run, rng: &mut ChaCha8Rng) -> Vec<f64> {
         2.0,
         f64::NAN,
         f64::NAN, // heldout_mse: no held-out split
+        dist,
+        dist / 11.0,
+        n(rank),
     ]
 }
 

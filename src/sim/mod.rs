@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod model;
 pub mod nearest;
 pub mod nn;
+pub mod prdc;
 pub mod rng;
 pub mod train;
 pub mod vq;

@@ -15,6 +15,8 @@ pub enum Stream {
     Codebook = 4,
     Subsample = 5,
     Holdout = 6,
+    /// The metrics' own draws (fixed seeds, the same in every run): coverage's subsets.
+    Coverage = 7,
 }
 
 pub fn stream(seed: u64, purpose: Stream) -> ChaCha8Rng {
