@@ -3,6 +3,7 @@
 use ndarray::{array, Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use vqsim::sim::generation::generation;
 use vqsim::sim::kmeans::kmeans;
 use vqsim::sim::metrics::*;
 use vqsim::sim::nearest::{nearest, sq_dist};
@@ -346,6 +347,10 @@ fn measure_of_continuous_model_leaves_codebook_metrics_nan() {
         ("token_mode_entropy", m.token_mode_entropy),
         ("codebook_dist_live", m.codebook_dist_live),
         ("shrink_ratio_live", m.shrink_ratio_live),
+        ("gen_modes_hit", m.gen_modes_hit),
+        ("gen_pairwise_ratio", m.gen_pairwise_ratio),
+        ("gen_frechet", m.gen_frechet),
+        ("gen_coverage", m.gen_coverage),
     ] {
         assert!(v.is_nan(), "{name} = {v} while continuous");
     }
@@ -405,6 +410,32 @@ fn measure_of_quantized_model_composes_the_metrics() {
     close(m.coverage, coverage(z.view(), codebook.view()), 0.0);
     close(m.codebook_dist_live, 3.0, 1e-6);
     close(m.shrink_ratio_live, 3.0 / m.embed_dist, 1e-6);
+    let g = generation(x.view(), means.view(), decoded.view(), &[3, 1, 0], &sub);
+    let gen = [
+        m.gen_modes_hit,
+        m.gen_mode_entropy,
+        m.gen_pairwise_dist,
+        m.gen_pairwise_ratio,
+        m.gen_frechet,
+        m.gen_precision,
+        m.gen_recall,
+        m.gen_density,
+        m.gen_coverage,
+    ];
+    let want = [
+        g.modes_hit,
+        g.mode_entropy,
+        g.pairwise_dist,
+        g.pairwise_ratio,
+        g.frechet,
+        g.prdc.precision,
+        g.prdc.recall,
+        g.prdc.density,
+        g.prdc.coverage,
+    ];
+    for (a, b) in gen.iter().zip(&want) {
+        assert!(a == b || (a.is_nan() && b.is_nan()), "{gen:?} vs {want:?}");
+    }
     assert_eq!(m.modes_hit, 2.0);
     close(
         m.token_mode_entropy,

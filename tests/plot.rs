@@ -71,6 +71,15 @@ fn metrics(run: &Run, rng: &mut ChaCha8Rng) -> Vec<f64> {
         dist,
         dist / 11.0,
         n(rank),
+        modes,
+        2.0,
+        1.0,
+        1.0,
+        mse,
+        0.9,
+        0.1,
+        1.0,
+        0.9,
     ]
 }
 

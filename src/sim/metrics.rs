@@ -8,6 +8,7 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
+use crate::sim::generation::generation;
 use crate::sim::linalg::sym_eigen;
 use crate::sim::nearest::{nearest_one, PointsByDim};
 use crate::sim::prdc;
@@ -40,6 +41,16 @@ pub struct Metrics {
     /// Total variance of the embeddings (trace of their covariance): the scale that
     /// the scale-free `embed_rank` ignores.
     pub embed_var: f64,
+    /// Generation diversity (`generation`): N tokens drawn from the code usage, decoded.
+    pub gen_modes_hit: f64,
+    pub gen_mode_entropy: f64,
+    pub gen_pairwise_dist: f64,
+    pub gen_pairwise_ratio: f64,
+    pub gen_frechet: f64,
+    pub gen_precision: f64,
+    pub gen_recall: f64,
+    pub gen_density: f64,
+    pub gen_coverage: f64,
 }
 
 impl Metrics {
@@ -65,6 +76,15 @@ impl Metrics {
             codebook_dist_live: n,
             shrink_ratio_live: n,
             embed_var: n,
+            gen_modes_hit: n,
+            gen_mode_entropy: n,
+            gen_pairwise_dist: n,
+            gen_pairwise_ratio: n,
+            gen_frechet: n,
+            gen_precision: n,
+            gen_recall: n,
+            gen_density: n,
+            gen_coverage: n,
         }
     }
 }
@@ -80,7 +100,7 @@ pub struct Observation<'a> {
     /// Reconstructions, (n, d): dec(q(z)) when quantized, dec(z) when continuous.
     pub recon: ArrayView2<'a, f32>,
     pub quantized: Option<QuantizedView<'a>>,
-    /// Row indices of `z` used by `embed_dist`.
+    /// Row indices used by `embed_dist` (of `z`) and by the generation metrics (of `x`).
     pub subsample: &'a [usize],
     /// Row indices of the points held out of training (may be empty).
     pub heldout: &'a [usize],
@@ -102,25 +122,16 @@ pub const COVERAGE_DRAWS: u64 = 10;
 pub fn measure(obs: &Observation) -> Metrics {
     let embed_dist = embed_dist(obs.z, obs.subsample);
     let recon_modes = mode_counts(obs.recon, obs.means);
+    // Codebook and generation metrics stay NaN while continuous.
     let mut out = Metrics {
         mse: mse(obs.x, obs.recon),
-        quant_mse: f64::NAN,
-        perplexity: f64::NAN,
-        codes_used: f64::NAN,
-        dead_codes: f64::NAN,
-        codebook_dist: f64::NAN,
-        codebook_cos: f64::NAN,
         embed_dist,
-        shrink_ratio: f64::NAN,
-        coverage: f64::NAN,
         embed_rank: embed_rank(obs.z),
         modes_hit: modes_hit(&recon_modes) as f64,
         mode_entropy: entropy(&recon_modes),
-        token_mode_entropy: f64::NAN,
         heldout_mse: heldout_mse(obs.x, obs.recon, obs.heldout),
-        codebook_dist_live: f64::NAN,
-        shrink_ratio_live: f64::NAN,
         embed_var: embed_var(obs.z),
+        ..Metrics::nan()
     };
     if let Some(q) = &obs.quantized {
         let usage = code_counts(q.assign, q.codebook.nrows());
@@ -136,6 +147,16 @@ pub fn measure(obs: &Observation) -> Metrics {
         out.shrink_ratio_live = shrink_ratio(out.codebook_dist_live, embed_dist);
         out.coverage = coverage(obs.z, q.codebook);
         out.token_mode_entropy = token_mode_entropy(q.decoded_codes, obs.means);
+        let g = generation(obs.x, obs.means, q.decoded_codes, &usage, obs.subsample);
+        out.gen_modes_hit = g.modes_hit;
+        out.gen_mode_entropy = g.mode_entropy;
+        out.gen_pairwise_dist = g.pairwise_dist;
+        out.gen_pairwise_ratio = g.pairwise_ratio;
+        out.gen_frechet = g.frechet;
+        out.gen_precision = g.prdc.precision;
+        out.gen_recall = g.prdc.recall;
+        out.gen_density = g.prdc.density;
+        out.gen_coverage = g.prdc.coverage;
     }
     out
 }
@@ -410,7 +431,7 @@ pub fn token_mode_entropy(decoded_codes: ArrayView2<f32>, means: ArrayView2<f32>
 }
 
 /// Mean Euclidean distance over distinct pairs of the rows of `points`; NaN for fewer than 2.
-fn mean_pairwise_dist(points: ArrayView2<f32>) -> f64 {
+pub fn mean_pairwise_dist(points: ArrayView2<f32>) -> f64 {
     let n = points.nrows();
     if n < 2 {
         return f64::NAN;

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod data;
+pub mod generation;
 pub mod kmeans;
 pub mod linalg;
 pub mod metrics;
