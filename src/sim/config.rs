@@ -99,6 +99,16 @@ pub enum Init {
     Kmeans,
 }
 
+/// How the gradient crosses the quantizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Estimator {
+    /// Straight-through: the decoder's gradient reaches z unchanged.
+    Ste,
+    /// The rotation trick (Fifty et al. 2024).
+    Rotation,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuantizerConfig {
