@@ -12,7 +12,7 @@ use std::cell::Cell;
 
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
-use vqsim::sim::config::{Activation, Init, Restart, RunConfig, Update};
+use vqsim::sim::config::{Activation, Estimator, Init, Restart, RunConfig, Update};
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::rng::{stream, Stream};
@@ -128,7 +128,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 9] = [
+    let variants: [(&str, Edit); 10] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -142,6 +142,9 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
         }),
         ("kmeans re-init buffer", |c| {
             c.quantizer.restart = Restart::Kmeans
+        }),
+        ("rotation trick", |c| {
+            c.quantizer.estimator = Estimator::Rotation
         }),
         // Above 8 latent dims the code search screens with matrix products.
         ("latent 16", |c| c.model.latent_dim = 16),

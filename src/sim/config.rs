@@ -115,6 +115,16 @@ pub enum Restart {
     Kmeans,
 }
 
+/// How the gradient crosses the quantizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Estimator {
+    /// Straight-through: the decoder's gradient reaches z unchanged.
+    Ste,
+    /// The rotation trick (Fifty et al. 2024).
+    Rotation,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuantizerConfig {
@@ -140,6 +150,7 @@ pub struct QuantizerConfig {
     pub lru_jitter: f64,
     /// restart = "kmeans": epochs between re-initialisations.
     pub kmeans_every: usize,
+    pub estimator: Estimator,
 }
 
 impl Default for QuantizerConfig {
@@ -157,6 +168,7 @@ impl Default for QuantizerConfig {
             lru_timeout: 100,
             lru_jitter: 1e-4,
             kmeans_every: 5,
+            estimator: Estimator::Ste,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! Each choice is an enum matched in one place; a variant lives in its own file.
 
 mod ema;
+mod estimator;
 mod gradient;
 mod init;
 mod restart;
@@ -56,6 +57,7 @@ pub struct Quantizer {
     codes: Array2<f32>,
     beta: f32,
     learner: Learner,
+    estimator: estimator::Estimator,
     restart: restart::Restart,
     /// The run's restart stream.
     rng: ChaCha8Rng,
@@ -87,6 +89,7 @@ impl Quantizer {
             codes,
             beta: q.beta as f32,
             learner,
+            estimator: estimator::Estimator::new(q.estimator),
             restart: restart::Restart::new(q, s, m, max_batch(cfg)),
             rng,
             restarted: Vec::with_capacity(s),
@@ -137,8 +140,8 @@ impl Quantizer {
         codebook + self.beta * mean
     }
 
-    /// Backward of the VQ bottleneck. `g_q` holds ∂recon/∂q from the decoder; the
-    /// straight-through estimator passes it to z as it is, and the commitment term adds
+    /// Backward of the VQ bottleneck. `g_q` holds ∂recon/∂q from the decoder; the estimator
+    /// carries it to z (straight-through: unchanged), and the commitment term adds
     /// 2β(z − q)/(n·m). The codebook loss's gradient goes to the codebook's own state.
     pub fn backward(
         &mut self,
@@ -148,14 +151,11 @@ impl Quantizer {
         g_q: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,
     ) {
+        self.estimator.backward(z, q, g_q, g_z.view_mut());
         let commit = self.beta * (2.0 / z.len() as f32);
-        Zip::from(&mut g_z)
-            .and(g_q)
-            .and(z)
-            .and(q)
-            .for_each(|gz, &gq, &a, &b| {
-                *gz = gq + commit * (a - b);
-            });
+        Zip::from(&mut g_z).and(z).and(q).for_each(|gz, &a, &b| {
+            *gz += commit * (a - b);
+        });
         match &mut self.learner {
             Learner::Gradient(g) => g.backward(z, q, assign),
             Learner::Ema(_) => {}

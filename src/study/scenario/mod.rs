@@ -45,11 +45,62 @@ pub struct Scenario {
     pub baseline: Option<Baseline>,
 }
 
-/// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order.
+/// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order;
+/// or the `arms` axis, whose values are tables of dotted keys (one method each).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
     pub key: String,
     pub values: Vec<toml::Value>,
+}
+
+/// The sweep entry whose values are whole settings rather than values of one key.
+pub const ARMS: &str = "arms";
+
+impl Axis {
+    /// The (dotted key, value) pairs that value `i` of this axis sets.
+    pub fn settings(&self, i: usize) -> Vec<(String, toml::Value)> {
+        match &self.values[i] {
+            toml::Value::Table(arm) if self.key == ARMS => {
+                arm.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+            value => vec![(self.key.clone(), value.clone())],
+        }
+    }
+
+    /// Whether some value of this axis sets dotted `key`.
+    pub fn sets(&self, key: &str) -> bool {
+        (0..self.values.len()).any(|i| self.settings(i).iter().any(|(k, _)| k == key))
+    }
+
+    /// The value `key` takes at each value of this axis (`base`'s where an arm leaves it).
+    pub fn values_of(&self, key: &str, base: &RunConfig) -> Vec<toml::Value> {
+        let default = fields(base)
+            .into_iter()
+            .find(|f| f.key == key)
+            .map(|f| f.value.to_toml());
+        (0..self.values.len())
+            .filter_map(|i| {
+                self.settings(i)
+                    .into_iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v)
+                    .or_else(|| default.clone())
+            })
+            .collect()
+    }
+
+    /// The keys this axis sets, in order of first appearance.
+    pub fn keys(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for i in 0..self.values.len() {
+            for (k, _) in self.settings(i) {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// One run: a validated configuration and its seed.
@@ -114,8 +165,8 @@ impl Scenario {
         };
         let runs = expand::expand(&file, &base_table, &axes, &seeds)?;
         let baseline = match doc.get("compare") {
-            Some(compare) => Some(compare::parse(&file, compare, &axes)?),
-            None => None,
+            Some(compare) => Some(compare::parse(&file, compare, &axes, &base)?),
+            None => compare::first_arm(&axes, &base),
         };
         Ok(Scenario {
             name,

@@ -176,6 +176,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         lru_timeout,
         lru_jitter,
         kmeans_every,
+        estimator,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -370,6 +371,15 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (
                 "k-means every",
                 "restart = \"kmeans\": epochs between re-initialisations (on the last 4096 encoder outputs)",
+            ),
+        ),
+        choice(
+            "quantizer.estimator",
+            estimator,
+            &["ste", "rotation"],
+            (
+                "estimator",
+                "gradient through the quantizer: ste = straight-through (van den Oord et al. 2017); rotation = the rotation trick, λR z with R rotating z onto q (Fifty et al. 2024)",
             ),
         ),
         float(
