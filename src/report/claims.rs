@@ -531,7 +531,7 @@ fn sizes(s: &Summary) -> Vec<(u64, String)> {
 }
 
 /// `mean [lo, hi]` to three significant digits.
-fn ci(c: &MeanCi) -> String {
+pub(crate) fn ci(c: &MeanCi) -> String {
     format!("{} [{}, {}]", g(c.mean), g(c.lo), g(c.hi))
 }
 
@@ -540,7 +540,7 @@ fn means(cs: &[MeanCi]) -> String {
 }
 
 /// Three significant digits (fewer decimals for large numbers).
-fn g(x: f64) -> String {
+pub(crate) fn g(x: f64) -> String {
     if !x.is_finite() || x == 0.0 {
         return format!("{x}");
     }

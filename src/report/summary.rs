@@ -425,13 +425,26 @@ pub fn arm_label(baseline: &[(String, String)], arm: &[String]) -> String {
         .iter()
         .zip(arm)
         .filter(|((_, b), a)| b != *a)
-        .map(|((k, _), a)| format!("{}={a}", k.strip_prefix("quantizer.").unwrap_or(k)))
+        .map(|((k, _), a)| label_part(k, a))
         .collect();
     if parts.is_empty() {
         "baseline".into()
     } else {
         parts.join(", ")
     }
+}
+
+/// The baseline spelled out as `arm_label` spells arms, e.g. "init=kmeans, schedule.kind=early".
+pub fn baseline_label(baseline: &[(String, String)]) -> String {
+    baseline
+        .iter()
+        .map(|(k, v)| label_part(k, v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn label_part(key: &str, value: &str) -> String {
+    format!("{}={value}", key.strip_prefix("quantizer.").unwrap_or(key))
 }
 
 /// Metric `m` of the `ok` runs among `members`.
@@ -520,7 +533,7 @@ pub const COMPARISON_COLUMNS: [&str; 17] = [
 ];
 
 /// Shortest text that reads back to the same f64; NaN as `NaN`, as in runs.csv.
-fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     if x.is_nan() {
         "NaN".into()
     } else {
@@ -530,7 +543,7 @@ fn num(x: f64) -> String {
 
 /// Write CSV to a temporary file beside `path`, then rename it over `path`, so a reader never
 /// sees a half-written summary.
-fn write_atomic(path: &Path, lines: &[Vec<String>]) -> Result<(), SummaryError> {
+pub(crate) fn write_atomic(path: &Path, lines: &[Vec<String>]) -> Result<(), SummaryError> {
     // Per process: shard processes that finish together may all write the summary at once.
     let tmp = path.with_extension(format!("csv.{}.tmp", std::process::id()));
     let err = |source| SummaryError::Write {

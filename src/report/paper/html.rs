@@ -250,6 +250,7 @@ fn title(kind: Figure) -> &'static str {
         Figure::TokenScaling => "token scaling",
         Figure::Dynamics => "dynamics",
         Figure::Capacity => "capacity",
+        Figure::Zoo => "remedies",
     }
 }
 
@@ -276,6 +277,12 @@ fn describe(kind: Figure) -> &'static str {
         Figure::Capacity => {
             "Embedding collapse against encoder capacity: effective rank of the embeddings and \
              number of modes reconstructed, per encoder depth and width, mean over seeds."
+        }
+        Figure::Zoo => {
+            "Remedies compared: one row per method, dot = mean and bar = 95% CI over seeds of \
+             perplexity per code (perplexity / S), shrink ratio, reconstruction MSE (log axis) \
+             and modes reconstructed; rows sorted by perplexity, the baseline and the plain \
+             deferred arm in colour, the dashed line at the baseline&rsquo;s mean."
         }
     }
 }

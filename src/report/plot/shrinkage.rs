@@ -10,7 +10,7 @@ use super::axis::{Axis, Scale};
 use ndarray::Array2;
 
 use super::pca::Pca;
-use super::runs::{spread, Group, Runs, ARM_PARAMS};
+use super::runs::{spread, Group, Runs};
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
 use crate::report::table::Table;
@@ -268,7 +268,7 @@ fn figure(
     }
     Ok(Some(ShrinkFig {
         title,
-        subtitle: format!("{} · {seed}", runs.subtitle(&rows, &ARM_PARAMS)),
+        subtitle: format!("{} · {seed}", runs.subtitle(&rows, &runs.arm_params)),
         arms,
         modes,
         data_proj,

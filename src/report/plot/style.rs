@@ -167,7 +167,7 @@ const MIN_TITLE_PX: u32 = 16;
 
 /// The panel-title size at which `title` fits a panel `width` px wide (long arm names such as
 /// "deferred, init uniform" would otherwise run into the neighbouring panel).
-fn title_px(title: &str, width: u32) -> u32 {
+pub fn title_px(title: &str, width: u32) -> u32 {
     let room = width.saturating_sub(24);
     let mut px = PANEL_TITLE_PX;
     while px > MIN_TITLE_PX && text(px).font.box_size(title).is_ok_and(|(w, _)| w > room) {
