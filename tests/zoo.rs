@@ -187,3 +187,20 @@ fn no_zoo_without_a_declared_baseline_or_with_two_arms() {
     fs::write(dir.path().join("scenario.toml"), two).unwrap();
     assert!(zoo::tables(&summarize(dir.path()).unwrap()).is_empty());
 }
+
+#[test]
+fn the_preregistered_claim_is_deferred_beats_plain_early_in_every_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), true);
+    let s = summarize(dir.path()).unwrap();
+    let v = vqsim::report::claims::remedies(&s).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+    assert!(v
+        .evidence
+        .contains("[quantizer.codebook_size=64] early 6.00 [3.52, 8.48]"));
+    assert!(v.evidence.contains("[quantizer.codebook_size=1024]"));
+    // Checked on the zoo scenario only, or on a scenario with a declared baseline.
+    fs::remove_file(dir.path().join("scenario.toml")).unwrap();
+    let s = summarize(dir.path()).unwrap();
+    assert!(vqsim::report::claims::remedies(&s).is_none());
+}
