@@ -12,6 +12,7 @@ mod runs;
 mod shrinkage;
 pub mod style;
 mod tokens;
+mod zoo;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::atomic;
+use crate::report::summary::SummaryError;
 use crate::report::table::TableError;
 
 pub use capacity::capacity;
@@ -26,11 +28,14 @@ pub use dynamics::dynamics;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
 pub use shrinkage::{shrinkage, Projection};
 pub use tokens::token_scaling;
+pub use zoo::zoo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     #[error(transparent)]
     Table(#[from] TableError),
+    #[error(transparent)]
+    Summary(#[from] SummaryError),
     #[error("{path}: {message}")]
     Data { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]
@@ -55,6 +60,8 @@ pub enum Figure {
     Dynamics,
     /// Embedding collapse vs encoder depth and width.
     Capacity,
+    /// Remedies compared: every arm against the declared baseline (with `zoo.csv`).
+    Zoo,
 }
 
 /// The figures that fit the runs in `dir`.
@@ -74,6 +81,11 @@ fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
     if runs.varies("model.depth") || runs.varies("model.width") {
         figures.push(Figure::Capacity);
     }
+    // Drawn only when the scenario declares a baseline and has more than two arms; `zoo`
+    // decides from the summary.
+    if dir.join(crate::study::store::SCENARIO_TOML).is_file() {
+        figures.push(Figure::Zoo);
+    }
     figures
 }
 
@@ -90,6 +102,7 @@ pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, Plot
             Figure::TokenScaling => token_scaling(dir)?,
             Figure::Dynamics => dynamics(dir)?,
             Figure::Capacity => capacity(dir)?,
+            Figure::Zoo => zoo(dir)?,
         });
     }
     Ok(paths)

@@ -10,7 +10,7 @@ use super::axis::{Axis, Scale};
 use ndarray::Array2;
 
 use super::pca::Pca;
-use super::runs::{spread, Group, Runs, ARM_PARAMS};
+use super::runs::{spread, Group, Runs};
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
 use crate::report::table::Table;
@@ -274,7 +274,7 @@ fn figure(
     }
     Ok(Some(ShrinkFig {
         title,
-        subtitle: format!("{} · {seed}", runs.subtitle(&rows, &ARM_PARAMS)),
+        subtitle: format!("{} · {seed}", runs.subtitle(&rows, &runs.arm_params)),
         arms,
         modes,
         data_proj,
@@ -330,12 +330,8 @@ impl ShrinkFig {
             vec![
                 (Key::Dot(grey), "data point".into()),
                 (Key::Cross(grey), "reconstruction".into()),
-                // The codes' fill: black at 45% on white.
-                (
-                    Key::Dot(RGBColor(0x8C, 0x8C, 0x8C)),
-                    "code (area ∝ usage)".into(),
-                ),
-                (Key::Hollow(BLACK), "dead code".into()),
+                (Key::Ring(BLACK), "code (ring area ∝ usage)".into()),
+                (Key::HollowSquare(BLACK), "dead code".into()),
             ],
             mode_keys,
         ]
@@ -395,17 +391,29 @@ impl ShrinkFig {
         let umax = arm.codes.iter().map(|c| c.2).fold(1.0, f64::max);
         // Area ∝ usage; a floor of 2 px keeps rarely used codes visible. The largest marker
         // shrinks with the codebook (11 px at S = 64) so a thousand used codes do not paint
-        // the embeddings over.
+        // the embeddings over. Used codes are rings around a dot, not discs: under deferred
+        // quantization the codes sit inside the embedding clouds, which discs would hide.
         let r_max = (11.0 * (64.0 / arm.codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
         let r_dead = r_max.min(4.0) as i32;
-        chart.draw_series(arm.codes.iter().map(|&(x, y, u)| {
+        let ink = BLACK.mix(0.8);
+        for &(x, y, u) in &arm.codes {
             if u > 0.0 {
                 let r = (r_max * (u / umax).sqrt()).max(2.0) as i32;
-                Circle::new((x, y), r, BLACK.mix(0.45).filled())
+                chart.draw_series([
+                    Circle::new((x, y), r, ink.stroke_width(1)),
+                    Circle::new((x, y), 1, ink.filled()),
+                ])?;
             } else {
-                Circle::new((x, y), r_dead, BLACK.stroke_width(1))
+                // A square, so a dead code never reads as a little-used ring.
+                chart.draw_series(std::iter::once(
+                    EmptyElement::at((x, y))
+                        + Rectangle::new(
+                            [(-r_dead, -r_dead), (r_dead, r_dead)],
+                            BLACK.stroke_width(1),
+                        ),
+                ))?;
             }
-        }))?;
+        }
         Ok(())
     }
 }
