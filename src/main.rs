@@ -96,12 +96,8 @@ struct BenchArgs {
     /// A Python with torch, numpy and scikit-learn: also time torch_ref.py on the same run.
     #[arg(long, value_name = "PYTHON")]
     torch: Option<PathBuf>,
-    /// The PyTorch reference script.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "../shared/bench/torch_ref.py"
-    )]
+    /// The PyTorch reference script (run from the repository root).
+    #[arg(long, value_name = "PATH", default_value = "scripts/torch_ref.py")]
     torch_script: PathBuf,
 }
 
