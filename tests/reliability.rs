@@ -419,3 +419,43 @@ fn a_scenario_too_big_for_memory_is_refused_before_any_work() {
     let o = output(&mut run_cmd(&scenario, &out, &["--max-memory", "lots"]));
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn damaged_or_misnamed_result_directories_get_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = scenario(tmp.path());
+    let out = tmp.path().join("out");
+    let o = output(&mut run_cmd(
+        &scenario,
+        &out,
+        &["--shard", "1/4", "--no-report"],
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The parent directory instead of OUT/<name>: say which sweeps it holds.
+    for command in ["plot", "merge"] {
+        let o = output(vqsim().arg(command).arg(&out));
+        let message = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{command}: {message}");
+        let inside = out.join("crash").display().to_string();
+        assert!(
+            message.contains(&format!("such as `{inside}`")),
+            "{message}"
+        );
+    }
+    // A run directory without its history: name it and say how to recover.
+    let run = fs::read_dir(out.join("crash/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    fs::remove_file(run.join("history.csv")).unwrap();
+    let o = output(vqsim().arg("merge").arg(out.join("crash")));
+    let message = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains(&run.join("history.csv").display().to_string())
+            && message.contains("delete that run directory"),
+        "{message}"
+    );
+}
