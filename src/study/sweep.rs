@@ -854,6 +854,26 @@ mod tests {
     }
 
     #[test]
+    fn eta_shares_the_remaining_cost_among_threads_at_the_measured_rate() {
+        let mut state = ProgressState {
+            done: 1,
+            diverged: 0,
+            cost_left: 100.0,
+            cost_done: 0.0,
+            secs_done: 0.0,
+        };
+        assert_eq!(state.eta(4, 2), "?");
+        // One thread did 50 units in 10 s: 5 units/s; 100 units left on 2 threads.
+        (state.cost_done, state.secs_done) = (50.0, 10.0);
+        assert_eq!(state.eta(4, 2), "10.0 s");
+        // One run left: only one thread works on it.
+        state.done = 3;
+        assert_eq!(state.eta(4, 2), "20.0 s");
+        state.done = 4;
+        assert_eq!(state.eta(4, 2), "0.0 s");
+    }
+
+    #[test]
     fn significant_digits() {
         assert_eq!(fmt_sig(59.123), "59.12");
         assert_eq!(fmt_sig(0.0612), "0.06120");
