@@ -26,7 +26,7 @@ use crate::report::table::TableError;
 pub use capacity::capacity;
 pub use dynamics::dynamics;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
-pub use shrinkage::{shrinkage, Projection};
+pub use shrinkage::{shrinkage, Projection, Snapshot};
 pub use tokens::token_scaling;
 pub use zoo::zoo;
 

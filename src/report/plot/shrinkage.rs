@@ -121,7 +121,7 @@ impl Snapshot {
         if xc.is_empty() || zc.is_empty() || rc.len() != xc.len() || cc.len() != zc.len() {
             return Err(PlotError::Data {
                 path: latent,
-                message: "expected columns x0.., z0.., r0.. and codebook c0.. of matching dims"
+                message: "line 1: expected columns `x0`.., `z0`.., `r0`.. (and `c0`.. in codebook.csv) of matching dims"
                     .into(),
             });
         }
