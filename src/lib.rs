@@ -6,6 +6,7 @@
 
 pub mod arrays;
 pub mod bench;
+pub mod diagnose;
 pub mod report;
 pub mod sim;
 pub mod study;

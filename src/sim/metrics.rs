@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sim::linalg::sym_eigen;
 use crate::sim::nearest::{nearest_one, PointsByDim};
+use crate::sim::rng::{stream, Stream};
 
 /// Every SPEC §4 metric under its SPEC name. Metrics that need a codebook are NaN while the
 /// model is still continuous (the first phase of a deferred run).
@@ -85,6 +86,18 @@ pub struct QuantizedView<'a> {
 
 /// Neighbours that define an embedding's ball in `coverage` (Naeem et al. use k = 5).
 pub const COVERAGE_K: usize = 5;
+
+/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
+pub const SUBSAMPLE: usize = 1000;
+
+/// The rows of n that the pairwise metrics look at: `SUBSAMPLE` of them drawn from the seed's
+/// own stream (all when n is smaller), sorted.
+pub fn subsample(n: usize, seed: u64) -> Vec<usize> {
+    let rng = &mut stream(seed, Stream::Subsample);
+    let mut rows = rand::seq::index::sample(rng, n, n.min(SUBSAMPLE)).into_vec();
+    rows.sort_unstable();
+    rows
+}
 
 /// All metrics of one observation; the codebook metrics are NaN when `quantized` is None.
 pub fn measure(obs: &Observation) -> Metrics {
