@@ -349,7 +349,14 @@ fn diagnose(args: &DiagnoseArgs) -> Result<()> {
         print!("{}", vqsim::diagnose::verdict(&report));
     }
     if let Some(dir) = &args.out {
-        let files = vqsim::diagnose::write(dir, &report, z.view(), codebook.view(), labels.as_deref(), (&args.embeddings, &args.codebook))?;
+        let files = vqsim::diagnose::write(
+            dir,
+            &report,
+            z.view(),
+            codebook.view(),
+            labels.as_deref(),
+            (&args.embeddings, &args.codebook),
+        )?;
         for f in files {
             eprintln!("wrote {}", f.display());
         }

@@ -298,7 +298,9 @@ fn meaning(name: &str) -> &'static str {
         "live_rank" => "effective rank of the centred live codes",
         "live_var_share" => "variance of the live codes / variance of the embeddings",
         "classes_hit" => "classes whose mean is nearest to some live code (needs labels)",
-        "token_class_entropy" => "entropy of live codes' nearest-class shares, max ln K (needs labels)",
+        "token_class_entropy" => {
+            "entropy of live codes' nearest-class shares, max ln K (needs labels)"
+        }
         _ => "",
     }
 }

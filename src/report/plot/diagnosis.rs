@@ -54,14 +54,13 @@ pub fn diagnosis(
     let zs = rows(z, z_step);
     let cs = rows(codebook, c_step);
     let projected = z.ncols() > 2;
-    let xy: Box<dyn Fn(&[f64]) -> (f64, f64)> = if projected {
-        let pca = Pca::fit(&zs, 2);
-        Box::new(move |v| {
+    let pca = projected.then(|| Pca::fit(&zs, 2));
+    let xy = |v: &[f64]| match &pca {
+        Some(pca) => {
             let p = pca.project(v);
             (p[0], p[1])
-        })
-    } else {
-        Box::new(|v| (v[0], v.get(1).copied().unwrap_or(0.0)))
+        }
+        None => (v[0], v.get(1).copied().unwrap_or(0.0)),
     };
     let class = |i: usize| labels.map(|l| l[i * z_step]);
     let embed = zs
@@ -204,12 +203,16 @@ impl DiagnosisFig {
             &|v| xr.label(*v),
             &|v| yr.label(*v),
         )?;
-        chart.draw_series(counts.iter().enumerate().filter(|(_, &c)| c > 0).map(
-            |(i, &c)| {
-                let x0 = i as f64 * width;
-                Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], arm_color(1).filled())
-            },
-        ))?;
+        chart.draw_series(
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c > 0)
+                .map(|(i, &c)| {
+                    let x0 = i as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], arm_color(1).filled())
+                }),
+        )?;
         Ok(())
     }
 }

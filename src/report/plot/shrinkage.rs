@@ -309,7 +309,13 @@ impl Draw for ShrinkFig {
         for (arm, cell) in self.arms.iter().zip(cells.chunks(3)) {
             self.data_panel(arm, &cell[0], &data_range)?;
             self.latent_panel(arm, &cell[1])?;
-            usage_panel(&arm.name, &arm.usage, arm.color, &cell[2], (usage_min, usage_max))?;
+            usage_panel(
+                &arm.name,
+                &arm.usage,
+                arm.color,
+                &cell[2],
+                (usage_min, usage_max),
+            )?;
         }
         Ok(())
     }
@@ -450,10 +456,7 @@ where
             .filter(|(_, &u)| u > 0.0)
             .map(|(i, &u)| {
                 let i = i as f64 + 1.0;
-                Rectangle::new(
-                    [(i - half, yr.lo), (i + half, yr.clamp(u))],
-                    color.filled(),
-                )
+                Rectangle::new([(i - half, yr.lo), (i + half, yr.clamp(u))], color.filled())
             }),
     )?;
     Ok(())
