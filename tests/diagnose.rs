@@ -9,6 +9,9 @@ use half::f16;
 use ndarray::{array, Array2};
 use ndarray_npy::{write_npy, NpzWriter};
 use safetensors::{serialize, tensor::TensorView, Dtype};
+mod common;
+
+use common::raw_npy;
 use vqsim::arrays::{read_matrix, Shape, Source};
 use vqsim::diagnose::{diagnose, verdict, Diagnosis, Limits};
 use vqsim::study::scenario::Scenario;
@@ -100,16 +103,8 @@ fn f64_fortran_npz_and_safetensors_inputs_give_the_same_numbers() {
     write_npy(p("c.npy"), &codes).unwrap();
     write_npy(p("z64.npy"), &z.mapv(f64::from)).unwrap();
     // Fortran order, header by hand.
-    let mut header = "{'descr': '<f4', 'fortran_order': True, 'shape': (4, 2), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(z.t().iter().flat_map(|v| v.to_le_bytes()));
-    fs::write(p("zf.npy"), bytes).unwrap();
+    let zf: Vec<u8> = z.t().iter().flat_map(|v| v.to_le_bytes()).collect();
+    raw_npy(dir.path(), "zf.npy", "<f4", true, "(4, 2)", &zf);
     let mut npz = NpzWriter::new(fs::File::create(p("a.npz")).unwrap());
     npz.add_array("codes", &codes).unwrap();
     npz.add_array("z", &z).unwrap();
