@@ -5,6 +5,7 @@
 //! figures and the paper page are drawn from the stored results (`report`).
 
 pub mod arrays;
+pub mod atomic;
 pub mod bench;
 pub mod diagnose;
 pub mod report;

@@ -86,6 +86,7 @@ fn subsampled_pairwise_metrics_stay_close_to_the_exact_ones() {
     let exact = diagnose(z.view(), codes.view(), None, 3, Limits::default()).diagnosis;
     let small = Limits {
         codes: 100,
+        coverage_codes: 100,
         rank_rows: 500,
     };
     let sub = diagnose(z.view(), codes.view(), None, 3, small).diagnosis;

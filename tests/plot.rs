@@ -68,6 +68,18 @@ fn metrics(run: &Run, rng: &mut ChaCha8Rng) -> Vec<f64> {
         2.0,
         f64::NAN,
         f64::NAN, // heldout_mse: no held-out split
+        dist,
+        dist / 11.0,
+        n(rank),
+        modes,
+        2.0,
+        1.0,
+        1.0,
+        mse,
+        0.9,
+        0.1,
+        1.0,
+        0.9,
     ]
 }
 

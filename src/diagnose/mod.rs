@@ -27,6 +27,9 @@ pub use assign::{assign, Assignment};
 pub struct Limits {
     /// codebook_dist, codebook_cos and the live codes' rank look at this many codes at most.
     pub codes: usize,
+    /// coverage (S codes against S embeddings, `COVERAGE_DRAWS` draws, O(S²·m) each) looks at
+    /// this many codes at most.
+    pub coverage_codes: usize,
     /// embed_rank looks at this many embeddings at most.
     pub rank_rows: usize,
 }
@@ -35,6 +38,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             codes: 4096,
+            coverage_codes: 1024,
             rank_rows: 50_000,
         }
     }
@@ -97,6 +101,7 @@ pub fn diagnose(
     let live_codes = codebook.select(Axis(0), &live);
     let sub = metrics::subsample(n, seed);
     let codes_sub = sample_rows(codebook, limits.codes, seed);
+    let coverage_sub = sample_rows(codebook, limits.coverage_codes, seed);
     let live_sub = sample_rows(live_codes.view(), limits.codes, seed);
     let z_rank = sample_rows(z, limits.rank_rows, seed);
     // The costly metrics are independent of each other: run them side by side.
@@ -113,7 +118,7 @@ pub fn diagnose(
                     || {
                         (
                             metrics::embed_dist(z, &sub),
-                            metrics::coverage(z, &sub, codebook),
+                            metrics::coverage(z, coverage_sub.view()),
                         )
                     },
                     || {
@@ -141,7 +146,7 @@ pub fn diagnose(
         coverage,
         embed_rank,
         live_rank: if live.is_empty() { f64::NAN } else { live_rank },
-        live_var_share: total_variance(live_codes.view()) / total_variance(z),
+        live_var_share: metrics::embed_var(live_codes.view()) / metrics::embed_var(z),
         classes_hit,
         token_class_entropy,
     };
@@ -315,25 +320,6 @@ fn sample_rows(a: ArrayView2<f32>, k: usize, seed: u64) -> Array2<f32> {
     let mut rows = rand::seq::index::sample(rng, a.nrows(), k).into_vec();
     rows.sort_unstable();
     a.select(Axis(0), &rows)
-}
-
-/// Mean squared distance of the rows to their centroid (the trace of their covariance), f64.
-fn total_variance(a: ArrayView2<f32>) -> f64 {
-    let n = a.nrows();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let mean = a.map(|&v| v as f64).mean_axis(Axis(0)).expect("n > 0");
-    a.rows()
-        .into_iter()
-        .map(|r| {
-            r.iter()
-                .zip(&mean)
-                .map(|(&v, mu)| (v as f64 - mu).powi(2))
-                .sum::<f64>()
-        })
-        .sum::<f64>()
-        / n as f64
 }
 
 /// (classes_hit, token_class_entropy) with the class means of `z` as the modes and the live

@@ -1,6 +1,8 @@
 //! Fixtures shared by the tests: a runs.csv writer (summary and claims tests) and a raw .npy writer (array readers).
 #![allow(dead_code)]
 
+pub mod tables;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
