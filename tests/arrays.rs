@@ -364,9 +364,14 @@ fn the_vendored_digits_written_by_numpy_read_back() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/digits");
     let x = read_matrix(&src(&dir.join("digits.npy")), Shape::Matrix).unwrap();
     assert_eq!(x.dim(), (1797, 64));
-    assert!(x.iter().all(|&v| (0.0..=16.0).contains(&v) && v == v.round()));
+    assert!(x
+        .iter()
+        .all(|&v| (0.0..=16.0).contains(&v) && v == v.round()));
     let y = read_labels_for(&src(&dir.join("labels.npy")), 1797).unwrap();
     let mut counts = [0usize; 10];
     y.iter().for_each(|&c| counts[c] += 1);
-    assert!(counts.iter().all(|&c| (174..=183).contains(&c)), "{counts:?}");
+    assert!(
+        counts.iter().all(|&c| (174..=183).contains(&c)),
+        "{counts:?}"
+    );
 }

@@ -59,6 +59,10 @@ fn known_answers_on_a_hand_made_codebook() {
     assert_eq!(d.classes_hit, 2.0);
     let h = -(1.0f64 / 3.0 * (1.0f64 / 3.0).ln() + 2.0 / 3.0 * (2.0f64 / 3.0).ln());
     assert!((d.token_class_entropy - h).abs() < 1e-12, "{d:?}");
+    // Sparse, huge label values are classes like any other.
+    let sparse = run(&codes, &z, Some(&[7, 7, usize::MAX, usize::MAX]));
+    assert_eq!(sparse.classes_hit, 2.0);
+    assert_eq!(sparse.token_class_entropy, d.token_class_entropy);
     let no_labels = run(&codes, &z, None);
     assert!(no_labels.classes_hit.is_nan() && no_labels.token_class_entropy.is_nan());
 }

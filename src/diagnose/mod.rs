@@ -81,7 +81,6 @@ pub struct Report {
     pub nearest_dist: Vec<f32>,
     pub rows: usize,
     pub dim: usize,
-    pub classes: Option<usize>,
 }
 
 /// Everything diagnose computes. `seed` picks the subsamples; the seed of a vqsim run makes
@@ -156,7 +155,6 @@ pub fn diagnose(
         nearest_dist: sq_dist.iter().map(|d| d.max(0.0).sqrt()).collect(),
         rows: n,
         dim: m,
-        classes: labels.map(|l| l.iter().max().map_or(0, |&c| c + 1)),
     }
 }
 
@@ -323,25 +321,40 @@ fn sample_rows(a: ArrayView2<f32>, k: usize, seed: u64) -> Array2<f32> {
 }
 
 /// (classes_hit, token_class_entropy) with the class means of `z` as the modes and the live
-/// codes as the tokens (classes with no row are left out).
+/// codes as the tokens. Classes are the distinct label values, however large or sparse.
 fn class_metrics(z: ArrayView2<f32>, labels: &[usize], live: ArrayView2<f32>) -> (f64, f64) {
-    let k = labels.iter().max().map_or(0, |&c| c + 1);
+    let dense = dense_classes(labels);
+    let k = dense.iter().max().map_or(0, |&c| c + 1);
     let mut sums = Array2::<f64>::zeros((k, z.ncols()));
     let mut counts = vec![0usize; k];
-    for (row, &c) in z.rows().into_iter().zip(labels) {
+    for (row, &c) in z.rows().into_iter().zip(&dense) {
         counts[c] += 1;
         sums.row_mut(c)
             .iter_mut()
             .zip(row)
             .for_each(|(s, &v)| *s += v as f64);
     }
-    let present: Vec<usize> = (0..k).filter(|&c| counts[c] > 0).collect();
-    let means = Array2::from_shape_fn((present.len(), z.ncols()), |(i, j)| {
-        (sums[[present[i], j]] / counts[present[i]] as f64) as f32
+    let means = Array2::from_shape_fn((k, z.ncols()), |(c, j)| {
+        (sums[[c, j]] / counts[c] as f64) as f32
     });
     let shares = metrics::mode_counts(live, means.view());
     (
         metrics::modes_hit(&shares) as f64,
         metrics::entropy(&shares),
     )
+}
+
+/// Each label replaced by the rank of its value among the distinct values (0..K).
+fn dense_classes(labels: &[usize]) -> Vec<usize> {
+    let mut values = labels.to_vec();
+    values.sort_unstable();
+    values.dedup();
+    labels
+        .iter()
+        .map(|l| {
+            values
+                .binary_search(l)
+                .expect("every label is among the values")
+        })
+        .collect()
 }
