@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use vqsim::arrays::{self, ArrayError, Shape, Source};
 use vqsim::bench::{BenchOptions, TorchRef};
 use vqsim::report::paper::{self as paper_mod, PaperError, PaperScenario};
 use vqsim::report::plot::Projection;
@@ -41,9 +42,39 @@ enum Command {
     /// Time training steps, one default run and a 16-run sweep on 1 vs N threads (optionally
     /// against the PyTorch reference), for the README's performance section.
     Bench(BenchArgs),
+    /// Check a trained tokenizer's codebook for shrinkage: usage, spread and coverage of the
+    /// codes against a set of encoder outputs, as a table (or JSON), with --out also a CSV, a
+    /// figure and a verdict in words.
+    Diagnose(DiagnoseArgs),
     /// List every scenario key with its default, what it accepts and what it means (the
     /// README's key table is this output).
     Keys,
+}
+
+#[derive(Args)]
+struct DiagnoseArgs {
+    /// The effective codebook (S, m) as FILE or FILE:NAME (.npy, .npz, .safetensors, .csv).
+    #[arg(long, value_name = "FILE")]
+    codebook: String,
+    /// Encoder outputs (N, m), or any (…, m) shape, as FILE or FILE:NAME.
+    #[arg(long, value_name = "FILE")]
+    embeddings: String,
+    /// One integer class per embedding row (optional): adds classes_hit and token_class_entropy.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<String>,
+    /// Also write diagnosis.csv, verdict.txt and figures/diagnosis.{png,svg} to DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Seed of the subsamples of the pairwise metrics (a vqsim run's seed reproduces its
+    /// runs.csv numbers).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -157,6 +188,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => report(&args.dir.dir, args.figures.projection()),
         Command::Paper(args) => paper(&args),
         Command::Bench(args) => bench(&args),
+        Command::Diagnose(args) => diagnose(&args),
         Command::Keys => {
             print!("{}", vqsim::study::scenario::keys_markdown());
             Ok(())
@@ -193,7 +225,7 @@ fn message(err: &anyhow::Error) -> String {
 /// something failed while doing valid work.
 fn exit_status(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if cause.is::<ScenarioError>() || cause.is::<CheckFailed>() {
+        if cause.is::<ScenarioError>() || cause.is::<CheckFailed>() || cause.is::<ArrayError>() {
             return 2;
         }
         if let Some(PaperError::Scenario(_)) = cause.downcast_ref::<PaperError>() {
@@ -345,4 +377,49 @@ fn summary(s: &Scenario) -> String {
         factors.join(" × "),
         plural(s.runs.len(), "run")
     )
+}
+
+fn diagnose(args: &DiagnoseArgs) -> Result<()> {
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    let code_src = Source::parse(&args.codebook);
+    let embed_src = Source::parse(&args.embeddings);
+    let codebook = arrays::read_matrix(&code_src, Shape::Vectors)?;
+    let z = arrays::read_matrix(&embed_src, Shape::Vectors)?;
+    arrays::check_columns(&embed_src, z.ncols(), &code_src, codebook.ncols())?;
+    let labels = match &args.labels {
+        Some(spec) => Some(arrays::read_labels_for(&Source::parse(spec), z.nrows())?),
+        None => None,
+    };
+    let report = vqsim::diagnose::diagnose(
+        z.view(),
+        codebook.view(),
+        labels.as_deref(),
+        args.seed,
+        vqsim::diagnose::Limits::default(),
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&report.diagnosis)?);
+    } else {
+        print!("{}", vqsim::diagnose::table(&report));
+        print!("{}", vqsim::diagnose::verdict(&report));
+    }
+    if let Some(dir) = &args.out {
+        let files = vqsim::diagnose::write(
+            dir,
+            &report,
+            z.view(),
+            codebook.view(),
+            labels.as_deref(),
+            (&args.embeddings, &args.codebook),
+        )?;
+        for f in files {
+            eprintln!("wrote {}", f.display());
+        }
+    }
+    Ok(())
 }

@@ -122,6 +122,18 @@ pub struct QuantizedView<'a> {
 /// Random draws of S embeddings that `coverage` averages over.
 pub const COVERAGE_DRAWS: u64 = 10;
 
+/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
+pub const SUBSAMPLE: usize = 1000;
+
+/// The rows of n that the pairwise metrics look at: `SUBSAMPLE` of them drawn from the seed's
+/// own stream (all when n is smaller), sorted.
+pub fn subsample(n: usize, seed: u64) -> Vec<usize> {
+    let rng = &mut stream(seed, Stream::Subsample);
+    let mut rows = rand::seq::index::sample(rng, n, n.min(SUBSAMPLE)).into_vec();
+    rows.sort_unstable();
+    rows
+}
+
 /// All metrics of one observation; the codebook metrics are NaN when `quantized` is None.
 pub fn measure(obs: &Observation) -> Metrics {
     let embed_dist = embed_dist(obs.z, obs.subsample);

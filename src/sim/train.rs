@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sim::config::{RunConfig, ScheduleKind};
 use crate::sim::data::Mixture;
-use crate::sim::metrics::Metrics;
+use crate::sim::metrics::{self, Metrics};
 use crate::sim::model::{Autoencoder, Evaluation};
 use crate::sim::rng::{stream, Stream};
 use crate::sim::vq::Quantizer;
@@ -83,18 +83,12 @@ pub struct RunOutcome {
 #[error("run cancelled")]
 pub struct Cancelled;
 
-/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
-const SUBSAMPLE: usize = 1000;
-
 /// Train and measure one run. Randomness comes only from `seed`, so the same (config, seed)
 /// gives the same outcome bit for bit on any thread. `cancel` is polled between steps.
 pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome, Cancelled> {
     let data = Mixture::sample(&cfg.data, &mut stream(seed, Stream::Data));
     let n = data.len();
-    let mut subsample =
-        rand::seq::index::sample(&mut stream(seed, Stream::Subsample), n, n.min(SUBSAMPLE))
-            .into_vec();
-    subsample.sort_unstable();
+    let subsample = metrics::subsample(n, seed);
     let (train, heldout) = split(n, cfg.data.holdout, &mut stream(seed, Stream::Holdout));
     let mut trainer = Trainer {
         cfg,

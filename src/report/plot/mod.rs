@@ -6,6 +6,7 @@
 mod axis;
 mod capacity;
 mod curves;
+mod diagnosis;
 mod dynamics;
 pub mod pca;
 mod runs;
@@ -24,6 +25,7 @@ use crate::report::summary::SummaryError;
 use crate::report::table::TableError;
 
 pub use capacity::capacity;
+pub use diagnosis::diagnosis;
 pub use dynamics::dynamics;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
 pub use shrinkage::{shrinkage, Projection, Snapshot};

@@ -315,7 +315,13 @@ impl Draw for ShrinkFig {
         for (arm, cell) in self.arms.iter().zip(cells.chunks(3)) {
             self.data_panel(arm, &cell[0], &data_range)?;
             self.latent_panel(arm, &cell[1])?;
-            usage_panel(arm, &cell[2], (usage_min, usage_max))?;
+            usage_panel(
+                &arm.name,
+                &arm.usage,
+                arm.color,
+                &cell[2],
+                (usage_min, usage_max),
+            )?;
         }
         Ok(())
     }
@@ -423,16 +429,19 @@ impl ShrinkFig {
 /// be invisible on the linear scale shared with an arm that put thousands on a few codes.
 const LOG_USAGE_ABOVE: usize = 128;
 
-fn usage_panel<DB: DrawingBackend>(
-    arm: &Arm,
+/// Sorted usage bars (`usage` descending) of one codebook, titled `name: used/S codes used`.
+pub(super) fn usage_panel<DB: DrawingBackend>(
+    name: &str,
+    usage: &[f64],
+    color: RGBColor,
     area: &DrawingArea<DB, Shift>,
     (usage_min, usage_max): (f64, f64),
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    let s = arm.usage.len();
-    let used = arm.usage.iter().filter(|&&u| u > 0.0).count();
+    let s = usage.len();
+    let used = usage.iter().filter(|&&u| u > 0.0).count();
     // Ranks start at 1; bars are centred on integer ranks.
     let xr = Axis::fit(Scale::Linear, [0.5, s as f64 + 0.5], 0.0);
     let log = s > LOG_USAGE_ABOVE;
@@ -443,7 +452,7 @@ where
         let y = Axis::fit(Scale::Linear, [0.0, usage_max * 1.05], 0.0);
         (y, "points per code")
     };
-    let mut chart = style::panel(area, &format!("{}: {used}/{s} codes used", arm.name))
+    let mut chart = style::panel(area, &format!("{name}: {used}/{s} codes used"))
         .build_cartesian_2d(xr.coord(), yr.coord())?;
     style::mesh(
         &mut chart,
@@ -455,16 +464,13 @@ where
     // Gaps between bars only while they stay wider than a pixel or two.
     let half = if s <= 64 { 0.4 } else { 0.5 };
     chart.draw_series(
-        arm.usage
+        usage
             .iter()
             .enumerate()
             .filter(|(_, &u)| u > 0.0)
             .map(|(i, &u)| {
                 let i = i as f64 + 1.0;
-                Rectangle::new(
-                    [(i - half, yr.lo), (i + half, yr.clamp(u))],
-                    arm.color.filled(),
-                )
+                Rectangle::new([(i - half, yr.lo), (i + half, yr.clamp(u))], color.filled())
             }),
     )?;
     Ok(())
