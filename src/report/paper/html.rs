@@ -248,6 +248,7 @@ fn title(kind: Figure) -> &'static str {
         Figure::TokenScaling => "token scaling",
         Figure::Dynamics => "dynamics",
         Figure::Capacity => "capacity",
+        Figure::Generation => "generation",
     }
 }
 
@@ -274,6 +275,14 @@ fn describe(kind: Figure) -> &'static str {
         Figure::Capacity => {
             "Embedding collapse against encoder capacity: effective rank of the embeddings and \
              number of modes reconstructed, per encoder depth and width, mean over seeds."
+        }
+        Figure::Generation => {
+            "Generation (paper Fig. 1): the real data coloured by true mode, and per arm (lowest \
+             seed) the generated set &mdash; N tokens drawn from the code usage and decoded, as \
+             a generative model that learns the token distribution perfectly would produce &mdash; \
+             coloured by nearest mode, marker area proportional to times drawn, real data faint \
+             behind. Dimensions above 2 are shown on the real data&rsquo;s first two principal \
+             components."
         }
     }
 }

@@ -7,6 +7,7 @@ mod axis;
 mod capacity;
 mod curves;
 mod dynamics;
+mod generation;
 pub mod pca;
 mod runs;
 mod shrinkage;
@@ -22,6 +23,7 @@ use crate::report::table::TableError;
 
 pub use capacity::capacity;
 pub use dynamics::dynamics;
+pub use generation::generation;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
 pub use shrinkage::{shrinkage, Projection};
 pub use tokens::token_scaling;
@@ -54,6 +56,8 @@ pub enum Figure {
     Dynamics,
     /// Embedding collapse vs encoder depth and width.
     Capacity,
+    /// Paper Fig. 1: real data vs each arm's generated set.
+    Generation,
 }
 
 /// The figures that fit the runs in `dir`.
@@ -73,6 +77,9 @@ fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
     if runs.varies("model.depth") || runs.varies("model.width") {
         figures.push(Figure::Capacity);
     }
+    if runs.varies("schedule.kind") {
+        figures.push(Figure::Generation);
+    }
     figures
 }
 
@@ -85,6 +92,7 @@ pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, Plot
             Figure::TokenScaling => token_scaling(dir)?,
             Figure::Dynamics => dynamics(dir)?,
             Figure::Capacity => capacity(dir)?,
+            Figure::Generation => generation(dir)?,
         });
     }
     Ok(paths)
