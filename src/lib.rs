@@ -4,6 +4,8 @@
 //! expand into sweeps whose results are stored per run (`study`); tables, statistics, claims,
 //! figures and the paper page are drawn from the stored results (`report`).
 
+pub mod arrays;
+pub mod atomic;
 pub mod bench;
 pub mod report;
 pub mod sim;

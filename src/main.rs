@@ -40,6 +40,9 @@ enum Command {
     /// Time training steps, one default run and a 16-run sweep on 1 vs N threads (optionally
     /// against the PyTorch reference), for the README's performance section.
     Bench(BenchArgs),
+    /// List every scenario key with its default, what it accepts and what it means (the
+    /// README's key table is this output).
+    Keys,
 }
 
 #[derive(Args)]
@@ -47,7 +50,7 @@ struct PaperArgs {
     /// Results go to OUT/<scenario name>/ and OUT/paper/.
     #[arg(long, default_value = "out")]
     out: PathBuf,
-    /// Worker threads (default: all cores). Results do not depend on it.
+    /// Worker threads (default: all cores; at most 4 × the cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     /// Read the five scenario files from DIR instead of the copies built into vqsim.
@@ -63,7 +66,7 @@ struct RunArgs {
     /// Results go to OUT/<scenario name>/.
     #[arg(long, default_value = "out")]
     out: PathBuf,
-    /// Worker threads (default: all cores). Results do not depend on it.
+    /// Worker threads (default: all cores; at most 4 × the cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     /// Run only shard I of N (1-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
@@ -149,21 +152,43 @@ fn main() -> ExitCode {
         Command::Plot(args) => report(&args.dir.dir, args.figures.projection()),
         Command::Paper(args) => paper(&args),
         Command::Bench(args) => bench(&args),
+        Command::Keys => {
+            print!("{}", vqsim::study::scenario::keys_markdown());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", message(&err));
             ExitCode::from(exit_status(&err))
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message
+/// already holds (errors that print their source, as `cannot write P: {source}`, would
+/// otherwise repeat it).
+fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 /// 2 when the user's input is wrong and must be fixed (as for clap's usage errors), 1 when
 /// something failed while doing valid work.
 fn exit_status(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if cause.is::<ScenarioError>() {
+        if cause.is::<ScenarioError>() || cause.is::<CheckFailed>() {
             return 2;
         }
         if let Some(PaperError::Scenario(_)) = cause.downcast_ref::<PaperError>() {
@@ -207,6 +232,7 @@ fn merge(dir: &std::path::Path) -> Result<()> {
 
 /// Summary tables with confidence intervals, then every figure that fits.
 fn report(dir: &std::path::Path, projection: Projection) -> Result<()> {
+    sweep::require_sweep_dir(dir)?;
     let stats = summary::summarize(dir)?;
     summary::write(dir, &stats)?;
     let figures = plot::plot_all(dir, projection)
@@ -257,9 +283,20 @@ fn bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Checks every file and reports each; fails (exit 2) if any is bad.
 fn check(args: &CheckArgs) -> Result<()> {
+    let mut bad = Vec::new();
     for path in &args.scenarios {
-        let scenario = Scenario::load(path)?;
+        let scenario = match Scenario::load(path) {
+            Ok(s) => s,
+            Err(e) => {
+                if args.scenarios.len() > 1 {
+                    eprintln!("error: {e}");
+                }
+                bad.push(e);
+                continue;
+            }
+        };
         println!("{}", summary(&scenario));
         for axis in &scenario.axes {
             let values = toml::Value::Array(axis.values.clone());
@@ -271,12 +308,28 @@ fn check(args: &CheckArgs) -> Result<()> {
             println!("\n{}", scenario.resolved_toml());
         }
     }
-    Ok(())
+    match bad.len() {
+        0 => Ok(()),
+        1 if args.scenarios.len() == 1 => Err(bad.remove(0).into()),
+        n => Err(CheckFailed {
+            bad: n,
+            of: args.scenarios.len(),
+        }
+        .into()),
+    }
+}
+
+/// Several scenario files checked, some bad (each was reported as it was found).
+#[derive(Debug, thiserror::Error)]
+#[error("{bad} of {of} scenario files are invalid (see above)")]
+struct CheckFailed {
+    bad: usize,
+    of: usize,
 }
 
 /// `name: 2 × 3 × 3 seeds = 18 runs` — one factor per axis (its number of values), then seeds.
 fn summary(s: &Scenario) -> String {
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let plural = sweep::plural;
     let mut factors: Vec<String> = s.axes.iter().map(|a| a.values.len().to_string()).collect();
     factors.push(plural(s.seeds.len(), "seed"));
     format!(

@@ -15,10 +15,8 @@ use rand::seq::SliceRandom;
 use vqsim::sim::config::{Activation, Init, RunConfig, Update};
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
-use vqsim::sim::nn::Adam;
 use vqsim::sim::rng::{stream, Stream};
-use vqsim::sim::train;
-use vqsim::sim::vq::{init_codebook, Quantizer};
+use vqsim::sim::vq::Quantizer;
 
 struct Counting;
 
@@ -90,9 +88,7 @@ fn second_epoch_allocations(cfg: &RunConfig, quantized: bool) -> usize {
     let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
     let mut model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
     let z = model.encoder.infer(data.x.view());
-    let codes = init_codebook(&cfg.quantizer, z.view(), &mut stream(0, Stream::Codebook)).unwrap();
-    let mut vq = Quantizer::new(&cfg.quantizer, codes);
-    let mut opt = Adam::new(cfg.train.lr as f32);
+    let mut vq = Quantizer::init(cfg, z.view(), 0).unwrap();
     let mut shuffle = stream(0, Stream::Shuffle);
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut batch = Array2::zeros((cfg.train.batch_size, cfg.data.dim));
@@ -103,8 +99,7 @@ fn second_epoch_allocations(cfg: &RunConfig, quantized: bool) -> usize {
             for (mut row, &i) in b.outer_iter_mut().zip(chunk) {
                 row.assign(&data.x.row(i));
             }
-            let vq = quantized.then_some((&mut vq, &mut opt));
-            let loss = train::step(&mut model, b.view(), vq);
+            let loss = model.step(b.view(), quantized.then_some(&mut vq));
             assert!(loss.is_finite());
         }
     };

@@ -7,7 +7,7 @@ use std::path::Path;
 use vqsim::report::claims::Verdict;
 use vqsim::report::paper::{self, Headline, Paper, PaperFigure, PaperScenario, Section};
 use vqsim::report::plot::Figure;
-use vqsim::report::stats::{MeanCi, Welch};
+use vqsim::report::stats::{MeanCi, Paired, Welch};
 use vqsim::report::summary::Comparison;
 use vqsim::report::table::Table;
 use vqsim::study::sweep::{ProgressMode, SweepOptions};
@@ -116,9 +116,17 @@ fn fixture() -> Paper {
             source: "scenario dynamics: K=10, d=2".into(),
             rows: vec![Comparison {
                 params: vec![],
+                arm: vec!["deferred".into()],
+                label: "schedule.kind=deferred".into(),
                 metric: "perplexity".into(),
-                early: ci(6.4, 2.5),
-                deferred: ci(59.0, 2.1),
+                baseline: ci(6.4, 2.5),
+                other: ci(59.0, 2.1),
+                paired: Paired {
+                    diff: ci(52.6, 3.0),
+                    t: 36.6,
+                    df: 4.0,
+                    p: 3.3e-6,
+                },
                 welch: Welch {
                     t: -40.0,
                     df: 7.9,
@@ -161,6 +169,7 @@ fn index_is_valid_html_linking_every_figure_with_text_escaped() {
     assert!(html.contains("&#10004; supported"));
     // The headline row, with its interval.
     assert!(html.contains("6.40 [3.90, 8.90] (n=5)") && html.contains("1.4e-10"));
+    assert!(html.contains("3.3e-6"), "paired p");
 }
 
 #[test]

@@ -92,17 +92,17 @@ pub fn token_gap(s: &Summary) -> Option<Verdict> {
         for (_, size) in &sizes {
             let mut parts = Vec::new();
             for metric in ["perplexity", "codebook_dist"] {
-                let Some(c) = s.comparison(metric, &at(slice, &[(SIZE, size)])) else {
+                let Some(c) = s.deferred_vs_early(metric, &at(slice, &[(SIZE, size)])) else {
                     ok = false;
                     parts.push(format!("{metric} missing"));
                     continue;
                 };
-                let holds = c.significant && c.deferred.mean > c.early.mean;
+                let holds = c.significant && c.other.mean > c.baseline.mean;
                 ok &= holds;
                 parts.push(format!(
                     "{metric} {} vs {}{}",
-                    ci(&c.early),
-                    ci(&c.deferred),
+                    ci(&c.baseline),
+                    ci(&c.other),
                     if holds { "" } else { " (not separated)" }
                 ));
             }

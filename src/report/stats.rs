@@ -1,4 +1,5 @@
-//! Statistics over seeds: Student t confidence intervals and Welch's two-sample t-test.
+//! Statistics over seeds: Student t confidence intervals, Welch's two-sample t-test and the
+//! paired t-test on per-seed differences.
 //!
 //! Written out here (regularized incomplete beta by continued fraction, as in Numerical
 //! Recipes §6.4) rather than pulled from a crate, because the dependency set is fixed. These
@@ -112,6 +113,57 @@ pub fn welch_test(a: &[f64], b: &[f64]) -> Welch {
         t,
         df,
         p: two_sided_p(t, df),
+    }
+}
+
+/// Paired t-test of equal means on per-seed differences a[i] − b[i] (two-sided), with the
+/// t-interval of the mean difference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paired {
+    /// Pairs used, their mean difference and its interval (as `mean_ci` of the differences).
+    pub diff: MeanCi,
+    /// Mean difference / its standard error.
+    pub t: f64,
+    /// n − 1.
+    pub df: f64,
+    /// Two-sided p-value.
+    pub p: f64,
+}
+
+/// Paired t-test on `a[i]` vs `b[i]` (scipy's `ttest_rel`); pairs where either side is NaN are
+/// dropped. Runs that share a seed share their data and initial weights, so their difference
+/// removes the seed-to-seed spread that Welch's test has to carry.
+///
+/// Fewer than two pairs gives t = p = NaN (and the interval of `mean_ci`). Differences with
+/// zero spread degenerate as in `welch_test`: all equal to 0 gives t = p = NaN; all equal to a
+/// non-zero d gives t = ±∞, p = 0.
+pub fn paired_test(a: &[f64], b: &[f64], level: f64) -> Paired {
+    let d: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| !x.is_nan() && !y.is_nan())
+        .map(|(x, y)| x - y)
+        .collect();
+    let diff = mean_ci(&d, level);
+    let (n, mean, var) = moments(&d);
+    let df = n.saturating_sub(1) as f64;
+    let (t, p) = if n < 2 {
+        (f64::NAN, f64::NAN)
+    } else if var == 0.0 {
+        if mean != 0.0 {
+            (mean.signum() * f64::INFINITY, 0.0)
+        } else {
+            (f64::NAN, f64::NAN)
+        }
+    } else {
+        let t = mean / (var / n as f64).sqrt();
+        (t, two_sided_p(t, df))
+    };
+    Paired {
+        diff,
+        t,
+        df: if n < 2 { f64::NAN } else { df },
+        p,
     }
 }
 

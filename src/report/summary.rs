@@ -1,21 +1,29 @@
 //! `summary.csv` and `comparisons.csv`: every metric as a mean with a 95% t-interval over
-//! seeds, per configuration of the swept parameters, and early vs deferred side by side.
+//! seeds, per configuration of the swept parameters, and every arm against the baseline arm.
 //!
-//! Works from `runs.csv` alone. Its parameter columns are those between `seconds` and `seed`,
-//! its metrics those after `seed`, so the summary follows the sweep's columns without a second
-//! list to keep in step.
+//! Works from `runs.csv`, plus the `[compare]` baseline of `scenario.toml` when the scenario
+//! declares one. Its parameter columns are those between `seconds` and `seed`, its metrics
+//! those after `seed`, so the summary follows the sweep's columns without a second list to
+//! keep in step.
+//!
+//! The baseline's keys tell arms apart; the other swept parameters are configurations, and in
+//! each configuration every other arm is compared with the baseline: paired by seed (runs with
+//! one seed share their data and initial weights), with Welch's test alongside.
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::report::stats::{mean_ci, welch_test, MeanCi, Welch};
+use crate::report::stats::{mean_ci, paired_test, welch_test, MeanCi, Paired, Welch};
 use crate::report::table::{Table, TableError};
+use crate::study::scenario::{Scenario, ScenarioError};
+use crate::study::store::SCENARIO_TOML;
 
 /// Confidence level of every interval in the summary.
 pub const LEVEL: f64 = 0.95;
-/// The parameter that separates the two arms of a comparison.
+/// The parameter that separates the arms of a comparison unless the scenario declares a
+/// baseline; its baseline value is `EARLY`.
 pub const SCHEDULE: &str = "schedule.kind";
+pub const EARLY: &str = "early";
+pub const DEFERRED: &str = "deferred";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SummaryError {
@@ -23,6 +31,10 @@ pub enum SummaryError {
     Table(#[from] TableError),
     #[error("{path}: expected columns `seconds` then `seed` around the parameters")]
     Layout { path: PathBuf },
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("{path}: the baseline key `{key}` of scenario.toml is not a parameter column")]
+    BaselineColumn { path: PathBuf, key: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -42,17 +54,24 @@ pub struct SummaryRow {
     pub n_diverged: usize,
 }
 
-/// One metric of one configuration of the other parameters, early vs deferred.
+/// One metric of one arm against the baseline, in one configuration of the other parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     /// Values of `Summary::compare_params`, in that order.
     pub params: Vec<String>,
+    /// Values of `Summary::arm_params` for the compared arm, in that order.
+    pub arm: Vec<String>,
+    /// The arm by what differs from the baseline, e.g. "schedule.kind=deferred" (`arm_label`).
+    pub label: String,
     pub metric: String,
-    pub early: MeanCi,
-    pub deferred: MeanCi,
+    pub baseline: MeanCi,
+    pub other: MeanCi,
+    /// Arm − baseline over the seeds both have.
+    pub paired: Paired,
+    /// Arm vs baseline, unpaired.
     pub welch: Welch,
     /// The two 95% intervals are both defined and do not overlap. Deliberately stricter than
-    /// Welch p < 0.05 (non-overlap implies p well below 0.05); `welch.p` is reported too.
+    /// p < 0.05 (non-overlap implies p well below 0.05); both p-values are reported too.
     pub significant: bool,
 }
 
@@ -64,7 +83,14 @@ pub struct Summary {
     pub fixed: Vec<(String, String)>,
     pub metrics: Vec<String>,
     pub rows: Vec<SummaryRow>,
-    /// `params` without `schedule.kind`; empty `comparisons` when the schedule is not swept.
+    /// The baseline arm: (key, value), declared in scenario.toml or by default `schedule.kind
+    /// = early` when the schedule is swept; empty (and no comparisons) otherwise.
+    pub baseline: Vec<(String, String)>,
+    /// Whether `baseline` was declared by the scenario (not the default).
+    pub declared: bool,
+    /// The baseline's keys: the parameters whose values tell arms apart.
+    pub arm_params: Vec<String>,
+    /// `params` without `arm_params`: the configurations within which arms are compared.
     pub compare_params: Vec<String>,
     pub comparisons: Vec<Comparison>,
 }
@@ -106,13 +132,56 @@ impl Summary {
         )
     }
 
-    /// The comparison of `metric` at `at`; None unless exactly one matches.
+    /// The comparison of `metric` at `at` (configuration and arm values); None unless exactly
+    /// one matches.
     pub fn comparison(&self, metric: &str, at: &[(&str, &str)]) -> Option<&Comparison> {
-        unique(
-            self.comparisons
-                .iter()
-                .filter(|c| c.metric == metric && matches(&self.compare_params, &c.params, at)),
-        )
+        let names: Vec<String> = self
+            .compare_params
+            .iter()
+            .chain(&self.arm_params)
+            .cloned()
+            .collect();
+        unique(self.comparisons.iter().filter(|c| {
+            let values: Vec<String> = c.params.iter().chain(&c.arm).cloned().collect();
+            c.metric == metric && matches(&names, &values, at)
+        }))
+    }
+
+    /// The comparison of `metric` at configuration `at` between the plain deferred arm (the
+    /// baseline with `schedule.kind = deferred` only) and the baseline, when the baseline is
+    /// early quantization; None otherwise or unless exactly one matches.
+    pub fn deferred_vs_early(&self, metric: &str, at: &[(&str, &str)]) -> Option<&Comparison> {
+        if !self
+            .baseline
+            .iter()
+            .any(|(k, v)| k == SCHEDULE && v == EARLY)
+        {
+            return None;
+        }
+        let mut full: Vec<(&str, &str)> = at
+            .iter()
+            .copied()
+            .filter(|(k, _)| !self.arm_params.iter().any(|p| p == k))
+            .collect();
+        for (k, v) in &self.baseline {
+            full.push((k, if k == SCHEDULE { DEFERRED } else { v }));
+        }
+        self.comparison(metric, &full)
+    }
+
+    /// The arms (values of `arm_params`) in order of first appearance, the baseline first;
+    /// empty without a baseline.
+    pub fn arms(&self) -> Vec<Vec<String>> {
+        if self.baseline.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![self.baseline.iter().map(|(_, v)| v.clone()).collect()];
+        for c in &self.comparisons {
+            if !out.contains(&c.arm) {
+                out.push(c.arm.clone());
+            }
+        }
+        out
     }
 
     /// Every combination of the swept parameters other than `axes`, in order of first
@@ -169,8 +238,27 @@ fn names(r: &[String]) -> Vec<&str> {
     r.iter().map(String::as_str).collect()
 }
 
-/// Summarise `dir/runs.csv`.
+/// Summarise `dir/runs.csv`, comparing arms with the baseline `scenario.toml` declares, if any.
 pub fn summarize(dir: &Path) -> Result<Summary, SummaryError> {
+    summarize_with(dir, declared_baseline(dir)?)
+}
+
+/// The `[compare]` baseline of `dir/scenario.toml` as (key, value text); None when the file is
+/// absent or declares none.
+pub fn declared_baseline(dir: &Path) -> Result<Option<Vec<(String, String)>>, SummaryError> {
+    let path = dir.join(SCENARIO_TOML);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    Ok(Scenario::load(&path)?.baseline.map(|b| b.texts()))
+}
+
+/// Summarise `dir/runs.csv` against `declared` (None: `schedule.kind = early` when the
+/// schedule is swept and has an early arm, else no comparisons).
+pub fn summarize_with(
+    dir: &Path,
+    declared: Option<Vec<(String, String)>>,
+) -> Result<Summary, SummaryError> {
     let t = Table::read(&dir.join("runs.csv"))?;
     let (all_params, metrics) = layout(&t)?;
     let metrics: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
@@ -201,44 +289,147 @@ pub fn summarize(dir: &Path) -> Result<Summary, SummaryError> {
         }
     }
 
-    let compare_params: Vec<&str> = params.iter().copied().filter(|p| *p != SCHEDULE).collect();
+    let declared_at_all = declared.is_some();
+    let baseline = match declared {
+        Some(b) => b,
+        None => default_baseline(&t, &params)?,
+    };
+    for (k, _) in &baseline {
+        if !all_params.contains(&k.as_str()) {
+            return Err(SummaryError::BaselineColumn {
+                path: t.path.clone(),
+                key: k.clone(),
+            });
+        }
+    }
+    let arm_params: Vec<&str> = baseline.iter().map(|(k, _)| k.as_str()).collect();
+    let compare_params: Vec<&str> = params
+        .iter()
+        .copied()
+        .filter(|p| !arm_params.contains(p))
+        .collect();
+    let base_values: Vec<&str> = baseline.iter().map(|(_, v)| v.as_str()).collect();
     let mut comparisons = Vec::new();
-    if params.contains(&SCHEDULE) {
-        let kind = t.column(SCHEDULE)?;
+    if !baseline.is_empty() {
+        let arm_cols: Vec<usize> = arm_params
+            .iter()
+            .map(|p| t.column(p))
+            .collect::<Result<_, _>>()?;
+        let seed = t.column("seed")?;
+        let arm_of =
+            |i: usize| -> Vec<&str> { arm_cols.iter().map(|&c| t.rows[i][c].as_str()).collect() };
         for (key, members) in t.group_by(&compare_params)? {
-            let arm = |name: &str| -> Vec<usize> {
-                members
+            let base: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&i| arm_of(i) == base_values)
+                .collect();
+            if base.is_empty() {
+                continue;
+            }
+            let mut arms: Vec<Vec<&str>> = Vec::new();
+            for &i in &members {
+                let a = arm_of(i);
+                if a != base_values && !arms.contains(&a) {
+                    arms.push(a);
+                }
+            }
+            for arm in arms {
+                let other: Vec<usize> = members
                     .iter()
                     .copied()
-                    .filter(|&i| t.rows[i][kind] == name)
-                    .collect()
-            };
-            let (early, deferred) = (arm("early"), arm("deferred"));
-            for m in &metrics {
-                let a = values(&t, &early, m, &ok)?;
-                let b = values(&t, &deferred, m, &ok)?;
-                let (e, d) = (mean_ci(&a, LEVEL), mean_ci(&b, LEVEL));
-                comparisons.push(Comparison {
-                    params: key.clone(),
-                    metric: m.clone(),
-                    early: e,
-                    deferred: d,
-                    welch: welch_test(&a, &b),
-                    significant: e.separated(&d),
-                });
+                    .filter(|&i| arm_of(i) == arm)
+                    .collect();
+                let arm: Vec<String> = arm.iter().map(|v| v.to_string()).collect();
+                let label = arm_label(&baseline, &arm);
+                // Seeds of the arm that the baseline has too, in the arm's order.
+                let pairs: Vec<(usize, usize)> = other
+                    .iter()
+                    .filter_map(|&i| {
+                        base.iter()
+                            .find(|&&j| t.rows[j][seed] == t.rows[i][seed])
+                            .map(|&j| (i, j))
+                    })
+                    .collect();
+                for m in &metrics {
+                    let a = values(&t, &other, m, &ok)?;
+                    let b = values(&t, &base, m, &ok)?;
+                    let (ci_a, ci_b) = (mean_ci(&a, LEVEL), mean_ci(&b, LEVEL));
+                    // A diverged side of a pair reads as NaN and drops the pair.
+                    let side = |i: usize| -> Result<f64, TableError> {
+                        if ok(i) {
+                            t.num(i, m)
+                        } else {
+                            Ok(f64::NAN)
+                        }
+                    };
+                    let pa = pairs
+                        .iter()
+                        .map(|p| side(p.0))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let pb = pairs
+                        .iter()
+                        .map(|p| side(p.1))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    comparisons.push(Comparison {
+                        params: key.clone(),
+                        arm: arm.clone(),
+                        label: label.clone(),
+                        metric: m.clone(),
+                        baseline: ci_b,
+                        other: ci_a,
+                        paired: paired_test(&pa, &pb, LEVEL),
+                        welch: welch_test(&a, &b),
+                        significant: ci_a.separated(&ci_b),
+                    });
+                }
             }
         }
     }
 
     let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    let (arm_params, compare_params) = (owned(&arm_params), owned(&compare_params));
     Ok(Summary {
         params: owned(&params),
         fixed,
         metrics,
         rows,
-        compare_params: owned(&compare_params),
+        baseline,
+        declared: declared_at_all,
+        arm_params,
+        compare_params,
         comparisons,
     })
+}
+
+/// `schedule.kind = early` when the schedule varies among the runs and has an early arm.
+fn default_baseline(t: &Table, params: &[&str]) -> Result<Vec<(String, String)>, TableError> {
+    if !params.contains(&SCHEDULE) {
+        return Ok(Vec::new());
+    }
+    let kind = t.column(SCHEDULE)?;
+    Ok(if t.rows.iter().any(|r| r[kind] == EARLY) {
+        vec![(SCHEDULE.to_string(), EARLY.to_string())]
+    } else {
+        Vec::new()
+    })
+}
+
+/// An arm named by the values in which it differs from the baseline, e.g.
+/// "schedule.kind=deferred, restart=kmeans" (`quantizer.` keys without their section, since the
+/// quantizer is what the compared methods change); "baseline" for the baseline itself.
+pub fn arm_label(baseline: &[(String, String)], arm: &[String]) -> String {
+    let parts: Vec<String> = baseline
+        .iter()
+        .zip(arm)
+        .filter(|((_, b), a)| b != *a)
+        .map(|((k, _), a)| format!("{}={a}", k.strip_prefix("quantizer.").unwrap_or(k)))
+        .collect();
+    if parts.is_empty() {
+        "baseline".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// Metric `m` of the `ok` runs among `members`.
@@ -255,8 +446,8 @@ fn values(
         .collect()
 }
 
-/// Write `dir/summary.csv` and `dir/comparisons.csv` (the latter only with a header when the
-/// schedule is not swept, so readers can rely on the file existing).
+/// Write `dir/summary.csv` and `dir/comparisons.csv` (the latter only with a header when there
+/// is no baseline, so readers can rely on the file existing).
 pub fn write(dir: &Path, s: &Summary) -> Result<(), SummaryError> {
     let mut header: Vec<String> = s.params.clone();
     header.extend(
@@ -276,32 +467,55 @@ pub fn write(dir: &Path, s: &Summary) -> Result<(), SummaryError> {
     write_atomic(&dir.join("summary.csv"), &lines)?;
 
     let mut header: Vec<String> = s.compare_params.clone();
-    header.extend(
-        [
-            "metric",
-            "early_mean",
-            "early_lo",
-            "early_hi",
-            "deferred_mean",
-            "deferred_lo",
-            "deferred_hi",
-            "welch_p",
-            "significant",
-        ]
-        .iter()
-        .map(|h| h.to_string()),
-    );
+    header.extend(s.arm_params.iter().cloned());
+    header.extend(COMPARISON_COLUMNS.iter().map(|h| h.to_string()));
     let mut lines = vec![header];
     for c in &s.comparisons {
         let mut l = c.params.clone();
+        l.extend(c.arm.iter().cloned());
+        l.push(c.label.clone());
         l.push(c.metric.clone());
-        l.extend([c.early.mean, c.early.lo, c.early.hi].map(num));
-        l.extend([c.deferred.mean, c.deferred.lo, c.deferred.hi, c.welch.p].map(num));
+        l.push(c.baseline.n.to_string());
+        l.extend([c.baseline.mean, c.baseline.lo, c.baseline.hi].map(num));
+        l.push(c.other.n.to_string());
+        l.extend([c.other.mean, c.other.lo, c.other.hi].map(num));
+        l.push(c.paired.diff.n.to_string());
+        l.extend(
+            [
+                c.paired.diff.mean,
+                c.paired.diff.lo,
+                c.paired.diff.hi,
+                c.paired.p,
+                c.welch.p,
+            ]
+            .map(num),
+        );
         l.push(c.significant.to_string());
         lines.push(l);
     }
     write_atomic(&dir.join("comparisons.csv"), &lines)
 }
+
+/// Columns of comparisons.csv after the configuration and arm parameters.
+pub const COMPARISON_COLUMNS: [&str; 17] = [
+    "arm",
+    "metric",
+    "n_baseline",
+    "baseline_mean",
+    "baseline_lo",
+    "baseline_hi",
+    "n_arm",
+    "arm_mean",
+    "arm_lo",
+    "arm_hi",
+    "n_pairs",
+    "diff",
+    "diff_lo",
+    "diff_hi",
+    "paired_p",
+    "welch_p",
+    "significant",
+];
 
 /// Shortest text that reads back to the same f64; NaN as `NaN`, as in runs.csv.
 fn num(x: f64) -> String {
@@ -312,11 +526,8 @@ fn num(x: f64) -> String {
     }
 }
 
-/// Write CSV to a temporary file beside `path`, then rename it over `path`, so a reader never
-/// sees a half-written summary.
+/// Write CSV atomically (see `crate::atomic`).
 fn write_atomic(path: &Path, lines: &[Vec<String>]) -> Result<(), SummaryError> {
-    // Per process: shard processes that finish together may all write the summary at once.
-    let tmp = path.with_extension(format!("csv.{}.tmp", std::process::id()));
     let err = |source| SummaryError::Write {
         path: path.to_path_buf(),
         source,
@@ -326,8 +537,5 @@ fn write_atomic(path: &Path, lines: &[Vec<String>]) -> Result<(), SummaryError> 
         w.write_record(l).map_err(|e| err(e.into()))?;
     }
     let bytes = w.into_inner().map_err(|e| err(e.into_error()))?;
-    let mut f = fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    crate::atomic::write(path, &bytes).map_err(err)
 }

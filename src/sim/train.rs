@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ndarray::{s, Array1, Array2, ArrayView2};
+use ndarray::{s, Array1, Array2};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -12,9 +12,8 @@ use crate::sim::config::{RunConfig, ScheduleKind};
 use crate::sim::data::Mixture;
 use crate::sim::metrics::Metrics;
 use crate::sim::model::{Autoencoder, Evaluation};
-use crate::sim::nn::Adam;
 use crate::sim::rng::{stream, Stream};
-use crate::sim::vq::{init_codebook, Quantizer};
+use crate::sim::vq::Quantizer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,7 +116,13 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
     let history = std::mem::take(&mut trainer.history);
     match result {
         Ok((vq, eval)) => {
-            let snapshot = snapshot(&data, eval.z, eval.recon, eval.assign, vq.codes);
+            let snapshot = snapshot(
+                &data,
+                eval.z,
+                eval.recon,
+                eval.assign,
+                vq.codebook().to_owned(),
+            );
             Ok(RunOutcome {
                 status: Status::Ok,
                 diverged_epoch: None,
@@ -136,27 +141,6 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
             snapshot: None,
         }),
         Err(Stop::Cancelled) => Err(Cancelled),
-    }
-}
-
-/// One optimisation step on `batch` (n, d): the model's step, then the codebook's own Adam
-/// step when it learns by gradient. Returns the loss. Allocates nothing once warm.
-pub fn step(
-    model: &mut Autoencoder,
-    batch: ArrayView2<f32>,
-    vq: Option<(&mut Quantizer, &mut Adam)>,
-) -> f32 {
-    match vq {
-        Some((vq, opt)) => {
-            let loss = model.step(batch, Some(&mut *vq));
-            if vq.learns_by_gradient() {
-                let codes = vq.codes.as_slice_mut().expect("codebook is contiguous");
-                let grad = vq.grad.as_slice().expect("gradient is contiguous");
-                opt.step(std::iter::once((codes, grad)));
-            }
-            loss
-        }
-        None => model.step(batch, None),
     }
 }
 
@@ -198,17 +182,11 @@ impl Trainer<'_> {
         }
         // The codebook starts from the encoder as it is now: untrained (early) or trained (deferred).
         let z = self.model.encoder.infer(self.data.x.view());
-        let codes = init_codebook(
-            &self.cfg.quantizer,
-            z.view(),
-            &mut stream(seed, Stream::Codebook),
-        )
-        .map_err(|_| Stop::Diverged(self.total_epoch))?;
-        let mut vq = Quantizer::new(&self.cfg.quantizer, codes);
-        let mut codebook_opt = Adam::new(self.cfg.train.lr as f32);
+        let mut vq = Quantizer::init(self.cfg, z.view(), seed)
+            .map_err(|_| Stop::Diverged(self.total_epoch))?;
         let mut last = self.record(Phase::Quantized, 0, Some(&vq));
         for epoch in 1..=self.cfg.train.epochs {
-            self.epoch(Some((&mut vq, &mut codebook_opt)))?;
+            self.epoch(Some(&mut vq))?;
             if !vq.all_finite() {
                 return Err(Stop::Diverged(self.total_epoch));
             }
@@ -218,7 +196,7 @@ impl Trainer<'_> {
     }
 
     /// One pass over the shuffled data (last partial batch kept).
-    fn epoch(&mut self, mut vq: Option<(&mut Quantizer, &mut Adam)>) -> Result<(), Stop> {
+    fn epoch(&mut self, mut vq: Option<&mut Quantizer>) -> Result<(), Stop> {
         self.total_epoch += 1;
         self.order.shuffle(&mut self.shuffle);
         for chunk in self.order.chunks(self.cfg.train.batch_size) {
@@ -229,8 +207,7 @@ impl Trainer<'_> {
             for (mut row, &i) in batch.outer_iter_mut().zip(chunk) {
                 row.assign(&self.data.x.row(i));
             }
-            let vq = vq.as_mut().map(|(vq, opt)| (&mut **vq, &mut **opt));
-            let loss = step(&mut self.model, batch.view(), vq);
+            let loss = self.model.step(batch.view(), vq.as_deref_mut());
             if !loss.is_finite() {
                 return Err(Stop::Diverged(self.total_epoch));
             }

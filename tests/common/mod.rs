@@ -1,6 +1,8 @@
 //! A runs.csv writer for hand-made fixtures (shared by the summary and claims tests).
 #![allow(dead_code)]
 
+pub mod tables;
+
 use std::fs;
 use std::path::Path;
 

@@ -101,22 +101,24 @@ fn headline_table(h: &mut String, paper: &Paper) {
     };
     let _ = writeln!(
         h,
-        "<p>{}. Mean [95% CI] over seeds; Welch&rsquo;s two-sided p. Also in \
-         <a href=\"headline.csv\">headline.csv</a>.</p>",
+        "<p>{}. Mean [95% CI] over seeds; two-sided p of the paired t-test on per-seed \
+         differences (same seed = same data and initial weights) and of Welch&rsquo;s test. \
+         Also in <a href=\"headline.csv\">headline.csv</a>.</p>",
         esc(&head.source)
     );
     h.push_str(
-        "<table>\n<tr><th>metric</th><th>early</th><th>deferred</th><th>Welch p</th>\
-         <th>CIs disjoint</th></tr>\n",
+        "<table>\n<tr><th>metric</th><th>early</th><th>deferred</th><th>paired p</th>\
+         <th>Welch p</th><th>CIs disjoint</th></tr>\n",
     );
     for c in &head.rows {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td>{}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             esc(&c.metric),
-            esc(&ci(&c.early)),
-            esc(&ci(&c.deferred)),
+            esc(&ci(&c.baseline)),
+            esc(&ci(&c.other)),
+            esc(&pval(c.paired.p)),
             esc(&pval(c.welch.p)),
             if c.significant { "yes" } else { "no" }
         );

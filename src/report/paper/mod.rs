@@ -202,6 +202,7 @@ pub fn run(scenarios: &[PaperScenario], opts: &SweepOptions) -> Result<Paper, Pa
 pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, PaperError> {
     let paper_dir = out.join("paper");
     fs::create_dir_all(&paper_dir).map_err(io_err(&paper_dir))?;
+    crate::atomic::remove_stale_temps(&paper_dir).map_err(io_err(&paper_dir))?;
     remove_figures(&paper_dir)?;
     let mut sections = Vec::new();
     let mut headline = None;
@@ -304,7 +305,7 @@ fn is_main(scenario: &str, kind: Figure) -> bool {
 fn headline_of(name: &str, s: &Summary, at: &[(&str, &str)]) -> Option<Headline> {
     let rows: Vec<Comparison> = HEADLINE_METRICS
         .iter()
-        .filter_map(|m| s.comparison(m, at).cloned())
+        .filter_map(|m| s.deferred_vs_early(m, at).cloned())
         .collect();
     if rows.is_empty() {
         return None;
@@ -364,16 +365,18 @@ pub fn write_headline_csv(dir: &Path, paper: &Paper) -> Result<PathBuf, PaperErr
         "deferred_mean",
         "deferred_lo",
         "deferred_hi",
+        "paired_p",
         "welch_p",
         "cis_disjoint",
     ])];
     if let Some(h) = &paper.headline {
         for c in &h.rows {
-            let mut l = vec![h.source.clone(), c.metric.clone(), c.early.n.to_string()];
-            l.extend([c.early.mean, c.early.lo, c.early.hi].map(|x| x.to_string()));
-            l.push(c.deferred.n.to_string());
+            let mut l = vec![h.source.clone(), c.metric.clone(), c.baseline.n.to_string()];
+            l.extend([c.baseline.mean, c.baseline.lo, c.baseline.hi].map(|x| x.to_string()));
+            l.push(c.other.n.to_string());
             l.extend(
-                [c.deferred.mean, c.deferred.lo, c.deferred.hi, c.welch.p].map(|x| x.to_string()),
+                [c.other.mean, c.other.lo, c.other.hi, c.paired.p, c.welch.p]
+                    .map(|x| x.to_string()),
             );
             l.push(c.significant.to_string());
             lines.push(l);
@@ -399,12 +402,7 @@ fn write_csv(path: &Path, lines: Vec<Vec<String>>) -> Result<PathBuf, PaperError
     Ok(path.to_path_buf())
 }
 
-/// Writes beside `path`, then renames, so a reader never sees half a file.
+/// Writes atomically (see `crate::atomic`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PaperError> {
-    let name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    crate::atomic::write(path, bytes).map_err(io_err(path))
 }

@@ -71,6 +71,12 @@ impl Projection {
                     .map(|set| Array2::from_shape_fn((set.len(), dim), |(i, j)| set[i][j]))
                     .collect();
                 let views: Vec<_> = arrays.iter().map(Array2::view).collect();
+                // t-SNE takes seconds per panel; say so rather than fall silent.
+                let points: usize = arrays.iter().map(Array2::nrows).sum();
+                eprintln!(
+                    "vqsim: t-SNE of {points} points ({dim}-D) for {}…",
+                    path.display()
+                );
                 let flat =
                     tsne_joint(&views, &TsneParams::default()).map_err(|e| PlotError::Data {
                         path: path.to_path_buf(),

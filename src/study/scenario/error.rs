@@ -7,12 +7,17 @@ pub enum ScenarioError {
     #[error("{file}: cannot read the scenario file: {io}")]
     Read { file: String, io: std::io::Error },
 
-    #[error("{file}:{line}:{column}: invalid TOML: {message}")]
+    /// Followed by the offending line and a caret under the column, as the toml crate
+    /// shows them.
+    #[error("{file}:{line}:{column}: invalid TOML{}: {message}\n{snippet}", key.as_ref().map_or(String::new(), |k| format!(" at `{k}`")))]
     Syntax {
         file: String,
         line: usize,
         column: usize,
+        /// The dotted key (or table header) on the offending line, when it has one.
+        key: Option<String>,
         message: String,
+        snippet: String,
     },
 
     #[error("{file}: unknown key `{key}`; {accepts}{}", did_you_mean(suggestion))]
@@ -43,8 +48,9 @@ pub enum ScenarioError {
     },
 
     #[error(
-        "{file}: {} `{name}` cannot be used as a directory name; allowed: a non-empty name of letters, digits, `_`, `.` and `-`, other than `.` and `..`{}",
+        "{file}: {} `{name}` cannot be used as a directory name; allowed: 1 to {} letters, digits, `_`, `.` and `-`, not starting with `.`{}",
         if *from_file_name { "the scenario name taken from the file name," } else { "`name` =" },
+        super::MAX_NAME_LEN,
         if *from_file_name { " (set `name = \"...\"` in the file)" } else { "" }
     )]
     InvalidName {
@@ -95,6 +101,27 @@ pub enum ScenarioError {
         value: String,
         first: usize,
         second: usize,
+    },
+
+    #[error(
+        "{file}: `{key}` is not a sweep axis; the baseline picks one value of each of some swept keys ({axes}){}",
+        did_you_mean(suggestion)
+    )]
+    BaselineNotSwept {
+        file: String,
+        key: String,
+        axes: String,
+        suggestion: Option<String>,
+    },
+
+    #[error(
+        "{file}: `{key}` = {value} is not a value of that sweep axis; allowed: one of {allowed}"
+    )]
+    BaselineNotInSweep {
+        file: String,
+        key: String,
+        value: String,
+        allowed: String,
     },
 
     #[error("{file}: the sweep expands to {runs} runs; allowed: at most {max} (split the scenario or shorten its axes)")]

@@ -7,6 +7,7 @@
 //! Axes keep their order in the file; the first axis varies slowest, the last fastest, and
 //! seeds are innermost. A run's id hashes its values and seed only (`expand::run_id`).
 
+mod compare;
 mod error;
 mod expand;
 mod validate;
@@ -15,9 +16,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use compare::Baseline;
 pub use error::ScenarioError;
-pub use expand::{run_id, MAX_RUNS};
-pub use validate::{fields, validate, Field, FieldValue, RangeError, Rule};
+pub use expand::{run_id, MAX_RUNS, RESULTS_VERSION};
+pub use validate::{fields, keys_markdown, label, validate, Field, FieldValue, RangeError, Rule};
 
 use crate::sim::config::RunConfig;
 use error::closest;
@@ -26,7 +28,7 @@ use validate::{check_value, describe, section_keys, ValueError, SECTIONS};
 /// Keys outside the sections; they describe the scenario, not a run, so they cannot be swept.
 const TOP_LEVEL_KEYS: [&str; 3] = ["name", "seeds", "replicates"];
 /// Scenario names become directory names; keep them short.
-const MAX_NAME_LEN: usize = 100;
+pub(crate) const MAX_NAME_LEN: usize = 100;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -39,6 +41,8 @@ pub struct Scenario {
     pub base: RunConfig,
     pub axes: Vec<Axis>,
     pub runs: Vec<RunSpec>,
+    /// The `[compare]` baseline, when the file declares one.
+    pub baseline: Option<Baseline>,
 }
 
 /// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order.
@@ -94,7 +98,8 @@ impl Scenario {
         for key in doc.keys() {
             let known = TOP_LEVEL_KEYS.contains(&key.as_str())
                 || SECTIONS.contains(&key.as_str())
-                || key == "sweep";
+                || key == "sweep"
+                || key == "compare";
             if !known {
                 return Err(unknown_top_level_key(&file, key));
             }
@@ -108,6 +113,10 @@ impl Scenario {
             None => Vec::new(),
         };
         let runs = expand::expand(&file, &base_table, &axes, &seeds)?;
+        let baseline = match doc.get("compare") {
+            Some(compare) => Some(compare::parse(&file, compare, &axes)?),
+            None => None,
+        };
         Ok(Scenario {
             name,
             path: path.map(Path::to_path_buf),
@@ -115,6 +124,7 @@ impl Scenario {
             base,
             axes,
             runs,
+            baseline,
         })
     }
 
@@ -143,7 +153,7 @@ impl Scenario {
                     .strip_prefix(section)
                     .and_then(|k| k.strip_prefix('.'))
                 {
-                    let _ = writeln!(out, "{key} = {}", field.value.to_toml());
+                    let _ = writeln!(out, "{key} = {}  # {}", field.value.to_toml(), field.doc);
                 }
             }
         }
@@ -153,6 +163,9 @@ impl Scenario {
                 let values = toml::Value::Array(axis.values.clone());
                 let _ = writeln!(out, "\"{}\" = {values}", axis.key);
             }
+        }
+        if let Some(b) = &self.baseline {
+            let _ = writeln!(out, "\n[compare]\n{}", b.to_toml_line());
         }
         out
     }
@@ -173,15 +186,84 @@ pub fn flatten(cfg: &RunConfig) -> Vec<(String, String)> {
 }
 
 fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {
-    let at = e.span().map_or(0, |s| s.start).min(text.len());
-    let before = &text[..floor_boundary(text, at)];
+    let at = floor_boundary(text, e.span().map_or(0, |s| s.start).min(text.len()));
+    let before = &text[..at];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let source_line = text[line_start..].lines().next().unwrap_or("");
     ScenarioError::Syntax {
         file: file.into(),
         line,
         column,
+        key: key_on_line(&text[..line_start], source_line),
         message: e.message().trim().replace('\n', "; "),
+        snippet: snippet(line, column, source_line),
+    }
+}
+
+/// The toml crate's picture of an error: the line, numbered, and a caret under `column`
+/// (1-based, in chars). Long lines are cut to a window around the caret; control characters
+/// are shown as `�` so they cannot disturb the terminal.
+fn snippet(line: usize, column: usize, source_line: &str) -> String {
+    const BEFORE: usize = 60;
+    const AFTER: usize = 40;
+    let chars: Vec<char> = source_line
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let from = column.saturating_sub(1 + BEFORE);
+    let to = chars.len().min(column + AFTER);
+    let mut shown: String = chars[from.min(to)..to].iter().collect();
+    let mut pad: String = chars[from.min(to)..(column - 1).min(to)]
+        .iter()
+        .map(|&c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    if from > 0 {
+        shown.insert(0, '…');
+        pad.insert(0, ' ');
+    }
+    if to < chars.len() {
+        shown.push('…');
+    }
+    let number = line.to_string();
+    let gutter = " ".repeat(number.len());
+    format!("{gutter} |\n{number} | {shown}\n{gutter} | {pad}^")
+}
+
+/// The dotted key assigned on `source_line` (prefixed by the table opened last in
+/// `preceding`), or the table a `[header]` line opens; None when the line has neither.
+fn key_on_line(preceding: &str, source_line: &str) -> Option<String> {
+    let header = |l: &str| {
+        let l = l.trim();
+        (l.starts_with('[') && !l.starts_with("[[")).then(|| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+    };
+    let line = source_line.trim();
+    if line.starts_with('[') {
+        return header(line).filter(|h| !h.is_empty());
+    }
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if key.is_empty() || !key.chars().all(plain) {
+        return None;
+    }
+    match preceding.lines().rev().find_map(header) {
+        Some(table) if !table.is_empty() => Some(format!("{table}.{key}")),
+        _ => Some(key.to_string()),
     }
 }
 
@@ -196,7 +278,7 @@ fn floor_boundary(text: &str, mut at: usize) -> usize {
 fn unknown_top_level_key(file: &str, key: &str) -> ScenarioError {
     let mut candidates: Vec<&str> = TOP_LEVEL_KEYS.to_vec();
     candidates.extend(SECTIONS);
-    candidates.push("sweep");
+    candidates.extend(["sweep", "compare"]);
     // A section key written at the top level (`lr = 0.1` above `[train]`) is a common slip.
     let suggestion = closest(key, candidates)
         .map(String::from)
@@ -204,7 +286,7 @@ fn unknown_top_level_key(file: &str, key: &str) -> ScenarioError {
     ScenarioError::UnknownKey {
         file: file.into(),
         key: key.into(),
-        accepts: "the top level accepts name, seeds, replicates and the sections [data], [model], [quantizer], [train], [schedule], [sweep]".into(),
+        accepts: "the top level accepts name, seeds, replicates and the sections [data], [model], [quantizer], [train], [schedule], [sweep], [compare]".into(),
         suggestion,
     }
 }
@@ -226,10 +308,10 @@ fn name(
             })
         }
     };
+    // A leading `.` would hide the results directory (and covers `.` and `..`).
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name != "."
-        && name != ".."
+        && !name.starts_with('.')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));

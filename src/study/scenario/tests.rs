@@ -266,3 +266,70 @@ fn long_lists_stay_fast() {
     ));
     assert_eq!(s.runs.len(), 4096);
 }
+
+#[test]
+fn baseline_keys_follow_the_axes_and_values_read_as_in_runs_csv() {
+    let s = parse(
+        "[sweep]\n\"quantizer.init\" = [\"uniform\", \"kmeans\"]\n\"train.lr\" = [1, 0.5]\n\
+         \"schedule.kind\" = [\"early\", \"deferred\"]\n\
+         [compare]\nbaseline = { \"schedule.kind\" = \"early\", train.lr = 1 }\n",
+    );
+    let b = s.baseline.expect("declared");
+    assert_eq!(
+        b.texts(),
+        [
+            ("train.lr".to_string(), "1".to_string()),
+            ("schedule.kind".to_string(), "early".to_string())
+        ]
+    );
+    // The value text is the one runs.csv writes for that run's parameter.
+    let lr = flatten(&s.runs[0].config)
+        .into_iter()
+        .find(|(k, _)| k == "train.lr")
+        .unwrap();
+    assert_eq!(lr.1, "1");
+}
+
+#[test]
+fn no_compare_section_means_no_declared_baseline() {
+    assert_eq!(parse(BUILTIN).baseline, None);
+}
+
+#[test]
+fn resolved_toml_keeps_the_baseline() {
+    let s = parse(
+        "[sweep]\n\"train.lr\" = [0.5, 1e-4]\n\"schedule.kind\" = [\"early\", \"deferred\"]\n\
+         [compare]\nbaseline = { \"train.lr\" = 1e-4, \"schedule.kind\" = \"deferred\" }\n",
+    );
+    let again = parse(&s.resolved_toml());
+    assert_eq!(again, s, "{}", s.resolved_toml());
+    assert!(s.resolved_toml().contains("\n[compare]\nbaseline = {"));
+}
+
+#[test]
+fn baseline_needs_a_swept_key_and_one_of_its_values() {
+    let e = parse_err("[compare]\nbaseline = { \"schedule.kind\" = \"early\" }\n");
+    assert!(
+        e.contains("is not a sweep axis") && e.contains("no [sweep]"),
+        "{e}"
+    );
+    let e = parse_err(
+        "[sweep]\n\"schedule.kind\" = [\"deferred\"]\n[compare]\nbaseline = { \"schedule.kind\" = \"early\" }\n",
+    );
+    assert!(
+        e.contains("= \"early\" is not a value of that sweep axis"),
+        "{e}"
+    );
+    let e = parse_err("[sweep]\n\"schedule.kind\" = [\"early\"]\n[compare]\nbaseline = {}\n");
+    assert!(
+        e.contains("`compare.baseline` must be") && e.contains("empty table"),
+        "{e}"
+    );
+    let e = parse_err("[sweep]\n\"schedule.kind\" = [\"early\"]\n[compare]\n");
+    assert!(
+        e.contains("`compare.baseline` must be") && e.contains("nothing"),
+        "{e}"
+    );
+    let e = parse_err("compare = 3\n[sweep]\n\"model.width\" = [8]\n");
+    assert!(e.contains("`compare` must be a table"), "{e}");
+}
