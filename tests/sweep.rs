@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 mod common;
 
-use common::tables::assert_same_tables;
+use common::tables::{assert_same_tables, runs_without_seconds};
 use vqsim::study::scenario::Scenario;
 use vqsim::study::shard::Shard;
 use vqsim::study::sweep::{self, ProgressMode, SweepError, SweepOptions};

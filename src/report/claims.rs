@@ -324,17 +324,17 @@ pub fn generation(s: &Summary) -> Option<Verdict> {
             }
             let mut parts = Vec::new();
             for metric in ["gen_modes_hit", "gen_pairwise_ratio"] {
-                let Some(c) = s.comparison(metric, &at(slice, &[(DIM, dim)])) else {
+                let Some(c) = s.deferred_vs_early(metric, &at(slice, &[(DIM, dim)])) else {
                     ok = false;
                     parts.push(format!("{metric} missing"));
                     continue;
                 };
-                let holds = c.significant && c.early.mean < c.deferred.mean;
+                let holds = c.significant && c.baseline.mean < c.other.mean;
                 ok &= holds;
                 parts.push(format!(
                     "{metric} {} vs {}{}",
-                    ci(&c.early),
-                    ci(&c.deferred),
+                    ci(&c.baseline),
+                    ci(&c.other),
                     if holds { "" } else { " (not separated)" }
                 ));
             }
