@@ -219,15 +219,19 @@ impl Trainer<'_> {
         }
     }
 
-    /// Measure the whole data set now and append it to the history.
+    /// Measure the whole data set now and append it to the history. The generation metrics
+    /// cost about three training epochs each (default sizes), so only the last quantized
+    /// epoch measures them.
     fn record(&mut self, phase: Phase, epoch: usize, vq: Option<&Quantizer>) -> Evaluation {
         let start = Instant::now();
+        let last = phase == Phase::Quantized && epoch == self.cfg.train.epochs;
         let eval = self.model.evaluate(
             self.data.x.view(),
             self.data.means.view(),
             vq,
             self.subsample,
             self.heldout,
+            last,
         );
         let metrics = eval.metrics;
         self.history.push(HistoryRow {
