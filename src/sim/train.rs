@@ -215,7 +215,8 @@ impl Trainer<'_> {
     }
 
     /// Measure the whole data set now and append it to the history; `vq` comes with the codes
-    /// it restarted during the epoch.
+    /// it restarted during the epoch. The generation metrics cost about three training epochs
+    /// each (default sizes), so only the last quantized epoch measures them.
     fn record(
         &mut self,
         phase: Phase,
@@ -223,12 +224,14 @@ impl Trainer<'_> {
         vq: Option<(&Quantizer, usize)>,
     ) -> Evaluation {
         let start = Instant::now();
+        let last = phase == Phase::Quantized && epoch == self.cfg.train.epochs;
         let mut eval = self.model.evaluate(
             self.data.x.view(),
             self.data.means.view(),
             vq.map(|(vq, _)| vq),
             self.subsample,
             self.heldout,
+            last,
         );
         if let Some((_, restarts)) = vq {
             eval.metrics.restarts = restarts as f64;

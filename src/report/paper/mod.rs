@@ -316,6 +316,7 @@ fn kind_of(stem: &str) -> Option<Figure> {
         ("dynamics", Figure::Dynamics),
         ("capacity", Figure::Capacity),
         ("zoo", Figure::Zoo),
+        ("generation", Figure::Generation),
     ]
     .into_iter()
     .find(|(prefix, _)| stem.starts_with(prefix))
@@ -326,7 +327,7 @@ fn kind_of(stem: &str) -> Option<Figure> {
 /// the paper's five show every figure as main.
 fn is_main(scenario: &str, kind: Figure) -> bool {
     match scenario {
-        "shrinkage" => kind == Figure::Shrinkage,
+        "shrinkage" => matches!(kind, Figure::Shrinkage | Figure::Generation),
         "init" => matches!(kind, Figure::Shrinkage | Figure::Dynamics),
         "tokens" => kind == Figure::TokenScaling,
         "dynamics" => kind == Figure::Dynamics,

@@ -8,6 +8,7 @@ mod capacity;
 mod curves;
 mod diagnosis;
 mod dynamics;
+mod generation;
 pub mod pca;
 mod runs;
 mod shrinkage;
@@ -27,6 +28,7 @@ use crate::report::table::TableError;
 pub use capacity::capacity;
 pub use diagnosis::diagnosis;
 pub use dynamics::dynamics;
+pub use generation::generation;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
 pub use shrinkage::{shrinkage, Projection, Snapshot};
 pub use tokens::token_scaling;
@@ -64,6 +66,8 @@ pub enum Figure {
     Capacity,
     /// Remedies compared: every arm against the declared baseline (with `zoo.csv`).
     Zoo,
+    /// Paper Fig. 1: real data vs each arm's generated set.
+    Generation,
 }
 
 /// The figures that fit the runs in `dir`.
@@ -88,6 +92,9 @@ fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
     if dir.join(crate::study::store::SCENARIO_TOML).is_file() {
         figures.push(Figure::Zoo);
     }
+    if runs.varies("schedule.kind") {
+        figures.push(Figure::Generation);
+    }
     figures
 }
 
@@ -105,6 +112,7 @@ pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, Plot
             Figure::Dynamics => dynamics(dir)?,
             Figure::Capacity => capacity(dir)?,
             Figure::Zoo => zoo(dir)?,
+            Figure::Generation => generation(dir)?,
         });
     }
     Ok(paths)

@@ -17,9 +17,9 @@ use crate::report::table::Table;
 use crate::report::tsne::{tsne_joint, TsneParams};
 
 /// At most this many figures (groups), so a large sweep does not drown the figure folder.
-const MAX_FIGURES: usize = 4;
+pub(super) const MAX_FIGURES: usize = 4;
 /// Scatter panels draw at most this many points (an even stride), to keep the SVG small.
-const MAX_POINTS: usize = 4000;
+pub(super) const MAX_POINTS: usize = 4000;
 /// t-SNE is O(n²) per iteration: it lays out at most this many points.
 const TSNE_POINTS: usize = 1000;
 
@@ -150,7 +150,7 @@ impl Snapshot {
 }
 
 /// Indices of columns `<p>0, <p>1, ...` in order.
-fn prefixed(t: &Table, p: char) -> Vec<usize> {
+pub(super) fn prefixed(t: &Table, p: char) -> Vec<usize> {
     (0..)
         .map_while(|i| t.column(&format!("{p}{i}")).ok())
         .collect()
@@ -193,11 +193,11 @@ struct ShrinkFig {
     latent_proj: Option<Projection>,
 }
 
-fn figure(
+/// For every arm of `group`, its lowest-seed run that kept a snapshot: (row, snapshot).
+pub(super) fn arm_snapshots(
     runs: &Runs,
     group: &Group,
-    projection: Projection,
-) -> Result<Option<ShrinkFig>, PlotError> {
+) -> Result<Vec<(usize, Snapshot)>, PlotError> {
     let mut chosen: Vec<(usize, Snapshot)> = Vec::new();
     for arm in &runs.arms {
         let mut rows: Vec<usize> = group
@@ -214,6 +214,15 @@ fn figure(
             }
         }
     }
+    Ok(chosen)
+}
+
+fn figure(
+    runs: &Runs,
+    group: &Group,
+    projection: Projection,
+) -> Result<Option<ShrinkFig>, PlotError> {
+    let chosen = arm_snapshots(runs, group)?;
     if chosen.is_empty() {
         return Ok(None);
     }
