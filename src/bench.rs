@@ -18,15 +18,13 @@ use rand::seq::SliceRandom;
 use crate::sim::config::RunConfig;
 use crate::sim::data::Mixture;
 use crate::sim::model::Autoencoder;
-use crate::sim::nn::Adam;
 use crate::sim::rng::{stream, Stream};
-use crate::sim::train;
-use crate::sim::vq::{init_codebook, Quantizer};
+use crate::sim::vq::Quantizer;
 use crate::study::scenario::Scenario;
 use crate::study::sweep::{self, ProgressMode, SweepError, SweepOptions};
 
-/// The one default run: the built-in scenario's early arm, seed 0 (as `default_early.toml` in
-/// the shared benchmark directory, which `torch_ref.py` reads).
+/// The one default run: the built-in scenario's early arm, seed 0 (`scripts/torch_ref.py`
+/// reads the same text).
 pub const ONE_RUN: &str = "name = \"bench_early\"\nseeds = [0]\n[schedule]\nkind = \"early\"\n";
 /// 16 default-size runs: both schedules × 8 seeds.
 pub const SWEEP: &str = "name = \"bench_sweep\"\nseeds = [0, 1, 2, 3, 4, 5, 6, 7]\n\
@@ -199,10 +197,7 @@ pub fn steps_per_second(cfg: &RunConfig) -> Result<f64, BenchError> {
     let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
     let mut model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
     let z = model.encoder.infer(data.x.view());
-    let codes = init_codebook(&cfg.quantizer, z.view(), &mut stream(0, Stream::Codebook))
-        .map_err(|_| BenchError::Init)?;
-    let mut vq = Quantizer::new(&cfg.quantizer, codes);
-    let mut opt = Adam::new(cfg.train.lr as f32);
+    let mut vq = Quantizer::init(cfg, z.view(), 0).map_err(|_| BenchError::Init)?;
     let mut shuffle = stream(0, Stream::Shuffle);
     let mut order: Vec<usize> = (0..data.len()).collect();
     let b = cfg.train.batch_size;
@@ -220,7 +215,7 @@ pub fn steps_per_second(cfg: &RunConfig) -> Result<f64, BenchError> {
             for (mut row, &i) in rows.outer_iter_mut().zip(chunk) {
                 row.assign(&data.x.row(i));
             }
-            train::step(&mut model, rows.view(), Some((&mut vq, &mut opt)));
+            model.step(rows.view(), Some(&mut vq));
             steps += 1;
             if steps == warm_up + TIMED_STEPS {
                 break;

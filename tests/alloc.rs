@@ -12,13 +12,11 @@ use std::cell::Cell;
 
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
-use vqsim::sim::config::{Activation, Init, RunConfig, Update};
+use vqsim::sim::config::{Activation, Estimator, Init, Restart, RunConfig, Update};
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
-use vqsim::sim::nn::Adam;
 use vqsim::sim::rng::{stream, Stream};
-use vqsim::sim::train;
-use vqsim::sim::vq::{init_codebook, Quantizer};
+use vqsim::sim::vq::Quantizer;
 
 struct Counting;
 
@@ -90,9 +88,7 @@ fn second_epoch_allocations(cfg: &RunConfig, quantized: bool) -> usize {
     let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
     let mut model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
     let z = model.encoder.infer(data.x.view());
-    let codes = init_codebook(&cfg.quantizer, z.view(), &mut stream(0, Stream::Codebook)).unwrap();
-    let mut vq = Quantizer::new(&cfg.quantizer, codes);
-    let mut opt = Adam::new(cfg.train.lr as f32);
+    let mut vq = Quantizer::init(cfg, z.view(), 0).unwrap();
     let mut shuffle = stream(0, Stream::Shuffle);
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut batch = Array2::zeros((cfg.train.batch_size, cfg.data.dim));
@@ -103,8 +99,7 @@ fn second_epoch_allocations(cfg: &RunConfig, quantized: bool) -> usize {
             for (mut row, &i) in b.outer_iter_mut().zip(chunk) {
                 row.assign(&data.x.row(i));
             }
-            let vq = quantized.then_some((&mut vq, &mut opt));
-            let loss = train::step(&mut model, b.view(), vq);
+            let loss = model.step(b.view(), quantized.then_some(&mut vq));
             assert!(loss.is_finite());
         }
     };
@@ -133,8 +128,24 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 6] = [
+    let variants: [(&str, Edit); 10] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
+        // Restarts every step: usage can never reach the threshold.
+        ("threshold restart", |c| {
+            c.quantizer.restart = Restart::Threshold;
+            c.quantizer.restart_threshold = 1e6;
+        }),
+        ("lru restart, ema", |c| {
+            c.quantizer.restart = Restart::Lru;
+            c.quantizer.lru_timeout = 1;
+            c.quantizer.update = Update::Ema;
+        }),
+        ("kmeans re-init buffer", |c| {
+            c.quantizer.restart = Restart::Kmeans
+        }),
+        ("rotation trick", |c| {
+            c.quantizer.estimator = Estimator::Rotation
+        }),
         // Above 8 latent dims the code search screens with matrix products.
         ("latent 16", |c| c.model.latent_dim = 16),
         ("tanh", |c| c.model.activation = Activation::Tanh),

@@ -6,7 +6,9 @@ use std::path::Path;
 mod common;
 
 use common::{arm, write_runs, Arm};
-use vqsim::report::claims::{capacity, check, dynamics, init, shrinkage, token_gap, token_scaling};
+use vqsim::report::claims::{
+    capacity, check, dynamics, generation, init, shrinkage, token_gap, token_scaling,
+};
 use vqsim::report::summary::{summarize, Summary};
 use vqsim::report::table::Table;
 
@@ -314,4 +316,49 @@ fn check_dispatches_by_scenario_name() {
     assert!(v[0].claim.contains("throughout training"));
     // The tokens claims need a codebook-size axis this sweep does not have.
     assert!(check("tokens", dir.path(), &s).unwrap().is_empty());
+}
+
+/// Early vs deferred at `dims`: early's generated set hits `early_hit` modes (spread 0.5) with
+/// ratio 0.85, deferred's all 10 modes with ratio 1.0 (spread 0.01).
+fn generation_sweep(dims: &[&str], early_hit: f64) -> Summary {
+    let mut arms = Vec::new();
+    for dim in dims {
+        arms.push(arm(
+            &[(KIND, "early"), ("data.dim", dim)],
+            &[
+                ("gen_modes_hit", early_hit, 0.5),
+                ("gen_pairwise_ratio", 0.85, 0.01),
+            ],
+        ));
+        arms.push(arm(
+            &[(KIND, "deferred"), ("data.dim", dim)],
+            &[
+                ("gen_modes_hit", 10.0, 0.0),
+                ("gen_pairwise_ratio", 1.0, 0.01),
+            ],
+        ));
+    }
+    summary_of(&arms)
+}
+
+#[test]
+fn generation_holds_when_early_generates_fewer_modes_at_both_dims() {
+    let v = generation(&generation_sweep(&["2", "8", "16"], 6.0)).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+    assert!(v.evidence.contains("d=2:") && v.evidence.contains("d=8:"));
+    assert!(!v.evidence.contains("d=16"), "only d = 2 and 8 are claimed");
+}
+
+#[test]
+fn generation_fails_when_modes_overlap_or_a_dim_is_missing() {
+    let v = generation(&generation_sweep(&["2", "8"], 9.8)).unwrap();
+    assert!(!v.supported);
+    assert!(v.evidence.contains("not separated"), "{}", v.evidence);
+    let v = generation(&generation_sweep(&["2", "16"], 6.0)).unwrap();
+    assert!(!v.supported);
+    assert!(
+        v.evidence.contains("d=8: not in the sweep"),
+        "{}",
+        v.evidence
+    );
 }

@@ -13,7 +13,7 @@ use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vqsim::sim::config::{Activation, Init, RunConfig, Update};
+use vqsim::sim::config::{Activation, Estimator, Init, RunConfig, Update};
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::nn::{loss, Mlp};
 use vqsim::sim::vq::Quantizer;
@@ -49,7 +49,7 @@ fn setup(act: Activation, update: Update, seed: u64) -> Setup {
     // Codes spread over the encoder's outputs so that several are selected.
     let z = ae.encoder.infer(x.view());
     let codes = Array2::from_shape_fn((6, 2), |(k, j)| z[[2 * k + 1, j]] + 0.05);
-    let vq = Quantizer::new(&cfg.quantizer, codes);
+    let vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
     Setup { ae, vq, x }
 }
 
@@ -107,7 +107,7 @@ fn quantized_backward_matches_finite_differences() {
         (3, Activation::Relu),
     ] {
         let Setup { mut ae, mut vq, x } = setup(act, Update::Loss, seed);
-        let beta = vq.beta;
+        let beta = config(act, Update::Loss).quantizer.beta;
         let z0 = ae.encoder.infer(x.view());
         let (assign, q) = quantize(&vq, z0.view());
         assert!(
@@ -135,13 +135,13 @@ fn quantized_backward_matches_finite_differences() {
         let n = check_net("encoder", &mut enc, &enc_grads, |e| {
             let z = e.infer(x.view());
             let recon = decoder.infer((&z + &c).view());
-            loss::mse(recon.view(), x.view()) as f64 + beta as f64 * mean_sq(z.view(), q.view())
+            loss::mse(recon.view(), x.view()) as f64 + beta * mean_sq(z.view(), q.view())
         });
         assert!(n > 50);
 
         // Codebook: mean‖sg(z) − e_k‖² with the assignments held fixed.
-        let analytic = vq.grad.clone();
-        let mut codes = vq.codes.clone();
+        let analytic = vq.codebook_grad().unwrap().to_owned();
+        let mut codes = vq.codebook().to_owned();
         for k in 0..codes.nrows() {
             for j in 0..codes.ncols() {
                 let mut at = |delta: f32| {
@@ -186,39 +186,43 @@ fn continuous_backward_matches_finite_differences() {
 
 #[test]
 fn straight_through_passes_decoder_gradient_unchanged() {
-    // With β = 0 the encoder output's gradient is exactly the decoder input's gradient.
-    let Setup { mut vq, x, ae } = setup(Activation::Tanh, Update::Loss, 5);
-    vq.beta = 0.0;
-    let z = ae.encoder.infer(x.view());
-    let (assign, q) = quantize(&vq, z.view());
-    let g_q: Array2<f32> = Array2::random_using(
-        z.raw_dim(),
-        StandardNormal,
-        &mut ChaCha8Rng::seed_from_u64(9),
-    );
-    let mut g_z = Array2::zeros(z.raw_dim());
-    vq.backward(z.view(), q.view(), &assign, g_q.view(), g_z.view_mut());
-    assert_eq!(g_z, g_q);
-    // With β > 0 the difference is the commitment gradient 2β(z − q)/(n·m).
-    vq.beta = 0.5;
-    vq.backward(z.view(), q.view(), &assign, g_q.view(), g_z.view_mut());
-    let expected = &g_q + &((&z - &q) * (2.0 * 0.5 / z.len() as f32));
-    for (a, b) in g_z.iter().zip(&expected) {
-        assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
+    // With β = 0 the encoder output's gradient is exactly the decoder input's gradient; with
+    // β > 0 the difference is the commitment gradient 2β(z − q)/(n·m).
+    for beta in [0.0, 0.5] {
+        let Setup { ae, x, vq } = setup(Activation::Tanh, Update::Loss, 5);
+        let mut cfg = config(Activation::Tanh, Update::Loss);
+        cfg.quantizer.beta = beta;
+        let mut vq = Quantizer::new(&cfg, vq.codebook().to_owned(), ChaCha8Rng::seed_from_u64(0));
+        let z = ae.encoder.infer(x.view());
+        let (assign, q) = quantize(&vq, z.view());
+        let g_q: Array2<f32> = Array2::random_using(
+            z.raw_dim(),
+            StandardNormal,
+            &mut ChaCha8Rng::seed_from_u64(9),
+        );
+        let mut g_z = Array2::zeros(z.raw_dim());
+        vq.backward(z.view(), q.view(), &assign, g_q.view(), g_z.view_mut());
+        let expected = &g_q + &((&z - &q) * (2.0 * beta as f32 / z.len() as f32));
+        for (a, b) in g_z.iter().zip(&expected) {
+            assert!((a - b).abs() <= 1e-6, "β = {beta}: {a} vs {b}");
+        }
+        if beta == 0.0 {
+            assert_eq!(g_z, g_q);
+        }
     }
 }
 
 #[test]
 fn ema_update_follows_the_vq_vae_rule() {
     // Two codes, decay 0.5, a batch assigning two points to code 0 and none to code 1.
-    let mut cfg = config(Activation::Tanh, Update::Ema).quantizer;
-    cfg.codebook_size = 2;
-    cfg.ema_decay = 0.5;
+    let mut cfg = config(Activation::Tanh, Update::Ema);
+    cfg.quantizer.codebook_size = 2;
+    cfg.quantizer.ema_decay = 0.5;
     let codes = Array2::from_shape_vec((2, 2), vec![0.0, 0.0, 10.0, 10.0]).unwrap();
-    let mut vq = Quantizer::new(&cfg, codes);
-    assert!(!vq.learns_by_gradient());
+    let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
+    assert!(vq.codebook_grad().is_none());
     let z = Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
-    vq.ema_update(z.view(), &[0, 0]);
+    vq.after_step(z.view(), &[0, 0]);
     // N = (0.5·1 + 0.5·2, 0.5·1 + 0) = (1.5, 0.5); m_0 = 0.5·(0,0) + 0.5·(4,6) = (2,3);
     // m_1 = 0.5·(10,10) = (5,5). Laplace: Ñ_k = (N_k + ε)/(2 + 2ε)·2.
     let eps = 1e-5_f32;
@@ -229,21 +233,92 @@ fn ema_update_follows_the_vq_vae_rule() {
         5.0 / smooth(0.5),
         5.0 / smooth(0.5),
     ];
-    for (a, b) in vq.codes.iter().zip(expected) {
+    for (a, b) in vq.codebook().iter().zip(expected) {
         assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
     }
     // The EMA codebook adds no codebook loss: only the commitment term remains.
     let q = Array2::zeros((2, 2));
-    let (codebook, commit) = vq.losses(z.view(), q.view());
-    assert_eq!(codebook, 0.0);
-    assert!((commit - cfg.beta as f32 * 7.5).abs() < 1e-5);
+    let loss = vq.loss(z.view(), q.view());
+    assert!((loss - cfg.quantizer.beta as f32 * 7.5).abs() < 1e-5);
 }
 
 #[test]
 fn ema_step_moves_codes_and_leaves_no_codebook_gradient() {
     let Setup { mut ae, mut vq, x } = setup(Activation::Tanh, Update::Ema, 6);
-    let before = vq.codes.clone();
+    let before = vq.codebook().to_owned();
     ae.gradients(x.view(), Some(&mut vq));
-    assert_ne!(vq.codes, before, "EMA must update the used codes");
-    assert!(vq.grad.iter().all(|&g| g == 0.0));
+    assert_eq!(vq.codebook(), before, "gradients alone leave the codebook");
+    ae.step(x.view(), Some(&mut vq));
+    assert_ne!(vq.codebook(), before, "EMA must update the used codes");
+    assert!(vq.codebook_grad().is_none());
+}
+
+/// λ, u, v, w of one row's frozen rotation.
+type RowRotation = (f32, Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// The rotation trick's frozen map of one row: q̃ = λ(z − 2(z·w)w + 2(z·u)v) with u = z0/‖z0‖,
+/// v = q/‖q‖, w = (u + v)/‖u + v‖, λ = ‖q‖/‖z0‖, all computed independently of the library.
+fn rotation_of(z0: ArrayView2<f32>, q: ArrayView2<f32>) -> impl Fn(ArrayView2<f32>) -> Array2<f32> {
+    let maps: Vec<RowRotation> = z0
+        .outer_iter()
+        .zip(q.outer_iter())
+        .map(|(a, b)| {
+            let (na, nb) = (a.dot(&a).sqrt(), b.dot(&b).sqrt());
+            let u: Vec<f32> = a.iter().map(|x| x / na).collect();
+            let v: Vec<f32> = b.iter().map(|x| x / nb).collect();
+            let s: Vec<f32> = u.iter().zip(&v).map(|(x, y)| x + y).collect();
+            let ns = s.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let w = s.iter().map(|x| x / ns).collect();
+            (nb / na, u, v, w)
+        })
+        .collect();
+    move |z: ArrayView2<f32>| {
+        let mut out = z.to_owned();
+        for (mut row, (lambda, u, v, w)) in out.outer_iter_mut().zip(&maps) {
+            let zr = row.to_vec();
+            let dot = |p: &[f32]| zr.iter().zip(p).map(|(a, b)| a * b).sum::<f32>();
+            let (zw, zu) = (dot(w), dot(u));
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = lambda * (zr[j] - 2.0 * zw * w[j] + 2.0 * zu * v[j]);
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn rotation_trick_backward_matches_finite_differences() {
+    for (seed, act) in [(7, Activation::Tanh), (8, Activation::Gelu)] {
+        let mut cfg = config(act, Update::Loss);
+        cfg.quantizer.estimator = Estimator::Rotation;
+        let Setup { mut ae, vq, x } = setup(act, Update::Loss, seed);
+        let codes = vq.codebook().to_owned();
+        let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+        let beta = cfg.quantizer.beta;
+        let z0 = ae.encoder.infer(x.view());
+        let (_, q) = quantize(&vq, z0.view());
+        let rotate = rotation_of(z0.view(), q.view());
+        // The frozen map sends z0 to q: the decoder's input is unchanged.
+        for (a, b) in rotate(z0.view()).iter().zip(&q) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        ae.gradients(x.view(), Some(&mut vq));
+        let enc_grads = grads_of(&mut ae.encoder);
+        let decoder = ae.decoder.clone();
+        let mut enc = ae.encoder.clone();
+        let n = check_net("encoder (rotation)", &mut enc, &enc_grads, |e| {
+            let z = e.infer(x.view());
+            let recon = decoder.infer(rotate(z.view()).view());
+            loss::mse(recon.view(), x.view()) as f64 + beta * mean_sq(z.view(), q.view())
+        });
+        assert!(n > 50);
+        // And it is not the straight-through gradient.
+        let mut ste = Quantizer::new(
+            &config(act, Update::Loss),
+            codes,
+            ChaCha8Rng::seed_from_u64(0),
+        );
+        ae.gradients(x.view(), Some(&mut ste));
+        assert_ne!(grads_of(&mut ae.encoder), enc_grads);
+    }
 }

@@ -3,8 +3,11 @@
 use ndarray::{array, Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use vqsim::sim::generation::generation;
+use vqsim::sim::kmeans::kmeans;
 use vqsim::sim::metrics::*;
 use vqsim::sim::nearest::{nearest, sq_dist};
+use vqsim::sim::prdc;
 
 fn close(a: f64, b: f64, tol: f64) {
     assert!((a - b).abs() <= tol, "{a} vs {b} (tol {tol})");
@@ -127,11 +130,16 @@ fn two_clusters() -> Array2<f32> {
     z
 }
 
+/// `prdc::coverage` on the rows `idx` of `z` against `codes`.
+fn cov(z: &Array2<f32>, idx: &[usize], codes: ArrayView2<f32>) -> f64 {
+    prdc::coverage(z.select(ndarray::Axis(0), idx).view(), codes, prdc::K)
+}
+
 #[test]
 fn coverage_is_one_when_codes_sit_on_every_embedding() {
     let z = two_clusters();
     let all: Vec<usize> = (0..12).collect();
-    close(coverage(z.view(), &all, z.view()), 1.0, 0.0);
+    close(cov(&z, &all, z.view()), 1.0, 0.0);
 }
 
 #[test]
@@ -139,7 +147,7 @@ fn coverage_is_zero_when_codes_are_far() {
     let z = two_clusters();
     let all: Vec<usize> = (0..12).collect();
     let codes = array![[50.0f32, 50.0], [-40.0, 3.0]];
-    close(coverage(z.view(), &all, codes.view()), 0.0, 0.0);
+    close(cov(&z, &all, codes.view()), 0.0, 0.0);
 }
 
 #[test]
@@ -147,14 +155,10 @@ fn coverage_counts_the_covered_cluster() {
     let z = two_clusters();
     let all: Vec<usize> = (0..12).collect();
     let codes = array![[0.0f32, 0.0], [50.0, 0.0]];
-    close(coverage(z.view(), &all, codes.view()), 0.5, 0.0);
-    // The same on a subsample holding 4 points of cluster 0 and 2 of cluster 1 (k = 5 now
+    close(cov(&z, &all, codes.view()), 0.5, 0.0);
+    // The same on a subset holding 4 points of cluster 0 and 2 of cluster 1 (k = 5 now
     // reaches across clusters for every point, so all six balls hold the code at (50, 0)).
-    close(
-        coverage(z.view(), &[0, 1, 2, 3, 6, 7], codes.view()),
-        1.0,
-        0.0,
-    );
+    close(cov(&z, &[0, 1, 2, 3, 6, 7], codes.view()), 1.0, 0.0);
 }
 
 #[test]
@@ -162,23 +166,75 @@ fn coverage_with_few_points_uses_k_n_minus_one_and_closed_balls() {
     // 1-D points 0, 1, 3 → k = 2, radii 3, 2, 3; balls [−3,3], [−1,3], [0,6].
     let z = array![[0.0f32], [1.0], [3.0]];
     let all = [0, 1, 2];
-    close(
-        coverage(z.view(), &all, array![[5.0f32]].view()),
-        1.0 / 3.0,
-        1e-12,
-    );
+    close(cov(&z, &all, array![[5.0f32]].view()), 1.0 / 3.0, 1e-12);
     // A code on the boundary of the last ball is inside it.
-    close(
-        coverage(z.view(), &all, array![[6.0f32]].view()),
-        1.0 / 3.0,
-        1e-12,
+    close(cov(&z, &all, array![[6.0f32]].view()), 1.0 / 3.0, 1e-12);
+    close(cov(&z, &all, array![[6.5f32]].view()), 0.0, 0.0);
+    close(cov(&z, &all, array![[-1.0f32]].view()), 2.0 / 3.0, 1e-12);
+}
+
+/// The point of equal-size sets: a k-means codebook of the embeddings covers them (≈ 1) at any
+/// codebook size, where coverage against a fixed 1 000-point subsample was capped near S·k/n.
+#[test]
+fn coverage_of_a_kmeans_codebook_is_near_one_at_any_size() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    // Ten well-separated blobs of 500 points in 2-D.
+    let mut z = gaussian(&mut rng, (5000, 2)) * 0.5;
+    for (i, mut row) in z.rows_mut().into_iter().enumerate() {
+        let a = (i % 10) as f32 * std::f32::consts::TAU / 10.0;
+        row[0] += 10.0 * a.cos();
+        row[1] += 10.0 * a.sin();
+    }
+    for s in [16, 64, 256, 1024] {
+        let codes = kmeans(z.view(), s, &ChaCha8Rng::seed_from_u64(s as u64)).unwrap();
+        let c = coverage(z.view(), codes.view());
+        assert!(c > 0.9, "S = {s}: coverage {c}");
+    }
+    // A codebook crowded into one blob covers about a tenth.
+    let crowded = z.select(
+        ndarray::Axis(0),
+        &(0..64).map(|i| i * 10).collect::<Vec<_>>(),
     );
-    close(coverage(z.view(), &all, array![[6.5f32]].view()), 0.0, 0.0);
+    let c = coverage(z.view(), crowded.view());
+    assert!(c < 0.2, "one blob: coverage {c}");
+}
+
+#[test]
+fn coverage_averages_draws_of_s_embeddings() {
+    // Codes on 2 of 4 far-apart clusters of identical points: every draw of 4 embeddings
+    // whose balls stay inside their cluster is covered exactly where a code sits.
+    let z = Array2::from_shape_fn((400, 1), |(i, _)| (i % 4) as f32 * 100.0);
+    let codes = array![[0.0f32], [100.0], [0.0], [100.0]];
+    let c = coverage(z.view(), codes.view());
+    assert!(c > 0.0 && c < 1.0, "{c}");
+    // With the codes on all four clusters every ball holds one (k = 3 < 4 draws).
+    let all = array![[0.0f32], [100.0], [200.0], [300.0]];
+    close(coverage(z.view(), all.view()), 1.0, 0.0);
+}
+
+// ---- live codes, embed_var ----
+
+#[test]
+fn codebook_dist_live_ignores_dead_codes() {
+    // Live codes form a 3-4-5 triangle; the dead code at the origin would pull the mean down.
+    let codebook = array![[10.0f32, 0.0], [13.0, 0.0], [10.0, 4.0], [0.0, 0.0]];
     close(
-        coverage(z.view(), &all, array![[-1.0f32]].view()),
-        2.0 / 3.0,
-        1e-12,
+        codebook_dist_live(codebook.view(), &[1, 5, 2, 0]),
+        4.0,
+        1e-6,
     );
+    assert!(codebook_dist_live(codebook.view(), &[0, 5, 0, 0]).is_nan());
+}
+
+#[test]
+fn embed_var_is_the_total_variance() {
+    // Corners of a 2 × 4 rectangle: variances 1 and 4.
+    let z = array![[1.0f32, 2.0], [1.0, -2.0], [-1.0, 2.0], [-1.0, -2.0]];
+    close(embed_var(z.view()), 5.0, 1e-12);
+    // Scaled down 1 000×, embed_rank stays the same and embed_var falls 10⁶×.
+    let tiny = &z * 1e-3;
+    close(embed_rank(tiny.view()), embed_rank(z.view()), 1e-9);
+    close(embed_var(tiny.view()), 5e-6, 1e-12);
 }
 
 // ---- embed_rank ----
@@ -289,12 +345,19 @@ fn measure_of_continuous_model_leaves_codebook_metrics_nan() {
         ("shrink_ratio", m.shrink_ratio),
         ("coverage", m.coverage),
         ("token_mode_entropy", m.token_mode_entropy),
+        ("codebook_dist_live", m.codebook_dist_live),
+        ("shrink_ratio_live", m.shrink_ratio_live),
+        ("gen_modes_hit", m.gen_modes_hit),
+        ("gen_pairwise_ratio", m.gen_pairwise_ratio),
+        ("gen_frechet", m.gen_frechet),
+        ("gen_coverage", m.gen_coverage),
     ] {
         assert!(v.is_nan(), "{name} = {v} while continuous");
     }
     close(m.mse, 0.25, 1e-12);
     assert!(m.heldout_mse.is_nan(), "no held-out points, no heldout_mse");
     close(m.embed_dist, embed_dist(z.view(), &sub), 0.0);
+    close(m.embed_var, embed_var(z.view()), 0.0);
     assert!(m.embed_rank > 1.0 && m.embed_rank < 2.0, "{}", m.embed_rank);
     assert_eq!(m.modes_hit, 3.0);
     close(
@@ -324,6 +387,7 @@ fn measure_of_quantized_model_composes_the_metrics() {
             codebook: codebook.view(),
             assign: &assign,
             decoded_codes: decoded.view(),
+            generation: true,
         }),
         subsample: &sub,
         heldout: &[],
@@ -344,7 +408,35 @@ fn measure_of_quantized_model_composes_the_metrics() {
     // (0,0) pairs → 1, 1; (0,3)·(9,9): cos = 27 / (3 · 9√2) = 1/√2.
     close(m.codebook_cos, (2.0 + 1.0 - 0.5f64.sqrt()) / 3.0, 1e-6);
     close(m.shrink_ratio, m.codebook_dist / m.embed_dist, 1e-12);
-    close(m.coverage, coverage(z.view(), &sub, codebook.view()), 0.0);
+    close(m.coverage, coverage(z.view(), codebook.view()), 0.0);
+    close(m.codebook_dist_live, 3.0, 1e-6);
+    close(m.shrink_ratio_live, 3.0 / m.embed_dist, 1e-6);
+    let g = generation(x.view(), means.view(), decoded.view(), &[3, 1, 0], &sub);
+    let gen = [
+        m.gen_modes_hit,
+        m.gen_mode_entropy,
+        m.gen_pairwise_dist,
+        m.gen_pairwise_ratio,
+        m.gen_frechet,
+        m.gen_precision,
+        m.gen_recall,
+        m.gen_density,
+        m.gen_coverage,
+    ];
+    let want = [
+        g.modes_hit,
+        g.mode_entropy,
+        g.pairwise_dist,
+        g.pairwise_ratio,
+        g.frechet,
+        g.prdc.precision,
+        g.prdc.recall,
+        g.prdc.density,
+        g.prdc.coverage,
+    ];
+    for (a, b) in gen.iter().zip(&want) {
+        assert!(a == b || (a.is_nan() && b.is_nan()), "{gen:?} vs {want:?}");
+    }
     assert_eq!(m.modes_hit, 2.0);
     close(
         m.token_mode_entropy,
@@ -506,9 +598,7 @@ fn pairwise_metrics_match_their_definitions_on_random_data() {
                 .map(|j| euclid(&rows[i], &rows[j]))
                 .collect();
             d.sort_by(f64::total_cmp);
-            crows
-                .iter()
-                .any(|c| euclid(&rows[i], c) <= d[COVERAGE_K - 1])
+            crows.iter().any(|c| euclid(&rows[i], c) <= d[prdc::K - 1])
         })
         .count();
     let want = covered as f64 / n as f64;
@@ -516,7 +606,7 @@ fn pairwise_metrics_match_their_definitions_on_random_data() {
         want > 0.0 && want < 1.0,
         "test data should cover partly: {want}"
     );
-    close(coverage(z.view(), &sub, codes.view()), want, 0.0);
+    close(cov(&z, &sub, codes.view()), want, 0.0);
 }
 
 #[test]

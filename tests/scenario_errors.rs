@@ -1,5 +1,6 @@
 //! `vqsim check` on malformed scenarios: every file in `tests/bad_scenarios/` must be rejected
-//! with exit status 2 and a one-line `error:` naming what its `# expect:` lines say.
+//! with exit status 2 and a one-line `error:` naming what its `# expect:` lines say (a TOML
+//! syntax error adds the offending line and a caret).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -41,10 +42,12 @@ fn assert_rejected(out: &Output, what: &str) -> String {
     );
     assert!(out.stdout.is_empty(), "{what}: stdout should be empty");
     assert!(stderr.starts_with("error: "), "{what}: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{what}: one line: {stderr}"
+    // One line, or for a TOML syntax error the line and a caret under it (`N | text`).
+    let extra: Vec<&str> = stderr.trim_end().lines().skip(1).collect();
+    assert!(
+        extra.is_empty()
+            || (extra.len() == 3 && extra.iter().all(|l| l.contains(" | ") || l.ends_with(" |"))),
+        "{what}: one paragraph: {stderr}"
     );
     assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     stderr
@@ -176,7 +179,10 @@ fn resolved_output_is_itself_a_valid_scenario() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let resolved = &stdout[stdout.find("# Resolved").expect("resolved text")..];
-    assert!(resolved.contains("\nwidth = 8\n"), "{resolved}");
+    assert!(
+        resolved.contains("\nwidth = 8  # units per hidden layer\n"),
+        "{resolved}"
+    );
     let again = dir.path().join("again.toml");
     std::fs::write(&again, resolved).unwrap();
     let out = vqsim(&["check", again.to_str().unwrap()]);
@@ -187,4 +193,68 @@ fn resolved_output_is_itself_a_valid_scenario() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("small: 2 × 1 seed = 2 runs"));
+}
+
+#[test]
+fn syntax_errors_show_the_line_a_caret_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.toml");
+    std::fs::write(&path, "seeds = [0]\n[model]\nwidth = 8\ndepth = = 2\n").unwrap();
+    let stderr = assert_rejected(&vqsim(&["check", path.to_str().unwrap()]), "syntax");
+    let expected = format!("{}:4:9: invalid TOML at `model.depth`", path.display());
+    assert!(
+        stderr.starts_with(&format!("error: {expected}")),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines[1..],
+        ["  |", "4 | depth = = 2", "  |         ^"],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn names_must_be_short_and_not_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.toml");
+    for bad in [".hidden".to_string(), "x".repeat(101)] {
+        std::fs::write(&path, format!("name = \"{bad}\"\n")).unwrap();
+        let stderr = assert_rejected(&vqsim(&["check", path.to_str().unwrap()]), &bad);
+        assert!(
+            stderr.contains("1 to 100 letters") && stderr.contains("not starting with `.`"),
+            "{stderr}"
+        );
+    }
+    std::fs::write(&path, format!("name = \"{}\"\n", "x".repeat(100))).unwrap();
+    assert_eq!(
+        vqsim(&["check", path.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn check_reports_every_file_not_just_the_first_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let a = write("a.toml", "[model]\nwidht = 3\n");
+    let b = write("b.toml", "seeds = [0, 1]\n");
+    let c = write("c.toml", "[train]\nlr = -1\n");
+    let out = vqsim(&["check", &a, &b, &c]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("b: 2 seeds = 2 runs"));
+    assert!(
+        stderr.contains("a.toml: unknown key `model.widht`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("c.toml: `train.lr`"), "{stderr}");
+    assert!(
+        stderr.contains("2 of 3 scenario files are invalid"),
+        "{stderr}"
+    );
 }

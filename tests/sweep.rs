@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+mod common;
+
+use common::tables::{assert_same_tables, runs_without_seconds};
 use vqsim::study::scenario::Scenario;
 use vqsim::study::shard::Shard;
 use vqsim::study::sweep::{self, ProgressMode, SweepError, SweepOptions};
@@ -57,21 +60,6 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `runs.csv` with the `seconds` column emptied: the only column allowed to differ.
-fn runs_without_seconds(dir: &Path) -> String {
-    let mut r = csv::Reader::from_path(dir.join("runs.csv")).unwrap();
-    let header = r.headers().unwrap().clone();
-    let col = header.iter().position(|h| h == "seconds").unwrap();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(&header).unwrap();
-    for rec in r.records() {
-        let mut row: Vec<String> = rec.unwrap().iter().map(String::from).collect();
-        row[col].clear();
-        w.write_record(&row).unwrap();
-    }
-    String::from_utf8(w.into_inner().unwrap()).unwrap()
-}
-
 fn column(dir: &Path, name: &str) -> Vec<String> {
     let mut r = csv::Reader::from_path(dir.join("runs.csv")).unwrap();
     let col = r.headers().unwrap().iter().position(|h| h == name).unwrap();
@@ -85,11 +73,6 @@ fn run_dirs(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn assert_same_tables(a: &Path, b: &Path) {
-    assert_eq!(runs_without_seconds(a), runs_without_seconds(b));
-    assert_eq!(read(&a.join("history.csv")), read(&b.join("history.csv")));
 }
 
 /// A reference: the whole scenario in one process, one thread.
@@ -216,7 +199,7 @@ fn cancel_abandons_runs_in_flight_and_leaves_no_temp_dirs() {
     let top: Vec<String> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
+        .filter(|n| n.starts_with('.') && n != ".vqsim.lock")
         .collect();
     assert!(top.is_empty(), "{top:?}");
 }
@@ -494,4 +477,60 @@ fn malformed_shards_and_file_outs_exit_2_and_create_nothing() {
         assert!(String::from_utf8_lossy(&o.stderr).contains(file.to_str().unwrap()));
     }
     assert_eq!(read(&file), "x");
+}
+
+/// `path`'s CSV without column `name`, as a run directory written before it existed holds it.
+fn drop_column(path: &Path, name: &str) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().clone();
+    let col = header.iter().position(|h| h == name).unwrap();
+    let keep = |rec: &csv::StringRecord| -> Vec<String> {
+        rec.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != col)
+            .map(|(_, v)| v.to_string())
+            .collect()
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(keep(&header)).unwrap();
+    for rec in r.records() {
+        w.write_record(keep(&rec.unwrap())).unwrap();
+    }
+    fs::write(path, w.into_inner().unwrap()).unwrap();
+}
+
+#[test]
+fn runs_stored_before_a_metric_or_key_existed_are_kept_with_nan_and_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = load(tmp.path(), "tiny.toml", TINY);
+    let dir = reference(tmp.path(), &s);
+    let fresh = runs_without_seconds(&dir);
+    // Take a metric and a key out of one stored run, as an older vqsim would have written it.
+    let id = &s.runs[0].id;
+    let run = dir.join("runs").join(id);
+    drop_column(&run.join("run.csv"), "heldout_mse");
+    drop_column(&run.join("run.csv"), "data.std_ratio");
+    drop_column(&run.join("history.csv"), "coverage");
+
+    let report = sweep::run_sweep(&s, &opts(dir.parent().unwrap(), 1)).unwrap();
+    assert_eq!(
+        (report.ran, report.skipped),
+        (0, 8),
+        "the old run is reused"
+    );
+    // The key comes back from the configuration (its id matched), the metric was empty anyway.
+    assert_eq!(runs_without_seconds(&dir), fresh);
+    let mut r = csv::Reader::from_path(dir.join("history.csv")).unwrap();
+    let col = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "coverage")
+        .unwrap();
+    let (old, new): (Vec<_>, Vec<_>) = r
+        .records()
+        .map(|x| x.unwrap())
+        .partition(|rec| &rec[0] == id.as_str());
+    assert!(!old.is_empty() && old.iter().all(|rec| &rec[col] == "NaN"));
+    assert!(new.iter().any(|rec| &rec[col] != "NaN"));
 }

@@ -10,8 +10,6 @@
 //! each configuration every other arm is compared with the baseline: paired by seed (runs with
 //! one seed share their data and initial weights), with Welch's test alongside.
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::report::stats::{mean_ci, paired_test, welch_test, MeanCi, Paired, Welch};
@@ -541,11 +539,8 @@ pub(crate) fn num(x: f64) -> String {
     }
 }
 
-/// Write CSV to a temporary file beside `path`, then rename it over `path`, so a reader never
-/// sees a half-written summary.
+/// Write CSV atomically (see `crate::atomic`).
 pub(crate) fn write_atomic(path: &Path, lines: &[Vec<String>]) -> Result<(), SummaryError> {
-    // Per process: shard processes that finish together may all write the summary at once.
-    let tmp = path.with_extension(format!("csv.{}.tmp", std::process::id()));
     let err = |source| SummaryError::Write {
         path: path.to_path_buf(),
         source,
@@ -555,8 +550,5 @@ pub(crate) fn write_atomic(path: &Path, lines: &[Vec<String>]) -> Result<(), Sum
         w.write_record(l).map_err(|e| err(e.into()))?;
     }
     let bytes = w.into_inner().map_err(|e| err(e.into_error()))?;
-    let mut f = fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    crate::atomic::write(path, &bytes).map_err(err)
 }

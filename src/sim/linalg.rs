@@ -1,5 +1,5 @@
 //! Small dense linear algebra: the symmetric eigenproblem for m×m matrices (m ≲ 64), as used by
-//! the effective rank of embeddings and by PCA projections.
+//! the effective rank of embeddings, PCA projections and the Fréchet distance.
 
 use ndarray::{Array1, Array2, ArrayView2};
 
@@ -63,6 +63,14 @@ pub fn sym_eigen(a: ArrayView2<f64>) -> (Array1<f64>, Array2<f64>) {
     (values, vectors)
 }
 
+/// The symmetric PSD square root V diag(√λ) Vᵀ of a symmetric matrix, round-off negative
+/// eigenvalues clamped to 0.
+pub fn sqrt_psd(a: ArrayView2<f64>) -> Array2<f64> {
+    let (values, v) = sym_eigen(a);
+    let root = values.mapv(|l| l.max(0.0).sqrt());
+    (&v * &root).dot(&v.t())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +121,19 @@ mod tests {
         let b = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 13) % 11) as f64 - 5.0);
         let a = b.t().dot(&b) - 30.0 * Array2::<f64>::eye(n);
         assert_decomposes(&a, 1e-9);
+    }
+
+    #[test]
+    fn sqrt_psd_squares_back() {
+        let a = array![[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]];
+        let r = sqrt_psd(a.view());
+        for (x, y) in r.dot(&r).iter().zip(a.iter()) {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+        assert_eq!(
+            sqrt_psd(array![[9.0, 0.0], [0.0, 0.0]].view()),
+            array![[3.0, 0.0], [0.0, 0.0]]
+        );
     }
 
     #[test]

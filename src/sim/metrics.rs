@@ -8,8 +8,11 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
+use crate::sim::generation::generation;
 use crate::sim::linalg::sym_eigen;
 use crate::sim::nearest::{nearest_one, PointsByDim};
+use crate::sim::prdc;
+use crate::sim::rng::{stream, Stream};
 
 /// Every SPEC §4 metric under its SPEC name. Metrics that need a codebook are NaN while the
 /// model is still continuous (the first phase of a deferred run).
@@ -31,6 +34,26 @@ pub struct Metrics {
     pub token_mode_entropy: f64,
     /// `mse` on the held-out points only (NaN without a held-out split).
     pub heldout_mse: f64,
+    /// `codebook_dist` over the live codes only (those with ≥ 1 point).
+    pub codebook_dist_live: f64,
+    /// codebook_dist_live / embed_dist.
+    pub shrink_ratio_live: f64,
+    /// Total variance of the embeddings (trace of their covariance): the scale that
+    /// the scale-free `embed_rank` ignores.
+    pub embed_var: f64,
+    /// Generation diversity (`generation`): N tokens drawn from the code usage, decoded.
+    pub gen_modes_hit: f64,
+    pub gen_mode_entropy: f64,
+    pub gen_pairwise_dist: f64,
+    pub gen_pairwise_ratio: f64,
+    pub gen_frechet: f64,
+    pub gen_precision: f64,
+    pub gen_recall: f64,
+    pub gen_density: f64,
+    pub gen_coverage: f64,
+    /// Codes restarted or re-initialised during the epoch that ended here (`quantizer.restart`);
+    /// set by training, NaN where no quantized epoch ended.
+    pub restarts: f64,
 }
 
 impl Metrics {
@@ -53,6 +76,19 @@ impl Metrics {
             mode_entropy: n,
             token_mode_entropy: n,
             heldout_mse: n,
+            codebook_dist_live: n,
+            shrink_ratio_live: n,
+            embed_var: n,
+            gen_modes_hit: n,
+            gen_mode_entropy: n,
+            gen_pairwise_dist: n,
+            gen_pairwise_ratio: n,
+            gen_frechet: n,
+            gen_precision: n,
+            gen_recall: n,
+            gen_density: n,
+            gen_coverage: n,
+            restarts: n,
         }
     }
 }
@@ -68,7 +104,7 @@ pub struct Observation<'a> {
     /// Reconstructions, (n, d): dec(q(z)) when quantized, dec(z) when continuous.
     pub recon: ArrayView2<'a, f32>,
     pub quantized: Option<QuantizedView<'a>>,
-    /// Row indices of `z` used by the pairwise metrics (embed_dist, coverage).
+    /// Row indices used by `embed_dist` (of `z`) and by the generation metrics (of `x`).
     pub subsample: &'a [usize],
     /// Row indices of the points held out of training (may be empty).
     pub heldout: &'a [usize],
@@ -81,31 +117,40 @@ pub struct QuantizedView<'a> {
     pub assign: &'a [usize],
     /// Each code decoded, (S, d).
     pub decoded_codes: ArrayView2<'a, f32>,
+    /// Measure the generated set too (`gen_*`, NaN otherwise): about 20 ms at the default
+    /// sizes, so training asks for it at the end only.
+    pub generation: bool,
 }
 
-/// Neighbours that define an embedding's ball in `coverage` (Naeem et al. use k = 5).
-pub const COVERAGE_K: usize = 5;
+/// Random draws of S embeddings that `coverage` averages over.
+pub const COVERAGE_DRAWS: u64 = 10;
+
+/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
+pub const SUBSAMPLE: usize = 1000;
+
+/// The rows of n that the pairwise metrics look at: `SUBSAMPLE` of them drawn from the seed's
+/// own stream (all when n is smaller), sorted.
+pub fn subsample(n: usize, seed: u64) -> Vec<usize> {
+    let rng = &mut stream(seed, Stream::Subsample);
+    let mut rows = rand::seq::index::sample(rng, n, n.min(SUBSAMPLE)).into_vec();
+    rows.sort_unstable();
+    rows
+}
 
 /// All metrics of one observation; the codebook metrics are NaN when `quantized` is None.
 pub fn measure(obs: &Observation) -> Metrics {
     let embed_dist = embed_dist(obs.z, obs.subsample);
     let recon_modes = mode_counts(obs.recon, obs.means);
+    // Codebook and generation metrics stay NaN while continuous.
     let mut out = Metrics {
         mse: mse(obs.x, obs.recon),
-        quant_mse: f64::NAN,
-        perplexity: f64::NAN,
-        codes_used: f64::NAN,
-        dead_codes: f64::NAN,
-        codebook_dist: f64::NAN,
-        codebook_cos: f64::NAN,
         embed_dist,
-        shrink_ratio: f64::NAN,
-        coverage: f64::NAN,
         embed_rank: embed_rank(obs.z),
         modes_hit: modes_hit(&recon_modes) as f64,
         mode_entropy: entropy(&recon_modes),
-        token_mode_entropy: f64::NAN,
         heldout_mse: heldout_mse(obs.x, obs.recon, obs.heldout),
+        embed_var: embed_var(obs.z),
+        ..Metrics::nan()
     };
     if let Some(q) = &obs.quantized {
         let usage = code_counts(q.assign, q.codebook.nrows());
@@ -117,8 +162,22 @@ pub fn measure(obs: &Observation) -> Metrics {
         out.codebook_dist = codebook_dist;
         out.codebook_cos = codebook_cos(q.codebook);
         out.shrink_ratio = shrink_ratio(codebook_dist, embed_dist);
-        out.coverage = coverage(obs.z, obs.subsample, q.codebook);
+        out.codebook_dist_live = codebook_dist_live(q.codebook, &usage);
+        out.shrink_ratio_live = shrink_ratio(out.codebook_dist_live, embed_dist);
+        out.coverage = coverage(obs.z, q.codebook);
         out.token_mode_entropy = token_mode_entropy(q.decoded_codes, obs.means);
+        if q.generation {
+            let g = generation(obs.x, obs.means, q.decoded_codes, &usage, obs.subsample);
+            out.gen_modes_hit = g.modes_hit;
+            out.gen_mode_entropy = g.mode_entropy;
+            out.gen_pairwise_dist = g.pairwise_dist;
+            out.gen_pairwise_ratio = g.pairwise_ratio;
+            out.gen_frechet = g.frechet;
+            out.gen_precision = g.prdc.precision;
+            out.gen_recall = g.prdc.recall;
+            out.gen_density = g.prdc.density;
+            out.gen_coverage = g.prdc.coverage;
+        }
     }
     out
 }
@@ -258,49 +317,61 @@ pub fn shrink_ratio(codebook_dist: f64, embed_dist: f64) -> f64 {
     }
 }
 
-/// Coverage of Naeem et al. (2020): share of the embeddings z[subsample] whose k-NN ball
-/// (radius = distance to the k-th nearest other sampled embedding, k = `COVERAGE_K`, or n − 1
-/// when n ≤ k) holds at least one code. The ball is closed, so codes sitting on collapsed
-/// (duplicate) embeddings still count. NaN when fewer than 2 rows are sampled or S = 0.
-pub fn coverage(z: ArrayView2<f32>, subsample: &[usize], codebook: ArrayView2<f32>) -> f64 {
+/// Coverage of Naeem et al. (2020) on equal-size sets: S embeddings drawn at random
+/// (without replacement) against the S codes, the share of those embeddings whose k-NN ball
+/// among them (k = `prdc::K`) holds a code, averaged over `COVERAGE_DRAWS` draws. Equal sizes
+/// matter: against n ≫ S embeddings even a perfect codebook covers only about S·k/n of the
+/// balls. The draws come from fixed seeds (`Stream::Coverage`), the same in every run and
+/// epoch, so that differences come from the model and not from the draw. NaN for S < 2.
+pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>) -> f64 {
     assert_eq!(
         z.ncols(),
         codebook.ncols(),
         "z and codebook differ in dimension"
     );
-    let n = subsample.len();
-    if n < 2 || codebook.nrows() == 0 {
+    let size = codebook.nrows().min(z.nrows());
+    if size < 2 {
         return f64::NAN;
     }
-    let k = COVERAGE_K.min(n - 1);
-    let e = gather(z, subsample); // (n, m)
-    let e_by_dim = PointsByDim::new(e.view());
-    let codes = PointsByDim::new(codebook);
-    // The k smallest squared distances of each embedding, ascending; each pair is computed once
-    // and offered to both ends, a partial selection instead of sorting whole rows.
-    let mut knn = vec![[f32::INFINITY; COVERAGE_K]; n];
-    let mut d = vec![0.0f32; n.max(codes.len())];
-    for (i, row) in e.rows().into_iter().enumerate() {
-        e_by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
-        for (j, &dij) in d[..n - 1 - i].iter().enumerate() {
-            insert_smallest(&mut knn[i][..k], dij);
-            insert_smallest(&mut knn[i + 1 + j][..k], dij);
-        }
+    let total: f64 = (0..COVERAGE_DRAWS)
+        .map(|draw| {
+            let mut rng = stream(draw, Stream::Coverage);
+            let idx = rand::seq::index::sample(&mut rng, z.nrows(), size).into_vec();
+            prdc::coverage(gather(z, &idx).view(), codebook, prdc::K)
+        })
+        .sum();
+    total / COVERAGE_DRAWS as f64
+}
+
+/// `codebook_dist` over the live codes (usage > 0) only. Dead codes are left out because they
+/// say nothing about the tokens in use, and an EMA codebook drags its dead codes towards the
+/// origin (their averages decay), which pulls `codebook_dist` down. NaN for fewer than 2 live.
+pub fn codebook_dist_live(codebook: ArrayView2<f32>, usage: &[usize]) -> f64 {
+    let live: Vec<usize> = (0..codebook.nrows()).filter(|&k| usage[k] > 0).collect();
+    mean_pairwise_dist(gather(codebook, &live).view())
+}
+
+/// Total variance of the embeddings: Σ_j Var(z_j) over latent dims (population variance, f64),
+/// the mean squared distance to their centroid. 0 for no rows.
+pub fn embed_var(z: ArrayView2<f32>) -> f64 {
+    let n = z.nrows();
+    if n == 0 {
+        return 0.0;
     }
-    let mut covered = 0;
-    for (row, nn) in e.rows().into_iter().zip(&knn) {
-        codes.sq_dists(row.as_slice().unwrap(), 0, &mut d);
-        if d[..codes.len()].iter().any(|&dc| dc <= nn[k - 1]) {
-            covered += 1;
-        }
-    }
-    covered as f64 / n as f64
+    z.columns()
+        .into_iter()
+        .map(|c| {
+            let mean = c.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+            c.iter().map(|&v| sq(v as f64 - mean)).sum::<f64>() / n as f64
+        })
+        .sum()
 }
 
 /// Effective rank (Roy & Vetterli 2007) of the centred embeddings Zc (all rows): with singular
 /// values σ_i and p_i = σ_i / Σσ, exp(−Σ p_i ln p_i). σ_i = √λ_i of ZcᵀZc (m × m, f64, Jacobi),
 /// round-off negatives clamped to 0. Between 1 (points on a line) and m (isotropic); defined as
-/// 0 when Zc is all zero (no spread, no direction).
+/// 0 when Zc is all zero (no spread, no direction). Scale-free: a tiny round cloud scores the
+/// full rank m, so read it beside `embed_var`.
 pub fn embed_rank(z: ArrayView2<f32>) -> f64 {
     let (n, m) = z.dim();
     if n == 0 || m == 0 {
@@ -381,7 +452,7 @@ pub fn token_mode_entropy(decoded_codes: ArrayView2<f32>, means: ArrayView2<f32>
 }
 
 /// Mean Euclidean distance over distinct pairs of the rows of `points`; NaN for fewer than 2.
-fn mean_pairwise_dist(points: ArrayView2<f32>) -> f64 {
+pub fn mean_pairwise_dist(points: ArrayView2<f32>) -> f64 {
     let n = points.nrows();
     if n < 2 {
         return f64::NAN;
@@ -400,22 +471,6 @@ fn mean_pairwise_dist(points: ArrayView2<f32>) -> f64 {
 /// Rows `idx` of `a`, (len(idx), m).
 fn gather(a: ArrayView2<f32>, idx: &[usize]) -> Array2<f32> {
     a.select(Axis(0), idx)
-}
-
-/// Insert `d` into `best` (ascending, fixed length) if it is among the smallest.
-fn insert_smallest(best: &mut [f32], d: f32) {
-    let Some(last) = best.len().checked_sub(1) else {
-        return;
-    };
-    if d >= best[last] {
-        return;
-    }
-    let mut i = last;
-    while i > 0 && best[i - 1] > d {
-        best[i] = best[i - 1];
-        i -= 1;
-    }
-    best[i] = d;
 }
 
 fn pairs(n: usize) -> f64 {

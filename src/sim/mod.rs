@@ -2,12 +2,14 @@
 
 pub mod config;
 pub mod data;
+pub mod generation;
 pub mod kmeans;
 pub mod linalg;
 pub mod metrics;
 pub mod model;
 pub mod nearest;
 pub mod nn;
+pub mod prdc;
 pub mod rng;
 pub mod train;
 pub mod vq;

@@ -58,24 +58,27 @@ impl Autoencoder {
         }
     }
 
-    /// One optimisation step on a batch `x` (n, d); quantized when `vq` is given. Returns the
-    /// total loss. The quantizer's own optimizer (if it learns by gradient) is stepped by the
-    /// caller from `vq.grad`.
-    pub fn step(&mut self, x: ArrayView2<f32>, vq: Option<&mut Quantizer>) -> f32 {
-        let loss = self.gradients(x, vq);
+    /// One optimisation step on a batch `x` (n, d); quantized when `vq` is given: gradients,
+    /// the networks' Adam step, then the quantizer's own update. Returns the total loss.
+    /// Allocates nothing once warm.
+    pub fn step(&mut self, x: ArrayView2<f32>, mut vq: Option<&mut Quantizer>) -> f32 {
+        let loss = self.gradients(x, vq.as_deref_mut());
         self.opt
             .step(self.encoder.params_mut().chain(self.decoder.params_mut()));
+        if let Some(vq) = vq {
+            let n = x.nrows();
+            vq.after_step(self.z.slice(s![..n, ..]), &self.assign[..n]);
+        }
         loss
     }
 
-    /// Forward and backward of a batch without the update: leaves ∂L/∂θ in the networks'
-    /// gradients and ∂L/∂codes in `vq.grad` (and applies the EMA update when the codebook
-    /// learns that way). Returns the total loss.
+    /// Forward and backward of a batch without any update: leaves ∂L/∂θ in the networks'
+    /// gradients and the quantizer's gradient in the quantizer. Returns the total loss.
     pub fn gradients(&mut self, x: ArrayView2<f32>, mut vq: Option<&mut Quantizer>) -> f32 {
         let n = x.nrows();
         let (mut z, mut q) = (self.z.slice_mut(s![..n, ..]), self.q.slice_mut(s![..n, ..]));
         z.assign(&self.encoder.forward(x));
-        let (mut vq_loss, mut commit) = (0.0, 0.0);
+        let mut vq_loss = 0.0;
         match vq.as_deref_mut() {
             Some(vq) => {
                 vq.quantize(
@@ -84,7 +87,7 @@ impl Autoencoder {
                     q.view_mut(),
                     &mut self.search,
                 );
-                (vq_loss, commit) = vq.losses(z.view(), q.view());
+                vq_loss = vq.loss(z.view(), q.view());
             }
             None => q.assign(&z),
         }
@@ -100,27 +103,25 @@ impl Autoencoder {
             .backward(q.view(), g_recon.view(), Some(g_q.view_mut()));
         let mut g_z = self.g_z.slice_mut(s![..n, ..]);
         match vq {
-            Some(vq) => {
-                vq.backward(
-                    z.view(),
-                    q.view(),
-                    &self.assign[..n],
-                    g_q.view(),
-                    g_z.view_mut(),
-                );
-                vq.ema_update(z.view(), &self.assign[..n]);
-            }
+            Some(vq) => vq.backward(
+                z.view(),
+                q.view(),
+                &self.assign[..n],
+                g_q.view(),
+                g_z.view_mut(),
+            ),
             None => g_z.assign(&g_q),
         }
         self.encoder.backward(x, g_z.view(), None);
-        rec + vq_loss + commit
+        rec + vq_loss
     }
 
     pub fn all_finite(&self) -> bool {
         self.encoder.all_finite() && self.decoder.all_finite()
     }
 
-    /// Encode, quantize (if `vq`), decode and measure the whole data set.
+    /// Encode, quantize (if `vq`), decode and measure the whole data set; the generation
+    /// metrics too when `generation` (and `vq`).
     pub fn evaluate(
         &self,
         x: ArrayView2<f32>,
@@ -128,6 +129,7 @@ impl Autoencoder {
         vq: Option<&Quantizer>,
         subsample: &[usize],
         heldout: &[usize],
+        generation: bool,
     ) -> Evaluation {
         let z = self.encoder.infer(x);
         let mut assign = vec![0; x.nrows()];
@@ -142,7 +144,7 @@ impl Autoencoder {
                 );
                 (
                     self.decoder.infer(q.view()),
-                    Some(self.decoder.infer(vq.codes.view())),
+                    Some(self.decoder.infer(vq.codebook())),
                 )
             }
             None => (self.decoder.infer(z.view()), None),
@@ -150,9 +152,10 @@ impl Autoencoder {
         let quantized = vq
             .zip(decoded_codes.as_ref())
             .map(|(vq, dc)| QuantizedView {
-                codebook: vq.codes.view(),
+                codebook: vq.codebook(),
                 assign: &assign,
                 decoded_codes: dc.view(),
+                generation,
             });
         // Views are invariant in their lifetime: shorten the borrowed ones to the local ones.
         let metrics = metrics::measure(&Observation {

@@ -15,6 +15,12 @@ pub enum Stream {
     Codebook = 4,
     Subsample = 5,
     Holdout = 6,
+    /// The metrics' own draws (fixed seeds, the same in every run): coverage's subsets.
+    Coverage = 7,
+    /// The tokens of the generated set (fixed seed, the same in every run).
+    Generate = 8,
+    /// Dead-code restarts and codebook re-inits.
+    Restart = 9,
 }
 
 pub fn stream(seed: u64, purpose: Stream) -> ChaCha8Rng {

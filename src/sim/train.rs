@@ -3,18 +3,17 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ndarray::{s, Array1, Array2, ArrayView2};
+use ndarray::{s, Array1, Array2};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::sim::config::{RunConfig, ScheduleKind};
 use crate::sim::data::Mixture;
-use crate::sim::metrics::Metrics;
+use crate::sim::metrics::{self, Metrics};
 use crate::sim::model::{Autoencoder, Evaluation};
-use crate::sim::nn::Adam;
 use crate::sim::rng::{stream, Stream};
-use crate::sim::vq::{init_codebook, Quantizer};
+use crate::sim::vq::Quantizer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,18 +83,12 @@ pub struct RunOutcome {
 #[error("run cancelled")]
 pub struct Cancelled;
 
-/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
-const SUBSAMPLE: usize = 1000;
-
 /// Train and measure one run. Randomness comes only from `seed`, so the same (config, seed)
 /// gives the same outcome bit for bit on any thread. `cancel` is polled between steps.
 pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome, Cancelled> {
     let data = Mixture::sample(&cfg.data, &mut stream(seed, Stream::Data));
     let n = data.len();
-    let mut subsample =
-        rand::seq::index::sample(&mut stream(seed, Stream::Subsample), n, n.min(SUBSAMPLE))
-            .into_vec();
-    subsample.sort_unstable();
+    let subsample = metrics::subsample(n, seed);
     let (train, heldout) = split(n, cfg.data.holdout, &mut stream(seed, Stream::Holdout));
     let mut trainer = Trainer {
         cfg,
@@ -117,7 +110,13 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
     let history = std::mem::take(&mut trainer.history);
     match result {
         Ok((vq, eval)) => {
-            let snapshot = snapshot(&data, eval.z, eval.recon, eval.assign, vq.codes);
+            let snapshot = snapshot(
+                &data,
+                eval.z,
+                eval.recon,
+                eval.assign,
+                vq.codebook().to_owned(),
+            );
             Ok(RunOutcome {
                 status: Status::Ok,
                 diverged_epoch: None,
@@ -136,27 +135,6 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
             snapshot: None,
         }),
         Err(Stop::Cancelled) => Err(Cancelled),
-    }
-}
-
-/// One optimisation step on `batch` (n, d): the model's step, then the codebook's own Adam
-/// step when it learns by gradient. Returns the loss. Allocates nothing once warm.
-pub fn step(
-    model: &mut Autoencoder,
-    batch: ArrayView2<f32>,
-    vq: Option<(&mut Quantizer, &mut Adam)>,
-) -> f32 {
-    match vq {
-        Some((vq, opt)) => {
-            let loss = model.step(batch, Some(&mut *vq));
-            if vq.learns_by_gradient() {
-                let codes = vq.codes.as_slice_mut().expect("codebook is contiguous");
-                let grad = vq.grad.as_slice().expect("gradient is contiguous");
-                opt.step(std::iter::once((codes, grad)));
-            }
-            loss
-        }
-        None => model.step(batch, None),
     }
 }
 
@@ -198,27 +176,22 @@ impl Trainer<'_> {
         }
         // The codebook starts from the encoder as it is now: untrained (early) or trained (deferred).
         let z = self.model.encoder.infer(self.data.x.view());
-        let codes = init_codebook(
-            &self.cfg.quantizer,
-            z.view(),
-            &mut stream(seed, Stream::Codebook),
-        )
-        .map_err(|_| Stop::Diverged(self.total_epoch))?;
-        let mut vq = Quantizer::new(&self.cfg.quantizer, codes);
-        let mut codebook_opt = Adam::new(self.cfg.train.lr as f32);
-        let mut last = self.record(Phase::Quantized, 0, Some(&vq));
+        let mut vq = Quantizer::init(self.cfg, z.view(), seed)
+            .map_err(|_| Stop::Diverged(self.total_epoch))?;
+        let mut last = self.record(Phase::Quantized, 0, Some((&vq, 0)));
         for epoch in 1..=self.cfg.train.epochs {
-            self.epoch(Some((&mut vq, &mut codebook_opt)))?;
+            self.epoch(Some(&mut vq))?;
+            let restarts = vq.after_epoch(epoch);
             if !vq.all_finite() {
                 return Err(Stop::Diverged(self.total_epoch));
             }
-            last = self.record(Phase::Quantized, epoch, Some(&vq));
+            last = self.record(Phase::Quantized, epoch, Some((&vq, restarts)));
         }
         Ok((vq, last))
     }
 
     /// One pass over the shuffled data (last partial batch kept).
-    fn epoch(&mut self, mut vq: Option<(&mut Quantizer, &mut Adam)>) -> Result<(), Stop> {
+    fn epoch(&mut self, mut vq: Option<&mut Quantizer>) -> Result<(), Stop> {
         self.total_epoch += 1;
         self.order.shuffle(&mut self.shuffle);
         for chunk in self.order.chunks(self.cfg.train.batch_size) {
@@ -229,8 +202,7 @@ impl Trainer<'_> {
             for (mut row, &i) in batch.outer_iter_mut().zip(chunk) {
                 row.assign(&self.data.x.row(i));
             }
-            let vq = vq.as_mut().map(|(vq, opt)| (&mut **vq, &mut **opt));
-            let loss = step(&mut self.model, batch.view(), vq);
+            let loss = self.model.step(batch.view(), vq.as_deref_mut());
             if !loss.is_finite() {
                 return Err(Stop::Diverged(self.total_epoch));
             }
@@ -242,16 +214,28 @@ impl Trainer<'_> {
         }
     }
 
-    /// Measure the whole data set now and append it to the history.
-    fn record(&mut self, phase: Phase, epoch: usize, vq: Option<&Quantizer>) -> Evaluation {
+    /// Measure the whole data set now and append it to the history; `vq` comes with the codes
+    /// it restarted during the epoch. The generation metrics cost about three training epochs
+    /// each (default sizes), so only the last quantized epoch measures them.
+    fn record(
+        &mut self,
+        phase: Phase,
+        epoch: usize,
+        vq: Option<(&Quantizer, usize)>,
+    ) -> Evaluation {
         let start = Instant::now();
-        let eval = self.model.evaluate(
+        let last = phase == Phase::Quantized && epoch == self.cfg.train.epochs;
+        let mut eval = self.model.evaluate(
             self.data.x.view(),
             self.data.means.view(),
-            vq,
+            vq.map(|(vq, _)| vq),
             self.subsample,
             self.heldout,
+            last,
         );
+        if let Some((_, restarts)) = vq {
+            eval.metrics.restarts = restarts as f64;
+        }
         let metrics = eval.metrics;
         self.history.push(HistoryRow {
             phase,

@@ -3,7 +3,8 @@
 //!
 //! - `runs/<run_id>/`: one finished run (`run.csv`, `history.csv`, and when the run has a
 //!   snapshot `latent.csv`, `codebook.csv`, `means.csv`). A run is complete iff its directory
-//!   exists under its final name: it is filled under a `.tmp-` name and renamed into place.
+//!   exists under its final name: it is filled under a temporary name and renamed into
+//!   place (`crate::atomic`).
 //! - `runs.csv`, `history.csv`: assembled from the run directories, in expansion order.
 //! - `scenario.toml` (resolved) and `manifest.toml`.
 //!
@@ -12,12 +13,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::{self, Published};
 use crate::sim::metrics::Metrics;
 use crate::sim::train::{Phase, RunOutcome, Status};
 use crate::study::scenario::{flatten, RunSpec, Scenario};
@@ -33,7 +35,6 @@ pub const HISTORY_CSV: &str = "history.csv";
 pub const SCENARIO_TOML: &str = "scenario.toml";
 pub const MANIFEST_TOML: &str = "manifest.toml";
 const RUN_CSV: &str = "run.csv";
-const TMP_PREFIX: &str = ".tmp-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -218,170 +219,27 @@ fn run_files(spec: &RunSpec, outcome: &RunOutcome) -> Vec<(&'static str, Vec<u8>
     files
 }
 
-/// Host name, so that a shard on one machine never mistakes another machine's temp
-/// directory on a shared file system for its own stale one.
-fn host() -> String {
-    let h = fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_default();
-    let h: String = h
-        .trim()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-        .collect();
-    if h.is_empty() {
-        "host".into()
-    } else {
-        h
-    }
-}
-
-/// `.tmp-<stem>~<host>~<pid>~<nonce>`: `~` never occurs in run ids, file names or host names.
-fn temp_name(stem: &str) -> String {
-    format!(
-        "{TMP_PREFIX}{stem}~{}~{}~{:08x}",
-        host(),
-        std::process::id(),
-        rand::random::<u32>()
-    )
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = fs::File::create(path)?;
-    f.write_all(bytes)?;
-    // Data must reach the disk before the rename publishes it, or a power loss could leave
-    // a complete-looking name over empty contents.
-    f.sync_all()
-}
-
-/// Make a rename durable; best effort (not every platform can open a directory).
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Replace `path` with `bytes` atomically: readers see the old or the new file, never a mix.
+/// Replace `path` with `bytes` atomically (see `crate::atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(temp_name(&name));
-    let res = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(write_err(path)(e));
-    }
-    sync_dir(dir);
-    Ok(())
+    atomic::write(path, bytes).map_err(write_err(path))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    New,
-    /// Another process (a shard sharing the directory) published this run first; ours was
-    /// discarded. Both computed the same bytes apart from `seconds`.
-    AlreadyThere,
-}
-
-/// Publish one finished run as `runs_dir/<run_id>/`.
+/// Publish one finished run as `runs_dir/<run_id>/`, complete or not at all.
 pub fn write_run(
     runs_dir: &Path,
     spec: &RunSpec,
     outcome: &RunOutcome,
-) -> Result<Written, OutputError> {
+) -> Result<Published, OutputError> {
     let target = runs_dir.join(&spec.id);
-    if target.exists() {
-        return Ok(Written::AlreadyThere);
-    }
-    let tmp = runs_dir.join(temp_name(&spec.id));
-    let fill = || -> io::Result<()> {
-        fs::create_dir(&tmp)?;
-        for (name, bytes) in run_files(spec, outcome) {
-            write_synced(&tmp.join(name), &bytes)?;
-        }
-        sync_dir(&tmp);
-        Ok(())
-    };
-    if let Err(e) = fill() {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(write_err(&tmp)(e));
-    }
-    match fs::rename(&tmp, &target) {
-        Ok(()) => {
-            sync_dir(runs_dir);
-            Ok(Written::New)
-        }
-        // rename onto a non-empty directory fails: someone else won the race.
-        Err(_) if target.exists() => {
-            let _ = fs::remove_dir_all(&tmp);
-            Ok(Written::AlreadyThere)
-        }
-        Err(e) => {
-            let _ = fs::remove_dir_all(&tmp);
-            Err(write_err(&target)(e))
-        }
-    }
+    atomic::publish_dir(&target, &run_files(spec, outcome)).map_err(write_err(&target))
 }
 
-/// Remove temp files and directories in `dir` left by dead processes of this host. Those of
-/// live processes (a concurrent shard, this process) and of other hosts are left alone.
-pub fn remove_stale_temps(dir: &Path) -> Result<usize, OutputError> {
-    // Without /proc we cannot tell dead from alive, so we remove nothing.
-    if !Path::new("/proc/self").exists() {
-        return Ok(0);
+/// Remove the temp entries of dead processes from the sweep directory `dir` and its `runs/`.
+pub fn remove_stale_temps(dir: &Path) -> Result<(), OutputError> {
+    for d in [dir.to_path_buf(), dir.join(RUNS_DIR)] {
+        atomic::remove_stale_temps(&d).map_err(write_err(&d))?;
     }
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(read_err(dir)(e)),
-    };
-    let me = host();
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry.map_err(read_err(dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
-            continue;
-        };
-        let parts: Vec<&str> = rest.split('~').collect();
-        let [_, h, pid, _] = parts[..] else { continue };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
-        if h != me || alive {
-            continue;
-        }
-        let path = entry.path();
-        let res = if path.is_dir() {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        res.map_err(write_err(&path))?;
-        removed += 1;
-    }
-    Ok(removed)
-}
-
-/// Remove this process's own temp entries in `dir` (after a cancel or an error).
-pub fn remove_own_temps(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let tag = format!("~{}~{}~", host(), std::process::id());
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(TMP_PREFIX) && name.contains(&tag) {
-            let path = entry.path();
-            let _ = if path.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-        }
-    }
+    Ok(())
 }
 
 /// Run ids with a published directory in `runs_dir`.
@@ -418,7 +276,14 @@ fn read_csv(path: &Path) -> Result<(csv::StringRecord, Vec<csv::StringRecord>), 
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let file = fs::File::open(path).map_err(read_err(path))?;
+    let file = fs::File::open(path).map_err(|e| match e.kind() {
+        // Only a run directory made by hand (or damaged) lacks a file: say how to recover.
+        io::ErrorKind::NotFound => OutputError::Corrupt {
+            path: path.to_path_buf(),
+            message: "file missing".into(),
+        },
+        _ => read_err(path)(e),
+    })?;
     let mut r = csv::Reader::from_reader(io::BufReader::new(file));
     let header = r.headers().map_err(corrupt)?.clone();
     let rows = r.records().collect::<Result<_, _>>().map_err(corrupt)?;
@@ -476,7 +341,7 @@ fn write_tables(
             continue;
         }
         if !cache.contains_key(spec.id.as_str()) {
-            let run = read_run(&runs_dir.join(&spec.id), &header, &hist_header)?;
+            let run = read_run(&runs_dir.join(&spec.id), spec, &header, &hist_header)?;
             cache.insert(&spec.id, run);
         }
         let (row, hist) = &cache[spec.id.as_str()];
@@ -496,36 +361,70 @@ fn write_tables(
     Ok(assembly)
 }
 
-/// The `runs.csv` row and `history.csv` rows stored in one run directory.
+/// The `runs.csv` row and `history.csv` rows stored in one run directory of `spec`, on this
+/// vqsim's columns (see `onto_columns`).
 fn read_run(
     run_dir: &Path,
+    spec: &RunSpec,
     header: &[String],
     hist_header: &[String],
 ) -> Result<(Vec<String>, Vec<Vec<String>>), OutputError> {
-    let to_vec = |r: &csv::StringRecord| r.iter().map(String::from).collect::<Vec<String>>();
     let path = run_dir.join(RUN_CSV);
     let (h, rows) = read_csv(&path)?;
-    if to_vec(&h) != header {
-        return Err(OutputError::Corrupt {
-            path,
-            message: "columns differ from this vqsim's runs.csv columns".into(),
-        });
-    }
     let [row] = &rows[..] else {
         return Err(OutputError::Corrupt {
             path,
             message: format!("expected one row, found {}", rows.len()),
         });
     };
+    // The id matched, so any key the stored row lacks has the value this spec gives it.
+    let params: HashMap<String, String> = flatten(&spec.config).into_iter().collect();
+    let row = onto_columns(&path, &h, row, header, &RUN_COLUMNS, |c| {
+        params.get(c).cloned()
+    })?;
     let path = run_dir.join(HISTORY_CSV);
     let (h, hist) = read_csv(&path)?;
-    if to_vec(&h) != hist_header {
-        return Err(OutputError::Corrupt {
-            path,
-            message: "columns differ from this vqsim's history.csv columns".into(),
-        });
-    }
-    Ok((to_vec(row), hist.iter().map(to_vec).collect()))
+    let hist = hist
+        .iter()
+        .map(|r| onto_columns(&path, &h, r, hist_header, &HISTORY_COLUMNS, |_| None))
+        .collect::<Result<_, _>>()?;
+    Ok((row, hist))
+}
+
+/// `record` (read under `stored` columns) laid out on `header`. A run directory written before
+/// a metric existed lacks its column: the metric is NaN there, never a reason to drop the run.
+/// A missing key column takes `param`'s value; a missing leading column (`required`) means the
+/// file is not a vqsim result. Columns this vqsim no longer writes are left out.
+fn onto_columns(
+    path: &Path,
+    stored: &csv::StringRecord,
+    record: &csv::StringRecord,
+    header: &[String],
+    required: &[&str],
+    param: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, OutputError> {
+    let metrics = metric_names();
+    header
+        .iter()
+        .map(|column| {
+            if let Some(i) = stored.iter().position(|c| c == column) {
+                return Ok(record.get(i).unwrap_or_default().to_string());
+            }
+            if required.contains(&column.as_str()) || column == "seed" {
+                return Err(OutputError::Corrupt {
+                    path: path.to_path_buf(),
+                    message: format!("no `{column}` column"),
+                });
+            }
+            if metrics.contains(column) {
+                return Ok(fmt_f64(f64::NAN));
+            }
+            param(column).ok_or_else(|| OutputError::Corrupt {
+                path: path.to_path_buf(),
+                message: format!("no `{column}` column"),
+            })
+        })
+        .collect()
 }
 
 /// `manifest.toml`: what produced the tables, and how complete they are.
@@ -632,37 +531,5 @@ mod tests {
         assert_eq!(values[1], "NaN");
         assert_eq!(values[2], "59.25");
         assert_eq!(values[3], "64");
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.csv");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn stale_temps_of_dead_processes_are_removed_and_live_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        // pid_max on Linux is at most 2^22, so this pid cannot be alive.
-        let dead = format!(
-            "{TMP_PREFIX}0123456789abcdef~{}~4294967295~00000000",
-            host()
-        );
-        let live = temp_name("0123456789abcdef");
-        let other_host = format!("{TMP_PREFIX}0123456789abcdef~elsewhere~4294967295~0");
-        for name in [&dead, &live, &other_host] {
-            fs::create_dir(dir.path().join(name)).unwrap();
-        }
-        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
-        assert!(!dir.path().join(&dead).exists());
-        assert!(dir.path().join(&live).exists());
-        assert!(dir.path().join(&other_host).exists());
-        remove_own_temps(dir.path());
-        assert!(!dir.path().join(&live).exists());
-        assert!(dir.path().join(&other_host).exists());
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,9 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::atomic;
 use crate::report::table::{Table, TableError};
 use crate::sim::config::{RunConfig, ScheduleKind};
 use crate::sim::train::{self, RunOutcome, Status};
+use crate::study::memory;
 use crate::study::scenario::{RunSpec, Scenario, ScenarioError};
 use crate::study::shard::{Shard, ShardError};
 use crate::study::store::{self, Assembly, Manifest, OutputError};
@@ -33,7 +35,42 @@ pub enum SweepError {
     Shard(#[from] ShardError),
     #[error("--threads must be at least 1")]
     ZeroThreads,
-    #[error("`{0}` is not a sweep directory: it has no scenario.toml; point `vqsim merge` at <out>/<scenario name>")]
+    #[error("--threads {asked} is too many: at most {max} (4 × the {cores} cores available); results do not depend on the thread count")]
+    TooManyThreads {
+        asked: usize,
+        max: usize,
+        cores: usize,
+    },
+    #[error("{scenario}: the sweep needs about {} of memory ({} at once, the largest {}: {drivers}) but {} is available ({limit_from}); lower those keys or --threads, or raise --max-memory if the estimate is too cautious", memory::human_bytes(*needed), plural(*concurrent, "run"), memory::human_bytes(*largest), memory::human_bytes(*limit))]
+    TooMuchMemory {
+        scenario: String,
+        needed: u64,
+        concurrent: usize,
+        largest: u64,
+        drivers: String,
+        limit: u64,
+        /// `--max-memory` or `MemAvailable in /proc/meminfo`.
+        limit_from: String,
+    },
+    #[error("cannot write to --out at {path}: {source}; choose a writable directory with --out")]
+    OutNotWritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another vqsim process ({holder}) is already running this sweep in {dir} (lock file {lock}); wait for it to finish, or split the work between processes with --shard I/N")]
+    Locked {
+        dir: PathBuf,
+        lock: PathBuf,
+        /// "pid 123 on host h", or "unknown pid" when the holder has not written it yet.
+        holder: String,
+    },
+    #[error("{source}; the {finished} runs finished so far are kept in {dir}: fix the cause (e.g. free disk space) and run the same command again to resume")]
+    WriteFailed {
+        dir: PathBuf,
+        finished: usize,
+        source: OutputError,
+    },
+    #[error("`{}` is not a sweep directory: it has no scenario.toml; give <out>/<scenario name>{}", .0.display(), sweeps_inside(.0))]
     NotASweep(PathBuf),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
@@ -69,6 +106,10 @@ impl SweepError {
             SweepError::OutIsFile(_)
             | SweepError::Shard(_)
             | SweepError::ZeroThreads
+            | SweepError::TooManyThreads { .. }
+            | SweepError::TooMuchMemory { .. }
+            | SweepError::OutNotWritable { .. }
+            | SweepError::Locked { .. }
             | SweepError::NotASweep(_)
             | SweepError::Scenario(_) => 2,
             SweepError::Cancelled { .. } => 130,
@@ -98,6 +139,9 @@ pub struct SweepOptions {
     /// Worker threads; None = all cores.
     pub threads: Option<usize>,
     pub shard: Shard,
+    /// Refuse sweeps whose estimated peak memory exceeds this many bytes; None = the
+    /// memory available now (Linux), or no limit where that is unknown.
+    pub max_memory: Option<u64>,
     pub progress: ProgressMode,
     /// Set by Ctrl-C/SIGTERM while the sweep runs, by the caller to stop it, and by the sweep
     /// itself after a write error. Runs in flight are abandoned; finished runs stay.
@@ -111,6 +155,7 @@ impl SweepOptions {
             out: out.into(),
             threads: None,
             shard: Shard::ALL,
+            max_memory: None,
             progress: ProgressMode::Auto,
             cancel: Arc::new(AtomicBool::new(false)),
             on_run_done: None,
@@ -165,11 +210,16 @@ fn watch_signals(flag: &Arc<AtomicBool>) -> Result<SignalGuard, SweepError> {
     let installed = HANDLER.get_or_init(|| {
         ctrlc::set_handler(|| {
             let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
-            // Outside a sweep, or a second interrupt while the first is being honoured:
-            // quit now, as without a handler. Leftover temp directories are removed by the
-            // next sweep.
-            if active.is_empty() || active.iter().any(|f| f.load(Ordering::SeqCst)) {
-                eprintln!("vqsim: interrupted again, exiting now");
+            // Outside a sweep (summary, figures) there is nothing to finish, and a second
+            // interrupt asks to stop waiting: quit now, removing the temp files this process
+            // is filling (those of a SIGKILL are removed by the next command).
+            let again = active.iter().any(|f| f.load(Ordering::SeqCst));
+            if active.is_empty() || again {
+                atomic::remove_in_flight();
+                eprintln!(
+                    "vqsim: interrupted{}",
+                    if again { " again, exiting now" } else { "" }
+                );
                 std::process::exit(130);
             }
             eprintln!("vqsim: interrupted; abandoning runs in flight (press again to quit now)");
@@ -187,17 +237,34 @@ fn watch_signals(flag: &Arc<AtomicBool>) -> Result<SignalGuard, SweepError> {
     Ok(SignalGuard(flag.clone()))
 }
 
+/// `1 run`, `2 runs`.
+pub fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Runs done / total, diverged count and ETA, as a bar or as periodic lines.
+///
+/// The ETA comes from the expected cost of the runs (`expected_cost`), not their count:
+/// runs differ in cost by orders of magnitude and the costliest start first. Cost per
+/// second of one thread is measured on the finished runs; the remaining cost is shared
+/// among the threads.
 struct Progress {
     bar: Option<ProgressBar>,
     plain: bool,
     total: usize,
+    threads: usize,
     start: Instant,
-    done: AtomicUsize,
-    /// Done when the sweep started (resumed runs), excluded from the rate.
-    done_before: usize,
-    diverged: AtomicUsize,
+    state: Mutex<ProgressState>,
     last_line: Mutex<Instant>,
+}
+
+struct ProgressState {
+    done: usize,
+    diverged: usize,
+    /// Cost of the runs still to do, and cost and thread-seconds of those done here.
+    cost_left: f64,
+    cost_done: f64,
+    secs_done: f64,
 }
 
 const LINE_EVERY: Duration = Duration::from_secs(5);
@@ -212,64 +279,98 @@ fn human_secs(s: f64) -> String {
     }
 }
 
+impl ProgressState {
+    fn eta(&self, total: usize, threads: usize) -> String {
+        if self.done == total {
+            return human_secs(0.0);
+        }
+        if self.secs_done <= 0.0 || self.cost_done <= 0.0 {
+            return "?".into();
+        }
+        let per_thread = self.cost_done / self.secs_done;
+        let parallel = threads.min(total - self.done).max(1) as f64;
+        human_secs(self.cost_left / per_thread / parallel)
+    }
+}
+
 impl Progress {
-    fn new(mode: ProgressMode, total: usize, done_before: usize) -> Progress {
+    fn new(
+        mode: ProgressMode,
+        total: usize,
+        done_before: usize,
+        cost: f64,
+        threads: usize,
+    ) -> Progress {
         let mode = match mode {
             ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bar,
             ProgressMode::Auto => ProgressMode::Plain,
             m => m,
         };
+        let state = ProgressState {
+            done: done_before,
+            diverged: 0,
+            cost_left: cost,
+            cost_done: 0.0,
+            secs_done: 0.0,
+        };
         let bar = (mode == ProgressMode::Bar).then(|| {
             let bar =
                 ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} runs, {msg}, eta {eta}",
+                "{elapsed_precise} [{bar:30}] {pos}/{len} runs, {msg}",
             )
             .expect("the template is valid")
             .progress_chars("=> ");
+            // The message first: setting the position may draw the first frame.
+            bar.set_message(Self::message(&state, total, threads));
             bar.set_style(style);
             bar.set_position(done_before as u64);
-            bar.set_message("0 diverged");
-            bar.reset_eta();
             bar
         });
         Progress {
             bar,
             plain: mode == ProgressMode::Plain,
             total,
+            threads,
             start: Instant::now(),
-            done: AtomicUsize::new(done_before),
-            done_before,
-            diverged: AtomicUsize::new(0),
+            state: Mutex::new(state),
             last_line: Mutex::new(Instant::now()),
         }
     }
 
-    fn line(&self) -> String {
-        let done = self.done.load(Ordering::SeqCst);
-        let elapsed = self.start.elapsed().as_secs_f64();
-        let ran = done - self.done_before;
-        let eta = if ran == 0 {
-            "?".to_string()
-        } else {
-            human_secs(elapsed / ran as f64 * (self.total - done) as f64)
-        };
+    fn message(state: &ProgressState, total: usize, threads: usize) -> String {
         format!(
-            "[{done}/{}] {} elapsed, {} diverged, eta {eta}",
-            self.total,
-            human_secs(elapsed),
-            self.diverged.load(Ordering::SeqCst)
+            "{} diverged, eta {}",
+            state.diverged,
+            state.eta(total, threads)
         )
     }
 
-    fn run_done(&self, diverged: bool) {
-        self.done.fetch_add(1, Ordering::SeqCst);
-        if diverged {
-            self.diverged.fetch_add(1, Ordering::SeqCst);
-        }
+    fn line(&self) -> String {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        format!(
+            "[{}/{}] {} elapsed, {}",
+            state.done,
+            self.total,
+            human_secs(self.start.elapsed().as_secs_f64()),
+            Self::message(&state, self.total, self.threads)
+        )
+    }
+
+    /// A run of expected cost `cost` finished after `secs` of one thread.
+    fn run_done(&self, cost: f64, secs: f64, diverged: bool) {
+        let message = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.done += 1;
+            state.diverged += usize::from(diverged);
+            state.cost_left = (state.cost_left - cost).max(0.0);
+            state.cost_done += cost;
+            state.secs_done += secs;
+            Self::message(&state, self.total, self.threads)
+        };
         if let Some(bar) = &self.bar {
             bar.inc(1);
-            bar.set_message(format!("{} diverged", self.diverged.load(Ordering::SeqCst)));
+            bar.set_message(message);
         }
         if self.plain {
             let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
@@ -287,6 +388,125 @@ impl Progress {
         if self.plain {
             eprintln!("{}", self.line());
         }
+    }
+}
+
+/// The most worker threads `--threads` may ask for. More than a few per core only adds
+/// memory and switching, and thousands exhaust the process's resources.
+pub fn max_threads() -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (4 * cores, cores)
+}
+
+/// The lock that keeps two unsharded (or same-shard) processes out of one sweep directory.
+/// The OS releases it when its holder exits, however it exits, so it is never stale.
+fn lock_sweep(dir: &Path, shard: Shard) -> Result<fs::File, SweepError> {
+    let name = if shard == Shard::ALL {
+        ".vqsim.lock".to_string()
+    } else {
+        format!(".vqsim-shard-{}of{}.lock", shard.index(), shard.count())
+    };
+    let lock = dir.join(name);
+    let not_writable = |source| SweepError::OutNotWritable {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(not_writable)?;
+    match file.try_lock() {
+        Ok(()) => {
+            let me = format!("pid {} on host {}\n", std::process::id(), atomic::host());
+            file.set_len(0).map_err(not_writable)?;
+            file.write_all(me.as_bytes()).map_err(not_writable)?;
+            Ok(file)
+        }
+        Err(fs::TryLockError::WouldBlock) => {
+            // The holder writes its pid right after locking; give it a moment.
+            let mut holder = String::new();
+            for _ in 0..20 {
+                holder = fs::read_to_string(&lock)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                if !holder.is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if holder.is_empty() {
+                holder = "unknown pid".into();
+            }
+            Err(SweepError::Locked {
+                dir: dir.to_path_buf(),
+                lock,
+                holder,
+            })
+        }
+        // A file system without locks (some network mounts): go on unprotected.
+        Err(fs::TryLockError::Error(e)) => {
+            eprintln!(
+                "vqsim: warning: cannot lock {} ({e}); do not start a second process on this sweep",
+                lock.display()
+            );
+            Ok(file)
+        }
+    }
+}
+
+/// Refuses the sweep if the runs of this shard in flight at once would not fit in memory.
+fn check_memory(
+    scenario: &Scenario,
+    opts: &SweepOptions,
+    threads: usize,
+) -> Result<(), SweepError> {
+    let (limit, limit_from) = match opts.max_memory {
+        Some(m) => (m, "--max-memory"),
+        None => match memory::available() {
+            Some(m) => (m, "MemAvailable in /proc/meminfo"),
+            None => return Ok(()),
+        },
+    };
+    let runs: Vec<&RunSpec> = scenario
+        .runs
+        .iter()
+        .filter(|r| opts.shard.contains(r.index))
+        .collect();
+    let est = memory::estimate(&runs, threads);
+    if est.bytes <= limit {
+        return Ok(());
+    }
+    Err(SweepError::TooMuchMemory {
+        scenario: scenario.name.clone(),
+        needed: est.bytes,
+        concurrent: est.concurrent,
+        largest: est.largest,
+        drivers: est.drivers,
+        limit,
+        limit_from: limit_from.into(),
+    })
+}
+
+/// ` (it holds out/a and out/b)` for a directory whose subdirectories are sweeps.
+fn sweeps_inside(dir: &Path) -> String {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return String::new();
+    };
+    let mut sweeps: Vec<String> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join(store::SCENARIO_TOML).is_file())
+        .map(|p| format!("`{}`", p.display()))
+        .collect();
+    sweeps.sort();
+    if sweeps.is_empty() {
+        String::new()
+    } else {
+        format!(", such as {}", sweeps.join(" or "))
     }
 }
 
@@ -308,11 +528,14 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
     if dir.exists() && !dir.is_dir() {
         return Err(SweepError::OutIsFile(dir));
     }
+    let (max, cores) = max_threads();
     let threads = match opts.threads {
         Some(0) => return Err(SweepError::ZeroThreads),
+        Some(asked) if asked > max => return Err(SweepError::TooManyThreads { asked, max, cores }),
         Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        None => cores,
     };
+    check_memory(scenario, opts, threads)?;
     // A pool of our own: the global one may be sized or used by the embedding program.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -321,12 +544,12 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
     let _signals = watch_signals(&opts.cancel)?;
 
     let runs_dir = dir.join(store::RUNS_DIR);
-    fs::create_dir_all(&runs_dir).map_err(|source| SweepError::Create {
+    fs::create_dir_all(&runs_dir).map_err(|source| SweepError::OutNotWritable {
         path: runs_dir.clone(),
         source,
     })?;
+    let _lock = lock_sweep(&dir, opts.shard)?;
     store::remove_stale_temps(&dir)?;
-    store::remove_stale_temps(&runs_dir)?;
     store::write_atomic(
         &dir.join(store::SCENARIO_TOML),
         scenario.resolved_toml().as_bytes(),
@@ -349,13 +572,15 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
     todo.sort_by(|a, b| expected_cost(&b.config).total_cmp(&expected_cost(&a.config)));
     let skipped = mine.len() - todo.len();
 
-    let progress = Progress::new(opts.progress, mine.len(), skipped);
+    let cost: f64 = todo.iter().map(|r| expected_cost(&r.config)).sum();
+    let progress = Progress::new(opts.progress, mine.len(), skipped, cost, threads);
     if progress.plain {
         eprintln!(
-            "vqsim: {}: {} runs in shard {}, {skipped} already done, {threads} threads",
+            "vqsim: {}: {} in shard {}, {skipped} already done, {}",
             scenario.name,
-            mine.len(),
-            opts.shard
+            plural(mine.len(), "run"),
+            opts.shard,
+            plural(threads, "thread")
         );
     }
     let cancel = &opts.cancel;
@@ -371,9 +596,11 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         if cancel.load(Ordering::SeqCst) {
             return;
         }
+        let t = Instant::now();
         let Ok(outcome) = train::run(&spec.config, spec.seed, cancel) else {
             continue; // cancelled: nothing of this run was written
         };
+        let secs = t.elapsed().as_secs_f64();
         if let Err(e) = store::write_run(&runs_dir, spec, &outcome) {
             failure
                 .lock()
@@ -385,19 +612,23 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         let div = outcome.status == Status::Diverged;
         ran.fetch_add(1, Ordering::SeqCst);
         diverged.fetch_add(usize::from(div), Ordering::SeqCst);
-        progress.run_done(div);
+        progress.run_done(expected_cost(&spec.config), secs, div);
         if let Some(hook) = &opts.on_run_done {
             hook(spec, &outcome);
         }
     });
     progress.finish();
-    if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        store::remove_own_temps(&runs_dir);
-        return Err(e.into());
+    if let Some(source) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        atomic::remove_own_temps(&runs_dir);
+        return Err(SweepError::WriteFailed {
+            dir,
+            finished: skipped + ran.into_inner(),
+            source,
+        });
     }
     let cancelled = cancel.load(Ordering::SeqCst);
     if cancelled {
-        store::remove_own_temps(&runs_dir);
+        atomic::remove_own_temps(&runs_dir);
     }
 
     // Assemble even when cancelled, so the tables show what is done so far.
@@ -412,7 +643,8 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         },
     )?;
 
-    if cancelled {
+    // An interrupt while the tables were written is honoured too, not left for the report.
+    if cancelled || cancel.load(Ordering::SeqCst) {
         return Err(SweepError::Cancelled {
             dir,
             finished: assembly.finished.len(),
@@ -456,11 +688,8 @@ fn expected_cost(cfg: &RunConfig) -> f64 {
 pub fn merge(dir: &Path) -> Result<MergeReport, SweepError> {
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let path = dir.join(store::SCENARIO_TOML);
-    if !path.is_file() {
-        return Err(SweepError::NotASweep(dir.to_path_buf()));
-    }
-    let scenario = Scenario::load(&path)?;
+    require_sweep_dir(dir)?;
+    let scenario = Scenario::load(&dir.join(store::SCENARIO_TOML))?;
     let assembly = store::assemble(dir, &scenario)?;
     store::write_manifest(
         dir,
@@ -484,6 +713,16 @@ pub fn merge(dir: &Path) -> Result<MergeReport, SweepError> {
         assembly,
         missing,
     })
+}
+
+/// An error naming the sweep directories inside `dir` unless `dir` itself is one (has a
+/// `scenario.toml`), for commands given `out/` instead of `out/<name>`.
+pub fn require_sweep_dir(dir: &Path) -> Result<(), SweepError> {
+    if dir.join(store::SCENARIO_TOML).is_file() {
+        Ok(())
+    } else {
+        Err(SweepError::NotASweep(dir.to_path_buf()))
+    }
 }
 
 /// Metrics shown by `summary`, averaged over seeds.
@@ -579,8 +818,11 @@ pub fn summary(dir: &Path) -> Result<String, SweepError> {
     if let Ok(text) = fs::read_to_string(dir.join(store::MANIFEST_TOML)) {
         if let Ok(m) = toml::from_str::<Manifest>(&text) {
             out.push_str(&format!(
-                "{} runs: {} finished ({} diverged), {} missing\n",
-                m.runs, m.finished, m.diverged, m.missing
+                "{}: {} finished ({} diverged), {} missing\n",
+                plural(m.runs, "run"),
+                m.finished,
+                m.diverged,
+                m.missing
             ));
         }
     }
@@ -609,6 +851,26 @@ mod tests {
             source: io,
         };
         assert_eq!(create.exit_code(), 1);
+    }
+
+    #[test]
+    fn eta_shares_the_remaining_cost_among_threads_at_the_measured_rate() {
+        let mut state = ProgressState {
+            done: 1,
+            diverged: 0,
+            cost_left: 100.0,
+            cost_done: 0.0,
+            secs_done: 0.0,
+        };
+        assert_eq!(state.eta(4, 2), "?");
+        // One thread did 50 units in 10 s: 5 units/s; 100 units left on 2 threads.
+        (state.cost_done, state.secs_done) = (50.0, 10.0);
+        assert_eq!(state.eta(4, 2), "10.0 s");
+        // One run left: only one thread works on it.
+        state.done = 3;
+        assert_eq!(state.eta(4, 2), "20.0 s");
+        state.done = 4;
+        assert_eq!(state.eta(4, 2), "0.0 s");
     }
 
     #[test]

@@ -213,6 +213,7 @@ pub fn run(scenarios: &[PaperScenario], opts: &SweepOptions) -> Result<Paper, Pa
 pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, PaperError> {
     let paper_dir = out.join("paper");
     fs::create_dir_all(&paper_dir).map_err(io_err(&paper_dir))?;
+    crate::atomic::remove_stale_temps(&paper_dir).map_err(io_err(&paper_dir))?;
     remove_figures(&paper_dir)?;
     let mut sections = Vec::new();
     let mut headline = None;
@@ -315,6 +316,7 @@ fn kind_of(stem: &str) -> Option<Figure> {
         ("dynamics", Figure::Dynamics),
         ("capacity", Figure::Capacity),
         ("zoo", Figure::Zoo),
+        ("generation", Figure::Generation),
     ]
     .into_iter()
     .find(|(prefix, _)| stem.starts_with(prefix))
@@ -325,7 +327,7 @@ fn kind_of(stem: &str) -> Option<Figure> {
 /// the paper's five show every figure as main.
 fn is_main(scenario: &str, kind: Figure) -> bool {
     match scenario {
-        "shrinkage" => kind == Figure::Shrinkage,
+        "shrinkage" => matches!(kind, Figure::Shrinkage | Figure::Generation),
         "init" => matches!(kind, Figure::Shrinkage | Figure::Dynamics),
         "tokens" => kind == Figure::TokenScaling,
         "dynamics" => kind == Figure::Dynamics,
@@ -435,12 +437,7 @@ fn write_csv(path: &Path, lines: Vec<Vec<String>>) -> Result<PathBuf, PaperError
     Ok(path.to_path_buf())
 }
 
-/// Writes beside `path`, then renames, so a reader never sees half a file.
+/// Writes atomically (see `crate::atomic`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PaperError> {
-    let name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    crate::atomic::write(path, bytes).map_err(io_err(path))
 }

@@ -6,7 +6,9 @@
 mod axis;
 mod capacity;
 mod curves;
+mod diagnosis;
 mod dynamics;
+mod generation;
 pub mod pca;
 mod runs;
 mod shrinkage;
@@ -19,13 +21,16 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::atomic;
 use crate::report::summary::SummaryError;
 use crate::report::table::TableError;
 
 pub use capacity::capacity;
+pub use diagnosis::diagnosis;
 pub use dynamics::dynamics;
+pub use generation::generation;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
-pub use shrinkage::{shrinkage, Projection};
+pub use shrinkage::{shrinkage, Projection, Snapshot};
 pub use tokens::token_scaling;
 pub use zoo::zoo;
 
@@ -61,6 +66,8 @@ pub enum Figure {
     Capacity,
     /// Remedies compared: every arm against the declared baseline (with `zoo.csv`).
     Zoo,
+    /// Paper Fig. 1: real data vs each arm's generated set.
+    Generation,
 }
 
 /// The figures that fit the runs in `dir`.
@@ -85,11 +92,18 @@ fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
     if dir.join(crate::study::store::SCENARIO_TOML).is_file() {
         figures.push(Figure::Zoo);
     }
+    if runs.varies("schedule.kind") {
+        figures.push(Figure::Generation);
+    }
     figures
 }
 
 /// Draws every figure that fits the runs in `dir` into `dir/figures/`; returns the files.
 pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, PlotError> {
+    // Temp files of an earlier, interrupted `plot` (the summary tables' in `dir` too).
+    for d in [dir.to_path_buf(), dir.join("figures")] {
+        atomic::remove_stale_temps(&d).map_err(|source| PlotError::Io { path: d, source })?;
+    }
     let mut paths = Vec::new();
     for figure in discover(dir)? {
         paths.extend(match figure {
@@ -98,6 +112,7 @@ pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, Plot
             Figure::Dynamics => dynamics(dir)?,
             Figure::Capacity => capacity(dir)?,
             Figure::Zoo => zoo(dir)?,
+            Figure::Generation => generation(dir)?,
         });
     }
     Ok(paths)
@@ -113,32 +128,31 @@ pub(crate) trait Draw {
         DB::ErrorType: 'static;
 }
 
-/// Writes `fig` as `dir/figures/<stem>.png` and `.svg`, each to a temporary name first so a
-/// reader never sees half a file.
+/// Writes `fig` as `dir/figures/<stem>.png` and `.svg`, each atomically (`crate::atomic`).
 pub(crate) fn save(fig: &impl Draw, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, PlotError> {
     style::init()?;
     let out = dir.join("figures");
-    std::fs::create_dir_all(&out).map_err(|source| PlotError::Io {
-        path: out.clone(),
-        source,
-    })?;
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PlotError::Io { path, source }
+    };
+    std::fs::create_dir_all(&out).map_err(io_err(&out))?;
     let size = fig.size();
-    let png = out.join(format!("{stem}.png"));
-    // The bitmap encoder picks the format from the extension, so the temp name ends in .png.
-    // Per process: shard processes that finish together may all draw the figures at once.
-    let pid = std::process::id();
-    let png_tmp = out.join(format!(".{stem}.{pid}.tmp.png"));
     let draw_err = |path: &Path, e: Box<dyn std::error::Error>| PlotError::Draw {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    {
-        let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| draw_err(&png, e.into()))?;
-        fig.draw(&root).map_err(|e| draw_err(&png, e))?;
-        root.present().map_err(|e| draw_err(&png, e.into()))?;
-    }
-    rename(&png_tmp, &png)?;
+    let png = out.join(format!("{stem}.png"));
+    atomic::write_with(
+        &png,
+        |tmp| {
+            let root = BitMapBackend::new(tmp, size).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| draw_err(&png, e.into()))?;
+            fig.draw(&root).map_err(|e| draw_err(&png, e))?;
+            root.present().map_err(|e| draw_err(&png, e.into()))
+        },
+        io_err(&png),
+    )?;
 
     let svg = out.join(format!("{stem}.svg"));
     let mut text = String::new();
@@ -148,18 +162,6 @@ pub(crate) fn save(fig: &impl Draw, dir: &Path, stem: &str) -> Result<Vec<PathBu
         fig.draw(&root).map_err(|e| draw_err(&svg, e))?;
         root.present().map_err(|e| draw_err(&svg, e.into()))?;
     }
-    let svg_tmp = out.join(format!(".{stem}.{pid}.tmp.svg"));
-    std::fs::write(&svg_tmp, text).map_err(|source| PlotError::Io {
-        path: svg_tmp.clone(),
-        source,
-    })?;
-    rename(&svg_tmp, &svg)?;
+    atomic::write(&svg, text.as_bytes()).map_err(io_err(&svg))?;
     Ok(vec![png, svg])
-}
-
-fn rename(from: &Path, to: &Path) -> Result<(), PlotError> {
-    std::fs::rename(from, to).map_err(|source| PlotError::Io {
-        path: to.to_path_buf(),
-        source,
-    })
 }

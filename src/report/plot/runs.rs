@@ -314,31 +314,9 @@ fn schedule_rank(arm: &str) -> u8 {
     }
 }
 
-/// Short name of a parameter for titles and file names.
+/// Short name of a parameter for titles and file names: its label in the key registry.
 pub fn short(key: &str) -> &str {
-    match key {
-        "data.modes" => "K",
-        "data.points_per_mode" => "n",
-        "data.dim" => "d",
-        "data.mean_range" => "r",
-        "data.std" => "σ",
-        "model.latent_dim" => "m",
-        "model.width" => "width",
-        "model.depth" => "depth",
-        "model.activation" => "act",
-        "quantizer.codebook_size" => "S",
-        "quantizer.update" => "update",
-        "quantizer.beta" => "β",
-        "quantizer.ema_decay" => "decay",
-        "quantizer.init" => "init",
-        "quantizer.init_std" => "init σ",
-        "train.lr" => "lr",
-        "train.batch_size" => "batch",
-        "train.epochs" => "epochs",
-        "schedule.kind" => "schedule",
-        "schedule.continuous_epochs" => "cont. epochs",
-        other => other,
-    }
+    crate::study::scenario::label(key)
 }
 
 /// "K=10", "depth 2", "relu": symbols with "=", words with a space.

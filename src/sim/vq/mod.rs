@@ -1,90 +1,113 @@
-//! The vector quantizer: a codebook, nearest-code assignment, its losses and its EMA update.
+//! The vector quantizer: it owns its codebook, the codebook's optimizer or EMA state, the
+//! assignment, the gradient estimator and its dead-code restarts. Training calls it through a
+//! few hooks — `quantize`, `loss`, `backward`, `after_step`, `after_epoch` — and never reaches
+//! into its fields.
 //!
 //! Forward: q(z) = e_k with k = argmin_j ‖z − e_j‖. The decoder sees q(z); the encoder receives
 //! the decoder's gradient unchanged through the straight-through estimator z + sg(q − z).
 //! Loss = recon + ‖sg(z) − q‖² (codebook loss, moves codes) + β‖z − sg(q)‖² (commitment, moves
 //! the encoder), each a mean over batch × dims. With `update = "ema"` the codebook loss is
 //! replaced by exponential moving averages of the assigned embeddings (VQ-VAE, appendix A.1).
+//!
+//! Each choice is an enum matched in one place; a variant lives in its own file.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
-use ndarray_rand::rand_distr::{Normal, Uniform};
-use ndarray_rand::RandomExt;
+mod ema;
+mod estimator;
+mod gradient;
+mod init;
+mod restart;
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::config::{Init, QuantizerConfig, Update};
-use crate::sim::kmeans::kmeans;
+use crate::sim::config::{RunConfig, Update};
 use crate::sim::nearest::{self, nearest_with};
-/// Laplace smoothing of the EMA cluster sizes, so that an unused code never divides by zero.
-const EMA_EPSILON: f32 = 1e-5;
+use crate::sim::rng::{stream, Stream};
 
-#[derive(Debug, thiserror::Error)]
-#[error("k-means codebook init failed: {0}")]
-pub struct InitError(String);
+use init::init_codebook;
+pub use init::InitError;
 
-/// The initial codebook, (S, m). `z` holds the current encoder outputs of the whole data set
-/// (only `kmeans` looks at them).
-pub fn init_codebook(
-    cfg: &QuantizerConfig,
-    z: ArrayView2<f32>,
-    rng: &mut ChaCha8Rng,
-) -> Result<Array2<f32>, InitError> {
-    let (s, m) = (cfg.codebook_size, z.ncols());
-    Ok(match cfg.init {
-        Init::Uniform => {
-            let a = 1.0 / s as f32;
-            Array2::random_using((s, m), Uniform::new_inclusive(-a, a), rng)
-        }
-        Init::Normal => {
-            let normal =
-                Normal::new(0.0, cfg.init_std as f32).map_err(|e| InitError(e.to_string()))?;
-            Array2::random_using((s, m), normal, rng)
-        }
-        Init::Kmeans => kmeans(z, s, rng).map_err(|e| InitError(e.to_string()))?,
-    })
-}
-
-/// Exponential moving averages of each code's cluster size N_k and embedding sum m_k.
+/// How the codebook learns (`quantizer.update`).
 #[derive(Debug, Clone)]
-struct Ema {
-    decay: f32,
-    size: Array1<f32>,
-    sum: Array2<f32>,
-    // Per-step scratch: this batch's counts and sums.
-    batch_size: Array1<f32>,
-    batch_sum: Array2<f32>,
+enum Learner {
+    Gradient(gradient::ByGradient),
+    Ema(ema::Ema),
 }
 
-/// Codebook (S, m) with its gradient and, for `update = "ema"`, its running statistics.
+/// The largest batch a run feeds the quantizer: a batch never holds more than the data set.
+fn max_batch(cfg: &RunConfig) -> usize {
+    cfg.train
+        .batch_size
+        .min(cfg.data.modes * cfg.data.points_per_mode)
+}
+
+impl Learner {
+    /// Restarts the state of code `k`, which has just been moved to `codes[k]`.
+    fn reset(&mut self, k: usize, codes: ArrayView2<f32>) {
+        match self {
+            Learner::Gradient(_) => {}
+            Learner::Ema(ema) => ema.reset(k, codes.row(k)),
+        }
+    }
+}
+
+/// A codebook (S, m) with the state that trains it.
 #[derive(Debug, Clone)]
 pub struct Quantizer {
-    pub codes: Array2<f32>,
-    pub grad: Array2<f32>,
-    pub beta: f32,
-    ema: Option<Ema>,
+    codes: Array2<f32>,
+    beta: f32,
+    learner: Learner,
+    estimator: estimator::Estimator,
+    restart: restart::Restart,
+    /// The run's restart stream.
+    rng: ChaCha8Rng,
+    /// Scratch: codes restarted by the last step, (≤ S).
+    restarted: Vec<usize>,
+    /// Codes restarted since the last `after_epoch`.
+    restarts: usize,
 }
 
 impl Quantizer {
-    pub fn new(cfg: &QuantizerConfig, codes: Array2<f32>) -> Quantizer {
+    /// The quantizer a run starts with: codebook initialised from `z`, the current encoder
+    /// outputs of the whole data set, with the run's codebook stream of `seed`.
+    pub fn init(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, InitError> {
+        let codes = init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?;
+        Ok(Quantizer::new(cfg, codes, stream(seed, Stream::Restart)))
+    }
+
+    /// A quantizer starting from the given codebook, (S, m); `rng` drives its restarts.
+    pub fn new(cfg: &RunConfig, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
+        let q = &cfg.quantizer;
+        let learner = match q.update {
+            Update::Loss => {
+                Learner::Gradient(gradient::ByGradient::new(codes.dim(), cfg.train.lr as f32))
+            }
+            Update::Ema => Learner::Ema(ema::Ema::new(codes.view(), q.ema_decay as f32)),
+        };
         let (s, m) = codes.dim();
-        let ema = (cfg.update == Update::Ema).then(|| Ema {
-            decay: cfg.ema_decay as f32,
-            // Start the averages at the initial codes, each standing for one point.
-            size: Array1::ones(s),
-            sum: codes.clone(),
-            batch_size: Array1::zeros(s),
-            batch_sum: Array2::zeros((s, m)),
-        });
         Quantizer {
-            grad: Array2::zeros((s, m)),
             codes,
-            beta: cfg.beta as f32,
-            ema,
+            beta: q.beta as f32,
+            learner,
+            estimator: estimator::Estimator::new(q.estimator),
+            restart: restart::Restart::new(q, s, m, max_batch(cfg)),
+            rng,
+            restarted: Vec::with_capacity(s),
+            restarts: 0,
         }
     }
 
-    /// Whether the codebook learns by gradient (and so needs an optimizer step).
-    pub fn learns_by_gradient(&self) -> bool {
-        self.ema.is_none()
+    /// The codebook the assignment uses, (S, m).
+    pub fn codebook(&self) -> ArrayView2<'_, f32> {
+        self.codes.view()
+    }
+
+    /// ∂L/∂codes of the last `backward`; None when the codebook does not learn by gradient.
+    pub fn codebook_grad(&self) -> Option<ArrayView2<'_, f32>> {
+        match &self.learner {
+            Learner::Gradient(g) => Some(g.grad.view()),
+            Learner::Ema(_) => None,
+        }
     }
 
     /// Nearest code of each row of `z` into `assign`, and the codes themselves into `q`.
@@ -102,22 +125,24 @@ impl Quantizer {
         }
     }
 
-    /// The two VQ terms of the loss for a batch: (codebook loss ‖sg(z) − q‖², commitment
-    /// β‖z − sg(q)‖²), means over batch × dims. Both share the value mean‖z − q‖²; they differ
-    /// only in where their gradient goes.
-    pub fn losses(&self, z: ArrayView2<f32>, q: ArrayView2<f32>) -> (f32, f32) {
+    /// The VQ terms of the loss for a batch: codebook loss ‖sg(z) − q‖² (when the codebook
+    /// learns by gradient) plus commitment β‖z − sg(q)‖², means over batch × dims. Both share
+    /// the value mean‖z − q‖²; they differ only in where their gradient goes.
+    pub fn loss(&self, z: ArrayView2<f32>, q: ArrayView2<f32>) -> f32 {
         let sq: f32 = Zip::from(z)
             .and(q)
             .fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
         let mean = sq / z.len() as f32;
-        let codebook = if self.learns_by_gradient() { mean } else { 0.0 };
-        (codebook, self.beta * mean)
+        let codebook = match self.learner {
+            Learner::Gradient(_) => mean,
+            Learner::Ema(_) => 0.0,
+        };
+        codebook + self.beta * mean
     }
 
-    /// Backward of the VQ bottleneck. `g_q` holds ∂recon/∂q from the decoder; the
-    /// straight-through estimator passes it to z as it is, and the commitment term adds
-    /// 2β(z − q)/(n·m). The codebook loss adds 2(q − z)/(n·m) to the gradient of each selected
-    /// code, into `self.grad` (overwritten: one batch's gradient).
+    /// Backward of the VQ bottleneck. `g_q` holds ∂recon/∂q from the decoder; the estimator
+    /// carries it to z (straight-through: unchanged), and the commitment term adds
+    /// 2β(z − q)/(n·m). The codebook loss's gradient goes to the codebook's own state.
     pub fn backward(
         &mut self,
         z: ArrayView2<f32>,
@@ -126,60 +151,51 @@ impl Quantizer {
         g_q: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,
     ) {
-        let scale = 2.0 / z.len() as f32;
-        let commit = self.beta * scale;
-        Zip::from(&mut g_z)
-            .and(g_q)
-            .and(z)
-            .and(q)
-            .for_each(|gz, &gq, &a, &b| {
-                *gz = gq + commit * (a - b);
-            });
-        if self.learns_by_gradient() {
-            self.grad.fill(0.0);
-            for ((zi, qi), &k) in z.outer_iter().zip(q.outer_iter()).zip(assign) {
-                Zip::from(self.grad.row_mut(k))
-                    .and(zi)
-                    .and(qi)
-                    .for_each(|g, &a, &b| {
-                        *g += scale * (b - a);
-                    });
-            }
+        self.estimator.backward(z, q, g_q, g_z.view_mut());
+        let commit = self.beta * (2.0 / z.len() as f32);
+        Zip::from(&mut g_z).and(z).and(q).for_each(|gz, &a, &b| {
+            *gz += commit * (a - b);
+        });
+        match &mut self.learner {
+            Learner::Gradient(g) => g.backward(z, q, assign),
+            Learner::Ema(_) => {}
         }
     }
 
-    /// EMA codebook update from a batch (no-op for `update = "loss"`):
-    /// N_k ← γN_k + (1−γ)n_k, m_k ← γm_k + (1−γ)Σ_{i→k} z_i, e_k = m_k / Ñ_k with Laplace
-    /// smoothed Ñ_k = (N_k + ε)/(N + Sε)·N.
-    pub fn ema_update(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
-        let Some(ema) = self.ema.as_mut() else { return };
-        ema.batch_size.fill(0.0);
-        ema.batch_sum.fill(0.0);
-        for (zi, &k) in z.outer_iter().zip(assign) {
-            ema.batch_size[k] += 1.0;
-            let mut row = ema.batch_sum.row_mut(k);
-            row += &zi;
+    /// The codebook's update after a training step on the batch `z` with assignments
+    /// `assign`: an Adam step along the last gradient, or the EMA update; then dead-code
+    /// restarts.
+    pub fn after_step(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
+        match &mut self.learner {
+            Learner::Gradient(g) => g.step(self.codes.view_mut()),
+            Learner::Ema(ema) => ema.update(self.codes.view_mut(), z, assign),
         }
-        let g = ema.decay;
-        Zip::from(&mut ema.size)
-            .and(&ema.batch_size)
-            .for_each(|n, &b| *n = g * *n + (1.0 - g) * b);
-        Zip::from(&mut ema.sum)
-            .and(&ema.batch_sum)
-            .for_each(|s, &b| *s = g * *s + (1.0 - g) * b);
-        let total: f32 = ema.size.sum();
-        let s = ema.size.len() as f32;
-        for ((mut code, sum), &n) in self
-            .codes
-            .outer_iter_mut()
-            .zip(ema.sum.outer_iter())
-            .zip(&ema.size)
+        self.restart.after_step(
+            self.codes.view_mut(),
+            z,
+            assign,
+            &mut self.rng,
+            &mut self.restarted,
+        );
+        for &k in &self.restarted {
+            self.learner.reset(k, self.codes.view());
+        }
+        self.restarts += self.restarted.len();
+    }
+
+    /// The end of quantized epoch `epoch` (1-based): periodic re-initialisation. Returns the
+    /// codes restarted during the epoch (a re-initialisation counts every code).
+    pub fn after_epoch(&mut self, epoch: usize) -> usize {
+        if self
+            .restart
+            .after_epoch(epoch, self.codes.view_mut(), &mut self.rng)
         {
-            let smoothed = (n + EMA_EPSILON) / (total + s * EMA_EPSILON) * total;
-            Zip::from(&mut code)
-                .and(sum)
-                .for_each(|e, &m| *e = m / smoothed);
+            for k in 0..self.codes.nrows() {
+                self.learner.reset(k, self.codes.view());
+            }
+            self.restarts += self.codes.nrows();
         }
+        std::mem::take(&mut self.restarts)
     }
 
     pub fn all_finite(&self) -> bool {

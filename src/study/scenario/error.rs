@@ -7,12 +7,17 @@ pub enum ScenarioError {
     #[error("{file}: cannot read the scenario file: {io}")]
     Read { file: String, io: std::io::Error },
 
-    #[error("{file}:{line}:{column}: invalid TOML: {message}")]
+    /// Followed by the offending line and a caret under the column, as the toml crate
+    /// shows them.
+    #[error("{file}:{line}:{column}: invalid TOML{}: {message}\n{snippet}", key.as_ref().map_or(String::new(), |k| format!(" at `{k}`")))]
     Syntax {
         file: String,
         line: usize,
         column: usize,
+        /// The dotted key (or table header) on the offending line, when it has one.
+        key: Option<String>,
         message: String,
+        snippet: String,
     },
 
     #[error("{file}: unknown key `{key}`; {accepts}{}", did_you_mean(suggestion))]
@@ -43,8 +48,9 @@ pub enum ScenarioError {
     },
 
     #[error(
-        "{file}: {} `{name}` cannot be used as a directory name; allowed: a non-empty name of letters, digits, `_`, `.` and `-`, other than `.` and `..`{}",
+        "{file}: {} `{name}` cannot be used as a directory name; allowed: 1 to {} letters, digits, `_`, `.` and `-`, not starting with `.`{}",
         if *from_file_name { "the scenario name taken from the file name," } else { "`name` =" },
+        super::MAX_NAME_LEN,
         if *from_file_name { " (set `name = \"...\"` in the file)" } else { "" }
     )]
     InvalidName {
@@ -87,6 +93,9 @@ pub enum ScenarioError {
 
     #[error("{file}: sweep axis `{axis}` is given twice (once as a quoted dotted key, once as a nested table); keep one")]
     DuplicateAxis { file: String, axis: String },
+
+    #[error("{file}: `{axis}` is both a sweep axis and set by `sweep.arms`; a run can take only one value of it, so keep one")]
+    AxisAlsoInArms { file: String, axis: String },
 
     #[error("{file}: `sweep.\"{axis}\"` lists {value} twice (at indices {first} and {second}); sweep values must be distinct")]
     DuplicateAxisValue {

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::error::{closest, ScenarioError};
 use super::validate::{self, check_value, describe, rule_of, section_keys, ValueError, SECTIONS};
-use super::{flatten, Axis, RunSpec, TOP_LEVEL_KEYS};
+use super::{Axis, RunSpec, ARMS, TOP_LEVEL_KEYS};
 use crate::sim::config::RunConfig;
 
 /// More runs than this is a mistake in the file, not an experiment.
@@ -55,6 +55,19 @@ pub(super) fn axes(
         }
         axes.push(axis(file, key, value)?);
     }
+    // A key both swept on its own and set by an arm would have two values in one run.
+    if let Some(arms) = axes.iter().find(|a| a.key == ARMS) {
+        if let Some(key) = arms
+            .keys()
+            .into_iter()
+            .find(|k| axes.iter().any(|a| a.key == *k))
+        {
+            return Err(ScenarioError::AxisAlsoInArms {
+                file: file.into(),
+                axis: key,
+            });
+        }
+    }
     Ok(axes)
 }
 
@@ -79,6 +92,9 @@ pub(super) fn collect_leaves<'a>(
 }
 
 fn axis(file: &str, key: String, value: &toml::Value) -> Result<Axis, ScenarioError> {
+    if key == ARMS {
+        return arms(file, value);
+    }
     if TOP_LEVEL_KEYS.contains(&key.as_str()) {
         return Err(ScenarioError::TopLevelAxis {
             file: file.into(),
@@ -111,21 +127,7 @@ fn axis(file: &str, key: String, value: &toml::Value) -> Result<Axis, ScenarioEr
     let mut seen: HashMap<String, usize> = HashMap::with_capacity(values.len());
     for (i, raw) in values.iter().enumerate() {
         let place = format!("sweep.\"{key}\"[{i}]");
-        let v = check_value(&rule, raw).map_err(|e| match e {
-            ValueError::Type { expected, found } => ScenarioError::WrongType {
-                file: file.into(),
-                key: place,
-                expected: expected.into(),
-                found,
-            },
-            ValueError::Range { value, allowed } => ScenarioError::OutOfRange {
-                file: file.into(),
-                key: place,
-                value,
-                allowed,
-                context: String::new(),
-            },
-        })?;
+        let v = check_value(&rule, raw).map_err(|e| value_error(file, place, e))?;
         if let Some(&first) = seen.get(&v.to_string()) {
             return Err(ScenarioError::DuplicateAxisValue {
                 file: file.into(),
@@ -142,6 +144,81 @@ fn axis(file: &str, key: String, value: &toml::Value) -> Result<Axis, ScenarioEr
         key,
         values: checked,
     })
+}
+
+/// `arms = [{ "quantizer.restart" = "lru" }, { "schedule.kind" = "deferred" }, …]`: one axis
+/// whose values are whole settings, for comparisons that are a list of methods rather than a
+/// product of keys (a method zoo). `{}` is the base configuration. Each arm's keys and values
+/// are checked like an axis's; its value is a table of dotted keys in file order.
+fn arms(file: &str, value: &toml::Value) -> Result<Axis, ScenarioError> {
+    let expected = "an array of inline tables of configuration keys, such as \
+                    `[{}, { \"quantizer.restart\" = \"lru\" }]`";
+    let wrong = |key: String, found: String| ScenarioError::WrongType {
+        file: file.into(),
+        key,
+        expected: expected.into(),
+        found,
+    };
+    let items = match value {
+        toml::Value::Array(items) if !items.is_empty() => items,
+        other => return Err(wrong(format!("sweep.{ARMS}"), describe(other))),
+    };
+    let mut checked: Vec<toml::Value> = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let toml::Value::Table(table) = item else {
+            return Err(wrong(format!("sweep.{ARMS}[{i}]"), describe(item)));
+        };
+        let mut leaves = Vec::new();
+        collect_leaves("", table, &mut leaves);
+        let mut arm = toml::Table::new();
+        for (key, raw) in leaves {
+            let place = format!("sweep.{ARMS}[{i}].\"{key}\"");
+            let Some(rule) = rule_of(&key) else {
+                let mut e = unknown_axis(file, key);
+                if let ScenarioError::UnknownAxis { axis, .. } = &mut e {
+                    *axis = place;
+                }
+                return Err(e);
+            };
+            let v = check_value(&rule, raw).map_err(|e| value_error(file, place, e))?;
+            arm.insert(key, v);
+        }
+        let text = toml::Value::Table(arm.clone()).to_string();
+        if let Some(&first) = seen.get(&text) {
+            return Err(ScenarioError::DuplicateAxisValue {
+                file: file.into(),
+                axis: ARMS.into(),
+                value: text,
+                first,
+                second: i,
+            });
+        }
+        seen.insert(text, i);
+        checked.push(toml::Value::Table(arm));
+    }
+    Ok(Axis {
+        key: ARMS.into(),
+        values: checked,
+    })
+}
+
+fn value_error(file: &str, place: String, e: ValueError) -> ScenarioError {
+    match e {
+        ValueError::Type { expected, found } => ScenarioError::WrongType {
+            file: file.into(),
+            key: place,
+            expected: expected.into(),
+            found,
+        },
+        ValueError::Range { value, allowed } => ScenarioError::OutOfRange {
+            file: file.into(),
+            key: place,
+            value,
+            allowed,
+            context: String::new(),
+        },
+    }
 }
 
 fn unknown_axis(file: &str, key: String) -> ScenarioError {
@@ -276,11 +353,13 @@ pub(super) fn expand(
         }
         let mut table = base.clone();
         for (axis, &pick) in axes.iter().zip(&picks) {
-            set(&mut table, &axis.key, axis.values[pick].clone());
+            for (key, value) in axis.settings(pick) {
+                set(&mut table, &key, value);
+            }
         }
         let config = deserialize(file, table)?;
         if let Err(e) = validate::validate(&config) {
-            let context = if let Some(i) = axes.iter().position(|a| a.key == e.key) {
+            let context = if let Some(i) = axes.iter().position(|a| a.sets(&e.key)) {
                 format!(" (from `sweep.\"{}\"`[{}])", e.key, picks[i])
             } else if axes.is_empty()
                 || validate::validate(&base_cfg).is_err_and(|b| b.key == e.key)
@@ -335,6 +414,41 @@ pub(super) fn deserialize(file: &str, table: toml::Table) -> Result<RunConfig, S
         })
 }
 
+/// Bumped whenever a change of algorithm alters the results of some configuration, so that
+/// stored runs computed by the old algorithm are never reused. Version 1's tag is the one ids
+/// have carried from the start.
+pub const RESULTS_VERSION: u32 = 1;
+
+/// The keys every id has hashed since version 1, whatever their value: hashing them only when
+/// they differ from their default would rename every stored run. Keys added later enter the
+/// id only when they differ from their default, so adding an option (off by default) leaves
+/// every existing id, and so every stored result, valid.
+const ALWAYS_HASHED: [&str; 23] = [
+    "data.modes",
+    "data.points_per_mode",
+    "data.dim",
+    "data.mean_range",
+    "data.std",
+    "data.weight_ratio",
+    "data.std_ratio",
+    "data.holdout",
+    "model.latent_dim",
+    "model.width",
+    "model.depth",
+    "model.activation",
+    "quantizer.codebook_size",
+    "quantizer.update",
+    "quantizer.beta",
+    "quantizer.ema_decay",
+    "quantizer.init",
+    "quantizer.init_std",
+    "train.lr",
+    "train.batch_size",
+    "train.epochs",
+    "schedule.kind",
+    "schedule.continuous_epochs",
+];
+
 /// A run's id: 16 hex digits of the FNV-1a hash of its canonical config text and seed.
 ///
 /// Depends only on the values, not on the scenario's name, sweep layout or run order, so the
@@ -343,13 +457,16 @@ pub fn run_id(config: &RunConfig, seed: u64) -> String {
     format!("{:016x}", fnv1a(canonical_text(config, seed).as_bytes()))
 }
 
-/// One `key=value` line per config key, then the seed; versioned so a change of meaning can
-/// retire old ids on purpose.
+/// One `key=value` line per hashed key (see `ALWAYS_HASHED`), then the seed, under the tag of
+/// the results version.
 fn canonical_text(config: &RunConfig, seed: u64) -> String {
-    let mut text = String::from("vqsim-run-v1\n");
-    for (key, value) in flatten(config) {
-        // Writing to a String cannot fail.
-        let _ = writeln!(text, "{key}={value}");
+    let mut text = format!("vqsim-run-v{RESULTS_VERSION}\n");
+    let defaults = validate::fields(&RunConfig::default());
+    for (field, default) in validate::fields(config).into_iter().zip(defaults) {
+        if ALWAYS_HASHED.contains(&field.key) || field.value != default.value {
+            // Writing to a String cannot fail.
+            let _ = writeln!(text, "{}={}", field.key, field.value);
+        }
     }
     let _ = writeln!(text, "seed={seed}");
     text
@@ -417,13 +534,42 @@ mod tests {
     }
 
     #[test]
+    fn every_always_hashed_key_is_a_configuration_key() {
+        let keys: Vec<&str> = validate::fields(&RunConfig::default())
+            .iter()
+            .map(|f| f.key)
+            .collect();
+        for key in ALWAYS_HASHED {
+            assert!(keys.contains(&key), "{key} is not a key");
+        }
+    }
+
+    #[test]
+    fn keys_added_after_version_1_enter_the_id_only_off_their_default() {
+        // The canonical text of a default config names exactly the version-1 keys: a key
+        // added since must not appear there, or adding it would have renamed stored runs.
+        let text = canonical_text(&RunConfig::default(), 0);
+        let named: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .filter(|k| *k != "seed")
+            .collect();
+        assert_eq!(named, ALWAYS_HASHED);
+    }
+
+    #[test]
     fn run_id_is_pinned() {
         // Ids name finished runs on disk: changing them silently would orphan results.
-        // Update this value only together with the "vqsim-run-v1" tag.
+        // Update this value only together with RESULTS_VERSION.
         assert_eq!(run_id(&RunConfig::default(), 0), fnv_hex_of_default());
     }
 
     fn fnv_hex_of_default() -> String {
+        assert_eq!(
+            RESULTS_VERSION, 1,
+            "re-pin the id below for the new version"
+        );
         let text = "vqsim-run-v1\n\
             data.modes=10\ndata.points_per_mode=1000\ndata.dim=2\ndata.mean_range=10\ndata.std=0.5\n\
             data.weight_ratio=1\ndata.std_ratio=1\ndata.holdout=0\n\

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 pub use compare::Baseline;
 pub use error::ScenarioError;
-pub use expand::{run_id, MAX_RUNS};
-pub use validate::{fields, validate, Field, FieldValue, RangeError, Rule};
+pub use expand::{run_id, MAX_RUNS, RESULTS_VERSION};
+pub use validate::{fields, keys_markdown, label, validate, Field, FieldValue, RangeError, Rule};
 
 use crate::sim::config::RunConfig;
 use error::closest;
@@ -28,7 +28,7 @@ use validate::{check_value, describe, section_keys, ValueError, SECTIONS};
 /// Keys outside the sections; they describe the scenario, not a run, so they cannot be swept.
 const TOP_LEVEL_KEYS: [&str; 3] = ["name", "seeds", "replicates"];
 /// Scenario names become directory names; keep them short.
-const MAX_NAME_LEN: usize = 100;
+pub(crate) const MAX_NAME_LEN: usize = 100;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -45,11 +45,62 @@ pub struct Scenario {
     pub baseline: Option<Baseline>,
 }
 
-/// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order.
+/// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order;
+/// or the `arms` axis, whose values are tables of dotted keys (one method each).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
     pub key: String,
     pub values: Vec<toml::Value>,
+}
+
+/// The sweep entry whose values are whole settings rather than values of one key.
+pub const ARMS: &str = "arms";
+
+impl Axis {
+    /// The (dotted key, value) pairs that value `i` of this axis sets.
+    pub fn settings(&self, i: usize) -> Vec<(String, toml::Value)> {
+        match &self.values[i] {
+            toml::Value::Table(arm) if self.key == ARMS => {
+                arm.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+            value => vec![(self.key.clone(), value.clone())],
+        }
+    }
+
+    /// Whether some value of this axis sets dotted `key`.
+    pub fn sets(&self, key: &str) -> bool {
+        (0..self.values.len()).any(|i| self.settings(i).iter().any(|(k, _)| k == key))
+    }
+
+    /// The value `key` takes at each value of this axis (`base`'s where an arm leaves it).
+    pub fn values_of(&self, key: &str, base: &RunConfig) -> Vec<toml::Value> {
+        let default = fields(base)
+            .into_iter()
+            .find(|f| f.key == key)
+            .map(|f| f.value.to_toml());
+        (0..self.values.len())
+            .filter_map(|i| {
+                self.settings(i)
+                    .into_iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v)
+                    .or_else(|| default.clone())
+            })
+            .collect()
+    }
+
+    /// The keys this axis sets, in order of first appearance.
+    pub fn keys(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for i in 0..self.values.len() {
+            for (k, _) in self.settings(i) {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// One run: a validated configuration and its seed.
@@ -74,9 +125,20 @@ seeds = [0, 1, 2]
 impl Scenario {
     /// Reads and validates the scenario at `path`; its name defaults to the file stem.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|io| ScenarioError::Read {
+        let bytes = std::fs::read(path).map_err(|io| ScenarioError::Read {
             file: path.display().to_string(),
             io,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let lossy = String::from_utf8_lossy(e.as_bytes());
+            // Lossy decoding keeps the valid prefix byte for byte, so `at` is a position in it.
+            located(
+                &path.display().to_string(),
+                &lossy,
+                at,
+                format!("not UTF-8 text (byte 0x{:02x})", e.as_bytes()[at]),
+            )
         })?;
         let stem = path
             .file_stem()
@@ -114,8 +176,8 @@ impl Scenario {
         };
         let runs = expand::expand(&file, &base_table, &axes, &seeds)?;
         let baseline = match doc.get("compare") {
-            Some(compare) => Some(compare::parse(&file, compare, &axes)?),
-            None => None,
+            Some(compare) => Some(compare::parse(&file, compare, &axes, &base)?),
+            None => compare::first_arm(&axes, &base),
         };
         Ok(Scenario {
             name,
@@ -153,7 +215,7 @@ impl Scenario {
                     .strip_prefix(section)
                     .and_then(|k| k.strip_prefix('.'))
                 {
-                    let _ = writeln!(out, "{key} = {}", field.value.to_toml());
+                    let _ = writeln!(out, "{key} = {}  # {}", field.value.to_toml(), field.doc);
                 }
             }
         }
@@ -186,15 +248,90 @@ pub fn flatten(cfg: &RunConfig) -> Vec<(String, String)> {
 }
 
 fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {
-    let at = e.span().map_or(0, |s| s.start).min(text.len());
-    let before = &text[..floor_boundary(text, at)];
+    let at = e.span().map_or(0, |s| s.start);
+    located(file, text, at, e.message().trim().replace('\n', "; "))
+}
+
+/// A syntax error at byte `at` of `text`, with its line, column, key and snippet.
+fn located(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
+    let at = floor_boundary(text, at.min(text.len()));
+    let before = &text[..at];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let source_line = text[line_start..].lines().next().unwrap_or("");
     ScenarioError::Syntax {
         file: file.into(),
         line,
         column,
-        message: e.message().trim().replace('\n', "; "),
+        key: key_on_line(&text[..line_start], source_line),
+        message,
+        snippet: snippet(line, column, source_line),
+    }
+}
+
+/// The toml crate's picture of an error: the line, numbered, and a caret under `column`
+/// (1-based, in chars). Long lines are cut to a window around the caret; control characters
+/// are shown as `�` so they cannot disturb the terminal.
+fn snippet(line: usize, column: usize, source_line: &str) -> String {
+    const BEFORE: usize = 60;
+    const AFTER: usize = 40;
+    let chars: Vec<char> = source_line
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let from = column.saturating_sub(1 + BEFORE);
+    let to = chars.len().min(column + AFTER);
+    let mut shown: String = chars[from.min(to)..to].iter().collect();
+    let mut pad: String = chars[from.min(to)..(column - 1).min(to)]
+        .iter()
+        .map(|&c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    if from > 0 {
+        shown.insert(0, '…');
+        pad.insert(0, ' ');
+    }
+    if to < chars.len() {
+        shown.push('…');
+    }
+    let number = line.to_string();
+    let gutter = " ".repeat(number.len());
+    format!("{gutter} |\n{number} | {shown}\n{gutter} | {pad}^")
+}
+
+/// The dotted key assigned on `source_line` (prefixed by the table opened last in
+/// `preceding`), or the table a `[header]` line opens; None when the line has neither.
+fn key_on_line(preceding: &str, source_line: &str) -> Option<String> {
+    let header = |l: &str| {
+        let l = l.trim();
+        (l.starts_with('[') && !l.starts_with("[[")).then(|| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+    };
+    let line = source_line.trim();
+    if line.starts_with('[') {
+        return header(line).filter(|h| !h.is_empty());
+    }
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if key.is_empty() || !key.chars().all(plain) {
+        return None;
+    }
+    match preceding.lines().rev().find_map(header) {
+        Some(table) if !table.is_empty() => Some(format!("{table}.{key}")),
+        _ => Some(key.to_string()),
     }
 }
 
@@ -239,10 +376,10 @@ fn name(
             })
         }
     };
+    // A leading `.` would hide the results directory (and covers `.` and `..`).
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name != "."
-        && name != ".."
+        && !name.starts_with('.')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));

@@ -19,13 +19,23 @@ pub const MAX_TOTAL_POINTS: u64 = 10_000_000;
 /// Largest float accepted anywhere: far below f32::MAX, so squares and sums stay finite in f32.
 const MAX_FLOAT: f64 = 1e6;
 
-/// One configuration key: its dotted name, its value in some config, and what is allowed.
+/// One configuration key: its dotted name, its value in some config, what is allowed, and how
+/// it is named in figures and documented. The list in `fields` is the registry every other
+/// description of the keys (validation messages, README table, resolved scenarios, plot
+/// labels, run ids) is derived from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
     pub key: &'static str,
     pub value: FieldValue,
     pub rule: Rule,
+    /// Short name for figure titles and legends ("S", "σ", "width").
+    pub label: &'static str,
+    /// One line: what the key means, with the method's reference where it has one.
+    pub doc: &'static str,
 }
+
+/// How a key is named and documented: the last two columns of every `fields` entry.
+type Doc = (&'static str, &'static str);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {
@@ -69,18 +79,22 @@ pub struct RangeError {
     pub allowed: String,
 }
 
-fn int(key: &'static str, value: usize, min: u64, max: u64, cap: Cap) -> Field {
+fn int(key: &'static str, value: usize, min: u64, max: u64, cap: Cap, doc: Doc) -> Field {
     Field {
         key,
+        label: doc.0,
+        doc: doc.1,
         // usize → u64 never loses bits on the platforms Rust supports.
         value: FieldValue::Int(value as u64),
         rule: Rule::Int { min, max, cap },
     }
 }
 
-fn float(key: &'static str, value: f64, lo: (f64, bool), hi: (f64, bool)) -> Field {
+fn float(key: &'static str, value: f64, lo: (f64, bool), hi: (f64, bool), doc: Doc) -> Field {
     Field {
         key,
+        label: doc.0,
+        doc: doc.1,
         value: FieldValue::Float(value),
         rule: Rule::Float {
             lo: Bound {
@@ -99,9 +113,12 @@ fn choice<T: serde::Serialize>(
     key: &'static str,
     value: &T,
     words: &'static [&'static str],
+    doc: Doc,
 ) -> Field {
     Field {
         key,
+        label: doc.0,
+        doc: doc.1,
         value: FieldValue::Word(word(value)),
         rule: Rule::Choice(words),
     }
@@ -153,6 +170,13 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         ema_decay,
         init,
         init_std,
+        restart,
+        restart_threshold,
+        restart_decay,
+        lru_timeout,
+        lru_jitter,
+        kmeans_every,
+        estimator,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -164,67 +188,242 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         continuous_epochs,
     } = schedule;
     vec![
-        int("data.modes", *modes, 1, 10_000, Cap::None),
+        int("data.modes", *modes, 1, 10_000, Cap::None, ("K", "mixture components K")),
         int(
             "data.points_per_mode",
             *points_per_mode,
             1,
             MAX_TOTAL_POINTS,
             Cap::TotalPoints,
+            ("n", "points per component (on average, with unequal weights)"),
         ),
-        int("data.dim", *dim, 1, 1024, Cap::None),
+        int("data.dim", *dim, 1, 1024, Cap::None, ("d", "input dimension d")),
         float(
             "data.mean_range",
             *mean_range,
             (0.0, EXCL),
             (MAX_FLOAT, INCL),
+            ("r", "means uniform in [−r, r]^d"),
         ),
-        float("data.std", *std, (0.0, INCL), (MAX_FLOAT, INCL)),
+        float(
+            "data.std",
+            *std,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            ("σ", "σ of the components (of the first one when std_ratio > 1)"),
+        ),
         float(
             "data.weight_ratio",
             *weight_ratio,
             (1.0, INCL),
             (MAX_FLOAT, INCL),
+            (
+                "weights",
+                "largest / smallest component share, falling geometrically from the first component to the last; the total stays K × points_per_mode",
+            ),
         ),
-        float("data.std_ratio", *std_ratio, (1.0, INCL), (MAX_FLOAT, INCL)),
-        float("data.holdout", *holdout, (0.0, INCL), (0.9, INCL)),
-        int("model.latent_dim", *latent_dim, 1, 1024, Cap::None),
-        int("model.width", *width, 1, 4096, Cap::None),
-        int("model.depth", *depth, 0, 16, Cap::None),
-        choice("model.activation", activation, &["relu", "tanh", "gelu"]),
+        float(
+            "data.std_ratio",
+            *std_ratio,
+            (1.0, INCL),
+            (MAX_FLOAT, INCL),
+            (
+                "σ ratio",
+                "per-mode σ growing geometrically from std (first component) to std × std_ratio (last)",
+            ),
+        ),
+        float(
+            "data.holdout",
+            *holdout,
+            (0.0, INCL),
+            (0.9, INCL),
+            (
+                "holdout",
+                "share of the points held out of training (chosen at random from the seed); heldout_mse measures them",
+            ),
+        ),
+        int(
+            "model.latent_dim",
+            *latent_dim,
+            1,
+            1024,
+            Cap::None,
+            ("m", "encoder output / code dimension m"),
+        ),
+        int("model.width", *width, 1, 4096, Cap::None, ("width", "units per hidden layer")),
+        int(
+            "model.depth",
+            *depth,
+            0,
+            16,
+            Cap::None,
+            ("depth", "hidden layers per network (0 = linear)"),
+        ),
+        choice(
+            "model.activation",
+            activation,
+            &["relu", "tanh", "gelu"],
+            ("act", "hidden activation (gelu is the exact, erf-based one)"),
+        ),
         int(
             "quantizer.codebook_size",
             *codebook_size,
             2,
             65_536,
             Cap::DataPoints,
+            ("S", "codes S"),
         ),
-        choice("quantizer.update", update, &["loss", "ema"]),
-        float("quantizer.beta", *beta, (0.0, INCL), (MAX_FLOAT, INCL)),
-        float("quantizer.ema_decay", *ema_decay, (0.0, INCL), (1.0, EXCL)),
-        choice("quantizer.init", init, &["uniform", "normal", "kmeans"]),
+        choice(
+            "quantizer.update",
+            update,
+            &["loss", "ema"],
+            (
+                "update",
+                "codebook learned by the codebook loss (own Adam) or by exponential moving averages (van den Oord et al. 2017, appendix)",
+            ),
+        ),
+        float(
+            "quantizer.beta",
+            *beta,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            ("β", "commitment weight β"),
+        ),
+        float(
+            "quantizer.ema_decay",
+            *ema_decay,
+            (0.0, INCL),
+            (1.0, EXCL),
+            ("decay", "EMA decay γ (update = \"ema\")"),
+        ),
+        choice(
+            "quantizer.init",
+            init,
+            &["uniform", "normal", "kmeans"],
+            (
+                "init",
+                "codebook init: ±1/S, N(0, init_std²), or k-means on the current encoder outputs",
+            ),
+        ),
         float(
             "quantizer.init_std",
             *init_std,
             (0.0, EXCL),
             (MAX_FLOAT, INCL),
+            ("init σ", "σ of init = \"normal\""),
         ),
-        float("train.lr", *lr, (0.0, EXCL), (MAX_FLOAT, INCL)),
+        choice(
+            "quantizer.restart",
+            restart,
+            &["none", "threshold", "lru", "kmeans"],
+            (
+                "restart",
+                "dead-code restart: none; threshold = codes whose usage EMA falls below restart_threshold move to random encoder outputs of the batch (Dhariwal et al. 2020, Jukebox; Zeghidour et al. 2021, SoundStream); lru = codes unused for lru_timeout steps move to random batch outputs plus jitter (Huh et al. 2023); kmeans = k-means re-init of the codebook on recent encoder outputs every kmeans_every epochs (Łańcucki et al. 2020)",
+            ),
+        ),
+        float(
+            "quantizer.restart_threshold",
+            *restart_threshold,
+            (0.0, EXCL),
+            (MAX_FLOAT, INCL),
+            (
+                "restart threshold",
+                "restart = \"threshold\": usage EMA (points per step) below which a code restarts (Jukebox: 1)",
+            ),
+        ),
+        float(
+            "quantizer.restart_decay",
+            *restart_decay,
+            (0.0, INCL),
+            (1.0, EXCL),
+            (
+                "usage decay",
+                "restart = \"threshold\": decay of the usage EMA (Jukebox: 0.99)",
+            ),
+        ),
+        int(
+            "quantizer.lru_timeout",
+            *lru_timeout,
+            1,
+            1_000_000_000,
+            Cap::None,
+            (
+                "LRU timeout",
+                "restart = \"lru\": steps without use before a code is replaced (vqtorch: 100)",
+            ),
+        ),
+        float(
+            "quantizer.lru_jitter",
+            *lru_jitter,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            (
+                "LRU jitter",
+                "restart = \"lru\": Gaussian jitter of a replacement, relative to its norm (vqtorch: 1e-4)",
+            ),
+        ),
+        int(
+            "quantizer.kmeans_every",
+            *kmeans_every,
+            1,
+            100_000,
+            Cap::None,
+            (
+                "k-means every",
+                "restart = \"kmeans\": epochs between re-initialisations (on the last 4096 encoder outputs)",
+            ),
+        ),
+        choice(
+            "quantizer.estimator",
+            estimator,
+            &["ste", "rotation"],
+            (
+                "estimator",
+                "gradient through the quantizer: ste = straight-through (van den Oord et al. 2017); rotation = the rotation trick, λR z with R rotating z onto q (Fifty et al. 2024)",
+            ),
+        ),
+        float(
+            "train.lr",
+            *lr,
+            (0.0, EXCL),
+            (MAX_FLOAT, INCL),
+            ("lr", "Adam learning rate"),
+        ),
         int(
             "train.batch_size",
             *batch_size,
             1,
             MAX_TOTAL_POINTS,
             Cap::None,
+            ("batch", "mini-batch size (last partial batch kept)"),
         ),
-        int("train.epochs", *epochs, 1, 100_000, Cap::None),
-        choice("schedule.kind", kind, &["early", "deferred"]),
+        int(
+            "train.epochs",
+            *epochs,
+            1,
+            100_000,
+            Cap::None,
+            ("epochs", "quantized epochs (both schedules)"),
+        ),
+        choice(
+            "schedule.kind",
+            kind,
+            &["early", "deferred"],
+            (
+                "schedule",
+                "quantize from step 0, or after a continuous phase (the paper's fix)",
+            ),
+        ),
         int(
             "schedule.continuous_epochs",
             *continuous_epochs,
             0,
             100_000,
             Cap::None,
+            (
+                "cont. epochs",
+                "continuous epochs before the switch (deferred)",
+            ),
         ),
     ]
 }
@@ -235,6 +434,30 @@ pub fn rule_of(key: &str) -> Option<Rule> {
         .into_iter()
         .find(|f| f.key == key)
         .map(|f| f.rule)
+}
+
+/// The short figure label of dotted `key`; the key itself when it is not a configuration key.
+pub fn label(key: &str) -> &str {
+    fields(&RunConfig::default())
+        .into_iter()
+        .find(|f| f.key == key)
+        .map_or(key, |f| f.label)
+}
+
+/// The configuration keys as a Markdown table (key, default, allowed, meaning): the README's
+/// key table and `vqsim keys` print this, so the documentation cannot drift from the rules.
+pub fn keys_markdown() -> String {
+    let mut out = String::from("| key | default | allowed | meaning |\n|---|---|---|---|\n");
+    for f in fields(&RunConfig::default()) {
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            f.key,
+            f.value.to_toml(),
+            f.rule.allowed(None),
+            f.doc
+        ));
+    }
+    out
 }
 
 /// The keys of `section`, in struct order.
