@@ -536,7 +536,11 @@ fn depth_and_width_sweep_gets_heat_maps_without_diverged_runs() {
     assert_eq!(names(&cap), vec!["capacity.png", "capacity.svg"]);
     assert_valid(&cap);
     let c = svg(&dir, "capacity");
-    assert!(c.contains("encoder width (units)") && !c.contains("1024"));
+    // Text only: 1024 may well be a pixel coordinate.
+    assert!(c.contains("encoder width (units)") && !c.contains(">1024<"));
+    // Each metric's numeric colour scale.
+    assert!(c.contains("colour scale: effective rank (dims), all arms"));
+    assert!(c.contains("colour scale: modes hit (of K), all arms"));
     // Only the group whose runs kept snapshots gets a shrinkage figure.
     let shrink = plot::shrinkage(&dir, Projection::Pca).unwrap();
     assert_eq!(
@@ -578,4 +582,44 @@ fn results_without_ok_runs_are_an_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no run with status `ok`"), "{err}");
+}
+
+/// Tiny real runs of `sweep` (milliseconds each), swept into a fresh directory.
+fn tiny_runs(name: &str, sweep: &str, keep: &mut Option<tempfile::TempDir>) -> PathBuf {
+    use vqsim::study::scenario::Scenario;
+    use vqsim::study::sweep::{run_sweep, ProgressMode, SweepOptions};
+    let text = format!(
+        "seeds = [0, 1]\n[data]\nmodes = 4\npoints_per_mode = 60\n[model]\nwidth = 8\n\
+         [quantizer]\ncodebook_size = 4\n[train]\nepochs = 2\nbatch_size = 64\n\
+         [schedule]\ncontinuous_epochs = 2\n[sweep]\n{sweep}\n"
+    );
+    let scenario = Scenario::from_str(&text, None, name).unwrap();
+    let out = fixture(name, keep);
+    let mut opts = SweepOptions::new(&out);
+    opts.threads = Some(1);
+    opts.progress = ProgressMode::Quiet;
+    run_sweep(&scenario, &opts).unwrap().dir
+}
+
+#[test]
+fn deferred_arms_sharing_their_continuous_phase_get_one_grey_curve_in_the_legend() {
+    let mut keep = None;
+    let dir = tiny_runs(
+        "init",
+        "\"quantizer.init\" = [\"uniform\", \"kmeans\"]\n\"schedule.kind\" = [\"early\", \"deferred\"]",
+        &mut keep,
+    );
+    plot::dynamics(&dir).unwrap();
+    assert!(svg(&dir, "dynamics").contains("continuous phase shared by deferred arms"));
+
+    // One deferred arm: its continuous phase keeps its own colour, no extra legend entry.
+    let mut keep = None;
+    let dir = tiny_runs(
+        "default",
+        "\"schedule.kind\" = [\"early\", \"deferred\"]",
+        &mut keep,
+    );
+    plot::dynamics(&dir).unwrap();
+    let d = svg(&dir, "dynamics");
+    assert!(d.contains("quantization switch") && !d.contains("shared by deferred arms"));
 }

@@ -10,7 +10,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::axis::{Axis, Scale};
 use super::curves::{CurvePanel, CurvesFig};
 use super::runs::{sort_values, spread, Group, Runs};
-use super::style::{self, legend, text, viridis, Key};
+use super::style::{self, text, viridis};
 use super::tokens::{arm_curves, arm_legend, seeds_note};
 use super::{save, Draw, DrawResult, PlotError};
 use crate::report::stats::mean_ci;
@@ -182,12 +182,16 @@ fn heat_figure(runs: &Runs, group: &Group) -> HeatFig {
     }
 }
 
+/// Height of the colour-bar strip under the heat maps, px.
+const BAR_STRIP: u32 = 130;
+/// Colour steps drawn in a colour bar.
+const BAR_STEPS: usize = 120;
+
 impl Draw for HeatFig {
     fn size(&self) -> (u32, u32) {
         let header = style::header_height(&self.subtitle, style::WIDTH);
         let rows = style::ROW * self.arms.len() as u32;
-        let legend = style::legend_height(&heat_legend(), style::WIDTH);
-        (style::WIDTH, header + legend + rows)
+        (style::WIDTH, header + rows + BAR_STRIP)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
@@ -195,9 +199,11 @@ impl Draw for HeatFig {
         DB::ErrorType: 'static,
     {
         let body = style::header(root, &self.title, &self.subtitle)?;
-        let body = legend(&body, &heat_legend())?;
-        let cells = body.split_evenly((self.arms.len(), METRICS.len()));
-        for (m, (_, title, _)) in METRICS.iter().enumerate() {
+        let h = body.dim_in_pixel().1;
+        let (maps, bars) = body.split_vertically(h.saturating_sub(BAR_STRIP));
+        let cells = maps.split_evenly((self.arms.len(), METRICS.len()));
+        let bars = bars.split_evenly((1, METRICS.len()));
+        for (m, (_, title, y_desc)) in METRICS.iter().enumerate() {
             // One colour scale per metric across arms, so arms compare by colour too.
             let all = self
                 .arms
@@ -212,21 +218,53 @@ impl Draw for HeatFig {
                 let area = &cells[a * METRICS.len() + m];
                 self.heat_panel(area, &format!("{arm}: {title}"), &c[m], (lo, hi))?;
             }
+            colour_bar(
+                &bars[m],
+                &format!("colour scale: {y_desc}, all arms"),
+                (lo, hi),
+            )?;
         }
         Ok(())
     }
 }
 
-fn heat_legend() -> Vec<Vec<(Key, String)>> {
-    vec![vec![
-        (Key::Text, "colour:".into()),
-        (Key::Square(viridis(0.0)), "low".into()),
-        (Key::Square(viridis(0.5)), "mid".into()),
-        (
-            Key::Square(viridis(1.0)),
-            "high (one scale per metric, shared by all arms)".into(),
-        ),
-    ]]
+/// A horizontal viridis bar from `lo` to `hi` with numeric ticks: the scale of one metric's
+/// heat maps.
+fn colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    desc: &str,
+    (lo, hi): (f64, f64),
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let x = Axis::fit(Scale::Linear, [lo, hi], 0.0);
+    let y = Axis::fit(Scale::Linear, [0.0, 1.0], 0.0);
+    let mut chart = ChartBuilder::on(area)
+        .margin_left(110)
+        .margin_right(40)
+        .margin_top(8)
+        .x_label_area_size(70)
+        .build_cartesian_2d(x.coord(), y.coord())?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_y_axis()
+        .label_style(text(style::TICK_PX))
+        .axis_desc_style(text(style::LABEL_PX))
+        .x_desc(desc)
+        .x_label_formatter(&|t| x.label(*t))
+        .draw()?;
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let step = span / BAR_STEPS as f64;
+    chart.draw_series((0..BAR_STEPS).map(|i| {
+        let a = x.lo + i as f64 * (x.hi - x.lo) / BAR_STEPS as f64;
+        let b = a + (x.hi - x.lo) / BAR_STEPS as f64;
+        let t = ((a + step / 2.0 - lo) / span).clamp(0.0, 1.0);
+        Rectangle::new([(a, 0.0), (b, 1.0)], viridis(t).filled())
+    }))?;
+    Ok(())
 }
 
 impl HeatFig {

@@ -4,16 +4,23 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use plotters::style::RGBColor;
+
 use super::axis::{Axis, Scale};
 use super::curves::{Curve, CurvePanel, CurvesFig};
 use super::runs::{spread, Group, Runs};
 use super::style::{arm_color, Key};
 use super::tokens::{arm_legend, seeds_note};
 use super::{save, PlotError};
-use crate::report::stats::mean_ci;
+use crate::report::stats::{mean_ci, MeanCi};
 use crate::report::table::Table;
 
 const MAX_FIGURES: usize = 4;
+/// Colour of a continuous phase that several arms share.
+const SHARED: RGBColor = RGBColor(0x55, 0x55, 0x55);
+
+/// Points of one curve: (total epoch, mean and CI over seeds).
+type Points = Vec<(f64, MeanCi)>;
 const METRICS: [(&str, &str, &str, Scale); 3] = [
     (
         "codebook_dist",
@@ -96,8 +103,10 @@ fn figure(runs: &Runs, history: &History, group: &Group) -> Option<CurvesFig> {
     }
     let mut switches: Vec<(f64, usize)> = Vec::new();
     let mut panels = Vec::new();
+    let mut shared_any = false;
     for (metric, title, y_desc, y) in METRICS {
-        let mut curves = Vec::new();
+        // Per arm: its colour index, continuous-phase points and quantized points.
+        let mut arms: Vec<(usize, Points, Points)> = Vec::new();
         for (i, arm) in runs.arms.iter().enumerate() {
             // (total_epoch, phase order) → values over seeds; continuous before quantized so
             // the two states at the switch epoch are drawn in training order.
@@ -126,14 +135,47 @@ fn figure(runs: &Runs, history: &History, group: &Group) -> Option<CurvesFig> {
                     switches.push((s, i));
                 }
             }
+            let (mut cont, mut quant) = (Vec::new(), Vec::new());
+            for ((t, q), v) in at {
+                let p = (t as f64, mean_ci(&v, 0.95));
+                if q == 1 {
+                    quant.push(p);
+                } else {
+                    cont.push(p);
+                }
+            }
+            arms.push((i, cont, quant));
+        }
+        // Deferred arms that differ only in what happens at the switch (e.g. the codebook
+        // init) share their continuous phase exactly: draw it once, in grey, rather than as
+        // overlapping bands that mix into an unexplained colour.
+        let shared = |c: &Points| {
+            arms.iter()
+                .filter(|(_, o, _)| !c.is_empty() && o == c)
+                .count()
+                > 1
+        };
+        let mut curves = Vec::new();
+        let mut drawn: Vec<Points> = Vec::new();
+        for (i, cont, quant) in &arms {
+            let pts = if shared(cont) {
+                if !drawn.contains(cont) {
+                    drawn.push(cont.clone());
+                    curves.push(Curve {
+                        color: SHARED,
+                        pts: cont.clone(),
+                    });
+                }
+                quant.clone()
+            } else {
+                cont.iter().chain(quant).copied().collect()
+            };
             curves.push(Curve {
-                color: arm_color(i),
-                pts: at
-                    .into_iter()
-                    .map(|((t, _), v)| (t as f64, mean_ci(&v, 0.95)))
-                    .collect(),
+                color: arm_color(*i),
+                pts,
             });
         }
+        shared_any |= !drawn.is_empty();
         let mut p = CurvePanel {
             title: title.into(),
             x_desc: "epoch (all phases)".into(),
@@ -149,6 +191,12 @@ fn figure(runs: &Runs, history: &History, group: &Group) -> Option<CurvesFig> {
         panels.push(p);
     }
     let mut legend = arm_legend(runs, &rows);
+    if shared_any {
+        legend.push((
+            Key::Band(SHARED),
+            "continuous phase shared by deferred arms".into(),
+        ));
+    }
     for p in &mut panels {
         p.vlines = switches.iter().map(|&(x, i)| (x, arm_color(i))).collect();
     }
