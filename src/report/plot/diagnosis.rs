@@ -10,7 +10,7 @@ use ndarray::ArrayView2;
 
 use super::axis::{Axis, Scale};
 use super::pca::Pca;
-use super::shrinkage::usage_panel;
+use super::shrinkage::{code_markers, usage_panel};
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
 
@@ -166,18 +166,7 @@ impl DiagnosisFig {
             let color = k.map_or(RGBColor(0x55, 0x55, 0x55), mode_color);
             Circle::new((x, y), 2, color.mix(0.3).filled())
         }))?;
-        let umax = self.codes.iter().map(|c| c.2).fold(1.0, f64::max);
-        // As in the shrinkage figure: the largest marker shrinks with the number of codes.
-        let r_max = (11.0 * (64.0 / self.codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
-        let r_dead = r_max.min(4.0) as i32;
-        chart.draw_series(self.codes.iter().map(|&(x, y, u)| {
-            if u > 0.0 {
-                let r = (r_max * (u / umax).sqrt()).max(2.0) as i32;
-                Circle::new((x, y), r, BLACK.mix(0.45).filled())
-            } else {
-                Circle::new((x, y), r_dead, BLACK.stroke_width(1))
-            }
-        }))?;
+        chart.draw_series(code_markers(&self.codes))?;
         Ok(())
     }
 

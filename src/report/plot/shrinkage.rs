@@ -398,22 +398,29 @@ impl ShrinkFig {
                 .iter()
                 .map(|&(x, y, k)| Circle::new((x, y), 2, mode_color(k).mix(0.3).filled())),
         )?;
-        let umax = arm.codes.iter().map(|c| c.2).fold(1.0, f64::max);
-        // Area ∝ usage; a floor of 2 px keeps rarely used codes visible. The largest marker
-        // shrinks with the codebook (11 px at S = 64) so a thousand used codes do not paint
-        // the embeddings over.
-        let r_max = (11.0 * (64.0 / arm.codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
-        let r_dead = r_max.min(4.0) as i32;
-        chart.draw_series(arm.codes.iter().map(|&(x, y, u)| {
+        chart.draw_series(code_markers(&arm.codes))?;
+        Ok(())
+    }
+}
+
+/// One marker per code (x, y, usage): filled with area ∝ usage (a floor of 2 px keeps rarely
+/// used codes visible), hollow when dead. The largest marker shrinks with the codebook (11 px at
+/// S = 64) so a thousand used codes do not paint the embeddings over.
+pub(super) fn code_markers(codes: &[(f64, f64, f64)]) -> Vec<Circle<(f64, f64), i32>> {
+    let umax = codes.iter().map(|c| c.2).fold(1.0, f64::max);
+    let r_max = (11.0 * (64.0 / codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
+    let r_dead = r_max.min(4.0) as i32;
+    codes
+        .iter()
+        .map(|&(x, y, u)| {
             if u > 0.0 {
                 let r = (r_max * (u / umax).sqrt()).max(2.0) as i32;
                 Circle::new((x, y), r, BLACK.mix(0.45).filled())
             } else {
                 Circle::new((x, y), r_dead, BLACK.stroke_width(1))
             }
-        }))?;
-        Ok(())
-    }
+        })
+        .collect()
 }
 
 /// Above this codebook size usage is drawn on a log axis: bars are then narrower than a pixel
