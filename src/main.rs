@@ -11,6 +11,7 @@ use vqsim::bench::{BenchOptions, TorchRef};
 use vqsim::report::paper::{self as paper_mod, PaperError, PaperScenario};
 use vqsim::report::plot::Projection;
 use vqsim::report::{plot, summary};
+use vqsim::study::memory;
 use vqsim::study::scenario::{Scenario, ScenarioError};
 use vqsim::study::shard::Shard;
 use vqsim::study::sweep::{self, SweepError, SweepOptions};
@@ -84,6 +85,10 @@ struct PaperArgs {
     /// Worker threads (default: all cores; at most 4 × the cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Refuse a scenario whose estimated peak memory exceeds SIZE (e.g. 16G; default: the
+    /// memory available now).
+    #[arg(long, value_name = "SIZE", value_parser = memory::parse_bytes)]
+    max_memory: Option<u64>,
     /// Read the five scenario files from DIR instead of the copies built into vqsim.
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
@@ -100,6 +105,10 @@ struct RunArgs {
     /// Worker threads (default: all cores; at most 4 × the cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Refuse the sweep if its estimated peak memory exceeds SIZE (e.g. 16G; default: the
+    /// memory available now).
+    #[arg(long, value_name = "SIZE", value_parser = memory::parse_bytes)]
+    max_memory: Option<u64>,
     /// Run only shard I of N (1-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
     #[arg(long, value_name = "I/N", default_value_t = Shard::ALL)]
     shard: Shard,
@@ -121,12 +130,8 @@ struct BenchArgs {
     /// A Python with torch, numpy and scikit-learn: also time torch_ref.py on the same run.
     #[arg(long, value_name = "PYTHON")]
     torch: Option<PathBuf>,
-    /// The PyTorch reference script.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "../shared/bench/torch_ref.py"
-    )]
+    /// The PyTorch reference script (run from the repository root).
+    #[arg(long, value_name = "PATH", default_value = "scripts/torch_ref.py")]
     torch_script: PathBuf,
 }
 
@@ -243,6 +248,7 @@ fn run(args: &RunArgs) -> Result<()> {
     };
     let mut opts = SweepOptions::new(&args.out);
     opts.threads = args.threads;
+    opts.max_memory = args.max_memory;
     opts.shard = args.shard;
     let done = sweep::run_sweep(&scenario, &opts)?;
     print!("{}", sweep::summary(&done.dir)?);
@@ -284,6 +290,7 @@ fn paper(args: &PaperArgs) -> Result<()> {
     };
     let mut opts = SweepOptions::new(&args.out);
     opts.threads = args.threads;
+    opts.max_memory = args.max_memory;
     let paper = paper_mod::run(&scenarios, &opts)?;
     for s in &paper.sections {
         for v in &s.verdicts {

@@ -51,6 +51,9 @@ pub struct Metrics {
     pub gen_recall: f64,
     pub gen_density: f64,
     pub gen_coverage: f64,
+    /// Codes restarted or re-initialised during the epoch that ended here (`quantizer.restart`);
+    /// set by training, NaN where no quantized epoch ended.
+    pub restarts: f64,
 }
 
 impl Metrics {
@@ -85,6 +88,7 @@ impl Metrics {
             gen_recall: n,
             gen_density: n,
             gen_coverage: n,
+            restarts: n,
         }
     }
 }
@@ -113,6 +117,9 @@ pub struct QuantizedView<'a> {
     pub assign: &'a [usize],
     /// Each code decoded, (S, d).
     pub decoded_codes: ArrayView2<'a, f32>,
+    /// Measure the generated set too (`gen_*`, NaN otherwise): about 20 ms at the default
+    /// sizes, so training asks for it at the end only.
+    pub generation: bool,
 }
 
 /// Random draws of S embeddings that `coverage` averages over.
@@ -159,16 +166,18 @@ pub fn measure(obs: &Observation) -> Metrics {
         out.shrink_ratio_live = shrink_ratio(out.codebook_dist_live, embed_dist);
         out.coverage = coverage(obs.z, q.codebook);
         out.token_mode_entropy = token_mode_entropy(q.decoded_codes, obs.means);
-        let g = generation(obs.x, obs.means, q.decoded_codes, &usage, obs.subsample);
-        out.gen_modes_hit = g.modes_hit;
-        out.gen_mode_entropy = g.mode_entropy;
-        out.gen_pairwise_dist = g.pairwise_dist;
-        out.gen_pairwise_ratio = g.pairwise_ratio;
-        out.gen_frechet = g.frechet;
-        out.gen_precision = g.prdc.precision;
-        out.gen_recall = g.prdc.recall;
-        out.gen_density = g.prdc.density;
-        out.gen_coverage = g.prdc.coverage;
+        if q.generation {
+            let g = generation(obs.x, obs.means, q.decoded_codes, &usage, obs.subsample);
+            out.gen_modes_hit = g.modes_hit;
+            out.gen_mode_entropy = g.mode_entropy;
+            out.gen_pairwise_dist = g.pairwise_dist;
+            out.gen_pairwise_ratio = g.pairwise_ratio;
+            out.gen_frechet = g.frechet;
+            out.gen_precision = g.prdc.precision;
+            out.gen_recall = g.prdc.recall;
+            out.gen_density = g.prdc.density;
+            out.gen_coverage = g.prdc.coverage;
+        }
     }
     out
 }

@@ -178,13 +178,14 @@ impl Trainer<'_> {
         let z = self.model.encoder.infer(self.data.x.view());
         let mut vq = Quantizer::init(self.cfg, z.view(), seed)
             .map_err(|_| Stop::Diverged(self.total_epoch))?;
-        let mut last = self.record(Phase::Quantized, 0, Some(&vq));
+        let mut last = self.record(Phase::Quantized, 0, Some((&vq, 0)));
         for epoch in 1..=self.cfg.train.epochs {
             self.epoch(Some(&mut vq))?;
+            let restarts = vq.after_epoch(epoch);
             if !vq.all_finite() {
                 return Err(Stop::Diverged(self.total_epoch));
             }
-            last = self.record(Phase::Quantized, epoch, Some(&vq));
+            last = self.record(Phase::Quantized, epoch, Some((&vq, restarts)));
         }
         Ok((vq, last))
     }
@@ -213,16 +214,28 @@ impl Trainer<'_> {
         }
     }
 
-    /// Measure the whole data set now and append it to the history.
-    fn record(&mut self, phase: Phase, epoch: usize, vq: Option<&Quantizer>) -> Evaluation {
+    /// Measure the whole data set now and append it to the history; `vq` comes with the codes
+    /// it restarted during the epoch. The generation metrics cost about three training epochs
+    /// each (default sizes), so only the last quantized epoch measures them.
+    fn record(
+        &mut self,
+        phase: Phase,
+        epoch: usize,
+        vq: Option<(&Quantizer, usize)>,
+    ) -> Evaluation {
         let start = Instant::now();
-        let eval = self.model.evaluate(
+        let last = phase == Phase::Quantized && epoch == self.cfg.train.epochs;
+        let mut eval = self.model.evaluate(
             self.data.x.view(),
             self.data.means.view(),
-            vq,
+            vq.map(|(vq, _)| vq),
             self.subsample,
             self.heldout,
+            last,
         );
+        if let Some((_, restarts)) = vq {
+            eval.metrics.restarts = restarts as f64;
+        }
         let metrics = eval.metrics;
         self.history.push(HistoryRow {
             phase,

@@ -10,7 +10,7 @@ use ndarray::ArrayView2;
 
 use super::axis::{Axis, Scale};
 use super::pca::Pca;
-use super::shrinkage::{code_markers, usage_panel};
+use super::shrinkage::usage_panel;
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
 
@@ -138,7 +138,7 @@ impl DiagnosisFig {
         vec![vec![
             (Key::Dot(RGBColor(0x55, 0x55, 0x55)), "embedding".into()),
             (Key::Dot(grey), "code (area ∝ usage)".into()),
-            (Key::Hollow(BLACK), "dead code".into()),
+            (Key::HollowSquare(BLACK), "dead code".into()),
         ]]
     }
 
@@ -166,7 +166,22 @@ impl DiagnosisFig {
             let color = k.map_or(RGBColor(0x55, 0x55, 0x55), mode_color);
             Circle::new((x, y), 2, color.mix(0.3).filled())
         }))?;
-        chart.draw_series(code_markers(&self.codes))?;
+        let umax = self.codes.iter().map(|c| c.2).fold(1.0, f64::max);
+        // As in the shrinkage figure: the largest marker shrinks with the number of codes.
+        let r_max = (11.0 * (64.0 / self.codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
+        let r_dead = r_max.min(4.0) as i32;
+        chart.draw_series(self.codes.iter().filter(|c| c.2 > 0.0).map(|&(x, y, u)| {
+            let r = (r_max * (u / umax).sqrt()).max(2.0) as i32;
+            Circle::new((x, y), r, BLACK.mix(0.45).filled())
+        }))?;
+        // Squares, as in the shrinkage figure, so a dead code never reads as a rare one.
+        chart.draw_series(self.codes.iter().filter(|c| c.2 <= 0.0).map(|&(x, y, _)| {
+            EmptyElement::at((x, y))
+                + Rectangle::new(
+                    [(-r_dead, -r_dead), (r_dead, r_dead)],
+                    BLACK.stroke_width(1),
+                )
+        }))?;
         Ok(())
     }
 

@@ -10,16 +10,16 @@ use super::axis::{Axis, Scale};
 use ndarray::Array2;
 
 use super::pca::Pca;
-use super::runs::{spread, Group, Runs, ARM_PARAMS};
+use super::runs::{spread, Group, Runs};
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
 use crate::report::table::Table;
 use crate::report::tsne::{tsne_joint, TsneParams};
 
 /// At most this many figures (groups), so a large sweep does not drown the figure folder.
-const MAX_FIGURES: usize = 4;
+pub(super) const MAX_FIGURES: usize = 4;
 /// Scatter panels draw at most this many points (an even stride), to keep the SVG small.
-const MAX_POINTS: usize = 4000;
+pub(super) const MAX_POINTS: usize = 4000;
 /// t-SNE is O(n²) per iteration: it lays out at most this many points.
 const TSNE_POINTS: usize = 1000;
 
@@ -121,7 +121,7 @@ impl Snapshot {
         if xc.is_empty() || zc.is_empty() || rc.len() != xc.len() || cc.len() != zc.len() {
             return Err(PlotError::Data {
                 path: latent,
-                message: "expected columns x0.., z0.., r0.. and codebook c0.. of matching dims"
+                message: "line 1: expected columns `x0`.., `z0`.., `r0`.. (and `c0`.. in codebook.csv) of matching dims"
                     .into(),
             });
         }
@@ -150,7 +150,7 @@ impl Snapshot {
 }
 
 /// Indices of columns `<p>0, <p>1, ...` in order.
-fn prefixed(t: &Table, p: char) -> Vec<usize> {
+pub(super) fn prefixed(t: &Table, p: char) -> Vec<usize> {
     (0..)
         .map_while(|i| t.column(&format!("{p}{i}")).ok())
         .collect()
@@ -193,11 +193,11 @@ struct ShrinkFig {
     latent_proj: Option<Projection>,
 }
 
-fn figure(
+/// For every arm of `group`, its lowest-seed run that kept a snapshot: (row, snapshot).
+pub(super) fn arm_snapshots(
     runs: &Runs,
     group: &Group,
-    projection: Projection,
-) -> Result<Option<ShrinkFig>, PlotError> {
+) -> Result<Vec<(usize, Snapshot)>, PlotError> {
     let mut chosen: Vec<(usize, Snapshot)> = Vec::new();
     for arm in &runs.arms {
         let mut rows: Vec<usize> = group
@@ -214,6 +214,15 @@ fn figure(
             }
         }
     }
+    Ok(chosen)
+}
+
+fn figure(
+    runs: &Runs,
+    group: &Group,
+    projection: Projection,
+) -> Result<Option<ShrinkFig>, PlotError> {
+    let chosen = arm_snapshots(runs, group)?;
     if chosen.is_empty() {
         return Ok(None);
     }
@@ -274,7 +283,7 @@ fn figure(
     }
     Ok(Some(ShrinkFig {
         title,
-        subtitle: format!("{} · {seed}", runs.subtitle(&rows, &ARM_PARAMS)),
+        subtitle: format!("{} · {seed}", runs.subtitle(&rows, &runs.arm_params)),
         arms,
         modes,
         data_proj,
@@ -336,12 +345,8 @@ impl ShrinkFig {
             vec![
                 (Key::Dot(grey), "data point".into()),
                 (Key::Cross(grey), "reconstruction".into()),
-                // The codes' fill: black at 45% on white.
-                (
-                    Key::Dot(RGBColor(0x8C, 0x8C, 0x8C)),
-                    "code (area ∝ usage)".into(),
-                ),
-                (Key::Hollow(BLACK), "dead code".into()),
+                (Key::Ring(BLACK), "code (ring area ∝ usage)".into()),
+                (Key::HollowSquare(BLACK), "dead code".into()),
             ],
             mode_keys,
         ]
@@ -398,29 +403,34 @@ impl ShrinkFig {
                 .iter()
                 .map(|&(x, y, k)| Circle::new((x, y), 2, mode_color(k).mix(0.3).filled())),
         )?;
-        chart.draw_series(code_markers(&arm.codes))?;
-        Ok(())
-    }
-}
-
-/// One marker per code (x, y, usage): filled with area ∝ usage (a floor of 2 px keeps rarely
-/// used codes visible), hollow when dead. The largest marker shrinks with the codebook (11 px at
-/// S = 64) so a thousand used codes do not paint the embeddings over.
-pub(super) fn code_markers(codes: &[(f64, f64, f64)]) -> Vec<Circle<(f64, f64), i32>> {
-    let umax = codes.iter().map(|c| c.2).fold(1.0, f64::max);
-    let r_max = (11.0 * (64.0 / codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
-    let r_dead = r_max.min(4.0) as i32;
-    codes
-        .iter()
-        .map(|&(x, y, u)| {
+        let umax = arm.codes.iter().map(|c| c.2).fold(1.0, f64::max);
+        // Area ∝ usage; a floor of 2 px keeps rarely used codes visible. The largest marker
+        // shrinks with the codebook (11 px at S = 64) so a thousand used codes do not paint
+        // the embeddings over. Used codes are rings around a dot, not discs: under deferred
+        // quantization the codes sit inside the embedding clouds, which discs would hide.
+        let r_max = (11.0 * (64.0 / arm.codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
+        let r_dead = r_max.min(4.0) as i32;
+        let ink = BLACK.mix(0.8);
+        for &(x, y, u) in &arm.codes {
             if u > 0.0 {
                 let r = (r_max * (u / umax).sqrt()).max(2.0) as i32;
-                Circle::new((x, y), r, BLACK.mix(0.45).filled())
+                chart.draw_series([
+                    Circle::new((x, y), r, ink.stroke_width(1)),
+                    Circle::new((x, y), 1, ink.filled()),
+                ])?;
             } else {
-                Circle::new((x, y), r_dead, BLACK.stroke_width(1))
+                // A square, so a dead code never reads as a little-used ring.
+                chart.draw_series(std::iter::once(
+                    EmptyElement::at((x, y))
+                        + Rectangle::new(
+                            [(-r_dead, -r_dead), (r_dead, r_dead)],
+                            BLACK.stroke_width(1),
+                        ),
+                ))?;
             }
-        })
-        .collect()
+        }
+        Ok(())
+    }
 }
 
 /// Above this codebook size usage is drawn on a log axis: bars are then narrower than a pixel
