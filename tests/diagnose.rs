@@ -278,3 +278,34 @@ fn the_cli_prints_json_writes_its_files_and_refuses_bad_input_with_exit_2() {
     ]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn chunked_assignment_is_the_exact_direct_argmin_with_ties_to_the_lowest_code() {
+    use rand::{Rng, SeedableRng};
+    use vqsim::diagnose::assign;
+    use vqsim::sim::nearest::sq_dist;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let (n, s, m) = (2500, 70, 16);
+    let z = Array2::from_shape_fn((n, m), |_| rng.gen_range(-3.0f32..3.0));
+    let mut codes = Array2::from_shape_fn((s, m), |_| rng.gen_range(-3.0f32..3.0));
+    // Exact ties: code 40 repeats code 3, and some embeddings sit on a code.
+    let dup = codes.row(3).to_owned();
+    codes.row_mut(40).assign(&dup);
+    let mut z = z;
+    for i in (0..n).step_by(97) {
+        z.row_mut(i).assign(&codes.row(i % s));
+    }
+    let got = assign(z.view(), codes.view());
+    for (i, row) in z.rows().into_iter().enumerate() {
+        let q = row.to_slice().unwrap();
+        let mut best = (0, f32::INFINITY);
+        for (k, c) in codes.rows().into_iter().enumerate() {
+            let d = sq_dist(q, c.to_slice().unwrap());
+            if d < best.1 {
+                best = (k, d);
+            }
+        }
+        assert_eq!((got.code[i], got.sq_dist[i]), best, "row {i}");
+    }
+    assert!(got.code.iter().all(|&k| k != 40), "ties go to code 3");
+}
