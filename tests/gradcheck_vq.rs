@@ -322,3 +322,77 @@ fn rotation_trick_backward_matches_finite_differences() {
         assert_ne!(grads_of(&mut ae.encoder), enc_grads);
     }
 }
+
+/// Σ_ij cos²(e_i, e_j)/S² − 1/S in f64, written independently of the library.
+fn orthogonal_loss(codes: ArrayView2<f32>) -> f64 {
+    let s = codes.nrows() as f64;
+    let mut total = 0.0;
+    for a in codes.outer_iter() {
+        for b in codes.outer_iter() {
+            let d = |x: ndarray::ArrayView1<f32>, y: ndarray::ArrayView1<f32>| {
+                x.iter()
+                    .zip(y)
+                    .map(|(p, q)| *p as f64 * *q as f64)
+                    .sum::<f64>()
+            };
+            let cos = d(a, b) / (d(a, a) * d(b, b)).sqrt();
+            total += cos * cos;
+        }
+    }
+    total / (s * s) - 1.0 / s
+}
+
+#[test]
+fn orthogonal_loss_is_zero_for_orthogonal_codes_and_half_for_parallel_ones() {
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.orthogonal_weight = 2.0;
+    cfg.quantizer.beta = 0.0;
+    let z = Array2::from_shape_vec((1, 2), vec![0.0, 0.0]).unwrap();
+    for (codes, want) in [
+        (vec![3.0, 0.0, 0.0, -2.0], 0.0),
+        (vec![1.0, 1.0, -2.0, -2.0], 1.0),
+    ] {
+        let codes = Array2::from_shape_vec((2, 2), codes).unwrap();
+        let vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
+        // z = q: the codebook and commitment terms vanish; 2·(Σcos²/4 − 1/2) remains.
+        let loss = vq.loss(z.view(), z.view());
+        assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
+    }
+}
+
+#[test]
+fn orthogonal_gradient_matches_finite_differences() {
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.orthogonal_weight = 0.7;
+    let Setup { ae, vq, x } = setup(Activation::Tanh, Update::Loss, 11);
+    let mut codes = vq.codebook().to_owned();
+    let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    let z0 = ae.encoder.infer(x.view());
+    let (assign, q) = quantize(&vq, z0.view());
+    let g_q = Array2::zeros(z0.raw_dim());
+    let mut g_z = Array2::zeros(z0.raw_dim());
+    vq.backward(z0.view(), q.view(), &assign, g_q.view(), g_z.view_mut());
+    let analytic = vq.codebook_grad().unwrap().to_owned();
+    for k in 0..codes.nrows() {
+        for j in 0..codes.ncols() {
+            let mut at = |delta: f32| {
+                codes[[k, j]] += delta;
+                let chosen = Array2::from_shape_fn(z0.raw_dim(), |(i, jj)| codes[[assign[i], jj]]);
+                let v = mean_sq(z0.view(), chosen.view()) + 0.7 * orthogonal_loss(codes.view());
+                codes[[k, j]] -= delta;
+                v
+            };
+            let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS as f64);
+            let a = analytic[[k, j]] as f64;
+            assert!(
+                (numeric - a).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 2e-4,
+                "codebook [{k},{j}]: analytic {a} vs numeric {numeric}"
+            );
+        }
+    }
+    // The regulariser moves codes no point is assigned to, which the codebook loss cannot.
+    let unused = (0..codes.nrows()).find(|k| !assign.contains(k));
+    if let Some(k) = unused {
+        assert!(analytic.row(k).iter().any(|g| g.abs() > 1e-6));
+    }
+}

@@ -151,6 +151,8 @@ pub struct QuantizerConfig {
     /// restart = "kmeans": epochs between re-initialisations.
     pub kmeans_every: usize,
     pub estimator: Estimator,
+    /// Weight of the orthogonality loss of the normalised codes (0 = off).
+    pub orthogonal_weight: f64,
 }
 
 impl Default for QuantizerConfig {
@@ -169,6 +171,7 @@ impl Default for QuantizerConfig {
             lru_jitter: 1e-4,
             kmeans_every: 5,
             estimator: Estimator::Ste,
+            orthogonal_weight: 0.0,
         }
     }
 }

@@ -15,6 +15,7 @@ mod ema;
 mod estimator;
 mod gradient;
 mod init;
+mod orthogonal;
 mod restart;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
@@ -58,6 +59,8 @@ pub struct Quantizer {
     beta: f32,
     learner: Learner,
     estimator: estimator::Estimator,
+    /// The orthogonality regulariser, when its weight is not 0.
+    orthogonal: Option<orthogonal::Orthogonal>,
     restart: restart::Restart,
     /// The run's restart stream.
     rng: ChaCha8Rng,
@@ -90,6 +93,8 @@ impl Quantizer {
             beta: q.beta as f32,
             learner,
             estimator: estimator::Estimator::new(q.estimator),
+            orthogonal: (q.orthogonal_weight > 0.0)
+                .then(|| orthogonal::Orthogonal::new(q.orthogonal_weight as f32, s, m)),
             restart: restart::Restart::new(q, s, m, max_batch(cfg)),
             rng,
             restarted: Vec::with_capacity(s),
@@ -137,7 +142,11 @@ impl Quantizer {
             Learner::Gradient(_) => mean,
             Learner::Ema(_) => 0.0,
         };
-        codebook + self.beta * mean
+        let orthogonal = self
+            .orthogonal
+            .as_ref()
+            .map_or(0.0, |o| o.loss(self.codes.view()));
+        codebook + self.beta * mean + orthogonal
     }
 
     /// Backward of the VQ bottleneck. `g_q` holds ∂recon/∂q from the decoder; the estimator
@@ -157,7 +166,12 @@ impl Quantizer {
             *gz += commit * (a - b);
         });
         match &mut self.learner {
-            Learner::Gradient(g) => g.backward(z, q, assign),
+            Learner::Gradient(g) => {
+                g.backward(z, q, assign);
+                if let Some(o) = &mut self.orthogonal {
+                    o.backward(self.codes.view(), g.grad.view_mut());
+                }
+            }
             Learner::Ema(_) => {}
         }
     }

@@ -177,6 +177,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         lru_jitter,
         kmeans_every,
         estimator,
+        orthogonal_weight,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -380,6 +381,16 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (
                 "estimator",
                 "gradient through the quantizer: ste = straight-through (van den Oord et al. 2017); rotation = the rotation trick, λR z with R rotating z onto q (Fifty et al. 2024)",
+            ),
+        ),
+        float(
+            "quantizer.orthogonal_weight",
+            *orthogonal_weight,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            (
+                "orthogonal weight",
+                "weight of the orthogonality loss Σ cos²(e_i, e_j)/S² − 1/S of the codes (Shin et al. 2023); moves codes learned by gradient (update = \"loss\"); 0 = off",
             ),
         ),
         float(
