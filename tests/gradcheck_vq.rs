@@ -353,7 +353,7 @@ fn orthogonal_loss_is_zero_for_orthogonal_codes_and_half_for_parallel_ones() {
         (vec![1.0, 1.0, -2.0, -2.0], 1.0),
     ] {
         let codes = Array2::from_shape_vec((2, 2), codes).unwrap();
-        let vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
+        let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
         // z = q: the codebook and commitment terms vanish; 2·(Σcos²/4 − 1/2) remains.
         let loss = vq.loss(z.view(), z.view());
         assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
@@ -395,4 +395,94 @@ fn orthogonal_gradient_matches_finite_differences() {
     if let Some(k) = unused {
         assert!(analytic.row(k).iter().any(|g| g.abs() > 1e-6));
     }
+}
+
+/// mean_i H(p_i) − H(mean_i p_i), p_ij = softmax_j(−‖z_i − e_j‖/τ), in f64, written
+/// independently of the library.
+fn entropy_loss(z: ArrayView2<f32>, codes: ArrayView2<f32>, tau: f64) -> f64 {
+    let (n, s) = (z.nrows(), codes.nrows());
+    let mut mean = vec![0.0f64; s];
+    let mut mean_h = 0.0;
+    for zi in z.outer_iter() {
+        let logits: Vec<f64> = codes
+            .outer_iter()
+            .map(|e| {
+                let d2: f64 = zi
+                    .iter()
+                    .zip(e)
+                    .map(|(a, b)| ((a - b) as f64).powi(2))
+                    .sum();
+                -d2.sqrt() / tau
+            })
+            .collect();
+        let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+        for (j, l) in logits.iter().enumerate() {
+            let p = (l - max).exp() / total;
+            mean[j] += p / n as f64;
+            if p > 0.0 {
+                mean_h -= p * p.ln() / n as f64;
+            }
+        }
+    }
+    let batch_h: f64 = mean.iter().filter(|&&p| p > 0.0).map(|p| -p * p.ln()).sum();
+    mean_h - batch_h
+}
+
+#[test]
+fn entropy_regulariser_gradients_match_finite_differences() {
+    let (w, tau) = (0.5, 1.0);
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.entropy_weight = w;
+    cfg.quantizer.entropy_temperature = tau;
+    let Setup { mut ae, vq, x } = setup(Activation::Tanh, Update::Loss, 12);
+    let mut codes = vq.codebook().to_owned();
+    let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    let beta = cfg.quantizer.beta;
+    let z0 = ae.encoder.infer(x.view());
+    let (assign, q) = quantize(&vq, z0.view());
+    let loss = ae.gradients(x.view(), Some(&mut vq));
+    let recon = ae.decoder.infer(q.view());
+    let expected = loss::mse(recon.view(), x.view()) as f64
+        + (1.0 + beta) * mean_sq(z0.view(), q.view())
+        + w * entropy_loss(z0.view(), codes.view(), tau);
+    assert!(
+        (loss as f64 - expected).abs() < 1e-4 * expected.abs().max(1.0),
+        "{loss} vs {expected}"
+    );
+    let enc_grads = grads_of(&mut ae.encoder);
+    let c = &q - &z0;
+    let decoder = ae.decoder.clone();
+    let mut enc = ae.encoder.clone();
+    let frozen = codes.clone();
+    check_net("encoder (entropy)", &mut enc, &enc_grads, |e| {
+        let z = e.infer(x.view());
+        let recon = decoder.infer((&z + &c).view());
+        loss::mse(recon.view(), x.view()) as f64
+            + beta * mean_sq(z.view(), q.view())
+            + w * entropy_loss(z.view(), frozen.view(), tau)
+    });
+    let analytic = vq.codebook_grad().unwrap().to_owned();
+    for k in 0..codes.nrows() {
+        for j in 0..codes.ncols() {
+            let mut at = |delta: f32| {
+                codes[[k, j]] += delta;
+                let chosen = Array2::from_shape_fn(z0.raw_dim(), |(i, jj)| codes[[assign[i], jj]]);
+                let v = mean_sq(z0.view(), chosen.view())
+                    + w * entropy_loss(z0.view(), codes.view(), tau);
+                codes[[k, j]] -= delta;
+                v
+            };
+            let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS as f64);
+            let a = analytic[[k, j]] as f64;
+            assert!(
+                (numeric - a).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 2e-4,
+                "codebook [{k},{j}]: analytic {a} vs numeric {numeric}"
+            );
+        }
+    }
+    // Every code gets a gradient, used or not.
+    assert!(analytic
+        .outer_iter()
+        .all(|g| g.iter().any(|v| v.abs() > 1e-6)));
 }

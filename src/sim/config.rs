@@ -153,6 +153,10 @@ pub struct QuantizerConfig {
     pub estimator: Estimator,
     /// Weight of the orthogonality loss of the normalised codes (0 = off).
     pub orthogonal_weight: f64,
+    /// Weight of the code-usage entropy loss (0 = off).
+    pub entropy_weight: f64,
+    /// Temperature τ of the soft assignments softmax(−‖z − e‖/τ) in the entropy loss.
+    pub entropy_temperature: f64,
 }
 
 impl Default for QuantizerConfig {
@@ -172,6 +176,8 @@ impl Default for QuantizerConfig {
             kmeans_every: 5,
             estimator: Estimator::Ste,
             orthogonal_weight: 0.0,
+            entropy_weight: 0.0,
+            entropy_temperature: 0.01,
         }
     }
 }

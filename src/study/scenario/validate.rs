@@ -178,6 +178,8 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         kmeans_every,
         estimator,
         orthogonal_weight,
+        entropy_weight,
+        entropy_temperature,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -391,6 +393,26 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (
                 "orthogonal weight",
                 "weight of the orthogonality loss Σ cos²(e_i, e_j)/S² − 1/S of the codes (Shin et al. 2023); moves codes learned by gradient (update = \"loss\"); 0 = off",
+            ),
+        ),
+        float(
+            "quantizer.entropy_weight",
+            *entropy_weight,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            (
+                "entropy weight",
+                "weight of the code-usage entropy loss mean_i H(p_i) − H(mean_i p_i), p_i = softmax(−‖z_i − e‖/τ) (MAGVIT-v2, Yu et al. 2024); 0 = off",
+            ),
+        ),
+        float(
+            "quantizer.entropy_temperature",
+            *entropy_temperature,
+            (0.0, EXCL),
+            (MAX_FLOAT, INCL),
+            (
+                "entropy τ",
+                "temperature τ of the entropy loss's soft assignments (lucidrains: 0.01)",
             ),
         ),
         float(
