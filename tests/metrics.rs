@@ -387,6 +387,7 @@ fn measure_of_quantized_model_composes_the_metrics() {
             codebook: codebook.view(),
             assign: &assign,
             decoded_codes: decoded.view(),
+            generation: true,
         }),
         subsample: &sub,
         heldout: &[],

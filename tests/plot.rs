@@ -390,7 +390,12 @@ fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
 
     assert_eq!(
         plot::discover(&dir).unwrap(),
-        vec![Figure::Shrinkage, Figure::TokenScaling, Figure::Dynamics]
+        vec![
+            Figure::Shrinkage,
+            Figure::TokenScaling,
+            Figure::Dynamics,
+            Figure::Generation
+        ]
     );
     let tokens = plot::token_scaling(&dir).unwrap();
     assert_eq!(
@@ -432,7 +437,13 @@ fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
     assert!(plot::capacity(&dir).unwrap().is_empty());
 
     let all = plot::plot_all(&dir, Projection::Pca).unwrap();
-    assert_eq!(all.len(), shrink.len() + tokens.len() + dynamics.len());
+    let generation = plot::generation(&dir).unwrap();
+    assert_valid(&generation);
+    assert!(svg(&dir, "generation_S64").contains("deferred: generated, "));
+    assert_eq!(
+        all.len(),
+        shrink.len() + tokens.len() + dynamics.len() + generation.len()
+    );
     assert_valid(&all);
 }
 
@@ -446,11 +457,18 @@ fn dimension_sweep_projects_high_dimensions_on_principal_components() {
     }
     write_results(&dir, &runs, false);
 
-    assert_eq!(plot::discover(&dir).unwrap(), vec![Figure::Shrinkage]);
+    assert_eq!(
+        plot::discover(&dir).unwrap(),
+        vec![Figure::Shrinkage, Figure::Generation]
+    );
     let all = plot::plot_all(&dir, Projection::Pca).unwrap();
     assert_eq!(
         names(&all),
         vec![
+            "generation_d2_m2.png",
+            "generation_d2_m2.svg",
+            "generation_d8_m4.png",
+            "generation_d8_m4.svg",
             "shrinkage_d2_m2.png",
             "shrinkage_d2_m2.svg",
             "shrinkage_d8_m4.png",
@@ -458,6 +476,12 @@ fn dimension_sweep_projects_high_dimensions_on_principal_components() {
         ]
     );
     assert_valid(&all);
+    let g8 = svg(&dir, "generation_d8_m4");
+    assert!(g8.contains("PC1 of x (a.u.)") && g8.contains("early: generated, "));
+    let all: Vec<PathBuf> = all
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("shrinkage"))
+        .collect();
     let (d2, d8) = (svg(&dir, "shrinkage_d2_m2"), svg(&dir, "shrinkage_d8_m4"));
     assert!(d2.contains("x₁ (a.u.)") && !d2.contains("PC1"));
     assert!(d8.contains("PC1 of x (a.u.)") && d8.contains("PC2 of z (a.u.)"));
@@ -506,7 +530,7 @@ fn depth_and_width_sweep_gets_heat_maps_without_diverged_runs() {
 
     assert_eq!(
         plot::discover(&dir).unwrap(),
-        vec![Figure::Shrinkage, Figure::Capacity]
+        vec![Figure::Shrinkage, Figure::Capacity, Figure::Generation]
     );
     let cap = plot::capacity(&dir).unwrap();
     assert_eq!(names(&cap), vec!["capacity.png", "capacity.svg"]);
@@ -530,7 +554,7 @@ fn width_only_sweep_gets_capacity_curves() {
 
     assert_eq!(
         plot::discover(&dir).unwrap(),
-        vec![Figure::Shrinkage, Figure::Capacity]
+        vec![Figure::Shrinkage, Figure::Capacity, Figure::Generation]
     );
     let all = plot::plot_all(&dir, Projection::Pca).unwrap();
     assert_eq!(

@@ -7,3 +7,4 @@ pub mod stats;
 pub mod summary;
 pub mod table;
 pub mod tsne;
+pub mod zoo;

@@ -117,10 +117,25 @@ pub struct QuantizedView<'a> {
     pub assign: &'a [usize],
     /// Each code decoded, (S, d).
     pub decoded_codes: ArrayView2<'a, f32>,
+    /// Measure the generated set too (`gen_*`, NaN otherwise): about 20 ms at the default
+    /// sizes, so training asks for it at the end only.
+    pub generation: bool,
 }
 
 /// Random draws of S embeddings that `coverage` averages over.
 pub const COVERAGE_DRAWS: u64 = 10;
+
+/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
+pub const SUBSAMPLE: usize = 1000;
+
+/// The rows of n that the pairwise metrics look at: `SUBSAMPLE` of them drawn from the seed's
+/// own stream (all when n is smaller), sorted.
+pub fn subsample(n: usize, seed: u64) -> Vec<usize> {
+    let rng = &mut stream(seed, Stream::Subsample);
+    let mut rows = rand::seq::index::sample(rng, n, n.min(SUBSAMPLE)).into_vec();
+    rows.sort_unstable();
+    rows
+}
 
 /// All metrics of one observation; the codebook metrics are NaN when `quantized` is None.
 pub fn measure(obs: &Observation) -> Metrics {
@@ -151,16 +166,18 @@ pub fn measure(obs: &Observation) -> Metrics {
         out.shrink_ratio_live = shrink_ratio(out.codebook_dist_live, embed_dist);
         out.coverage = coverage(obs.z, q.codebook);
         out.token_mode_entropy = token_mode_entropy(q.decoded_codes, obs.means);
-        let g = generation(obs.x, obs.means, q.decoded_codes, &usage, obs.subsample);
-        out.gen_modes_hit = g.modes_hit;
-        out.gen_mode_entropy = g.mode_entropy;
-        out.gen_pairwise_dist = g.pairwise_dist;
-        out.gen_pairwise_ratio = g.pairwise_ratio;
-        out.gen_frechet = g.frechet;
-        out.gen_precision = g.prdc.precision;
-        out.gen_recall = g.prdc.recall;
-        out.gen_density = g.prdc.density;
-        out.gen_coverage = g.prdc.coverage;
+        if q.generation {
+            let g = generation(obs.x, obs.means, q.decoded_codes, &usage, obs.subsample);
+            out.gen_modes_hit = g.modes_hit;
+            out.gen_mode_entropy = g.mode_entropy;
+            out.gen_pairwise_dist = g.pairwise_dist;
+            out.gen_pairwise_ratio = g.pairwise_ratio;
+            out.gen_frechet = g.frechet;
+            out.gen_precision = g.prdc.precision;
+            out.gen_recall = g.prdc.recall;
+            out.gen_density = g.prdc.density;
+            out.gen_coverage = g.prdc.coverage;
+        }
     }
     out
 }

@@ -120,7 +120,8 @@ impl Autoencoder {
         self.encoder.all_finite() && self.decoder.all_finite()
     }
 
-    /// Encode, quantize (if `vq`), decode and measure the whole data set.
+    /// Encode, quantize (if `vq`), decode and measure the whole data set; the generation
+    /// metrics too when `generation` (and `vq`).
     pub fn evaluate(
         &self,
         x: ArrayView2<f32>,
@@ -128,6 +129,7 @@ impl Autoencoder {
         vq: Option<&Quantizer>,
         subsample: &[usize],
         heldout: &[usize],
+        generation: bool,
     ) -> Evaluation {
         let z = self.encoder.infer(x);
         let mut assign = vec![0; x.nrows()];
@@ -153,6 +155,7 @@ impl Autoencoder {
                 codebook: vq.codebook(),
                 assign: &assign,
                 decoded_codes: dc.view(),
+                generation,
             });
         // Views are invariant in their lifetime: shorten the borrowed ones to the local ones.
         let metrics = metrics::measure(&Observation {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sim::config::{RunConfig, ScheduleKind};
 use crate::sim::data::Mixture;
-use crate::sim::metrics::Metrics;
+use crate::sim::metrics::{self, Metrics};
 use crate::sim::model::{Autoencoder, Evaluation};
 use crate::sim::rng::{stream, Stream};
 use crate::sim::vq::Quantizer;
@@ -83,18 +83,12 @@ pub struct RunOutcome {
 #[error("run cancelled")]
 pub struct Cancelled;
 
-/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
-const SUBSAMPLE: usize = 1000;
-
 /// Train and measure one run. Randomness comes only from `seed`, so the same (config, seed)
 /// gives the same outcome bit for bit on any thread. `cancel` is polled between steps.
 pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome, Cancelled> {
     let data = Mixture::sample(&cfg.data, &mut stream(seed, Stream::Data));
     let n = data.len();
-    let mut subsample =
-        rand::seq::index::sample(&mut stream(seed, Stream::Subsample), n, n.min(SUBSAMPLE))
-            .into_vec();
-    subsample.sort_unstable();
+    let subsample = metrics::subsample(n, seed);
     let (train, heldout) = split(n, cfg.data.holdout, &mut stream(seed, Stream::Holdout));
     let mut trainer = Trainer {
         cfg,
@@ -221,7 +215,8 @@ impl Trainer<'_> {
     }
 
     /// Measure the whole data set now and append it to the history; `vq` comes with the codes
-    /// it restarted during the epoch.
+    /// it restarted during the epoch. The generation metrics cost about three training epochs
+    /// each (default sizes), so only the last quantized epoch measures them.
     fn record(
         &mut self,
         phase: Phase,
@@ -229,12 +224,14 @@ impl Trainer<'_> {
         vq: Option<(&Quantizer, usize)>,
     ) -> Evaluation {
         let start = Instant::now();
+        let last = phase == Phase::Quantized && epoch == self.cfg.train.epochs;
         let mut eval = self.model.evaluate(
             self.data.x.view(),
             self.data.means.view(),
             vq.map(|(vq, _)| vq),
             self.subsample,
             self.heldout,
+            last,
         );
         if let Some((_, restarts)) = vq {
             eval.metrics.restarts = restarts as f64;

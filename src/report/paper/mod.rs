@@ -16,11 +16,14 @@ use crate::report::claims::{self, Verdict};
 use crate::report::plot::{self, Figure, PlotError};
 use crate::report::summary::{self, Comparison, Summary, SummaryError};
 use crate::report::table::{Table, TableError};
+use crate::report::zoo::{self, ZooTable};
 use crate::study::scenario::{Scenario, ScenarioError};
 use crate::study::sweep::{self, SweepError, SweepOptions};
 
 /// The paper's scenarios as shipped in `scenarios/`, in the order the index presents them.
-const BUILTIN: [(&str, &str); 5] = [
+/// The remedies section appears once a scenario named `REMEDIES` is listed here, e.g.
+/// `("zoo", include_str!("../../../scenarios/zoo.toml")),`.
+const BUILTIN: &[(&str, &str)] = &[
     (
         "shrinkage",
         include_str!("../../../scenarios/shrinkage.toml"),
@@ -30,6 +33,9 @@ const BUILTIN: [(&str, &str); 5] = [
     ("dynamics", include_str!("../../../scenarios/dynamics.toml")),
     ("capacity", include_str!("../../../scenarios/capacity.toml")),
 ];
+
+/// The scenario whose arms are the remedies compared (`report::zoo`).
+pub const REMEDIES: &str = "zoo";
 
 /// Rows of the headline table, in order.
 pub const HEADLINE_METRICS: [&str; 6] = [
@@ -164,6 +170,11 @@ pub struct Section {
     pub diverged: usize,
     pub verdicts: Vec<Verdict>,
     pub figures: Vec<PaperFigure>,
+    /// Some run switches from continuous to quantized training (a deferred run with a
+    /// continuous phase), so dynamics figures have a switch line.
+    pub switch: bool,
+    /// The remedies compared, one table per configuration; only for the `REMEDIES` scenario.
+    pub remedies: Vec<ZooTable>,
 }
 
 /// Early vs deferred on one configuration.
@@ -214,6 +225,23 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
         let runs = Table::read(&dir.join("runs.csv"))?;
         let status = runs.column("status")?;
         let diverged = runs.rows.iter().filter(|r| r[status] == "diverged").count();
+        let (kind, continuous) = (
+            runs.column(summary::SCHEDULE)?,
+            runs.column("schedule.continuous_epochs")?,
+        );
+        let switch = runs
+            .rows
+            .iter()
+            .any(|r| r[kind] == summary::DEFERRED && r[continuous] != "0");
+        let remedies = if sc.name == REMEDIES {
+            zoo::tables(&stats)
+        } else {
+            Vec::new()
+        };
+        if !remedies.is_empty() {
+            let to = paper_dir.join("zoo.csv");
+            fs::copy(dir.join("zoo.csv"), &to).map_err(io_err(&to))?;
+        }
         let mut figures = Vec::new();
         for png in files
             .iter()
@@ -252,6 +280,8 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
             diverged,
             verdicts,
             figures,
+            switch,
+            remedies,
         });
     }
     let paper = Paper {
@@ -264,11 +294,14 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
     Ok(paper)
 }
 
-/// Figures of an earlier `paper` are removed first, so the directory holds exactly this one's.
+/// Figures (and the remedies table) of an earlier `paper` are removed first, so the directory
+/// holds exactly this one's.
 fn remove_figures(dir: &Path) -> Result<(), PaperError> {
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
-        if path.extension().is_some_and(|e| e == "png" || e == "svg") {
+        let stale = path.extension().is_some_and(|e| e == "png" || e == "svg")
+            || path.file_name().is_some_and(|n| n == "zoo.csv");
+        if stale {
             fs::remove_file(&path).map_err(io_err(&path))?;
         }
     }
@@ -282,6 +315,8 @@ fn kind_of(stem: &str) -> Option<Figure> {
         ("token_scaling", Figure::TokenScaling),
         ("dynamics", Figure::Dynamics),
         ("capacity", Figure::Capacity),
+        ("zoo", Figure::Zoo),
+        ("generation", Figure::Generation),
     ]
     .into_iter()
     .find(|(prefix, _)| stem.starts_with(prefix))
@@ -292,11 +327,12 @@ fn kind_of(stem: &str) -> Option<Figure> {
 /// the paper's five show every figure as main.
 fn is_main(scenario: &str, kind: Figure) -> bool {
     match scenario {
-        "shrinkage" => kind == Figure::Shrinkage,
+        "shrinkage" => matches!(kind, Figure::Shrinkage | Figure::Generation),
         "init" => matches!(kind, Figure::Shrinkage | Figure::Dynamics),
         "tokens" => kind == Figure::TokenScaling,
         "dynamics" => kind == Figure::Dynamics,
         "capacity" => kind == Figure::Capacity,
+        REMEDIES => kind == Figure::Zoo,
         _ => true,
     }
 }

@@ -6,12 +6,15 @@
 mod axis;
 mod capacity;
 mod curves;
+mod diagnosis;
 mod dynamics;
+mod generation;
 pub mod pca;
 mod runs;
 mod shrinkage;
 pub mod style;
 mod tokens;
+mod zoo;
 
 use std::path::{Path, PathBuf};
 
@@ -19,18 +22,24 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::atomic;
+use crate::report::summary::SummaryError;
 use crate::report::table::TableError;
 
 pub use capacity::capacity;
+pub use diagnosis::diagnosis;
 pub use dynamics::dynamics;
+pub use generation::generation;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
-pub use shrinkage::{shrinkage, Projection};
+pub use shrinkage::{shrinkage, Projection, Snapshot};
 pub use tokens::token_scaling;
+pub use zoo::zoo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     #[error(transparent)]
     Table(#[from] TableError),
+    #[error(transparent)]
+    Summary(#[from] SummaryError),
     #[error("{path}: {message}")]
     Data { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]
@@ -55,6 +64,10 @@ pub enum Figure {
     Dynamics,
     /// Embedding collapse vs encoder depth and width.
     Capacity,
+    /// Remedies compared: every arm against the declared baseline (with `zoo.csv`).
+    Zoo,
+    /// Paper Fig. 1: real data vs each arm's generated set.
+    Generation,
 }
 
 /// The figures that fit the runs in `dir`.
@@ -74,6 +87,14 @@ fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
     if runs.varies("model.depth") || runs.varies("model.width") {
         figures.push(Figure::Capacity);
     }
+    // Drawn only when the scenario declares a baseline and has more than two arms; `zoo`
+    // decides from the summary.
+    if dir.join(crate::study::store::SCENARIO_TOML).is_file() {
+        figures.push(Figure::Zoo);
+    }
+    if runs.varies("schedule.kind") {
+        figures.push(Figure::Generation);
+    }
     figures
 }
 
@@ -90,6 +111,8 @@ pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, Plot
             Figure::TokenScaling => token_scaling(dir)?,
             Figure::Dynamics => dynamics(dir)?,
             Figure::Capacity => capacity(dir)?,
+            Figure::Zoo => zoo(dir)?,
+            Figure::Generation => generation(dir)?,
         });
     }
     Ok(paths)

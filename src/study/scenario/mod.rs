@@ -125,9 +125,20 @@ seeds = [0, 1, 2]
 impl Scenario {
     /// Reads and validates the scenario at `path`; its name defaults to the file stem.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|io| ScenarioError::Read {
+        let bytes = std::fs::read(path).map_err(|io| ScenarioError::Read {
             file: path.display().to_string(),
             io,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let lossy = String::from_utf8_lossy(e.as_bytes());
+            // Lossy decoding keeps the valid prefix byte for byte, so `at` is a position in it.
+            located(
+                &path.display().to_string(),
+                &lossy,
+                at,
+                format!("not UTF-8 text (byte 0x{:02x})", e.as_bytes()[at]),
+            )
         })?;
         let stem = path
             .file_stem()
@@ -237,7 +248,13 @@ pub fn flatten(cfg: &RunConfig) -> Vec<(String, String)> {
 }
 
 fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {
-    let at = floor_boundary(text, e.span().map_or(0, |s| s.start).min(text.len()));
+    let at = e.span().map_or(0, |s| s.start);
+    located(file, text, at, e.message().trim().replace('\n', "; "))
+}
+
+/// A syntax error at byte `at` of `text`, with its line, column, key and snippet.
+fn located(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
+    let at = floor_boundary(text, at.min(text.len()));
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -248,7 +265,7 @@ fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {
         line,
         column,
         key: key_on_line(&text[..line_start], source_line),
-        message: e.message().trim().replace('\n', "; "),
+        message,
         snippet: snippet(line, column, source_line),
     }
 }
