@@ -95,6 +95,33 @@ fn check_net(
     compared
 }
 
+/// mean‖z − codes[assign]‖²: the codebook loss with the assignments held fixed.
+fn assigned_loss(z: ArrayView2<f32>, codes: ArrayView2<f32>, assign: &[usize]) -> f64 {
+    let chosen = Array2::from_shape_fn(z.raw_dim(), |(i, j)| codes[[assign[i], j]]);
+    mean_sq(z, chosen.view())
+}
+
+/// Compares `analytic` with central differences of `f` over every entry of `codes`.
+fn check_codes(analytic: ArrayView2<f32>, codes: &Array2<f32>, f: impl Fn(ArrayView2<f32>) -> f64) {
+    let mut codes = codes.clone();
+    for k in 0..codes.nrows() {
+        for j in 0..codes.ncols() {
+            let mut at = |delta: f32| {
+                codes[[k, j]] += delta;
+                let v = f(codes.view());
+                codes[[k, j]] -= delta;
+                v
+            };
+            let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS as f64);
+            let a = analytic[[k, j]] as f64;
+            assert!(
+                (numeric - a).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 2e-4,
+                "codebook [{k},{j}]: analytic {a} vs numeric {numeric}"
+            );
+        }
+    }
+}
+
 fn grads_of(net: &mut Mlp) -> Vec<Vec<f32>> {
     net.params_mut().map(|(_, g)| g.to_vec()).collect()
 }
@@ -141,24 +168,9 @@ fn quantized_backward_matches_finite_differences() {
 
         // Codebook: mean‖sg(z) − e_k‖² with the assignments held fixed.
         let analytic = vq.codebook_grad().unwrap().to_owned();
-        let mut codes = vq.codebook().to_owned();
-        for k in 0..codes.nrows() {
-            for j in 0..codes.ncols() {
-                let mut at = |delta: f32| {
-                    codes[[k, j]] += delta;
-                    let chosen =
-                        Array2::from_shape_fn(z0.raw_dim(), |(i, jj)| codes[[assign[i], jj]]);
-                    codes[[k, j]] -= delta;
-                    mean_sq(z0.view(), chosen.view())
-                };
-                let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS as f64);
-                let a = analytic[[k, j]] as f64;
-                assert!(
-                    (numeric - a).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 2e-4,
-                    "codebook [{k},{j}]: analytic {a} vs numeric {numeric}"
-                );
-            }
-        }
+        check_codes(analytic.view(), &vq.codebook().to_owned(), |c| {
+            assigned_loss(z0.view(), c, &assign)
+        });
         assert!(
             analytic.iter().any(|g| g.abs() > 1e-3),
             "codebook gradient is trivially zero"
@@ -365,7 +377,7 @@ fn orthogonal_gradient_matches_finite_differences() {
     let mut cfg = config(Activation::Tanh, Update::Loss);
     cfg.quantizer.orthogonal_weight = 0.7;
     let Setup { ae, vq, x } = setup(Activation::Tanh, Update::Loss, 11);
-    let mut codes = vq.codebook().to_owned();
+    let codes = vq.codebook().to_owned();
     let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
     let z0 = ae.encoder.infer(x.view());
     let (assign, q) = quantize(&vq, z0.view());
@@ -373,23 +385,9 @@ fn orthogonal_gradient_matches_finite_differences() {
     let mut g_z = Array2::zeros(z0.raw_dim());
     vq.backward(z0.view(), q.view(), &assign, g_q.view(), g_z.view_mut());
     let analytic = vq.codebook_grad().unwrap().to_owned();
-    for k in 0..codes.nrows() {
-        for j in 0..codes.ncols() {
-            let mut at = |delta: f32| {
-                codes[[k, j]] += delta;
-                let chosen = Array2::from_shape_fn(z0.raw_dim(), |(i, jj)| codes[[assign[i], jj]]);
-                let v = mean_sq(z0.view(), chosen.view()) + 0.7 * orthogonal_loss(codes.view());
-                codes[[k, j]] -= delta;
-                v
-            };
-            let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS as f64);
-            let a = analytic[[k, j]] as f64;
-            assert!(
-                (numeric - a).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 2e-4,
-                "codebook [{k},{j}]: analytic {a} vs numeric {numeric}"
-            );
-        }
-    }
+    check_codes(analytic.view(), &codes, |c| {
+        assigned_loss(z0.view(), c, &assign) + 0.7 * orthogonal_loss(c)
+    });
     // The regulariser moves codes no point is assigned to, which the codebook loss cannot.
     let unused = (0..codes.nrows()).find(|k| !assign.contains(k));
     if let Some(k) = unused {
@@ -436,7 +434,7 @@ fn entropy_regulariser_gradients_match_finite_differences() {
     cfg.quantizer.entropy_weight = w;
     cfg.quantizer.entropy_temperature = tau;
     let Setup { mut ae, vq, x } = setup(Activation::Tanh, Update::Loss, 12);
-    let mut codes = vq.codebook().to_owned();
+    let codes = vq.codebook().to_owned();
     let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
     let beta = cfg.quantizer.beta;
     let z0 = ae.encoder.infer(x.view());
@@ -463,24 +461,9 @@ fn entropy_regulariser_gradients_match_finite_differences() {
             + w * entropy_loss(z.view(), frozen.view(), tau)
     });
     let analytic = vq.codebook_grad().unwrap().to_owned();
-    for k in 0..codes.nrows() {
-        for j in 0..codes.ncols() {
-            let mut at = |delta: f32| {
-                codes[[k, j]] += delta;
-                let chosen = Array2::from_shape_fn(z0.raw_dim(), |(i, jj)| codes[[assign[i], jj]]);
-                let v = mean_sq(z0.view(), chosen.view())
-                    + w * entropy_loss(z0.view(), codes.view(), tau);
-                codes[[k, j]] -= delta;
-                v
-            };
-            let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS as f64);
-            let a = analytic[[k, j]] as f64;
-            assert!(
-                (numeric - a).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 2e-4,
-                "codebook [{k},{j}]: analytic {a} vs numeric {numeric}"
-            );
-        }
-    }
+    check_codes(analytic.view(), &codes, |c| {
+        assigned_loss(z0.view(), c, &assign) + w * entropy_loss(z0.view(), c, tau)
+    });
     // Every code gets a gradient, used or not.
     assert!(analytic
         .outer_iter()
