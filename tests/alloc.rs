@@ -128,7 +128,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 10] = [
+    let variants: [(&str, Edit); 12] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -146,6 +146,8 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
         ("rotation trick", |c| {
             c.quantizer.estimator = Estimator::Rotation
         }),
+        ("orthogonal codes", |c| c.quantizer.orthogonal_weight = 0.1),
+        ("entropy loss", |c| c.quantizer.entropy_weight = 0.1),
         // Above 8 latent dims the code search screens with matrix products.
         ("latent 16", |c| c.model.latent_dim = 16),
         ("tanh", |c| c.model.activation = Activation::Tanh),

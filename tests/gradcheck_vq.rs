@@ -95,6 +95,33 @@ fn check_net(
     compared
 }
 
+/// mean‖z − codes[assign]‖²: the codebook loss with the assignments held fixed.
+fn assigned_loss(z: ArrayView2<f32>, codes: ArrayView2<f32>, assign: &[usize]) -> f64 {
+    let chosen = Array2::from_shape_fn(z.raw_dim(), |(i, j)| codes[[assign[i], j]]);
+    mean_sq(z, chosen.view())
+}
+
+/// Compares `analytic` with central differences of `f` over every entry of `codes`.
+fn check_codes(analytic: ArrayView2<f32>, codes: &Array2<f32>, f: impl Fn(ArrayView2<f32>) -> f64) {
+    let mut codes = codes.clone();
+    for k in 0..codes.nrows() {
+        for j in 0..codes.ncols() {
+            let mut at = |delta: f32| {
+                codes[[k, j]] += delta;
+                let v = f(codes.view());
+                codes[[k, j]] -= delta;
+                v
+            };
+            let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS as f64);
+            let a = analytic[[k, j]] as f64;
+            assert!(
+                (numeric - a).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 2e-4,
+                "codebook [{k},{j}]: analytic {a} vs numeric {numeric}"
+            );
+        }
+    }
+}
+
 fn grads_of(net: &mut Mlp) -> Vec<Vec<f32>> {
     net.params_mut().map(|(_, g)| g.to_vec()).collect()
 }
@@ -141,24 +168,9 @@ fn quantized_backward_matches_finite_differences() {
 
         // Codebook: mean‖sg(z) − e_k‖² with the assignments held fixed.
         let analytic = vq.codebook_grad().unwrap().to_owned();
-        let mut codes = vq.codebook().to_owned();
-        for k in 0..codes.nrows() {
-            for j in 0..codes.ncols() {
-                let mut at = |delta: f32| {
-                    codes[[k, j]] += delta;
-                    let chosen =
-                        Array2::from_shape_fn(z0.raw_dim(), |(i, jj)| codes[[assign[i], jj]]);
-                    codes[[k, j]] -= delta;
-                    mean_sq(z0.view(), chosen.view())
-                };
-                let numeric = (at(EPS) - at(-EPS)) / (2.0 * EPS as f64);
-                let a = analytic[[k, j]] as f64;
-                assert!(
-                    (numeric - a).abs() <= 2e-2 * numeric.abs().max(a.abs()) + 2e-4,
-                    "codebook [{k},{j}]: analytic {a} vs numeric {numeric}"
-                );
-            }
-        }
+        check_codes(analytic.view(), &vq.codebook().to_owned(), |c| {
+            assigned_loss(z0.view(), c, &assign)
+        });
         assert!(
             analytic.iter().any(|g| g.abs() > 1e-3),
             "codebook gradient is trivially zero"
@@ -321,4 +333,139 @@ fn rotation_trick_backward_matches_finite_differences() {
         ae.gradients(x.view(), Some(&mut ste));
         assert_ne!(grads_of(&mut ae.encoder), enc_grads);
     }
+}
+
+/// Σ_ij cos²(e_i, e_j)/S² − 1/S in f64, written independently of the library.
+fn orthogonal_loss(codes: ArrayView2<f32>) -> f64 {
+    let s = codes.nrows() as f64;
+    let mut total = 0.0;
+    for a in codes.outer_iter() {
+        for b in codes.outer_iter() {
+            let d = |x: ndarray::ArrayView1<f32>, y: ndarray::ArrayView1<f32>| {
+                x.iter()
+                    .zip(y)
+                    .map(|(p, q)| *p as f64 * *q as f64)
+                    .sum::<f64>()
+            };
+            let cos = d(a, b) / (d(a, a) * d(b, b)).sqrt();
+            total += cos * cos;
+        }
+    }
+    total / (s * s) - 1.0 / s
+}
+
+#[test]
+fn orthogonal_loss_is_zero_for_orthogonal_codes_and_half_for_parallel_ones() {
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.orthogonal_weight = 2.0;
+    cfg.quantizer.beta = 0.0;
+    let z = Array2::from_shape_vec((1, 2), vec![0.0, 0.0]).unwrap();
+    for (codes, want) in [
+        (vec![3.0, 0.0, 0.0, -2.0], 0.0),
+        (vec![1.0, 1.0, -2.0, -2.0], 1.0),
+    ] {
+        let codes = Array2::from_shape_vec((2, 2), codes).unwrap();
+        let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
+        // z = q: the codebook and commitment terms vanish; 2·(Σcos²/4 − 1/2) remains.
+        let loss = vq.loss(z.view(), z.view());
+        assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
+    }
+}
+
+#[test]
+fn orthogonal_gradient_matches_finite_differences() {
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.orthogonal_weight = 0.7;
+    let Setup { ae, vq, x } = setup(Activation::Tanh, Update::Loss, 11);
+    let codes = vq.codebook().to_owned();
+    let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    let z0 = ae.encoder.infer(x.view());
+    let (assign, q) = quantize(&vq, z0.view());
+    let g_q = Array2::zeros(z0.raw_dim());
+    let mut g_z = Array2::zeros(z0.raw_dim());
+    vq.backward(z0.view(), q.view(), &assign, g_q.view(), g_z.view_mut());
+    let analytic = vq.codebook_grad().unwrap().to_owned();
+    check_codes(analytic.view(), &codes, |c| {
+        assigned_loss(z0.view(), c, &assign) + 0.7 * orthogonal_loss(c)
+    });
+    // The regulariser moves codes no point is assigned to, which the codebook loss cannot.
+    let unused = (0..codes.nrows()).find(|k| !assign.contains(k));
+    if let Some(k) = unused {
+        assert!(analytic.row(k).iter().any(|g| g.abs() > 1e-6));
+    }
+}
+
+/// mean_i H(p_i) − H(mean_i p_i), p_ij = softmax_j(−‖z_i − e_j‖/τ), in f64, written
+/// independently of the library.
+fn entropy_loss(z: ArrayView2<f32>, codes: ArrayView2<f32>, tau: f64) -> f64 {
+    let (n, s) = (z.nrows(), codes.nrows());
+    let mut mean = vec![0.0f64; s];
+    let mut mean_h = 0.0;
+    for zi in z.outer_iter() {
+        let logits: Vec<f64> = codes
+            .outer_iter()
+            .map(|e| {
+                let d2: f64 = zi
+                    .iter()
+                    .zip(e)
+                    .map(|(a, b)| ((a - b) as f64).powi(2))
+                    .sum();
+                -d2.sqrt() / tau
+            })
+            .collect();
+        let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+        for (j, l) in logits.iter().enumerate() {
+            let p = (l - max).exp() / total;
+            mean[j] += p / n as f64;
+            if p > 0.0 {
+                mean_h -= p * p.ln() / n as f64;
+            }
+        }
+    }
+    let batch_h: f64 = mean.iter().filter(|&&p| p > 0.0).map(|p| -p * p.ln()).sum();
+    mean_h - batch_h
+}
+
+#[test]
+fn entropy_regulariser_gradients_match_finite_differences() {
+    let (w, tau) = (0.5, 1.0);
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.entropy_weight = w;
+    cfg.quantizer.entropy_temperature = tau;
+    let Setup { mut ae, vq, x } = setup(Activation::Tanh, Update::Loss, 12);
+    let codes = vq.codebook().to_owned();
+    let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    let beta = cfg.quantizer.beta;
+    let z0 = ae.encoder.infer(x.view());
+    let (assign, q) = quantize(&vq, z0.view());
+    let loss = ae.gradients(x.view(), Some(&mut vq));
+    let recon = ae.decoder.infer(q.view());
+    let expected = loss::mse(recon.view(), x.view()) as f64
+        + (1.0 + beta) * mean_sq(z0.view(), q.view())
+        + w * entropy_loss(z0.view(), codes.view(), tau);
+    assert!(
+        (loss as f64 - expected).abs() < 1e-4 * expected.abs().max(1.0),
+        "{loss} vs {expected}"
+    );
+    let enc_grads = grads_of(&mut ae.encoder);
+    let c = &q - &z0;
+    let decoder = ae.decoder.clone();
+    let mut enc = ae.encoder.clone();
+    let frozen = codes.clone();
+    check_net("encoder (entropy)", &mut enc, &enc_grads, |e| {
+        let z = e.infer(x.view());
+        let recon = decoder.infer((&z + &c).view());
+        loss::mse(recon.view(), x.view()) as f64
+            + beta * mean_sq(z.view(), q.view())
+            + w * entropy_loss(z.view(), frozen.view(), tau)
+    });
+    let analytic = vq.codebook_grad().unwrap().to_owned();
+    check_codes(analytic.view(), &codes, |c| {
+        assigned_loss(z0.view(), c, &assign) + w * entropy_loss(z0.view(), c, tau)
+    });
+    // Every code gets a gradient, used or not.
+    assert!(analytic
+        .outer_iter()
+        .all(|g| g.iter().any(|v| v.abs() > 1e-6)));
 }

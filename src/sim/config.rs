@@ -151,6 +151,12 @@ pub struct QuantizerConfig {
     /// restart = "kmeans": epochs between re-initialisations.
     pub kmeans_every: usize,
     pub estimator: Estimator,
+    /// Weight of the orthogonality loss of the normalised codes (0 = off).
+    pub orthogonal_weight: f64,
+    /// Weight of the code-usage entropy loss (0 = off).
+    pub entropy_weight: f64,
+    /// Temperature τ of the soft assignments softmax(−‖z − e‖/τ) in the entropy loss.
+    pub entropy_temperature: f64,
 }
 
 impl Default for QuantizerConfig {
@@ -169,6 +175,9 @@ impl Default for QuantizerConfig {
             lru_jitter: 1e-4,
             kmeans_every: 5,
             estimator: Estimator::Ste,
+            orthogonal_weight: 0.0,
+            entropy_weight: 0.0,
+            entropy_temperature: 0.01,
         }
     }
 }

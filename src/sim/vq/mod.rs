@@ -12,9 +12,11 @@
 //! Each choice is an enum matched in one place; a variant lives in its own file.
 
 mod ema;
+mod entropy;
 mod estimator;
 mod gradient;
 mod init;
+mod orthogonal;
 mod restart;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
@@ -58,6 +60,10 @@ pub struct Quantizer {
     beta: f32,
     learner: Learner,
     estimator: estimator::Estimator,
+    /// The entropy regulariser, when its weight is not 0.
+    entropy: Option<entropy::Entropy>,
+    /// The orthogonality regulariser, when its weight is not 0.
+    orthogonal: Option<orthogonal::Orthogonal>,
     restart: restart::Restart,
     /// The run's restart stream.
     rng: ChaCha8Rng,
@@ -90,6 +96,11 @@ impl Quantizer {
             beta: q.beta as f32,
             learner,
             estimator: estimator::Estimator::new(q.estimator),
+            entropy: (q.entropy_weight > 0.0).then(|| {
+                entropy::Entropy::new(q.entropy_weight as f32, q.entropy_temperature as f32, s)
+            }),
+            orthogonal: (q.orthogonal_weight > 0.0)
+                .then(|| orthogonal::Orthogonal::new(q.orthogonal_weight as f32, s, m)),
             restart: restart::Restart::new(q, s, m, max_batch(cfg)),
             rng,
             restarted: Vec::with_capacity(s),
@@ -126,9 +137,10 @@ impl Quantizer {
     }
 
     /// The VQ terms of the loss for a batch: codebook loss ‖sg(z) − q‖² (when the codebook
-    /// learns by gradient) plus commitment β‖z − sg(q)‖², means over batch × dims. Both share
-    /// the value mean‖z − q‖²; they differ only in where their gradient goes.
-    pub fn loss(&self, z: ArrayView2<f32>, q: ArrayView2<f32>) -> f32 {
+    /// learns by gradient) plus commitment β‖z − sg(q)‖², means over batch × dims (both share
+    /// the value mean‖z − q‖²; they differ only in where their gradient goes), plus the
+    /// regularisers that are on. Keeps what `backward` needs of the regularisers.
+    pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>) -> f32 {
         let sq: f32 = Zip::from(z)
             .and(q)
             .fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
@@ -137,12 +149,16 @@ impl Quantizer {
             Learner::Gradient(_) => mean,
             Learner::Ema(_) => 0.0,
         };
-        codebook + self.beta * mean
+        let codes = self.codes.view();
+        let entropy = self.entropy.as_mut().map_or(0.0, |e| e.forward(z, codes));
+        let orthogonal = self.orthogonal.as_ref().map_or(0.0, |o| o.loss(codes));
+        codebook + self.beta * mean + entropy + orthogonal
     }
 
-    /// Backward of the VQ bottleneck. `g_q` holds ∂recon/∂q from the decoder; the estimator
-    /// carries it to z (straight-through: unchanged), and the commitment term adds
-    /// 2β(z − q)/(n·m). The codebook loss's gradient goes to the codebook's own state.
+    /// Backward of the VQ bottleneck, after `loss` on the same batch. `g_q` holds ∂recon/∂q
+    /// from the decoder; the estimator carries it to z (straight-through: unchanged), the
+    /// commitment term adds 2β(z − q)/(n·m), and the regularisers add theirs. The codebook
+    /// loss's gradient goes to the codebook's own state.
     pub fn backward(
         &mut self,
         z: ArrayView2<f32>,
@@ -156,9 +172,19 @@ impl Quantizer {
         Zip::from(&mut g_z).and(z).and(q).for_each(|gz, &a, &b| {
             *gz += commit * (a - b);
         });
-        match &mut self.learner {
-            Learner::Gradient(g) => g.backward(z, q, assign),
-            Learner::Ema(_) => {}
+        let mut grad = match &mut self.learner {
+            Learner::Gradient(g) => {
+                g.backward(z, q, assign);
+                Some(g.grad.view_mut())
+            }
+            Learner::Ema(_) => None,
+        };
+        if let Some(e) = &self.entropy {
+            let grad = grad.as_mut().map(|g| g.view_mut());
+            e.backward(z, self.codes.view(), g_z.view_mut(), grad);
+        }
+        if let (Some(o), Some(grad)) = (&mut self.orthogonal, grad) {
+            o.backward(self.codes.view(), grad);
         }
     }
 

@@ -177,6 +177,9 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         lru_jitter,
         kmeans_every,
         estimator,
+        orthogonal_weight,
+        entropy_weight,
+        entropy_temperature,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -380,6 +383,36 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (
                 "estimator",
                 "gradient through the quantizer: ste = straight-through (van den Oord et al. 2017); rotation = the rotation trick, λR z with R rotating z onto q (Fifty et al. 2024)",
+            ),
+        ),
+        float(
+            "quantizer.orthogonal_weight",
+            *orthogonal_weight,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            (
+                "orthogonal weight",
+                "weight of the orthogonality loss Σ cos²(e_i, e_j)/S² − 1/S of the codes (Shin et al. 2023); moves codes learned by gradient (update = \"loss\"); 0 = off",
+            ),
+        ),
+        float(
+            "quantizer.entropy_weight",
+            *entropy_weight,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            (
+                "entropy weight",
+                "weight of the code-usage entropy loss mean_i H(p_i) − H(mean_i p_i), p_i = softmax(−‖z_i − e‖/τ) (MAGVIT-v2, Yu et al. 2024); 0 = off",
+            ),
+        ),
+        float(
+            "quantizer.entropy_temperature",
+            *entropy_temperature,
+            (0.0, EXCL),
+            (MAX_FLOAT, INCL),
+            (
+                "entropy τ",
+                "temperature τ of the entropy loss's soft assignments (lucidrains: 0.01)",
             ),
         ),
         float(

@@ -1,0 +1,123 @@
+//! Code-usage entropy regulariser (`quantizer.entropy_weight`), MAGVIT-v2 style (Yu et al.
+//! 2024; `entropy_aux_loss` of lucidrains' LFQ): with soft assignments
+//! p_ij = softmax_j(−‖z_i − e_j‖/τ) (distances as lucidrains' codebook-diversity loss),
+//! L = w·(mean_i H(p_i) − H(mean_i p_i)). The first term makes each point confident, the
+//! second spreads the batch over the whole codebook; both move the encoder and the codes.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+#[derive(Debug, Clone)]
+pub(super) struct Entropy {
+    weight: f32,
+    temperature: f32,
+    /// Soft assignments of the last forward, (n, S) row-major; grows to the largest batch.
+    p: Vec<f32>,
+    /// Distances ‖z_i − e_j‖ of the last forward, (n, S).
+    d: Vec<f32>,
+    /// Each point's entropy H(p_i), (n).
+    h: Vec<f32>,
+    /// ln of the batch mean p̄, (S).
+    log_mean: Vec<f32>,
+}
+
+impl Entropy {
+    pub(super) fn new(weight: f32, temperature: f32, s: usize) -> Entropy {
+        Entropy {
+            weight,
+            temperature,
+            p: Vec::new(),
+            d: Vec::new(),
+            h: Vec::new(),
+            log_mean: vec![0.0; s],
+        }
+    }
+
+    /// Soft assignments of the batch `z` to `codes`, kept for `backward`; returns the loss.
+    pub(super) fn forward(&mut self, z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
+        let (n, s) = (z.nrows(), codes.nrows());
+        self.p.resize(n * s, 0.0);
+        self.d.resize(n * s, 0.0);
+        self.h.resize(n, 0.0);
+        let mut mean_h = 0.0;
+        self.log_mean.fill(0.0);
+        for (i, zi) in z.outer_iter().enumerate() {
+            let (p, d) = (
+                &mut self.p[i * s..(i + 1) * s],
+                &mut self.d[i * s..(i + 1) * s],
+            );
+            for ((pj, dj), ej) in p.iter_mut().zip(d.iter_mut()).zip(codes.outer_iter()) {
+                *dj = zi
+                    .iter()
+                    .zip(ej)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f32>()
+                    .sqrt();
+                *pj = -*dj / self.temperature;
+            }
+            let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for pj in p.iter_mut() {
+                *pj = (*pj - max).exp();
+                sum += *pj;
+            }
+            let mut h = 0.0;
+            for (pj, m) in p.iter_mut().zip(self.log_mean.iter_mut()) {
+                *pj /= sum;
+                if *pj > 0.0 {
+                    h -= *pj * pj.ln();
+                }
+                *m += *pj / n as f32;
+            }
+            self.h[i] = h;
+            mean_h += h / n as f32;
+        }
+        let mut batch_h = 0.0;
+        for m in self.log_mean.iter_mut() {
+            if *m > 0.0 {
+                batch_h -= *m * m.ln();
+            }
+            *m = m.ln();
+        }
+        self.weight * (mean_h - batch_h)
+    }
+
+    /// Adds the loss's gradient to `g_z` and, when the codes learn by gradient, to `g_codes`.
+    /// ∂L/∂l_ik = (w/n)·p_ik·(ln p̄_k − Σ_j p_ij ln p̄_j − ln p_ik − H(p_i)) for the logits
+    /// l_ik = −d_ik/τ, and ∂d_ik/∂z_i = (z_i − e_k)/d_ik = −∂d_ik/∂e_k.
+    pub(super) fn backward(
+        &self,
+        z: ArrayView2<f32>,
+        codes: ArrayView2<f32>,
+        mut g_z: ArrayViewMut2<f32>,
+        mut g_codes: Option<ArrayViewMut2<f32>>,
+    ) {
+        let (n, s) = (z.nrows(), codes.nrows());
+        let scale = self.weight / n as f32;
+        for (i, (zi, mut gi)) in z.outer_iter().zip(g_z.outer_iter_mut()).enumerate() {
+            let (p, d) = (&self.p[i * s..(i + 1) * s], &self.d[i * s..(i + 1) * s]);
+            let cross: f32 = p
+                .iter()
+                .zip(&self.log_mean)
+                .filter(|(&pj, _)| pj > 0.0)
+                .map(|(pj, lm)| pj * lm)
+                .sum();
+            for (k, ek) in codes.outer_iter().enumerate() {
+                let (pk, dk) = (p[k], d[k]);
+                if pk == 0.0 || dk == 0.0 {
+                    continue;
+                }
+                let g_logit = scale * pk * (self.log_mean[k] - cross - pk.ln() - self.h[i]);
+                // ∂l/∂z_i = −(z_i − e_k)/(τ d_ik).
+                let c = -g_logit / (self.temperature * dk);
+                for ((g, &a), &b) in gi.iter_mut().zip(zi).zip(ek) {
+                    *g += c * (a - b);
+                }
+                if let Some(gc) = g_codes.as_mut() {
+                    for ((g, &a), &b) in gc.row_mut(k).iter_mut().zip(zi).zip(ek) {
+                        *g -= c * (a - b);
+                    }
+                }
+            }
+        }
+    }
+}
