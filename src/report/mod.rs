@@ -6,4 +6,5 @@ pub mod plot;
 pub mod stats;
 pub mod summary;
 pub mod table;
+pub mod theory;
 pub mod tsne;

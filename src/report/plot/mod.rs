@@ -12,6 +12,7 @@ pub mod pca;
 mod runs;
 mod shrinkage;
 pub mod style;
+mod theory;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use dynamics::dynamics;
 pub use generation::generation;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
 pub use shrinkage::{shrinkage, Projection};
+pub use theory::theory;
 pub use tokens::token_scaling;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,8 @@ pub enum Figure {
     Capacity,
     /// Paper Fig. 1: real data vs each arm's generated set.
     Generation,
+    /// The §4.2 check of `vqsim theory` (not drawn from a results directory).
+    Theory,
 }
 
 /// The figures that fit the runs in `dir`.
@@ -98,6 +102,8 @@ pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, Plot
             Figure::Dynamics => dynamics(dir)?,
             Figure::Capacity => capacity(dir)?,
             Figure::Generation => generation(dir)?,
+            // Drawn by `vqsim theory` from its own computation; `fitting` never lists it.
+            Figure::Theory => Vec::new(),
         });
     }
     Ok(paths)
