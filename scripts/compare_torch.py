@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compare vqsim with the independent PyTorch reference (shared/bench/torch_ref.py), arm by arm.
+"""Compare vqsim with its PyTorch reference (scripts/torch_ref.py), arm by arm.
 
 Both sides run the SPEC defaults, early and deferred, on the same seeds, one thread each. Their
 random streams differ (different data draws, inits and shuffles), so runs are compared as
@@ -8,7 +8,7 @@ the agreement checks of the core issue: deferred perplexity within 25% and the s
 modes reconstructed.
 
     python3 scripts/compare_torch.py --python /tmp/refvenv/bin/python \
-        --torch-ref ../shared/bench/torch_ref.py --seeds 0 1 2
+        --seeds 0 1 2
 """
 import argparse, csv, json, pathlib, statistics, subprocess, tempfile
 
@@ -46,7 +46,8 @@ def means(rows, kind):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--python", required=True, help="a Python with torch, numpy, scikit-learn")
-    ap.add_argument("--torch-ref", required=True, help="path to shared/bench/torch_ref.py")
+    ap.add_argument("--torch-ref", default=str(pathlib.Path(__file__).with_name("torch_ref.py")),
+                    help="the PyTorch reference (default: scripts/torch_ref.py beside this script)")
     ap.add_argument("--vqsim", default="target/release/vqsim")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     a = ap.parse_args()

@@ -23,8 +23,8 @@ use crate::sim::vq::Quantizer;
 use crate::study::scenario::Scenario;
 use crate::study::sweep::{self, ProgressMode, SweepError, SweepOptions};
 
-/// The one default run: the built-in scenario's early arm, seed 0 (as `default_early.toml` in
-/// the shared benchmark directory, which `torch_ref.py` reads).
+/// The one default run: the built-in scenario's early arm, seed 0 (`scripts/torch_ref.py`
+/// reads the same text).
 pub const ONE_RUN: &str = "name = \"bench_early\"\nseeds = [0]\n[schedule]\nkind = \"early\"\n";
 /// 16 default-size runs: both schedules × 8 seeds.
 pub const SWEEP: &str = "name = \"bench_sweep\"\nseeds = [0, 1, 2, 3, 4, 5, 6, 7]\n\

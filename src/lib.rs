@@ -7,6 +7,7 @@
 pub mod arrays;
 pub mod atomic;
 pub mod bench;
+pub mod diagnose;
 pub mod report;
 pub mod sim;
 pub mod study;

@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use vqsim::arrays::{self, ArrayError, Shape, Source};
 use vqsim::bench::{BenchOptions, TorchRef};
 use vqsim::report::paper::{self as paper_mod, PaperError, PaperScenario};
 use vqsim::report::plot::Projection;
 use vqsim::report::{plot, summary};
+use vqsim::study::memory;
 use vqsim::study::scenario::{Scenario, ScenarioError};
 use vqsim::study::shard::Shard;
 use vqsim::study::sweep::{self, SweepError, SweepOptions};
@@ -44,6 +46,10 @@ enum Command {
     /// decoder, measured vs predicted diversity H and quantization error Q; writes
     /// OUT/theory/theory.csv and a figure.
     Theory(TheoryArgs),
+    /// Check a trained tokenizer's codebook for shrinkage: usage, spread and coverage of the
+    /// codes against a set of encoder outputs, as a table (or JSON), with --out also a CSV, a
+    /// figure and a verdict in words.
+    Diagnose(DiagnoseArgs),
     /// List every scenario key with its default, what it accepts and what it means (the
     /// README's key table is this output).
     Keys,
@@ -57,6 +63,32 @@ struct TheoryArgs {
 }
 
 #[derive(Args)]
+struct DiagnoseArgs {
+    /// The effective codebook (S, m) as FILE or FILE:NAME (.npy, .npz, .safetensors, .csv).
+    #[arg(long, value_name = "FILE")]
+    codebook: String,
+    /// Encoder outputs (N, m), or any (…, m) shape, as FILE or FILE:NAME.
+    #[arg(long, value_name = "FILE")]
+    embeddings: String,
+    /// One integer class per embedding row (optional): adds classes_hit and token_class_entropy.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<String>,
+    /// Also write diagnosis.csv, verdict.txt and figures/diagnosis.{png,svg} to DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Seed of the subsamples of the pairwise metrics (a vqsim run's seed reproduces its
+    /// runs.csv numbers).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
 struct PaperArgs {
     /// Results go to OUT/<scenario name>/ and OUT/paper/.
     #[arg(long, default_value = "out")]
@@ -64,6 +96,10 @@ struct PaperArgs {
     /// Worker threads (default: all cores; at most 4 × the cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Refuse a scenario whose estimated peak memory exceeds SIZE (e.g. 16G; default: the
+    /// memory available now).
+    #[arg(long, value_name = "SIZE", value_parser = memory::parse_bytes)]
+    max_memory: Option<u64>,
     /// Read the five scenario files from DIR instead of the copies built into vqsim.
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
@@ -80,6 +116,10 @@ struct RunArgs {
     /// Worker threads (default: all cores; at most 4 × the cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Refuse the sweep if its estimated peak memory exceeds SIZE (e.g. 16G; default: the
+    /// memory available now).
+    #[arg(long, value_name = "SIZE", value_parser = memory::parse_bytes)]
+    max_memory: Option<u64>,
     /// Run only shard I of N (1-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
     #[arg(long, value_name = "I/N", default_value_t = Shard::ALL)]
     shard: Shard,
@@ -101,12 +141,8 @@ struct BenchArgs {
     /// A Python with torch, numpy and scikit-learn: also time torch_ref.py on the same run.
     #[arg(long, value_name = "PYTHON")]
     torch: Option<PathBuf>,
-    /// The PyTorch reference script.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "../shared/bench/torch_ref.py"
-    )]
+    /// The PyTorch reference script (run from the repository root).
+    #[arg(long, value_name = "PATH", default_value = "scripts/torch_ref.py")]
     torch_script: PathBuf,
 }
 
@@ -164,6 +200,7 @@ fn main() -> ExitCode {
         Command::Paper(args) => paper(&args),
         Command::Bench(args) => bench(&args),
         Command::Theory(args) => theory(&args.out),
+        Command::Diagnose(args) => diagnose(&args),
         Command::Keys => {
             print!("{}", vqsim::study::scenario::keys_markdown());
             Ok(())
@@ -200,7 +237,7 @@ fn message(err: &anyhow::Error) -> String {
 /// something failed while doing valid work.
 fn exit_status(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if cause.is::<ScenarioError>() || cause.is::<CheckFailed>() {
+        if cause.is::<ScenarioError>() || cause.is::<CheckFailed>() || cause.is::<ArrayError>() {
             return 2;
         }
         if let Some(PaperError::Scenario(_)) = cause.downcast_ref::<PaperError>() {
@@ -223,6 +260,7 @@ fn run(args: &RunArgs) -> Result<()> {
     };
     let mut opts = SweepOptions::new(&args.out);
     opts.threads = args.threads;
+    opts.max_memory = args.max_memory;
     opts.shard = args.shard;
     let done = sweep::run_sweep(&scenario, &opts)?;
     print!("{}", sweep::summary(&done.dir)?);
@@ -264,6 +302,7 @@ fn paper(args: &PaperArgs) -> Result<()> {
     };
     let mut opts = SweepOptions::new(&args.out);
     opts.threads = args.threads;
+    opts.max_memory = args.max_memory;
     let paper = paper_mod::run(&scenarios, &opts)?;
     for s in &paper.sections {
         for v in &s.verdicts {
@@ -371,4 +410,49 @@ fn summary(s: &Scenario) -> String {
         factors.join(" × "),
         plural(s.runs.len(), "run")
     )
+}
+
+fn diagnose(args: &DiagnoseArgs) -> Result<()> {
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    let code_src = Source::parse(&args.codebook);
+    let embed_src = Source::parse(&args.embeddings);
+    let codebook = arrays::read_matrix(&code_src, Shape::Vectors)?;
+    let z = arrays::read_matrix(&embed_src, Shape::Vectors)?;
+    arrays::check_columns(&embed_src, z.ncols(), &code_src, codebook.ncols())?;
+    let labels = match &args.labels {
+        Some(spec) => Some(arrays::read_labels_for(&Source::parse(spec), z.nrows())?),
+        None => None,
+    };
+    let report = vqsim::diagnose::diagnose(
+        z.view(),
+        codebook.view(),
+        labels.as_deref(),
+        args.seed,
+        vqsim::diagnose::Limits::default(),
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&report.diagnosis)?);
+    } else {
+        print!("{}", vqsim::diagnose::table(&report));
+        print!("{}", vqsim::diagnose::verdict(&report));
+    }
+    if let Some(dir) = &args.out {
+        let files = vqsim::diagnose::write(
+            dir,
+            &report,
+            z.view(),
+            codebook.view(),
+            labels.as_deref(),
+            (&args.embeddings, &args.codebook),
+        )?;
+        for f in files {
+            eprintln!("wrote {}", f.display());
+        }
+    }
+    Ok(())
 }

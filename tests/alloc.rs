@@ -12,7 +12,7 @@ use std::cell::Cell;
 
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
-use vqsim::sim::config::{Activation, Init, RunConfig, Update};
+use vqsim::sim::config::{Activation, Estimator, Init, Restart, RunConfig, Update};
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::rng::{stream, Stream};
@@ -128,8 +128,24 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 6] = [
+    let variants: [(&str, Edit); 10] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
+        // Restarts every step: usage can never reach the threshold.
+        ("threshold restart", |c| {
+            c.quantizer.restart = Restart::Threshold;
+            c.quantizer.restart_threshold = 1e6;
+        }),
+        ("lru restart, ema", |c| {
+            c.quantizer.restart = Restart::Lru;
+            c.quantizer.lru_timeout = 1;
+            c.quantizer.update = Update::Ema;
+        }),
+        ("kmeans re-init buffer", |c| {
+            c.quantizer.restart = Restart::Kmeans
+        }),
+        ("rotation trick", |c| {
+            c.quantizer.estimator = Estimator::Rotation
+        }),
         // Above 8 latent dims the code search screens with matrix products.
         ("latent 16", |c| c.model.latent_dim = 16),
         ("tanh", |c| c.model.activation = Activation::Tanh),

@@ -1,12 +1,15 @@
 //! The array readers on hand-made files of every kind, good and bad.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use half::{bf16, f16};
 use ndarray::{array, Array2, Array3};
 use ndarray_npy::{write_npy, NpzWriter};
 use safetensors::{serialize, tensor::TensorView, Dtype};
+mod common;
+
+use common::raw_npy;
 use vqsim::arrays::{
     read_labels, read_labels_for, read_matrix, ArrayError, Problem, Shape, Source,
 };
@@ -21,32 +24,6 @@ fn named(path: &Path, name: &str) -> Source {
 
 fn err(r: Result<Array2<f32>, ArrayError>) -> ArrayError {
     r.expect_err("the file must be refused")
-}
-
-/// A `.npy` with a hand-written header, so that Fortran order and lies can be made.
-fn raw_npy(
-    dir: &Path,
-    name: &str,
-    descr: &str,
-    fortran: bool,
-    shape: &str,
-    data: &[u8],
-) -> PathBuf {
-    let mut header = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    let path = dir.join(name);
-    fs::write(&path, bytes).unwrap();
-    path
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -380,4 +357,21 @@ fn source_splits_the_name_after_a_known_extension_only() {
     write_npy(&p, &array![[1.0f32]]).unwrap();
     let e = err(read_matrix(&named(&p, "x"), Shape::Matrix));
     assert!(matches!(e.problem, Problem::NameOnPlainFile(_)), "{e}");
+}
+
+#[test]
+fn the_vendored_digits_written_by_numpy_read_back() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/digits");
+    let x = read_matrix(&src(&dir.join("digits.npy")), Shape::Matrix).unwrap();
+    assert_eq!(x.dim(), (1797, 64));
+    assert!(x
+        .iter()
+        .all(|&v| (0.0..=16.0).contains(&v) && v == v.round()));
+    let y = read_labels_for(&src(&dir.join("labels.npy")), 1797).unwrap();
+    let mut counts = [0usize; 10];
+    y.iter().for_each(|&c| counts[c] += 1);
+    assert!(
+        counts.iter().all(|&c| (174..=183).contains(&c)),
+        "{counts:?}"
+    );
 }

@@ -13,7 +13,7 @@ use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vqsim::sim::config::{Activation, Init, RunConfig, Update};
+use vqsim::sim::config::{Activation, Estimator, Init, RunConfig, Update};
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::nn::{loss, Mlp};
 use vqsim::sim::vq::Quantizer;
@@ -49,7 +49,7 @@ fn setup(act: Activation, update: Update, seed: u64) -> Setup {
     // Codes spread over the encoder's outputs so that several are selected.
     let z = ae.encoder.infer(x.view());
     let codes = Array2::from_shape_fn((6, 2), |(k, j)| z[[2 * k + 1, j]] + 0.05);
-    let vq = Quantizer::new(&cfg, codes);
+    let vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
     Setup { ae, vq, x }
 }
 
@@ -192,7 +192,7 @@ fn straight_through_passes_decoder_gradient_unchanged() {
         let Setup { ae, x, vq } = setup(Activation::Tanh, Update::Loss, 5);
         let mut cfg = config(Activation::Tanh, Update::Loss);
         cfg.quantizer.beta = beta;
-        let mut vq = Quantizer::new(&cfg, vq.codebook().to_owned());
+        let mut vq = Quantizer::new(&cfg, vq.codebook().to_owned(), ChaCha8Rng::seed_from_u64(0));
         let z = ae.encoder.infer(x.view());
         let (assign, q) = quantize(&vq, z.view());
         let g_q: Array2<f32> = Array2::random_using(
@@ -219,7 +219,7 @@ fn ema_update_follows_the_vq_vae_rule() {
     cfg.quantizer.codebook_size = 2;
     cfg.quantizer.ema_decay = 0.5;
     let codes = Array2::from_shape_vec((2, 2), vec![0.0, 0.0, 10.0, 10.0]).unwrap();
-    let mut vq = Quantizer::new(&cfg, codes);
+    let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
     assert!(vq.codebook_grad().is_none());
     let z = Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
     vq.after_step(z.view(), &[0, 0]);
@@ -251,4 +251,74 @@ fn ema_step_moves_codes_and_leaves_no_codebook_gradient() {
     ae.step(x.view(), Some(&mut vq));
     assert_ne!(vq.codebook(), before, "EMA must update the used codes");
     assert!(vq.codebook_grad().is_none());
+}
+
+/// λ, u, v, w of one row's frozen rotation.
+type RowRotation = (f32, Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// The rotation trick's frozen map of one row: q̃ = λ(z − 2(z·w)w + 2(z·u)v) with u = z0/‖z0‖,
+/// v = q/‖q‖, w = (u + v)/‖u + v‖, λ = ‖q‖/‖z0‖, all computed independently of the library.
+fn rotation_of(z0: ArrayView2<f32>, q: ArrayView2<f32>) -> impl Fn(ArrayView2<f32>) -> Array2<f32> {
+    let maps: Vec<RowRotation> = z0
+        .outer_iter()
+        .zip(q.outer_iter())
+        .map(|(a, b)| {
+            let (na, nb) = (a.dot(&a).sqrt(), b.dot(&b).sqrt());
+            let u: Vec<f32> = a.iter().map(|x| x / na).collect();
+            let v: Vec<f32> = b.iter().map(|x| x / nb).collect();
+            let s: Vec<f32> = u.iter().zip(&v).map(|(x, y)| x + y).collect();
+            let ns = s.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let w = s.iter().map(|x| x / ns).collect();
+            (nb / na, u, v, w)
+        })
+        .collect();
+    move |z: ArrayView2<f32>| {
+        let mut out = z.to_owned();
+        for (mut row, (lambda, u, v, w)) in out.outer_iter_mut().zip(&maps) {
+            let zr = row.to_vec();
+            let dot = |p: &[f32]| zr.iter().zip(p).map(|(a, b)| a * b).sum::<f32>();
+            let (zw, zu) = (dot(w), dot(u));
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = lambda * (zr[j] - 2.0 * zw * w[j] + 2.0 * zu * v[j]);
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn rotation_trick_backward_matches_finite_differences() {
+    for (seed, act) in [(7, Activation::Tanh), (8, Activation::Gelu)] {
+        let mut cfg = config(act, Update::Loss);
+        cfg.quantizer.estimator = Estimator::Rotation;
+        let Setup { mut ae, vq, x } = setup(act, Update::Loss, seed);
+        let codes = vq.codebook().to_owned();
+        let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+        let beta = cfg.quantizer.beta;
+        let z0 = ae.encoder.infer(x.view());
+        let (_, q) = quantize(&vq, z0.view());
+        let rotate = rotation_of(z0.view(), q.view());
+        // The frozen map sends z0 to q: the decoder's input is unchanged.
+        for (a, b) in rotate(z0.view()).iter().zip(&q) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        ae.gradients(x.view(), Some(&mut vq));
+        let enc_grads = grads_of(&mut ae.encoder);
+        let decoder = ae.decoder.clone();
+        let mut enc = ae.encoder.clone();
+        let n = check_net("encoder (rotation)", &mut enc, &enc_grads, |e| {
+            let z = e.infer(x.view());
+            let recon = decoder.infer(rotate(z.view()).view());
+            loss::mse(recon.view(), x.view()) as f64 + beta * mean_sq(z.view(), q.view())
+        });
+        assert!(n > 50);
+        // And it is not the straight-through gradient.
+        let mut ste = Quantizer::new(
+            &config(act, Update::Loss),
+            codes,
+            ChaCha8Rng::seed_from_u64(0),
+        );
+        ae.gradients(x.view(), Some(&mut ste));
+        assert_ne!(grads_of(&mut ae.encoder), enc_grads);
+    }
 }

@@ -98,10 +98,12 @@ fn fixture() -> Paper {
                     fig("shrinkage-shrinkage_d8", Figure::Shrinkage, true),
                     fig("shrinkage-dynamics_d2", Figure::Dynamics, false),
                 ],
+                switch: true,
+                remedies: vec![],
             },
             Section {
                 name: "capacity".into(),
-                about: vec![],
+                about: vec!["With *untrained* encoders, `claims::capacity` says 2 * 3 *x".into()],
                 runs: 4,
                 diverged: 0,
                 verdicts: vec![Verdict {
@@ -109,7 +111,12 @@ fn fixture() -> Paper {
                     supported: false,
                     evidence: "smallest vs largest: embed_rank 1.9 vs 1.8 (overlap)".into(),
                 }],
-                figures: vec![fig("capacity-capacity_d2", Figure::Capacity, true)],
+                figures: vec![
+                    fig("capacity-capacity_d2", Figure::Capacity, true),
+                    fig("capacity-dynamics_d2", Figure::Dynamics, false),
+                ],
+                switch: false,
+                remedies: vec![],
             },
         ],
         headline: Some(Headline {
@@ -170,6 +177,35 @@ fn index_is_valid_html_linking_every_figure_with_text_escaped() {
     // The headline row, with its interval.
     assert!(html.contains("6.40 [3.90, 8.90] (n=5)") && html.contains("1.4e-10"));
     assert!(html.contains("3.3e-6"), "paired p");
+}
+
+#[test]
+fn scenario_text_markdown_is_rendered_and_results_are_links() {
+    let html = paper::render_index(&fixture());
+    assert!(
+        html.contains(
+            "With <em>untrained</em> encoders, <code>claims::capacity</code> says 2 * 3 *x"
+        ),
+        "markdown"
+    );
+    for f in ["summary.csv", "comparisons.csv", "runs.csv"] {
+        assert!(
+            html.contains(&format!("<a href=\"../capacity/{f}\">{f}</a>")),
+            "{f}"
+        );
+    }
+    assert!(html.contains("<a href=\"../shrinkage/\"><code>shrinkage/</code></a>"));
+}
+
+#[test]
+fn dynamics_captions_mention_a_switch_line_only_where_there_is_one() {
+    let html = paper::render_index(&fixture());
+    let at = |stem: &str| html.find(&format!("id=\"fig-{stem}\"")).unwrap();
+    let with = &html[at("shrinkage-dynamics_d2")..at("capacity-capacity_d2")];
+    let without = &html[at("capacity-dynamics_d2")..];
+    assert!(with.contains("switch quantization on"));
+    assert!(!without.contains("switch"), "capacity has no deferred runs");
+    assert!(without.contains("every run quantizes from the first epoch"));
 }
 
 #[test]
@@ -305,4 +341,48 @@ fn paper_runs_the_scenarios_and_links_every_figure_it_copied() {
         fs::read_to_string(dir.join("claims.csv")).unwrap(),
         claims_before
     );
+}
+
+#[test]
+fn the_remedies_section_appears_with_the_zoo_scenario() {
+    let out = tempfile::tempdir().unwrap();
+    let zoo = tiny(
+        "zoo",
+        "\"quantizer.init\" = [\"kmeans\", \"uniform\"]\n\"schedule.kind\" = [\"early\", \"deferred\"]\n\
+         [compare]\nbaseline = { \"schedule.kind\" = \"early\", \"quantizer.init\" = \"kmeans\" }",
+    );
+    let mut opts = SweepOptions::new(out.path());
+    opts.threads = Some(1);
+    opts.progress = ProgressMode::Quiet;
+    let paper = paper::run(&[zoo], &opts).unwrap();
+    let s = &paper.sections[0];
+    assert_eq!(s.remedies.len(), 1);
+    assert_eq!(s.remedies[0].rows.len(), 4);
+    // The one pre-registered claim.
+    assert_eq!(s.verdicts.len(), 1);
+    assert!(s.verdicts[0]
+        .claim
+        .starts_with("Deferred quantization beats plain early"));
+    assert!(s.figures.iter().any(|f| f.main && f.kind == Figure::Zoo));
+
+    let dir = out.path().join("paper");
+    let html = fs::read_to_string(dir.join("index.html")).unwrap();
+    assert_valid_html(&html);
+    assert!(html.contains("<h2 id=\"s-zoo\">zoo: remedies compared</h2>"));
+    assert!(html.contains("<h3 id=\"remedies\">Remedies compared</h3>"));
+    assert!(
+        html.contains("<li>init=uniform: perplexity/S "),
+        "one sentence per method"
+    );
+    assert_eq!(html.matches("for the baseline (paired p = ").count(), 3);
+    let table = Table::read(&dir.join("zoo.csv")).unwrap();
+    assert_eq!(table.rows.len(), 4);
+
+    // Without the zoo scenario: no remedies section, and its table is gone from paper/.
+    let other = tiny("dynamics", "\"schedule.kind\" = [\"early\", \"deferred\"]");
+    let paper = paper::run(&[other], &opts).unwrap();
+    assert!(paper.sections[0].remedies.is_empty());
+    let html = fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(!html.contains("Remedies compared"));
+    assert!(!dir.join("zoo.csv").exists());
 }

@@ -80,6 +80,7 @@ fn metrics(run: &Run, rng: &mut ChaCha8Rng) -> Vec<f64> {
         0.1,
         1.0,
         0.9,
+        0.0, // restarts
     ]
 }
 

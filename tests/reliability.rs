@@ -380,3 +380,82 @@ fn a_full_disk_stops_the_sweep_with_exit_1_and_keeps_whole_runs() {
     let temps = temps_below(&mount.0);
     assert!(temps.is_empty(), "temporary files left: {temps:?}");
 }
+
+#[test]
+fn a_scenario_too_big_for_memory_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big.toml");
+    fs::write(
+        &big,
+        "[data]\nmodes = 1000\npoints_per_mode = 10000\ndim = 1024\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    // Whatever this machine has: the estimate is over a terabyte (snapshot text included).
+    let o = output(&mut run_cmd(&big, &out, &[]));
+    let message = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{message}");
+    for key in [
+        "`data.points_per_mode`",
+        "`data.dim` = 1024",
+        "TiB",
+        "--max-memory",
+    ] {
+        assert!(message.contains(key), "{key} not in: {message}");
+    }
+    assert!(!out.exists());
+    // --max-memory overrides the machine's figure, both ways.
+    let scenario = scenario(tmp.path());
+    let o = output(&mut run_cmd(&scenario, &out, &["--max-memory", "1M"]));
+    let message = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{message}");
+    assert!(message.contains("is available (--max-memory)"), "{message}");
+    let o = output(&mut run_cmd(
+        &scenario,
+        &out,
+        &["--max-memory", "64G", "--no-report"],
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = output(&mut run_cmd(&scenario, &out, &["--max-memory", "lots"]));
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn damaged_or_misnamed_result_directories_get_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = scenario(tmp.path());
+    let out = tmp.path().join("out");
+    let o = output(&mut run_cmd(
+        &scenario,
+        &out,
+        &["--shard", "1/4", "--no-report"],
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The parent directory instead of OUT/<name>: say which sweeps it holds.
+    for command in ["plot", "merge"] {
+        let o = output(vqsim().arg(command).arg(&out));
+        let message = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{command}: {message}");
+        let inside = out.join("crash").display().to_string();
+        assert!(
+            message.contains(&format!("such as `{inside}`")),
+            "{message}"
+        );
+    }
+    // A run directory without its history: name it and say how to recover.
+    let run = fs::read_dir(out.join("crash/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    fs::remove_file(run.join("history.csv")).unwrap();
+    let o = output(vqsim().arg("merge").arg(out.join("crash")));
+    let message = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains(&run.join("history.csv").display().to_string())
+            && message.contains("delete that run directory"),
+        "{message}"
+    );
+}

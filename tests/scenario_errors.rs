@@ -179,7 +179,10 @@ fn resolved_output_is_itself_a_valid_scenario() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let resolved = &stdout[stdout.find("# Resolved").expect("resolved text")..];
-    assert!(resolved.contains("\nwidth = 8\n"), "{resolved}");
+    assert!(
+        resolved.contains("\nwidth = 8  # units per hidden layer\n"),
+        "{resolved}"
+    );
     let again = dir.path().join("again.toml");
     std::fs::write(&again, resolved).unwrap();
     let out = vqsim(&["check", again.to_str().unwrap()]);

@@ -8,3 +8,4 @@ pub mod summary;
 pub mod table;
 pub mod theory;
 pub mod tsne;
+pub mod zoo;

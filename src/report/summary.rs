@@ -423,13 +423,26 @@ pub fn arm_label(baseline: &[(String, String)], arm: &[String]) -> String {
         .iter()
         .zip(arm)
         .filter(|((_, b), a)| b != *a)
-        .map(|((k, _), a)| format!("{}={a}", k.strip_prefix("quantizer.").unwrap_or(k)))
+        .map(|((k, _), a)| label_part(k, a))
         .collect();
     if parts.is_empty() {
         "baseline".into()
     } else {
         parts.join(", ")
     }
+}
+
+/// The baseline spelled out as `arm_label` spells arms, e.g. "init=kmeans, schedule.kind=early".
+pub fn baseline_label(baseline: &[(String, String)]) -> String {
+    baseline
+        .iter()
+        .map(|(k, v)| label_part(k, v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn label_part(key: &str, value: &str) -> String {
+    format!("{}={value}", key.strip_prefix("quantizer.").unwrap_or(key))
 }
 
 /// Metric `m` of the `ok` runs among `members`.
@@ -518,7 +531,7 @@ pub const COMPARISON_COLUMNS: [&str; 17] = [
 ];
 
 /// Shortest text that reads back to the same f64; NaN as `NaN`, as in runs.csv.
-fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     if x.is_nan() {
         "NaN".into()
     } else {
@@ -527,7 +540,7 @@ fn num(x: f64) -> String {
 }
 
 /// Write CSV atomically (see `crate::atomic`).
-fn write_atomic(path: &Path, lines: &[Vec<String>]) -> Result<(), SummaryError> {
+pub(crate) fn write_atomic(path: &Path, lines: &[Vec<String>]) -> Result<(), SummaryError> {
     let err = |source| SummaryError::Write {
         path: path.to_path_buf(),
         source,

@@ -99,6 +99,32 @@ pub enum Init {
     Kmeans,
 }
 
+/// Dead-code restart: how codes that stopped being used come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Restart {
+    None,
+    /// A code whose EMA usage falls below `restart_threshold` moves to a random encoder output
+    /// of the batch (Dhariwal et al. 2020, Jukebox; Zeghidour et al. 2021, SoundStream).
+    Threshold,
+    /// A code unused for `lru_timeout` steps moves to a random encoder output of the batch,
+    /// plus jitter (Huh et al. 2023; vqtorch's ReplaceLRU).
+    Lru,
+    /// Every `kmeans_every` epochs the whole codebook is re-initialised by k-means on recent
+    /// encoder outputs (Łańcucki et al. 2020).
+    Kmeans,
+}
+
+/// How the gradient crosses the quantizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Estimator {
+    /// Straight-through: the decoder's gradient reaches z unchanged.
+    Ste,
+    /// The rotation trick (Fifty et al. 2024).
+    Rotation,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuantizerConfig {
@@ -112,6 +138,19 @@ pub struct QuantizerConfig {
     pub init: Init,
     /// Standard deviation of the codes when init = "normal".
     pub init_std: f64,
+    pub restart: Restart,
+    /// restart = "threshold": a code restarts when its EMA usage (points per step) falls below
+    /// this (Jukebox: 1).
+    pub restart_threshold: f64,
+    /// restart = "threshold": decay of the usage EMA (Jukebox: 0.99).
+    pub restart_decay: f64,
+    /// restart = "lru": steps without use before a code is replaced (vqtorch: 100).
+    pub lru_timeout: usize,
+    /// restart = "lru": jitter added to a replacement, relative to its norm (vqtorch: 1e-4).
+    pub lru_jitter: f64,
+    /// restart = "kmeans": epochs between re-initialisations.
+    pub kmeans_every: usize,
+    pub estimator: Estimator,
 }
 
 impl Default for QuantizerConfig {
@@ -123,6 +162,13 @@ impl Default for QuantizerConfig {
             ema_decay: 0.99,
             init: Init::Kmeans,
             init_std: 1.0,
+            restart: Restart::None,
+            restart_threshold: 1.0,
+            restart_decay: 0.99,
+            lru_timeout: 100,
+            lru_jitter: 1e-4,
+            kmeans_every: 5,
+            estimator: Estimator::Ste,
         }
     }
 }

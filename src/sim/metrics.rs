@@ -51,6 +51,9 @@ pub struct Metrics {
     pub gen_recall: f64,
     pub gen_density: f64,
     pub gen_coverage: f64,
+    /// Codes restarted or re-initialised during the epoch that ended here (`quantizer.restart`);
+    /// set by training, NaN where no quantized epoch ended.
+    pub restarts: f64,
 }
 
 impl Metrics {
@@ -85,6 +88,7 @@ impl Metrics {
             gen_recall: n,
             gen_density: n,
             gen_coverage: n,
+            restarts: n,
         }
     }
 }
@@ -120,6 +124,18 @@ pub struct QuantizedView<'a> {
 
 /// Random draws of S embeddings that `coverage` averages over.
 pub const COVERAGE_DRAWS: u64 = 10;
+
+/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
+pub const SUBSAMPLE: usize = 1000;
+
+/// The rows of n that the pairwise metrics look at: `SUBSAMPLE` of them drawn from the seed's
+/// own stream (all when n is smaller), sorted.
+pub fn subsample(n: usize, seed: u64) -> Vec<usize> {
+    let rng = &mut stream(seed, Stream::Subsample);
+    let mut rows = rand::seq::index::sample(rng, n, n.min(SUBSAMPLE)).into_vec();
+    rows.sort_unstable();
+    rows
+}
 
 /// All metrics of one observation; the codebook metrics are NaN when `quantized` is None.
 pub fn measure(obs: &Observation) -> Metrics {

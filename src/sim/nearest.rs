@@ -7,7 +7,7 @@
 //! Searches repeated in a loop (code assignment every training step) pass a `Scratch` and
 //! allocate nothing once it has grown to their sizes.
 
-use ndarray::{linalg::general_mat_mul, s, ArrayView2, ArrayViewMut2};
+use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2, Axis};
 
 /// Up to this dimension the direct loop beats a matrix product.
 const DIRECT_MAX_DIM: usize = 8;
@@ -15,14 +15,13 @@ const DIRECT_MAX_DIM: usize = 8;
 const BLOCK: usize = 128;
 
 /// Buffers reused across searches: the points by dimension and per-query distances (direct
-/// path), or point norms and a block of dot products (blocked path).
+/// path), or the prepared points and a block of dot products (blocked path).
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
     by_dim: PointsByDim,
     dists: Vec<f32>, // (S)
-    p_hi: Vec<f32>,  // (S)
-    p_lo: Vec<f32>,  // (S)
-    gram: Vec<f32>,  // (BLOCK, S)
+    prepared: Prepared,
+    gram: Vec<f32>, // (BLOCK, S)
 }
 
 /// Index of the nearest row of `points` (Euclidean) for every row of `queries`; ties → lowest index.
@@ -165,60 +164,89 @@ fn nearest_direct(qs: &[f32], points: ArrayView2<f32>, out: &mut [usize], scratc
     }
 }
 
-/// Screen with d̃ = ‖q‖² − 2 q·p + ‖p‖² from a matrix product, then settle with `sq_dist`.
-///
-/// Both d̃ and the direct sum are within e(p) = c·(‖q‖² + ‖p‖²) of the true distance, with c a
-/// few m·ε (standard dot-product error bounds; c below has a 4× margin that also absorbs the
-/// rounding of the rearranged sums). The direct argmin p* has d̃(p*) − e(p*) ≤ min_k d̃(k) + e(k),
-/// so keeping every such candidate and re-checking them with the direct sum gives the direct
-/// argmin exactly. Usually one candidate survives.
+/// `Prepared::nearest` on blocks of `BLOCK` queries, so the (block, S) products stay small.
 fn nearest_blocked(
     q: ArrayView2<f32>,
     p: ArrayView2<f32>,
     out: &mut [usize],
     scratch: &mut Scratch,
 ) {
-    let (n, m) = q.dim();
-    let c = 16.0 * (m as f32 + 2.0) * f32::EPSILON;
-    let ps = p.as_slice().unwrap();
-    let Scratch {
-        by_dim,
-        p_hi,
-        p_lo,
-        gram,
-        ..
-    } = scratch;
-    by_dim.fill(p);
-    let pt = ArrayView2::from_shape((m, by_dim.s), &by_dim.data).expect("filled above"); // (m, S)
-                                                                                         // d̃ ± e = ‖q‖²(1 ± c) + [‖p‖²(1 ± c) − 2 q·p]: the bracket is per point, the rest per query.
-    p_hi.clear();
-    p_lo.clear();
-    for r in ps.chunks_exact(m) {
-        let pn: f32 = r.iter().map(|v| v * v).sum();
-        p_hi.push(pn * (1.0 + c));
-        p_lo.push(pn * (1.0 - c));
+    let Scratch { prepared, gram, .. } = scratch;
+    prepared.fill(p);
+    for (start, qb) in q.axis_chunks_iter(Axis(0), BLOCK).enumerate() {
+        let start = start * BLOCK;
+        prepared.nearest(qb, &mut out[start..start + qb.nrows()], gram);
     }
-    let s = p.nrows();
-    gram.resize(BLOCK.min(n) * s, 0.0);
-    let mut g = ArrayViewMut2::from_shape((BLOCK.min(n), s), gram).expect("sized above"); // (block, S)
-    for start in (0..n).step_by(BLOCK) {
-        let end = (start + BLOCK).min(n);
-        let qb = q.slice(s![start..end, ..]); // (b, m)
-        let mut gb = g.slice_mut(s![..end - start, ..]); // (b, S)
-        general_mat_mul(1.0, &qb, &pt, 0.0, &mut gb);
-        for (r, o) in out[start..end].iter_mut().enumerate() {
-            let qrow = qb.row(r);
-            let qr = qrow.as_slice().unwrap();
+}
+
+/// Points of the blocked search, prepared once for any number of queries: by dimension for the
+/// matrix product, row-major for the re-check, and their squared norms with error bounds.
+///
+/// The search screens with d̃ = ‖q‖² − 2 q·p + ‖p‖² from a matrix product, then settles with
+/// `sq_dist`. Both d̃ and the direct sum are within e(p) = c·(‖q‖² + ‖p‖²) of the true
+/// distance, with c a few m·ε (standard dot-product error bounds; c below has a 4× margin that
+/// also absorbs the rounding of the rearranged sums). The direct argmin p* has
+/// d̃(p*) − e(p*) ≤ min_k d̃(k) + e(k), so keeping every such candidate and re-checking them
+/// with the direct sum gives the direct argmin exactly. Usually one candidate survives.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    by_dim: PointsByDim,
+    rows: Vec<f32>, // (S, m)
+    p_hi: Vec<f32>, // (S)
+    p_lo: Vec<f32>, // (S)
+    c: f32,
+}
+
+impl Prepared {
+    pub fn new(points: ArrayView2<f32>) -> Prepared {
+        let mut p = Prepared::default();
+        p.fill(points);
+        p
+    }
+
+    /// Holds `points` (S, m) from now on, reusing the buffers.
+    pub fn fill(&mut self, points: ArrayView2<f32>) {
+        let m = points.ncols();
+        self.c = 16.0 * (m as f32 + 2.0) * f32::EPSILON;
+        self.by_dim.fill(points);
+        self.rows.clear();
+        self.rows.extend(points.iter().copied());
+        // d̃ ± e = ‖q‖²(1 ± c) + [‖p‖²(1 ± c) − 2 q·p]: the bracket is per point, the rest per query.
+        self.p_hi.clear();
+        self.p_lo.clear();
+        for r in self.rows.chunks_exact(m.max(1)) {
+            let pn: f32 = r.iter().map(|v| v * v).sum();
+            self.p_hi.push(pn * (1.0 + self.c));
+            self.p_lo.push(pn * (1.0 - self.c));
+        }
+    }
+
+    /// Index of the nearest point for every row of `q` (n, m), ties → lowest index, with one
+    /// matrix product into `gram`, grown to (n, S) and reused by the next call.
+    pub fn nearest(&self, q: ArrayView2<f32>, out: &mut [usize], gram: &mut Vec<f32>) {
+        let (n, m) = q.dim();
+        let s = self.by_dim.s;
+        assert_eq!(m, self.by_dim.m, "queries and points differ in dimension");
+        assert_eq!(out.len(), n, "out must have one slot per query");
+        let pt = ArrayView2::from_shape((m, s), &self.by_dim.data).expect("filled"); // (m, S)
+        gram.resize(n * s, 0.0);
+        let mut g = ArrayViewMut2::from_shape((n, s), &mut gram[..n * s]).expect("sized above"); // (n, S)
+        general_mat_mul(1.0, &q, &pt, 0.0, &mut g);
+        let c = self.c;
+        for (r, o) in out.iter_mut().enumerate() {
+            let qrow = q.row(r);
+            let qrow = qrow.as_standard_layout();
+            let qr = qrow.as_slice().expect("standard layout");
             let qn: f32 = qr.iter().map(|v| v * v).sum();
-            let grow = gb.row(r);
-            let g = grow.as_slice().unwrap();
-            let hi_min = lane_min(g, p_hi);
+            let grow = g.row(r);
+            let g = grow.as_slice().expect("rows of a standard-layout buffer");
+            let hi_min = lane_min(g, &self.p_hi);
             // Candidates: ‖q‖²(1 − c) + lo_j ≤ ‖q‖²(1 + c) + hi_min.
             let threshold = hi_min + 2.0 * c * qn;
             let mut best = (0, f32::INFINITY);
-            for (j, (&gj, &pj)) in g.iter().zip(p_lo.iter()).enumerate() {
+            for (j, (&gj, &pj)) in g.iter().zip(self.p_lo.iter()).enumerate() {
                 if pj - 2.0 * gj <= threshold {
-                    let d = sq_dist(qr, &ps[j * m..(j + 1) * m]);
+                    let d = sq_dist(qr, &self.rows[j * m..(j + 1) * m]);
                     if d < best.1 {
                         best = (j, d);
                     }

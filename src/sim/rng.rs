@@ -19,6 +19,8 @@ pub enum Stream {
     Coverage = 7,
     /// The tokens of the generated set (fixed seed, the same in every run).
     Generate = 8,
+    /// Dead-code restarts and codebook re-inits.
+    Restart = 9,
 }
 
 pub fn stream(seed: u64, purpose: Stream) -> ChaCha8Rng {

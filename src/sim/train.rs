@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sim::config::{RunConfig, ScheduleKind};
 use crate::sim::data::Mixture;
-use crate::sim::metrics::Metrics;
+use crate::sim::metrics::{self, Metrics};
 use crate::sim::model::{Autoencoder, Evaluation};
 use crate::sim::rng::{stream, Stream};
 use crate::sim::vq::Quantizer;
@@ -83,18 +83,12 @@ pub struct RunOutcome {
 #[error("run cancelled")]
 pub struct Cancelled;
 
-/// Pairwise metrics (embed_dist, coverage) look at this many embeddings at most.
-const SUBSAMPLE: usize = 1000;
-
 /// Train and measure one run. Randomness comes only from `seed`, so the same (config, seed)
 /// gives the same outcome bit for bit on any thread. `cancel` is polled between steps.
 pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome, Cancelled> {
     let data = Mixture::sample(&cfg.data, &mut stream(seed, Stream::Data));
     let n = data.len();
-    let mut subsample =
-        rand::seq::index::sample(&mut stream(seed, Stream::Subsample), n, n.min(SUBSAMPLE))
-            .into_vec();
-    subsample.sort_unstable();
+    let subsample = metrics::subsample(n, seed);
     let (train, heldout) = split(n, cfg.data.holdout, &mut stream(seed, Stream::Holdout));
     let mut trainer = Trainer {
         cfg,
@@ -188,13 +182,14 @@ impl Trainer<'_> {
             .infer(training_rows(self.data.x.view(), self.heldout).view());
         let mut vq = Quantizer::init(self.cfg, z.view(), seed)
             .map_err(|_| Stop::Diverged(self.total_epoch))?;
-        let mut last = self.record(Phase::Quantized, 0, Some(&vq));
+        let mut last = self.record(Phase::Quantized, 0, Some((&vq, 0)));
         for epoch in 1..=self.cfg.train.epochs {
             self.epoch(Some(&mut vq))?;
+            let restarts = vq.after_epoch(epoch);
             if !vq.all_finite() {
                 return Err(Stop::Diverged(self.total_epoch));
             }
-            last = self.record(Phase::Quantized, epoch, Some(&vq));
+            last = self.record(Phase::Quantized, epoch, Some((&vq, restarts)));
         }
         Ok((vq, last))
     }
@@ -223,20 +218,28 @@ impl Trainer<'_> {
         }
     }
 
-    /// Measure the whole data set now and append it to the history. The generation metrics
-    /// cost about three training epochs each (default sizes), so only the last quantized
-    /// epoch measures them.
-    fn record(&mut self, phase: Phase, epoch: usize, vq: Option<&Quantizer>) -> Evaluation {
+    /// Measure the whole data set now and append it to the history; `vq` comes with the codes
+    /// it restarted during the epoch. The generation metrics cost about three training epochs
+    /// each (default sizes), so only the last quantized epoch measures them.
+    fn record(
+        &mut self,
+        phase: Phase,
+        epoch: usize,
+        vq: Option<(&Quantizer, usize)>,
+    ) -> Evaluation {
         let start = Instant::now();
         let last = phase == Phase::Quantized && epoch == self.cfg.train.epochs;
-        let eval = self.model.evaluate(
+        let mut eval = self.model.evaluate(
             self.data.x.view(),
             self.data.means.view(),
-            vq,
+            vq.map(|(vq, _)| vq),
             self.subsample,
             self.heldout,
             last,
         );
+        if let Some((_, restarts)) = vq {
+            eval.metrics.restarts = restarts as f64;
+        }
         let metrics = eval.metrics;
         self.history.push(HistoryRow {
             phase,

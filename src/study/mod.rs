@@ -1,5 +1,6 @@
 //! Scenarios, sweeps and the results store: TOML → validated runs → per-run results on disk.
 
+pub mod memory;
 pub mod scenario;
 pub mod shard;
 pub mod store;

@@ -20,6 +20,7 @@ use crate::atomic;
 use crate::report::table::{Table, TableError};
 use crate::sim::config::{RunConfig, ScheduleKind};
 use crate::sim::train::{self, RunOutcome, Status};
+use crate::study::memory;
 use crate::study::scenario::{RunSpec, Scenario, ScenarioError};
 use crate::study::shard::{Shard, ShardError};
 use crate::study::store::{self, Assembly, Manifest, OutputError};
@@ -39,6 +40,17 @@ pub enum SweepError {
         asked: usize,
         max: usize,
         cores: usize,
+    },
+    #[error("{scenario}: the sweep needs about {} of memory ({} at once, the largest {}: {drivers}) but {} is available ({limit_from}); lower those keys or --threads, or raise --max-memory if the estimate is too cautious", memory::human_bytes(*needed), plural(*concurrent, "run"), memory::human_bytes(*largest), memory::human_bytes(*limit))]
+    TooMuchMemory {
+        scenario: String,
+        needed: u64,
+        concurrent: usize,
+        largest: u64,
+        drivers: String,
+        limit: u64,
+        /// `--max-memory` or `MemAvailable in /proc/meminfo`.
+        limit_from: String,
     },
     #[error("cannot write to --out at {path}: {source}; choose a writable directory with --out")]
     OutNotWritable {
@@ -95,6 +107,7 @@ impl SweepError {
             | SweepError::Shard(_)
             | SweepError::ZeroThreads
             | SweepError::TooManyThreads { .. }
+            | SweepError::TooMuchMemory { .. }
             | SweepError::OutNotWritable { .. }
             | SweepError::Locked { .. }
             | SweepError::NotASweep(_)
@@ -126,6 +139,9 @@ pub struct SweepOptions {
     /// Worker threads; None = all cores.
     pub threads: Option<usize>,
     pub shard: Shard,
+    /// Refuse sweeps whose estimated peak memory exceeds this many bytes; None = the
+    /// memory available now (Linux), or no limit where that is unknown.
+    pub max_memory: Option<u64>,
     pub progress: ProgressMode,
     /// Set by Ctrl-C/SIGTERM while the sweep runs, by the caller to stop it, and by the sweep
     /// itself after a write error. Runs in flight are abandoned; finished runs stay.
@@ -139,6 +155,7 @@ impl SweepOptions {
             out: out.into(),
             threads: None,
             shard: Shard::ALL,
+            max_memory: None,
             progress: ProgressMode::Auto,
             cancel: Arc::new(AtomicBool::new(false)),
             on_run_done: None,
@@ -441,6 +458,39 @@ fn lock_sweep(dir: &Path, shard: Shard) -> Result<fs::File, SweepError> {
     }
 }
 
+/// Refuses the sweep if the runs of this shard in flight at once would not fit in memory.
+fn check_memory(
+    scenario: &Scenario,
+    opts: &SweepOptions,
+    threads: usize,
+) -> Result<(), SweepError> {
+    let (limit, limit_from) = match opts.max_memory {
+        Some(m) => (m, "--max-memory"),
+        None => match memory::available() {
+            Some(m) => (m, "MemAvailable in /proc/meminfo"),
+            None => return Ok(()),
+        },
+    };
+    let runs: Vec<&RunSpec> = scenario
+        .runs
+        .iter()
+        .filter(|r| opts.shard.contains(r.index))
+        .collect();
+    let est = memory::estimate(&runs, threads);
+    if est.bytes <= limit {
+        return Ok(());
+    }
+    Err(SweepError::TooMuchMemory {
+        scenario: scenario.name.clone(),
+        needed: est.bytes,
+        concurrent: est.concurrent,
+        largest: est.largest,
+        drivers: est.drivers,
+        limit,
+        limit_from: limit_from.into(),
+    })
+}
+
 /// ` (it holds out/a and out/b)` for a directory whose subdirectories are sweeps.
 fn sweeps_inside(dir: &Path) -> String {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -485,6 +535,7 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         Some(n) => n,
         None => cores,
     };
+    check_memory(scenario, opts, threads)?;
     // A pool of our own: the global one may be sized or used by the embedding program.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -800,6 +851,26 @@ mod tests {
             source: io,
         };
         assert_eq!(create.exit_code(), 1);
+    }
+
+    #[test]
+    fn eta_shares_the_remaining_cost_among_threads_at_the_measured_rate() {
+        let mut state = ProgressState {
+            done: 1,
+            diverged: 0,
+            cost_left: 100.0,
+            cost_done: 0.0,
+            secs_done: 0.0,
+        };
+        assert_eq!(state.eta(4, 2), "?");
+        // One thread did 50 units in 10 s: 5 units/s; 100 units left on 2 threads.
+        (state.cost_done, state.secs_done) = (50.0, 10.0);
+        assert_eq!(state.eta(4, 2), "10.0 s");
+        // One run left: only one thread works on it.
+        state.done = 3;
+        assert_eq!(state.eta(4, 2), "20.0 s");
+        state.done = 4;
+        assert_eq!(state.eta(4, 2), "0.0 s");
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! A runs.csv writer for hand-made fixtures (shared by the summary and claims tests).
+//! Fixtures shared by the tests: a runs.csv writer (summary and claims tests) and a raw .npy writer (array readers).
 #![allow(dead_code)]
 
 pub mod tables;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use vqsim::sim::config::RunConfig;
 use vqsim::study::scenario::flatten;
@@ -85,4 +85,30 @@ pub fn write_runs(dir: &Path, arms: &[Arm]) {
         }
     }
     fs::write(dir.join("runs.csv"), lines.join("\n") + "\n").unwrap();
+}
+
+/// A `.npy` with a hand-written header, so that Fortran order and lies can be made.
+pub fn raw_npy(
+    dir: &Path,
+    name: &str,
+    descr: &str,
+    fortran: bool,
+    shape: &str,
+    data: &[u8],
+) -> PathBuf {
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    let path = dir.join(name);
+    fs::write(&path, bytes).unwrap();
+    path
 }

@@ -8,6 +8,7 @@ use super::{write_atomic, Paper, PaperError, PaperFigure, Section};
 use crate::report::claims::Verdict;
 use crate::report::plot::{self, Figure};
 use crate::report::stats::MeanCi;
+use crate::report::zoo;
 
 /// Writes `dir/index.html` for `paper`; the figures are expected beside it.
 pub fn write_index(dir: &Path, paper: &Paper) -> Result<PathBuf, PaperError> {
@@ -127,19 +128,31 @@ fn headline_table(h: &mut String, paper: &Paper) {
 }
 
 fn section(h: &mut String, s: &Section, number: &mut usize) {
-    let _ = writeln!(h, "<h2 id=\"{}\">{}</h2>", anchor(&s.name), esc(&s.name));
+    let heading = if s.remedies.is_empty() {
+        esc(&s.name)
+    } else {
+        format!("{}: remedies compared", esc(&s.name))
+    };
+    let _ = writeln!(h, "<h2 id=\"{}\">{heading}</h2>", anchor(&s.name));
     h.push_str("<div class=\"about\">\n");
     for p in &s.about {
-        let _ = writeln!(h, "<p>{}</p>", esc(p));
+        let _ = writeln!(h, "<p>{}</p>", inline_markdown(p));
     }
     h.push_str("</div>\n");
+    // The results directory sits beside paper/ in OUT.
+    let dir = format!("../{}/", esc(&s.name));
+    let files: Vec<String> = ["summary.csv", "comparisons.csv", "runs.csv"]
+        .iter()
+        .map(|f| format!("<a href=\"{dir}{f}\">{f}</a>"))
+        .collect();
     let _ = writeln!(
         h,
         "<p class=\"meta\">{} runs ({} diverged, excluded from every mean). Results: \
-         <code>{}/</code> (summary.csv, comparisons.csv, runs.csv).</p>",
+         <a href=\"{dir}\"><code>{}/</code></a> ({}).</p>",
         s.runs,
         s.diverged,
-        esc(&s.name)
+        esc(&s.name),
+        files.join(", ")
     );
     let (main, extra): (Vec<&PaperFigure>, Vec<&PaperFigure>) =
         s.figures.iter().partition(|f| f.main);
@@ -152,6 +165,7 @@ fn section(h: &mut String, s: &Section, number: &mut usize) {
         *number += 1;
         figure(h, s, f, *number, true);
     }
+    remedies(h, s);
     if !extra.is_empty() {
         let _ = writeln!(
             h,
@@ -177,7 +191,7 @@ fn figure(h: &mut String, s: &Section, f: &PaperFigure, number: usize, main: boo
          <a href=\"{stem}.svg\">SVG</a>.",
         kind = esc(title(f.kind)),
         name = esc(&s.name),
-        desc = describe(f.kind),
+        desc = describe(f.kind, s.switch),
     );
     if main {
         if s.verdicts.is_empty() {
@@ -250,12 +264,13 @@ fn title(kind: Figure) -> &'static str {
         Figure::TokenScaling => "token scaling",
         Figure::Dynamics => "dynamics",
         Figure::Capacity => "capacity",
+        Figure::Zoo => "remedies",
         Figure::Generation => "generation",
         Figure::Theory => "theory",
     }
 }
 
-fn describe(kind: Figure) -> &'static str {
+fn describe(kind: Figure, switch: bool) -> &'static str {
     match kind {
         Figure::Shrinkage => {
             "Shrinkage panel (paper Figs. 2&ndash;3), one row per arm, lowest seed: data (dots) \
@@ -269,15 +284,29 @@ fn describe(kind: Figure) -> &'static str {
              log axes a band&rsquo;s lower edge is drawn no lower than a tenth of the mean (a \
              t-interval over few seeds can reach below zero)."
         }
-        Figure::Dynamics => {
+        Figure::Dynamics if switch => {
             "Training dynamics: codebook spread, code perplexity and reconstruction MSE per \
              epoch, mean and 95% CI band over seeds; the dashed line marks where deferred runs \
-             switch quantization on. On the log MSE axis a band&rsquo;s lower edge is drawn no \
-             lower than a tenth of the mean."
+             switch quantization on, and before it a continuous phase that several deferred \
+             arms share is drawn once, in grey. On the log MSE axis a band&rsquo;s lower edge \
+             is drawn no lower than a tenth of the mean."
+        }
+        Figure::Dynamics => {
+            "Training dynamics: codebook spread, code perplexity and reconstruction MSE per \
+             epoch, mean and 95% CI band over seeds; every run quantizes from the first epoch. \
+             On the log MSE axis a band&rsquo;s lower edge is drawn no lower than a tenth of \
+             the mean."
         }
         Figure::Capacity => {
             "Embedding collapse against encoder capacity: effective rank of the embeddings and \
-             number of modes reconstructed, per encoder depth and width, mean over seeds."
+             number of modes reconstructed, per encoder depth and width, mean over seeds (the \
+             colour bar under each metric gives its scale, shared by all arms)."
+        }
+        Figure::Zoo => {
+            "Remedies compared: one row per method, dot = mean and bar = 95% CI over seeds of \
+             perplexity per code (perplexity / S), shrink ratio, reconstruction MSE (log axis) \
+             and modes reconstructed; rows sorted by perplexity, the baseline and the plain \
+             deferred arm in colour, the dashed line at the baseline&rsquo;s mean."
         }
         Figure::Generation => {
             "Generation (paper Fig. 1): the real data coloured by true mode, and per arm (lowest \
@@ -296,6 +325,106 @@ fn describe(kind: Figure) -> &'static str {
              rest); log scale."
         }
     }
+}
+
+/// The remedies tables with one sentence per method (the `REMEDIES` scenario only).
+fn remedies(h: &mut String, s: &Section) {
+    if s.remedies.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h3 id=\"remedies\">Remedies compared</h3>\n<p>Every method against the baseline in \
+         each configuration: mean [95% CI] over seeds, sorted by perplexity per code; p of the \
+         paired t-test on per-seed differences in perplexity (runs with one seed share data \
+         and initial weights). Also in <a href=\"zoo.csv\">zoo.csv</a>. Only &ldquo;deferred \
+         beats plain early&rdquo; was fixed as a claim in advance; the sentences state what \
+         the data show for the rest.</p>\n",
+    );
+    for t in &s.remedies {
+        let config: Vec<String> = t.config.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let _ = writeln!(
+            h,
+            "<h4>{}</h4>\n<p class=\"meta\">Baseline: {}.</p>\n<table>\n<tr><th>#</th>\
+             <th>method</th>",
+            esc(&if config.is_empty() {
+                "All runs".to_string()
+            } else {
+                config.join(", ")
+            }),
+            esc(&t.baseline)
+        );
+        for (_, name) in zoo::METRICS {
+            let _ = write!(h, "<th>{}</th>", esc(name));
+        }
+        h.push_str("<th>paired p (perplexity)</th></tr>\n");
+        for (rank, r) in t.rows.iter().enumerate() {
+            let name = if r.baseline {
+                format!("baseline ({})", t.baseline)
+            } else {
+                r.label.clone()
+            };
+            let _ = write!(
+                h,
+                "<tr><td class=\"num\">{}</td><td>{}</td>",
+                rank + 1,
+                esc(&name)
+            );
+            for c in &r.cells {
+                let _ = write!(h, "<td class=\"num\">{}</td>", esc(&ci(&c.ci)));
+            }
+            let _ = writeln!(
+                h,
+                "<td class=\"num\">{}</td></tr>",
+                esc(&zoo::p_text(r.cells[0].paired_p))
+            );
+        }
+        h.push_str("</table>\n<ul>\n");
+        for line in zoo::sentences(t) {
+            let _ = writeln!(h, "<li>{}</li>", esc(&line));
+        }
+        h.push_str("</ul>\n");
+    }
+}
+
+/// Scenario comments as HTML: text escaped, `code` spans, *emphasis* and **strong** marked up,
+/// any other `*` or backtick kept as written.
+fn inline_markdown(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['`', '*']) {
+        out.push_str(&esc(&rest[..i]));
+        let after = &rest[i..];
+        let (marker, tag) = if after.starts_with('`') {
+            ("`", "code")
+        } else if after.starts_with("**") {
+            ("**", "strong")
+        } else {
+            ("*", "em")
+        };
+        let body = &after[marker.len()..];
+        // Emphasis hugs its text (`a * b * c` is arithmetic); code may hold anything.
+        let close = body.find(marker).filter(|&j| {
+            j > 0 && (tag == "code" || (!body.starts_with(' ') && !body[..j].ends_with(' ')))
+        });
+        match close {
+            Some(j) => {
+                let inner = &body[..j];
+                let inner = if tag == "code" {
+                    esc(inner)
+                } else {
+                    inline_markdown(inner)
+                };
+                let _ = write!(out, "<{tag}>{inner}</{tag}>");
+                rest = &body[j + marker.len()..];
+            }
+            None => {
+                out.push_str(marker);
+                rest = body;
+            }
+        }
+    }
+    out.push_str(&esc(rest));
+    out
 }
 
 fn badge(supported: bool) -> &'static str {

@@ -17,11 +17,14 @@ use crate::report::plot::{self, Figure, PlotError};
 use crate::report::summary::{self, Comparison, Summary, SummaryError};
 use crate::report::table::{Table, TableError};
 use crate::report::theory::{self, TheoryError};
+use crate::report::zoo::{self, ZooTable};
 use crate::study::scenario::{Scenario, ScenarioError};
 use crate::study::sweep::{self, SweepError, SweepOptions};
 
 /// The paper's scenarios as shipped in `scenarios/`, in the order the index presents them.
-const BUILTIN: [(&str, &str); 5] = [
+/// The remedies section appears once a scenario named `REMEDIES` is listed here, e.g.
+/// `("zoo", include_str!("../../../scenarios/zoo.toml")),`.
+const BUILTIN: &[(&str, &str)] = &[
     (
         "shrinkage",
         include_str!("../../../scenarios/shrinkage.toml"),
@@ -31,6 +34,9 @@ const BUILTIN: [(&str, &str); 5] = [
     ("dynamics", include_str!("../../../scenarios/dynamics.toml")),
     ("capacity", include_str!("../../../scenarios/capacity.toml")),
 ];
+
+/// The scenario whose arms are the remedies compared (`report::zoo`).
+pub const REMEDIES: &str = "zoo";
 
 /// Rows of the headline table, in order.
 pub const HEADLINE_METRICS: [&str; 6] = [
@@ -167,6 +173,11 @@ pub struct Section {
     pub diverged: usize,
     pub verdicts: Vec<Verdict>,
     pub figures: Vec<PaperFigure>,
+    /// Some run switches from continuous to quantized training (a deferred run with a
+    /// continuous phase), so dynamics figures have a switch line.
+    pub switch: bool,
+    /// The remedies compared, one table per configuration; only for the `REMEDIES` scenario.
+    pub remedies: Vec<ZooTable>,
 }
 
 /// Early vs deferred on one configuration.
@@ -217,6 +228,23 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
         let runs = Table::read(&dir.join("runs.csv"))?;
         let status = runs.column("status")?;
         let diverged = runs.rows.iter().filter(|r| r[status] == "diverged").count();
+        let (kind, continuous) = (
+            runs.column(summary::SCHEDULE)?,
+            runs.column("schedule.continuous_epochs")?,
+        );
+        let switch = runs
+            .rows
+            .iter()
+            .any(|r| r[kind] == summary::DEFERRED && r[continuous] != "0");
+        let remedies = if sc.name == REMEDIES {
+            zoo::tables(&stats)
+        } else {
+            Vec::new()
+        };
+        if !remedies.is_empty() {
+            let to = paper_dir.join("zoo.csv");
+            fs::copy(dir.join("zoo.csv"), &to).map_err(io_err(&to))?;
+        }
         let mut figures = Vec::new();
         for png in files
             .iter()
@@ -255,6 +283,8 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
             diverged,
             verdicts,
             figures,
+            switch,
+            remedies,
         });
     }
     sections.push(theory_section(out, &paper_dir)?);
@@ -301,14 +331,19 @@ fn theory_section(out: &Path, paper_dir: &Path) -> Result<Section, PaperError> {
         diverged: 0,
         verdicts: vec![theory::verdict(&rows)],
         figures,
+        switch: false,
+        remedies: Vec::new(),
     })
 }
 
-/// Figures of an earlier `paper` are removed first, so the directory holds exactly this one's.
+/// Figures (and the remedies table) of an earlier `paper` are removed first, so the directory
+/// holds exactly this one's.
 fn remove_figures(dir: &Path) -> Result<(), PaperError> {
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
-        if path.extension().is_some_and(|e| e == "png" || e == "svg") {
+        let stale = path.extension().is_some_and(|e| e == "png" || e == "svg")
+            || path.file_name().is_some_and(|n| n == "zoo.csv");
+        if stale {
             fs::remove_file(&path).map_err(io_err(&path))?;
         }
     }
@@ -322,6 +357,7 @@ fn kind_of(stem: &str) -> Option<Figure> {
         ("token_scaling", Figure::TokenScaling),
         ("dynamics", Figure::Dynamics),
         ("capacity", Figure::Capacity),
+        ("zoo", Figure::Zoo),
         ("generation", Figure::Generation),
     ]
     .into_iter()
@@ -338,6 +374,7 @@ fn is_main(scenario: &str, kind: Figure) -> bool {
         "tokens" => kind == Figure::TokenScaling,
         "dynamics" => kind == Figure::Dynamics,
         "capacity" => kind == Figure::Capacity,
+        REMEDIES => kind == Figure::Zoo,
         _ => true,
     }
 }

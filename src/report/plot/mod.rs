@@ -6,6 +6,7 @@
 mod axis;
 mod capacity;
 mod curves;
+mod diagnosis;
 mod dynamics;
 mod generation;
 pub mod pca;
@@ -14,6 +15,7 @@ mod shrinkage;
 pub mod style;
 mod theory;
 mod tokens;
+mod zoo;
 
 use std::path::{Path, PathBuf};
 
@@ -21,20 +23,25 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::atomic;
+use crate::report::summary::SummaryError;
 use crate::report::table::TableError;
 
 pub use capacity::capacity;
+pub use diagnosis::diagnosis;
 pub use dynamics::dynamics;
 pub use generation::generation;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
-pub use shrinkage::{shrinkage, Projection};
+pub use shrinkage::{shrinkage, Projection, Snapshot};
 pub use theory::theory;
 pub use tokens::token_scaling;
+pub use zoo::zoo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     #[error(transparent)]
     Table(#[from] TableError),
+    #[error(transparent)]
+    Summary(#[from] SummaryError),
     #[error("{path}: {message}")]
     Data { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]
@@ -59,6 +66,8 @@ pub enum Figure {
     Dynamics,
     /// Embedding collapse vs encoder depth and width.
     Capacity,
+    /// Remedies compared: every arm against the declared baseline (with `zoo.csv`).
+    Zoo,
     /// Paper Fig. 1: real data vs each arm's generated set.
     Generation,
     /// The §4.2 check of `vqsim theory` (not drawn from a results directory).
@@ -82,6 +91,11 @@ fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
     if runs.varies("model.depth") || runs.varies("model.width") {
         figures.push(Figure::Capacity);
     }
+    // Drawn only when the scenario declares a baseline and has more than two arms; `zoo`
+    // decides from the summary.
+    if dir.join(crate::study::store::SCENARIO_TOML).is_file() {
+        figures.push(Figure::Zoo);
+    }
     if runs.varies("schedule.kind") {
         figures.push(Figure::Generation);
     }
@@ -101,6 +115,7 @@ pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, Plot
             Figure::TokenScaling => token_scaling(dir)?,
             Figure::Dynamics => dynamics(dir)?,
             Figure::Capacity => capacity(dir)?,
+            Figure::Zoo => zoo(dir)?,
             Figure::Generation => generation(dir)?,
             // Drawn by `vqsim theory` from its own computation; `fitting` never lists it.
             Figure::Theory => Vec::new(),

@@ -16,7 +16,8 @@ pub fn params() -> Vec<&'static str> {
         .collect()
 }
 
-/// Parameters whose values are the compared treatments (one line or row each).
+/// Parameters whose values are the compared treatments (one line or row each), unless the
+/// scenario declares a baseline: then its keys are.
 pub const ARM_PARAMS: [&str; 2] = ["schedule.kind", "quantizer.init"];
 
 /// Parameters named in every subtitle when fixed; the others only when a sweep varies them.
@@ -44,8 +45,11 @@ pub struct Runs {
     pub table: Table,
     /// Parameters taking more than one value among the ok runs.
     pub varying: Vec<&'static str>,
-    /// Arm labels, ordered early before deferred; the index is the arm's colour.
+    /// Arm labels, the declared baseline first, else early before deferred; the index is the
+    /// arm's colour.
     pub arms: Vec<String>,
+    /// The parameters that tell arms apart: the declared baseline's keys, else `ARM_PARAMS`.
+    pub arm_params: Vec<&'static str>,
 }
 
 /// Runs that share every varying parameter except a figure's own axes.
@@ -71,6 +75,18 @@ impl Runs {
             });
         }
         let varying = table.varying(&params);
+        let declared =
+            crate::report::summary::declared_baseline(dir).map_err(|e| PlotError::Data {
+                path: dir.join(crate::study::store::SCENARIO_TOML),
+                message: e.to_string(),
+            })?;
+        let arm_params: Vec<&'static str> = match &declared {
+            Some(b) => b
+                .iter()
+                .filter_map(|(k, _)| params.iter().copied().find(|p| p == k))
+                .collect(),
+            None => ARM_PARAMS.to_vec(),
+        };
         let mut runs = Runs {
             dir: dir.to_path_buf(),
             scenario: dir
@@ -79,9 +95,14 @@ impl Runs {
             table,
             varying,
             arms: Vec::new(),
+            arm_params,
         };
+        // The row of the declared baseline arm, if it ran.
+        let baseline = declared
+            .and_then(|b| (0..runs.len()).find(|&r| b.iter().all(|(k, v)| runs.text(r, k) == v)));
+        let baseline = baseline.map(|r| runs.arm(r));
         let mut arms: Vec<String> = (0..runs.len()).map(|r| runs.arm(r)).collect();
-        arms.sort_by_key(|a| (schedule_rank(a), a.clone()));
+        arms.sort_by_key(|a| (baseline.as_ref() != Some(a), schedule_rank(a), a.clone()));
         arms.dedup();
         runs.arms = arms;
         Ok(runs)
@@ -119,7 +140,11 @@ impl Runs {
 
     /// The arm parameters that vary (the others are fixed and go in the subtitle).
     pub fn arm_keys(&self) -> Vec<&'static str> {
-        ARM_PARAMS.into_iter().filter(|k| self.varies(k)).collect()
+        self.arm_params
+            .iter()
+            .copied()
+            .filter(|k| self.varies(k))
+            .collect()
     }
 
     /// Label of the arm `row` belongs to, e.g. "early" or "deferred, init kmeans".
@@ -131,7 +156,7 @@ impl Runs {
         keys.iter()
             .map(|&k| match k {
                 "schedule.kind" => self.text(row, k).to_string(),
-                _ => format!("init {}", self.text(row, k)),
+                _ => show(k, self.text(row, k)),
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -149,7 +174,7 @@ impl Runs {
             .varying
             .iter()
             .copied()
-            .filter(|k| !axes.contains(k) && !ARM_PARAMS.contains(k))
+            .filter(|k| !axes.contains(k) && !self.arm_params.contains(k))
             .collect();
         let mut groups: Vec<Group> = self
             .table

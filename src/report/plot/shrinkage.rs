@@ -10,7 +10,7 @@ use super::axis::{Axis, Scale};
 use ndarray::Array2;
 
 use super::pca::Pca;
-use super::runs::{spread, Group, Runs, ARM_PARAMS};
+use super::runs::{spread, Group, Runs};
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
 use crate::report::table::Table;
@@ -121,7 +121,7 @@ impl Snapshot {
         if xc.is_empty() || zc.is_empty() || rc.len() != xc.len() || cc.len() != zc.len() {
             return Err(PlotError::Data {
                 path: latent,
-                message: "expected columns x0.., z0.., r0.. and codebook c0.. of matching dims"
+                message: "line 1: expected columns `x0`.., `z0`.., `r0`.. (and `c0`.. in codebook.csv) of matching dims"
                     .into(),
             });
         }
@@ -283,7 +283,7 @@ fn figure(
     }
     Ok(Some(ShrinkFig {
         title,
-        subtitle: format!("{} · {seed}", runs.subtitle(&rows, &ARM_PARAMS)),
+        subtitle: format!("{} · {seed}", runs.subtitle(&rows, &runs.arm_params)),
         arms,
         modes,
         data_proj,
@@ -324,7 +324,13 @@ impl Draw for ShrinkFig {
         for (arm, cell) in self.arms.iter().zip(cells.chunks(3)) {
             self.data_panel(arm, &cell[0], &data_range)?;
             self.latent_panel(arm, &cell[1])?;
-            usage_panel(arm, &cell[2], (usage_min, usage_max))?;
+            usage_panel(
+                &arm.name,
+                &arm.usage,
+                arm.color,
+                &cell[2],
+                (usage_min, usage_max),
+            )?;
         }
         Ok(())
     }
@@ -339,12 +345,8 @@ impl ShrinkFig {
             vec![
                 (Key::Dot(grey), "data point".into()),
                 (Key::Cross(grey), "reconstruction".into()),
-                // The codes' fill: black at 45% on white.
-                (
-                    Key::Dot(RGBColor(0x8C, 0x8C, 0x8C)),
-                    "code (area ∝ usage)".into(),
-                ),
-                (Key::Hollow(BLACK), "dead code".into()),
+                (Key::Ring(BLACK), "code (ring area ∝ usage)".into()),
+                (Key::HollowSquare(BLACK), "dead code".into()),
             ],
             mode_keys,
         ]
@@ -404,17 +406,29 @@ impl ShrinkFig {
         let umax = arm.codes.iter().map(|c| c.2).fold(1.0, f64::max);
         // Area ∝ usage; a floor of 2 px keeps rarely used codes visible. The largest marker
         // shrinks with the codebook (11 px at S = 64) so a thousand used codes do not paint
-        // the embeddings over.
+        // the embeddings over. Used codes are rings around a dot, not discs: under deferred
+        // quantization the codes sit inside the embedding clouds, which discs would hide.
         let r_max = (11.0 * (64.0 / arm.codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
         let r_dead = r_max.min(4.0) as i32;
-        chart.draw_series(arm.codes.iter().map(|&(x, y, u)| {
+        let ink = BLACK.mix(0.8);
+        for &(x, y, u) in &arm.codes {
             if u > 0.0 {
                 let r = (r_max * (u / umax).sqrt()).max(2.0) as i32;
-                Circle::new((x, y), r, BLACK.mix(0.45).filled())
+                chart.draw_series([
+                    Circle::new((x, y), r, ink.stroke_width(1)),
+                    Circle::new((x, y), 1, ink.filled()),
+                ])?;
             } else {
-                Circle::new((x, y), r_dead, BLACK.stroke_width(1))
+                // A square, so a dead code never reads as a little-used ring.
+                chart.draw_series(std::iter::once(
+                    EmptyElement::at((x, y))
+                        + Rectangle::new(
+                            [(-r_dead, -r_dead), (r_dead, r_dead)],
+                            BLACK.stroke_width(1),
+                        ),
+                ))?;
             }
-        }))?;
+        }
         Ok(())
     }
 }
@@ -424,16 +438,19 @@ impl ShrinkFig {
 /// be invisible on the linear scale shared with an arm that put thousands on a few codes.
 const LOG_USAGE_ABOVE: usize = 128;
 
-fn usage_panel<DB: DrawingBackend>(
-    arm: &Arm,
+/// Sorted usage bars (`usage` descending) of one codebook, titled `name: used/S codes used`.
+pub(super) fn usage_panel<DB: DrawingBackend>(
+    name: &str,
+    usage: &[f64],
+    color: RGBColor,
     area: &DrawingArea<DB, Shift>,
     (usage_min, usage_max): (f64, f64),
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    let s = arm.usage.len();
-    let used = arm.usage.iter().filter(|&&u| u > 0.0).count();
+    let s = usage.len();
+    let used = usage.iter().filter(|&&u| u > 0.0).count();
     // Ranks start at 1; bars are centred on integer ranks.
     let xr = Axis::fit(Scale::Linear, [0.5, s as f64 + 0.5], 0.0);
     let log = s > LOG_USAGE_ABOVE;
@@ -444,7 +461,7 @@ where
         let y = Axis::fit(Scale::Linear, [0.0, usage_max * 1.05], 0.0);
         (y, "points per code")
     };
-    let mut chart = style::panel(area, &format!("{}: {used}/{s} codes used", arm.name))
+    let mut chart = style::panel(area, &format!("{name}: {used}/{s} codes used"))
         .build_cartesian_2d(xr.coord(), yr.coord())?;
     style::mesh(
         &mut chart,
@@ -456,16 +473,13 @@ where
     // Gaps between bars only while they stay wider than a pixel or two.
     let half = if s <= 64 { 0.4 } else { 0.5 };
     chart.draw_series(
-        arm.usage
+        usage
             .iter()
             .enumerate()
             .filter(|(_, &u)| u > 0.0)
             .map(|(i, &u)| {
                 let i = i as f64 + 1.0;
-                Rectangle::new(
-                    [(i - half, yr.lo), (i + half, yr.clamp(u))],
-                    arm.color.filled(),
-                )
+                Rectangle::new([(i - half, yr.lo), (i + half, yr.clamp(u))], color.filled())
             }),
     )?;
     Ok(())

@@ -167,7 +167,7 @@ const MIN_TITLE_PX: u32 = 16;
 
 /// The panel-title size at which `title` fits a panel `width` px wide (long arm names such as
 /// "deferred, init uniform" would otherwise run into the neighbouring panel).
-fn title_px(title: &str, width: u32) -> u32 {
+pub fn title_px(title: &str, width: u32) -> u32 {
     let room = width.saturating_sub(24);
     let mut px = PANEL_TITLE_PX;
     while px > MIN_TITLE_PX && text(px).font.box_size(title).is_ok_and(|(w, _)| w > room) {
@@ -207,7 +207,9 @@ pub enum Key {
     Band(RGBColor),
     Dashed(RGBColor),
     Dot(RGBColor),
-    Hollow(RGBColor),
+    /// A ring around a dot (a code in the latent panels).
+    Ring(RGBColor),
+    HollowSquare(RGBColor),
     Cross(RGBColor),
     Square(RGBColor),
 }
@@ -338,7 +340,14 @@ where
             }
         }
         Key::Dot(c) => area.draw(&Circle::new(mid, 6, c.filled()))?,
-        Key::Hollow(c) => area.draw(&Circle::new(mid, 5, c.stroke_width(1)))?,
+        Key::Ring(c) => {
+            area.draw(&Circle::new(mid, 8, c.mix(0.8).stroke_width(1)))?;
+            area.draw(&Circle::new(mid, 1, c.mix(0.8).filled()))?;
+        }
+        Key::HollowSquare(c) => area.draw(&Rectangle::new(
+            [(mid.0 - 4, y - 4), (mid.0 + 4, y + 4)],
+            c.stroke_width(1),
+        ))?,
         Key::Cross(c) => area.draw(&Cross::new(mid, 6, c.stroke_width(2)))?,
         Key::Square(c) => area.draw(&Rectangle::new(
             [(mid.0 - 8, y - 8), (mid.0 + 8, y + 8)],

@@ -1,7 +1,7 @@
 //! `update = "ema"`: exponential moving averages of the assigned embeddings replace the
 //! codebook loss (VQ-VAE, van den Oord et al. 2017, appendix A.1).
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 
 /// Laplace smoothing of the EMA cluster sizes, so that an unused code never divides by zero.
 const EMA_EPSILON: f32 = 1e-5;
@@ -64,5 +64,11 @@ impl Ema {
                 .and(sum)
                 .for_each(|e, &m| *e = m / smoothed);
         }
+    }
+
+    /// Restarts the averages of code `k` at `code`, standing for one point as at the start.
+    pub(super) fn reset(&mut self, k: usize, code: ArrayView1<f32>) {
+        self.size[k] = 1.0;
+        self.sum.row_mut(k).assign(&code);
     }
 }

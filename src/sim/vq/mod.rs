@@ -1,6 +1,7 @@
 //! The vector quantizer: it owns its codebook, the codebook's optimizer or EMA state, the
-//! assignment and the gradient estimator. Training calls it through a few hooks — `quantize`,
-//! `loss`, `backward`, `after_step` — and never reaches into its fields.
+//! assignment, the gradient estimator and its dead-code restarts. Training calls it through a
+//! few hooks — `quantize`, `loss`, `backward`, `after_step`, `after_epoch` — and never reaches
+//! into its fields.
 //!
 //! Forward: q(z) = e_k with k = argmin_j ‖z − e_j‖. The decoder sees q(z); the encoder receives
 //! the decoder's gradient unchanged through the straight-through estimator z + sg(q − z).
@@ -11,10 +12,13 @@
 //! Each choice is an enum matched in one place; a variant lives in its own file.
 
 mod ema;
+mod estimator;
 mod gradient;
 mod init;
+mod restart;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use rand_chacha::ChaCha8Rng;
 
 use crate::sim::config::{RunConfig, Update};
 use crate::sim::nearest::{self, nearest_with};
@@ -30,12 +34,37 @@ enum Learner {
     Ema(ema::Ema),
 }
 
+/// The largest batch a run feeds the quantizer: a batch never holds more than the data set.
+fn max_batch(cfg: &RunConfig) -> usize {
+    cfg.train
+        .batch_size
+        .min(cfg.data.modes * cfg.data.points_per_mode)
+}
+
+impl Learner {
+    /// Restarts the state of code `k`, which has just been moved to `codes[k]`.
+    fn reset(&mut self, k: usize, codes: ArrayView2<f32>) {
+        match self {
+            Learner::Gradient(_) => {}
+            Learner::Ema(ema) => ema.reset(k, codes.row(k)),
+        }
+    }
+}
+
 /// A codebook (S, m) with the state that trains it.
 #[derive(Debug, Clone)]
 pub struct Quantizer {
     codes: Array2<f32>,
     beta: f32,
     learner: Learner,
+    estimator: estimator::Estimator,
+    restart: restart::Restart,
+    /// The run's restart stream.
+    rng: ChaCha8Rng,
+    /// Scratch: codes restarted by the last step, (≤ S).
+    restarted: Vec<usize>,
+    /// Codes restarted since the last `after_epoch`.
+    restarts: usize,
 }
 
 impl Quantizer {
@@ -43,11 +72,11 @@ impl Quantizer {
     /// outputs of the whole data set, with the run's codebook stream of `seed`.
     pub fn init(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, InitError> {
         let codes = init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?;
-        Ok(Quantizer::new(cfg, codes))
+        Ok(Quantizer::new(cfg, codes, stream(seed, Stream::Restart)))
     }
 
-    /// A quantizer starting from the given codebook, (S, m).
-    pub fn new(cfg: &RunConfig, codes: Array2<f32>) -> Quantizer {
+    /// A quantizer starting from the given codebook, (S, m); `rng` drives its restarts.
+    pub fn new(cfg: &RunConfig, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
         let q = &cfg.quantizer;
         let learner = match q.update {
             Update::Loss => {
@@ -55,10 +84,16 @@ impl Quantizer {
             }
             Update::Ema => Learner::Ema(ema::Ema::new(codes.view(), q.ema_decay as f32)),
         };
+        let (s, m) = codes.dim();
         Quantizer {
             codes,
             beta: q.beta as f32,
             learner,
+            estimator: estimator::Estimator::new(q.estimator),
+            restart: restart::Restart::new(q, s, m, max_batch(cfg)),
+            rng,
+            restarted: Vec::with_capacity(s),
+            restarts: 0,
         }
     }
 
@@ -105,8 +140,8 @@ impl Quantizer {
         codebook + self.beta * mean
     }
 
-    /// Backward of the VQ bottleneck. `g_q` holds ∂recon/∂q from the decoder; the
-    /// straight-through estimator passes it to z as it is, and the commitment term adds
+    /// Backward of the VQ bottleneck. `g_q` holds ∂recon/∂q from the decoder; the estimator
+    /// carries it to z (straight-through: unchanged), and the commitment term adds
     /// 2β(z − q)/(n·m). The codebook loss's gradient goes to the codebook's own state.
     pub fn backward(
         &mut self,
@@ -116,14 +151,11 @@ impl Quantizer {
         g_q: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,
     ) {
+        self.estimator.backward(z, q, g_q, g_z.view_mut());
         let commit = self.beta * (2.0 / z.len() as f32);
-        Zip::from(&mut g_z)
-            .and(g_q)
-            .and(z)
-            .and(q)
-            .for_each(|gz, &gq, &a, &b| {
-                *gz = gq + commit * (a - b);
-            });
+        Zip::from(&mut g_z).and(z).and(q).for_each(|gz, &a, &b| {
+            *gz += commit * (a - b);
+        });
         match &mut self.learner {
             Learner::Gradient(g) => g.backward(z, q, assign),
             Learner::Ema(_) => {}
@@ -131,12 +163,39 @@ impl Quantizer {
     }
 
     /// The codebook's update after a training step on the batch `z` with assignments
-    /// `assign`: an Adam step along the last gradient, or the EMA update.
+    /// `assign`: an Adam step along the last gradient, or the EMA update; then dead-code
+    /// restarts.
     pub fn after_step(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
         match &mut self.learner {
             Learner::Gradient(g) => g.step(self.codes.view_mut()),
             Learner::Ema(ema) => ema.update(self.codes.view_mut(), z, assign),
         }
+        self.restart.after_step(
+            self.codes.view_mut(),
+            z,
+            assign,
+            &mut self.rng,
+            &mut self.restarted,
+        );
+        for &k in &self.restarted {
+            self.learner.reset(k, self.codes.view());
+        }
+        self.restarts += self.restarted.len();
+    }
+
+    /// The end of quantized epoch `epoch` (1-based): periodic re-initialisation. Returns the
+    /// codes restarted during the epoch (a re-initialisation counts every code).
+    pub fn after_epoch(&mut self, epoch: usize) -> usize {
+        if self
+            .restart
+            .after_epoch(epoch, self.codes.view_mut(), &mut self.rng)
+        {
+            for k in 0..self.codes.nrows() {
+                self.learner.reset(k, self.codes.view());
+            }
+            self.restarts += self.codes.nrows();
+        }
+        std::mem::take(&mut self.restarts)
     }
 
     pub fn all_finite(&self) -> bool {

@@ -12,7 +12,8 @@
 use super::error::{closest, ScenarioError};
 use super::expand::collect_leaves;
 use super::validate::{check_value, describe, ValueError};
-use super::Axis;
+use super::{Axis, ARMS};
+use crate::sim::config::RunConfig;
 
 /// Keys of the `[compare]` table.
 const KEYS: [&str; 1] = ["baseline"];
@@ -58,6 +59,7 @@ pub(super) fn parse(
     file: &str,
     compare: &toml::Value,
     axes: &[Axis],
+    base: &RunConfig,
 ) -> Result<Baseline, ScenarioError> {
     let toml::Value::Table(table) = compare else {
         return Err(ScenarioError::WrongType {
@@ -96,11 +98,11 @@ pub(super) fn parse(
     if leaves.is_empty() {
         return Err(wrong_type("an empty table".into()));
     }
-    let swept: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
+    let swept: Vec<String> = axes.iter().flat_map(Axis::keys).collect();
     let mut values: Vec<(usize, String, toml::Value)> = Vec::new();
     for (key, value) in leaves {
         let place = format!("compare.baseline.\"{key}\"");
-        let Some(position) = swept.iter().position(|k| *k == key) else {
+        let Some(position) = axes.iter().position(|a| a.sets(&key)) else {
             return Err(ScenarioError::BaselineNotSwept {
                 file: file.into(),
                 key: place,
@@ -109,7 +111,7 @@ pub(super) fn parse(
                 } else {
                     format!("this scenario sweeps {}", swept.join(", "))
                 },
-                suggestion: closest(&key, swept.iter().copied()).map(String::from),
+                suggestion: closest(&key, swept.iter().map(String::as_str)).map(String::from),
             });
         };
         let axis = &axes[position];
@@ -131,8 +133,9 @@ pub(super) fn parse(
                 context: String::new(),
             },
         })?;
-        if !axis.values.contains(&v) {
-            let listed: Vec<String> = axis.values.iter().map(|x| x.to_string()).collect();
+        let taken = axis.values_of(&key, base);
+        if !taken.contains(&v) {
+            let listed: Vec<String> = taken.iter().map(|x| x.to_string()).collect();
             return Err(ScenarioError::BaselineNotInSweep {
                 file: file.into(),
                 key: place,
@@ -146,4 +149,16 @@ pub(super) fn parse(
     Ok(Baseline {
         values: values.into_iter().map(|(_, k, v)| (k, v)).collect(),
     })
+}
+
+/// The default baseline of a scenario with an `arms` axis and no `[compare]`: the first arm,
+/// as the values it gives every key any arm sets.
+pub(super) fn first_arm(axes: &[Axis], base: &RunConfig) -> Option<Baseline> {
+    let arms = axes.iter().find(|a| a.key == ARMS)?;
+    let values = arms
+        .keys()
+        .into_iter()
+        .filter_map(|k| Some((k.clone(), arms.values_of(&k, base).into_iter().next()?)))
+        .collect();
+    Some(Baseline { values })
 }

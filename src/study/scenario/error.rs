@@ -94,6 +94,9 @@ pub enum ScenarioError {
     #[error("{file}: sweep axis `{axis}` is given twice (once as a quoted dotted key, once as a nested table); keep one")]
     DuplicateAxis { file: String, axis: String },
 
+    #[error("{file}: `{axis}` is both a sweep axis and set by `sweep.arms`; a run can take only one value of it, so keep one")]
+    AxisAlsoInArms { file: String, axis: String },
+
     #[error("{file}: `sweep.\"{axis}\"` lists {value} twice (at indices {first} and {second}); sweep values must be distinct")]
     DuplicateAxisValue {
         file: String,

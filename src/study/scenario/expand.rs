@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::error::{closest, ScenarioError};
 use super::validate::{self, check_value, describe, rule_of, section_keys, ValueError, SECTIONS};
-use super::{Axis, RunSpec, TOP_LEVEL_KEYS};
+use super::{Axis, RunSpec, ARMS, TOP_LEVEL_KEYS};
 use crate::sim::config::RunConfig;
 
 /// More runs than this is a mistake in the file, not an experiment.
@@ -55,6 +55,19 @@ pub(super) fn axes(
         }
         axes.push(axis(file, key, value)?);
     }
+    // A key both swept on its own and set by an arm would have two values in one run.
+    if let Some(arms) = axes.iter().find(|a| a.key == ARMS) {
+        if let Some(key) = arms
+            .keys()
+            .into_iter()
+            .find(|k| axes.iter().any(|a| a.key == *k))
+        {
+            return Err(ScenarioError::AxisAlsoInArms {
+                file: file.into(),
+                axis: key,
+            });
+        }
+    }
     Ok(axes)
 }
 
@@ -79,6 +92,9 @@ pub(super) fn collect_leaves<'a>(
 }
 
 fn axis(file: &str, key: String, value: &toml::Value) -> Result<Axis, ScenarioError> {
+    if key == ARMS {
+        return arms(file, value);
+    }
     if TOP_LEVEL_KEYS.contains(&key.as_str()) {
         return Err(ScenarioError::TopLevelAxis {
             file: file.into(),
@@ -111,21 +127,7 @@ fn axis(file: &str, key: String, value: &toml::Value) -> Result<Axis, ScenarioEr
     let mut seen: HashMap<String, usize> = HashMap::with_capacity(values.len());
     for (i, raw) in values.iter().enumerate() {
         let place = format!("sweep.\"{key}\"[{i}]");
-        let v = check_value(&rule, raw).map_err(|e| match e {
-            ValueError::Type { expected, found } => ScenarioError::WrongType {
-                file: file.into(),
-                key: place,
-                expected: expected.into(),
-                found,
-            },
-            ValueError::Range { value, allowed } => ScenarioError::OutOfRange {
-                file: file.into(),
-                key: place,
-                value,
-                allowed,
-                context: String::new(),
-            },
-        })?;
+        let v = check_value(&rule, raw).map_err(|e| value_error(file, place, e))?;
         if let Some(&first) = seen.get(&v.to_string()) {
             return Err(ScenarioError::DuplicateAxisValue {
                 file: file.into(),
@@ -142,6 +144,81 @@ fn axis(file: &str, key: String, value: &toml::Value) -> Result<Axis, ScenarioEr
         key,
         values: checked,
     })
+}
+
+/// `arms = [{ "quantizer.restart" = "lru" }, { "schedule.kind" = "deferred" }, …]`: one axis
+/// whose values are whole settings, for comparisons that are a list of methods rather than a
+/// product of keys (a method zoo). `{}` is the base configuration. Each arm's keys and values
+/// are checked like an axis's; its value is a table of dotted keys in file order.
+fn arms(file: &str, value: &toml::Value) -> Result<Axis, ScenarioError> {
+    let expected = "an array of inline tables of configuration keys, such as \
+                    `[{}, { \"quantizer.restart\" = \"lru\" }]`";
+    let wrong = |key: String, found: String| ScenarioError::WrongType {
+        file: file.into(),
+        key,
+        expected: expected.into(),
+        found,
+    };
+    let items = match value {
+        toml::Value::Array(items) if !items.is_empty() => items,
+        other => return Err(wrong(format!("sweep.{ARMS}"), describe(other))),
+    };
+    let mut checked: Vec<toml::Value> = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let toml::Value::Table(table) = item else {
+            return Err(wrong(format!("sweep.{ARMS}[{i}]"), describe(item)));
+        };
+        let mut leaves = Vec::new();
+        collect_leaves("", table, &mut leaves);
+        let mut arm = toml::Table::new();
+        for (key, raw) in leaves {
+            let place = format!("sweep.{ARMS}[{i}].\"{key}\"");
+            let Some(rule) = rule_of(&key) else {
+                let mut e = unknown_axis(file, key);
+                if let ScenarioError::UnknownAxis { axis, .. } = &mut e {
+                    *axis = place;
+                }
+                return Err(e);
+            };
+            let v = check_value(&rule, raw).map_err(|e| value_error(file, place, e))?;
+            arm.insert(key, v);
+        }
+        let text = toml::Value::Table(arm.clone()).to_string();
+        if let Some(&first) = seen.get(&text) {
+            return Err(ScenarioError::DuplicateAxisValue {
+                file: file.into(),
+                axis: ARMS.into(),
+                value: text,
+                first,
+                second: i,
+            });
+        }
+        seen.insert(text, i);
+        checked.push(toml::Value::Table(arm));
+    }
+    Ok(Axis {
+        key: ARMS.into(),
+        values: checked,
+    })
+}
+
+fn value_error(file: &str, place: String, e: ValueError) -> ScenarioError {
+    match e {
+        ValueError::Type { expected, found } => ScenarioError::WrongType {
+            file: file.into(),
+            key: place,
+            expected: expected.into(),
+            found,
+        },
+        ValueError::Range { value, allowed } => ScenarioError::OutOfRange {
+            file: file.into(),
+            key: place,
+            value,
+            allowed,
+            context: String::new(),
+        },
+    }
 }
 
 fn unknown_axis(file: &str, key: String) -> ScenarioError {
@@ -276,11 +353,13 @@ pub(super) fn expand(
         }
         let mut table = base.clone();
         for (axis, &pick) in axes.iter().zip(&picks) {
-            set(&mut table, &axis.key, axis.values[pick].clone());
+            for (key, value) in axis.settings(pick) {
+                set(&mut table, &key, value);
+            }
         }
         let config = deserialize(file, table)?;
         if let Err(e) = validate::validate(&config) {
-            let context = if let Some(i) = axes.iter().position(|a| a.key == e.key) {
+            let context = if let Some(i) = axes.iter().position(|a| a.sets(&e.key)) {
                 format!(" (from `sweep.\"{}\"`[{}])", e.key, picks[i])
             } else if axes.is_empty()
                 || validate::validate(&base_cfg).is_err_and(|b| b.key == e.key)

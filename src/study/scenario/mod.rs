@@ -45,11 +45,62 @@ pub struct Scenario {
     pub baseline: Option<Baseline>,
 }
 
-/// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order.
+/// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order;
+/// or the `arms` axis, whose values are tables of dotted keys (one method each).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
     pub key: String,
     pub values: Vec<toml::Value>,
+}
+
+/// The sweep entry whose values are whole settings rather than values of one key.
+pub const ARMS: &str = "arms";
+
+impl Axis {
+    /// The (dotted key, value) pairs that value `i` of this axis sets.
+    pub fn settings(&self, i: usize) -> Vec<(String, toml::Value)> {
+        match &self.values[i] {
+            toml::Value::Table(arm) if self.key == ARMS => {
+                arm.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+            value => vec![(self.key.clone(), value.clone())],
+        }
+    }
+
+    /// Whether some value of this axis sets dotted `key`.
+    pub fn sets(&self, key: &str) -> bool {
+        (0..self.values.len()).any(|i| self.settings(i).iter().any(|(k, _)| k == key))
+    }
+
+    /// The value `key` takes at each value of this axis (`base`'s where an arm leaves it).
+    pub fn values_of(&self, key: &str, base: &RunConfig) -> Vec<toml::Value> {
+        let default = fields(base)
+            .into_iter()
+            .find(|f| f.key == key)
+            .map(|f| f.value.to_toml());
+        (0..self.values.len())
+            .filter_map(|i| {
+                self.settings(i)
+                    .into_iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v)
+                    .or_else(|| default.clone())
+            })
+            .collect()
+    }
+
+    /// The keys this axis sets, in order of first appearance.
+    pub fn keys(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for i in 0..self.values.len() {
+            for (k, _) in self.settings(i) {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// One run: a validated configuration and its seed.
@@ -74,9 +125,20 @@ seeds = [0, 1, 2]
 impl Scenario {
     /// Reads and validates the scenario at `path`; its name defaults to the file stem.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|io| ScenarioError::Read {
+        let bytes = std::fs::read(path).map_err(|io| ScenarioError::Read {
             file: path.display().to_string(),
             io,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let lossy = String::from_utf8_lossy(e.as_bytes());
+            // Lossy decoding keeps the valid prefix byte for byte, so `at` is a position in it.
+            located(
+                &path.display().to_string(),
+                &lossy,
+                at,
+                format!("not UTF-8 text (byte 0x{:02x})", e.as_bytes()[at]),
+            )
         })?;
         let stem = path
             .file_stem()
@@ -114,8 +176,8 @@ impl Scenario {
         };
         let runs = expand::expand(&file, &base_table, &axes, &seeds)?;
         let baseline = match doc.get("compare") {
-            Some(compare) => Some(compare::parse(&file, compare, &axes)?),
-            None => None,
+            Some(compare) => Some(compare::parse(&file, compare, &axes, &base)?),
+            None => compare::first_arm(&axes, &base),
         };
         Ok(Scenario {
             name,
@@ -186,7 +248,13 @@ pub fn flatten(cfg: &RunConfig) -> Vec<(String, String)> {
 }
 
 fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {
-    let at = floor_boundary(text, e.span().map_or(0, |s| s.start).min(text.len()));
+    let at = e.span().map_or(0, |s| s.start);
+    located(file, text, at, e.message().trim().replace('\n', "; "))
+}
+
+/// A syntax error at byte `at` of `text`, with its line, column, key and snippet.
+fn located(file: &str, text: &str, at: usize, message: String) -> ScenarioError {
+    let at = floor_boundary(text, at.min(text.len()));
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -197,7 +265,7 @@ fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {
         line,
         column,
         key: key_on_line(&text[..line_start], source_line),
-        message: e.message().trim().replace('\n', "; "),
+        message,
         snippet: snippet(line, column, source_line),
     }
 }

@@ -178,14 +178,16 @@ fn builtin_default_is_early_vs_deferred_over_three_seeds() {
 #[test]
 fn flatten_lists_every_key_in_section_order() {
     let flat = flatten(&RunConfig::default());
-    assert_eq!(flat.len(), 23);
+    assert_eq!(flat.len(), 30);
     assert_eq!(flat[0], ("data.modes".to_string(), "10".to_string()));
     assert_eq!(flat[5], ("data.weight_ratio".to_string(), "1".to_string()));
     assert_eq!(
         flat[11],
         ("model.activation".to_string(), "relu".to_string())
     );
-    assert_eq!(flat[18], ("train.lr".to_string(), "0.001".to_string()));
+    // Train's three keys and schedule's two come last, after every quantizer key.
+    let lr = &flat[flat.len() - 5];
+    assert_eq!(lr, &("train.lr".to_string(), "0.001".to_string()));
     assert_eq!(flat.last().unwrap().0, "schedule.continuous_epochs");
 }
 
@@ -332,4 +334,77 @@ fn baseline_needs_a_swept_key_and_one_of_its_values() {
     );
     let e = parse_err("compare = 3\n[sweep]\n\"model.width\" = [8]\n");
     assert!(e.contains("`compare` must be a table"), "{e}");
+}
+
+const ARMS_SCENARIO: &str = r#"
+seeds = [0, 1]
+[sweep]
+"quantizer.codebook_size" = [16, 32]
+arms = [{}, { "quantizer.init" = "uniform" }, { "schedule.kind" = "deferred", "quantizer.update" = "ema" }]
+"#;
+
+#[test]
+fn arms_are_one_axis_of_whole_settings() {
+    let s = parse(ARMS_SCENARIO);
+    assert_eq!(s.runs.len(), 2 * 3 * 2);
+    let arm = |i: usize| &s.runs[i * 2].config;
+    // Last axis fastest: the three arms at S = 16, then at S = 32.
+    assert_eq!(arm(0).quantizer.init, Init::Kmeans);
+    assert_eq!(arm(0).schedule.kind, ScheduleKind::Early);
+    assert_eq!(arm(1).quantizer.init, Init::Uniform);
+    assert_eq!(arm(1).schedule.kind, ScheduleKind::Early);
+    assert_eq!(arm(2).schedule.kind, ScheduleKind::Deferred);
+    assert_eq!(arm(2).quantizer.update, crate::sim::config::Update::Ema);
+    assert_eq!(arm(2).quantizer.init, Init::Kmeans);
+    assert_eq!(arm(3).quantizer.codebook_size, 32);
+    // An empty arm is the base configuration: same id as the run without arms.
+    let plain = parse("seeds = [0, 1]\n[quantizer]\ncodebook_size = 16\n");
+    assert_eq!(s.runs[0].id, plain.runs[0].id);
+}
+
+#[test]
+fn arms_default_to_the_first_arm_as_baseline() {
+    let s = parse(ARMS_SCENARIO);
+    let b = s.baseline.clone().expect("arms give a baseline");
+    assert_eq!(
+        b.texts(),
+        [
+            ("quantizer.init".to_string(), "kmeans".to_string()),
+            ("quantizer.update".to_string(), "loss".to_string()),
+            ("schedule.kind".to_string(), "early".to_string()),
+        ]
+    );
+    // The resolved text keeps arms and baseline and loads to the same scenario.
+    let again = parse(&s.resolved_toml());
+    assert_eq!(again.runs, parse(ARMS_SCENARIO).runs);
+}
+
+#[test]
+fn a_declared_baseline_may_name_an_arm_key() {
+    let text =
+        format!("{ARMS_SCENARIO}[compare]\nbaseline = {{ \"quantizer.init\" = \"uniform\" }}\n");
+    let b = parse(&text).baseline.unwrap();
+    assert_eq!(b.texts(), [("quantizer.init".into(), "uniform".into())]);
+    let text =
+        format!("{ARMS_SCENARIO}[compare]\nbaseline = {{ \"quantizer.init\" = \"normal\" }}\n");
+    let err = parse_err(&text);
+    assert!(err.contains("compare.baseline.\"quantizer.init\""), "{err}");
+}
+
+#[test]
+fn arms_are_checked_like_axes() {
+    let err = parse_err("[sweep]\narms = [{ \"quantizer.restrat\" = \"lru\" }]\n");
+    assert!(err.contains("sweep.arms[0].\"quantizer.restrat\""), "{err}");
+    let err = parse_err("[sweep]\narms = [{ \"model.width\" = -3 }]\n");
+    assert!(err.contains("sweep.arms[0].\"model.width\""), "{err}");
+    let err = parse_err("[sweep]\narms = [{}, {}]\n");
+    assert!(err.contains("twice"), "{err}");
+    let err = parse_err("[sweep]\narms = [1, 2]\n");
+    assert!(err.contains("sweep.arms[0]"), "{err}");
+    let err =
+        parse_err("[sweep]\n\"model.width\" = [8, 16]\narms = [{}, { \"model.width\" = 4 }]\n");
+    assert!(
+        err.contains("both a sweep axis and set by `sweep.arms`"),
+        "{err}"
+    );
 }

@@ -170,6 +170,13 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         ema_decay,
         init,
         init_std,
+        restart,
+        restart_threshold,
+        restart_decay,
+        lru_timeout,
+        lru_jitter,
+        kmeans_every,
+        estimator,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -304,6 +311,76 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (0.0, EXCL),
             (MAX_FLOAT, INCL),
             ("init σ", "σ of init = \"normal\""),
+        ),
+        choice(
+            "quantizer.restart",
+            restart,
+            &["none", "threshold", "lru", "kmeans"],
+            (
+                "restart",
+                "dead-code restart: none; threshold = codes whose usage EMA falls below restart_threshold move to random encoder outputs of the batch (Dhariwal et al. 2020, Jukebox; Zeghidour et al. 2021, SoundStream); lru = codes unused for lru_timeout steps move to random batch outputs plus jitter (Huh et al. 2023); kmeans = k-means re-init of the codebook on recent encoder outputs every kmeans_every epochs (Łańcucki et al. 2020)",
+            ),
+        ),
+        float(
+            "quantizer.restart_threshold",
+            *restart_threshold,
+            (0.0, EXCL),
+            (MAX_FLOAT, INCL),
+            (
+                "restart threshold",
+                "restart = \"threshold\": usage EMA (points per step) below which a code restarts (Jukebox: 1)",
+            ),
+        ),
+        float(
+            "quantizer.restart_decay",
+            *restart_decay,
+            (0.0, INCL),
+            (1.0, EXCL),
+            (
+                "usage decay",
+                "restart = \"threshold\": decay of the usage EMA (Jukebox: 0.99)",
+            ),
+        ),
+        int(
+            "quantizer.lru_timeout",
+            *lru_timeout,
+            1,
+            1_000_000_000,
+            Cap::None,
+            (
+                "LRU timeout",
+                "restart = \"lru\": steps without use before a code is replaced (vqtorch: 100)",
+            ),
+        ),
+        float(
+            "quantizer.lru_jitter",
+            *lru_jitter,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            (
+                "LRU jitter",
+                "restart = \"lru\": Gaussian jitter of a replacement, relative to its norm (vqtorch: 1e-4)",
+            ),
+        ),
+        int(
+            "quantizer.kmeans_every",
+            *kmeans_every,
+            1,
+            100_000,
+            Cap::None,
+            (
+                "k-means every",
+                "restart = \"kmeans\": epochs between re-initialisations (on the last 4096 encoder outputs)",
+            ),
+        ),
+        choice(
+            "quantizer.estimator",
+            estimator,
+            &["ste", "rotation"],
+            (
+                "estimator",
+                "gradient through the quantizer: ste = straight-through (van den Oord et al. 2017); rotation = the rotation trick, λR z with R rotating z onto q (Fifty et al. 2024)",
+            ),
         ),
         float(
             "train.lr",

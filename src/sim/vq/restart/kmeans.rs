@@ -1,0 +1,68 @@
+//! `restart = "kmeans"` (Łańcucki et al. 2020, "Robust training of vector quantized bottleneck
+//! models"): the encoder outputs of the most recent training steps are kept in a ring buffer,
+//! and every `every` epochs the whole codebook is replaced by k-means (k-means++ seeding, then
+//! Lloyd) on that buffer.
+
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::sim::kmeans::kmeans;
+
+/// Encoder outputs kept for the re-initialisation: the last this many training rows.
+const BUFFER: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub(in crate::sim::vq) struct Reinit {
+    every: usize,
+    /// Ring buffer of recent encoder outputs, (BUFFER, m).
+    recent: Array2<f32>,
+    /// Next row to overwrite.
+    next: usize,
+    /// Rows written so far, at most BUFFER.
+    filled: usize,
+}
+
+impl Reinit {
+    pub(super) fn new(m: usize, every: usize) -> Reinit {
+        Reinit {
+            every,
+            recent: Array2::zeros((BUFFER, m)),
+            next: 0,
+            filled: 0,
+        }
+    }
+
+    /// Keeps the batch's encoder outputs, overwriting the oldest.
+    pub(super) fn remember(&mut self, z: ArrayView2<f32>) {
+        for row in z.outer_iter() {
+            self.recent.row_mut(self.next).assign(&row);
+            self.next = (self.next + 1) % BUFFER;
+            self.filled = (self.filled + 1).min(BUFFER);
+        }
+    }
+
+    /// Re-initialises `codes` when `epoch` is a multiple of `every` and the buffer holds at
+    /// least one row per code; returns whether it did.
+    pub(super) fn after_epoch(
+        &mut self,
+        epoch: usize,
+        mut codes: ArrayViewMut2<f32>,
+        rng: &mut ChaCha8Rng,
+    ) -> bool {
+        let s = codes.nrows();
+        if !epoch.is_multiple_of(self.every) || self.filled < s {
+            return false;
+        }
+        // k-means reads its RNG by clone: fork one so that each re-init draws afresh.
+        let fork = ChaCha8Rng::from_rng(&mut *rng).expect("ChaCha never fails to seed");
+        match kmeans(self.recent.slice(s![..self.filled, ..]), s, &fork) {
+            Ok(centroids) => {
+                codes.assign(&centroids);
+                true
+            }
+            // Only degenerate buffers (fewer distinct rows than codes) fail; keep the codes.
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Dead-code restarts (`quantizer.restart`): known answers on hand-made batches for each rule,
+//! and a short real training run in which restarts keep the codebook in use.
+
+use std::sync::atomic::AtomicBool;
+
+use ndarray::{array, Array2, ArrayView1, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use vqsim::sim::config::{Init, Restart, RunConfig, ScheduleKind, Update};
+use vqsim::sim::train::run;
+use vqsim::sim::vq::Quantizer;
+
+fn config(restart: Restart, update: Update) -> RunConfig {
+    let mut cfg = RunConfig::default();
+    cfg.model.latent_dim = 2;
+    cfg.quantizer.restart = restart;
+    cfg.quantizer.update = update;
+    cfg
+}
+
+fn quantizer(cfg: &RunConfig, codes: Array2<f32>) -> Quantizer {
+    Quantizer::new(cfg, codes, ChaCha8Rng::seed_from_u64(3))
+}
+
+/// Whether `code` is exactly one of the rows of `z`.
+fn is_row_of(code: ArrayView1<f32>, z: ArrayView2<f32>) -> bool {
+    z.outer_iter().any(|row| row == code)
+}
+
+// With `update = "loss"` and no backward yet the codebook's gradient is zero, so its Adam step
+// leaves the codes where they are and only the restart moves them.
+
+#[test]
+fn threshold_restarts_codes_whose_usage_ema_falls_below_it() {
+    let mut cfg = config(Restart::Threshold, Update::Loss);
+    cfg.quantizer.restart_threshold = 1.0;
+    cfg.quantizer.restart_decay = 0.5;
+    let codes = array![[0.0, 0.0], [5.0, 5.0], [9.0, 9.0]];
+    let mut vq = quantizer(&cfg, codes.clone());
+    let z = array![[0.1, 0.0], [0.0, 0.2], [0.3, 0.1], [5.0, 5.1]];
+    // Usage starts at the threshold 1: 0.5·1 + 0.5·(3, 1, 0) = (2, 1, 0.5). Only code 2 is
+    // below 1 (code 1 sits exactly on it).
+    vq.after_step(z.view(), &[0, 0, 0, 1]);
+    let after = vq.codebook().to_owned();
+    assert_eq!(after.row(0), codes.row(0));
+    assert_eq!(after.row(1), codes.row(1));
+    assert!(is_row_of(after.row(2), z.view()), "{after}");
+    assert_eq!(vq.after_epoch(1), 1);
+    // Code 2's usage was reset to 1; one more step without it: 0.5·1 + 0 < 1 again, and code
+    // 1, unused too, falls to 0.5·1 = 0.5.
+    vq.after_step(z.view(), &[0, 0, 0, 0]);
+    assert_eq!(vq.after_epoch(2), 2);
+    assert_eq!(vq.codebook().row(0), codes.row(0));
+}
+
+#[test]
+fn threshold_restart_picks_distinct_rows() {
+    let mut cfg = config(Restart::Threshold, Update::Loss);
+    cfg.quantizer.restart_decay = 0.0;
+    let codes = Array2::zeros((4, 2));
+    let mut vq = quantizer(&cfg, codes);
+    let z = array![[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0]];
+    // Decay 0: usage is this batch's count, so the three codes without points restart.
+    vq.after_step(z.view(), &[0, 0, 0, 0]);
+    let cb = vq.codebook().to_owned();
+    assert_eq!(cb.row(0), array![0.0, 0.0]);
+    let mut picked: Vec<f32> = (1..4).map(|k| cb[[k, 0]]).collect();
+    picked.sort_by(f32::total_cmp);
+    picked.dedup();
+    assert_eq!(picked.len(), 3, "three different rows: {cb}");
+    assert!((1..4).all(|k| is_row_of(cb.row(k), z.view())));
+}
+
+#[test]
+fn lru_replaces_a_code_unused_for_timeout_steps() {
+    let mut cfg = config(Restart::Lru, Update::Loss);
+    cfg.quantizer.lru_timeout = 2;
+    cfg.quantizer.lru_jitter = 0.0;
+    let codes = array![[0.0, 0.0], [5.0, 5.0], [9.0, 9.0]];
+    let mut vq = quantizer(&cfg, codes.clone());
+    let z = array![[0.1, 0.0], [5.0, 5.1]];
+    // Countdowns (2, 2, 2) → step 1 uses code 0: (2, 1, 1); nothing reaches 0.
+    vq.after_step(z.view(), &[0, 0]);
+    assert_eq!(vq.codebook(), codes);
+    // Step 2 uses codes 0 and 1: (2, 2, 0) → code 2 is replaced by a row of the batch.
+    vq.after_step(z.view(), &[0, 1]);
+    let cb = vq.codebook().to_owned();
+    assert_eq!(cb.row(0), codes.row(0));
+    assert_eq!(cb.row(1), codes.row(1));
+    assert!(is_row_of(cb.row(2), z.view()), "{cb}");
+    assert_eq!(vq.after_epoch(1), 1);
+    // Its countdown restarted at 2: one unused step is not enough.
+    vq.after_step(z.view(), &[0, 1]);
+    assert_eq!(vq.after_epoch(2), 0);
+}
+
+#[test]
+fn lru_jitter_is_relative_to_the_row_norm() {
+    let mut cfg = config(Restart::Lru, Update::Loss);
+    cfg.quantizer.lru_timeout = 1;
+    cfg.quantizer.lru_jitter = 1e-3;
+    let mut vq = quantizer(&cfg, array![[0.0, 0.0], [1.0, 1.0]]);
+    let z = array![[30.0, 40.0]]; // norm 50
+    vq.after_step(z.view(), &[0]);
+    let moved = vq.codebook().row(1).to_owned();
+    let off = ((moved[0] - 30.0).powi(2) + (moved[1] - 40.0).powi(2)).sqrt();
+    // ρ‖z‖ = 0.05 per coordinate: the offset is non-zero and a few times that at most.
+    assert!(off > 0.0 && off < 0.05 * 6.0, "offset {off}");
+}
+
+#[test]
+fn kmeans_reinit_replaces_the_codebook_every_n_epochs() {
+    let mut cfg = config(Restart::Kmeans, Update::Loss);
+    cfg.quantizer.kmeans_every = 2;
+    let codes = array![[0.0, 0.0], [0.1, 0.1]];
+    let mut vq = quantizer(&cfg, codes.clone());
+    // Two tight clusters around (−4, 0) and (6, 2).
+    let z = array![
+        [-4.1, 0.0],
+        [-3.9, 0.0],
+        [-4.0, 0.1],
+        [-4.0, -0.1],
+        [6.0, 2.2],
+        [6.0, 1.8]
+    ];
+    vq.after_step(z.view(), &[0; 6]);
+    assert_eq!(vq.after_epoch(1), 0, "epoch 1 is not a multiple of 2");
+    assert_eq!(vq.codebook(), codes);
+    assert_eq!(vq.after_epoch(2), 2, "a re-init restarts every code");
+    let mut cb: Vec<[f32; 2]> = vq.codebook().outer_iter().map(|r| [r[0], r[1]]).collect();
+    cb.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    for (c, want) in cb.iter().zip([[-4.0, 0.0], [6.0, 2.0]]) {
+        assert!(
+            (c[0] - want[0]).abs() < 1e-2 && (c[1] - want[1]).abs() < 1e-2,
+            "{cb:?}"
+        );
+    }
+}
+
+#[test]
+fn a_restart_resets_the_ema_statistics_of_the_code() {
+    // EMA codebook, decay 0.5; threshold restart with decay 0 restarts code 1 (no points).
+    let mut cfg = config(Restart::Threshold, Update::Ema);
+    cfg.quantizer.ema_decay = 0.5;
+    cfg.quantizer.restart_decay = 0.0;
+    let mut vq = quantizer(&cfg, array![[0.0, 0.0], [10.0, 10.0]]);
+    let z = array![[2.0, 2.0]];
+    vq.after_step(z.view(), &[0]);
+    // EMA: N = (0.5·1 + 0.5·1, 0.5·1) = (1, 0.5), m_0 = (1, 1), m_1 = (5, 5); then code 1
+    // restarts at z_0 = (2, 2) with N_1 = 1, m_1 = (2, 2).
+    assert_eq!(vq.codebook().row(1), array![2.0, 2.0]);
+    // Next step, code 0 takes the point again (code 1 keeps none but is restarted again):
+    // N = (0.5·1 + 0.5, 0.5·1) = (1, 0.5), m_0 = 0.5·(1,1) + 0.5·(2,2) = (1.5, 1.5),
+    // e_0 = m_0 / Ñ_0 with Laplace Ñ_0 = (1 + ε)/(1.5 + 2ε)·1.5.
+    vq.after_step(z.view(), &[0]);
+    let eps = 1e-5_f32;
+    let smoothed = (1.0 + eps) / (1.5 + 2.0 * eps) * 1.5;
+    let e0 = vq.codebook()[[0, 0]];
+    assert!((e0 - 1.5 / smoothed).abs() < 1e-6, "{e0}");
+}
+
+#[test]
+fn no_restart_leaves_codes_and_counts_zero() {
+    let cfg = config(Restart::None, Update::Loss);
+    let codes = array![[0.0, 0.0], [9.0, 9.0]];
+    let mut vq = quantizer(&cfg, codes.clone());
+    vq.after_step(array![[0.1, 0.1]].view(), &[0]);
+    assert_eq!(vq.after_epoch(1), 0);
+    assert_eq!(vq.codebook(), codes);
+}
+
+/// A scenario nobody tuned: 7 modes in 3 dimensions, 48 codes, quantized from the first step
+/// on the untrained encoder's k-means codebook; batches of 64 give 264 steps, enough for the
+/// usage averages (decay 0.99) to notice dead codes.
+fn untuned(restart: Restart) -> RunConfig {
+    let mut cfg = RunConfig::default();
+    cfg.data.modes = 7;
+    cfg.data.dim = 3;
+    cfg.data.points_per_mode = 300;
+    cfg.model.latent_dim = 3;
+    cfg.quantizer.codebook_size = 48;
+    cfg.quantizer.init = Init::Kmeans;
+    cfg.quantizer.restart = restart;
+    cfg.train.epochs = 8;
+    cfg.train.batch_size = 64;
+    cfg.schedule.kind = ScheduleKind::Early;
+    cfg
+}
+
+fn share_used(cfg: &RunConfig, seed: u64) -> f64 {
+    let out = run(cfg, seed, &AtomicBool::new(false)).expect("not cancelled");
+    out.metrics.codes_used / cfg.quantizer.codebook_size as f64
+}
+
+#[test]
+fn dead_code_restart_keeps_most_codes_in_use_under_early_quantization() {
+    for seed in [0, 1, 2] {
+        let without = share_used(&untuned(Restart::None), seed);
+        assert!(
+            without < 0.9,
+            "seed {seed}: collapses without restarts ({without:.3})"
+        );
+        let used = share_used(&untuned(Restart::Threshold), seed);
+        assert!(used >= 0.9, "seed {seed}: {used:.3} of the codes used");
+    }
+}
