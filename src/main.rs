@@ -1,7 +1,7 @@
 //! `vqsim`, the command line: glue over the library. `main` parses the arguments, dispatches
 //! one function per subcommand and maps errors to exit statuses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -42,6 +42,10 @@ enum Command {
     /// Time training steps, one default run and a 16-run sweep on 1 vs N threads (optionally
     /// against the PyTorch reference), for the README's performance section.
     Bench(BenchArgs),
+    /// Check the paper's §4.2 formula: tokens on M = 1 … K modes with identity encoder and
+    /// decoder, measured vs predicted diversity H and quantization error Q; writes
+    /// OUT/theory/theory.csv and a figure.
+    Theory(TheoryArgs),
     /// Check a trained tokenizer's codebook for shrinkage: usage, spread and coverage of the
     /// codes against a set of encoder outputs, as a table (or JSON), with --out also a CSV, a
     /// figure and a verdict in words.
@@ -49,6 +53,13 @@ enum Command {
     /// List every scenario key with its default, what it accepts and what it means (the
     /// README's key table is this output).
     Keys,
+}
+
+#[derive(Args)]
+struct TheoryArgs {
+    /// Results go to OUT/theory/.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -188,6 +199,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => report(&args.dir.dir, args.figures.projection()),
         Command::Paper(args) => paper(&args),
         Command::Bench(args) => bench(&args),
+        Command::Theory(args) => theory(&args.out),
         Command::Diagnose(args) => diagnose(&args),
         Command::Keys => {
             print!("{}", vqsim::study::scenario::keys_markdown());
@@ -306,6 +318,27 @@ fn paper(args: &PaperArgs) -> Result<()> {
         "wrote {}",
         args.out.join("paper").join("index.html").display()
     );
+    Ok(())
+}
+
+fn theory(out: &Path) -> Result<()> {
+    let dir = out.join("theory");
+    let (rows, _) = vqsim::report::theory::run(&dir)?;
+    println!("active_modes  h_measured  h_predicted  q_measured  q_predicted");
+    for r in &rows {
+        println!(
+            "{:>12}  {:>10.4}  {:>11.4}  {:>10.4}  {:>11.4}",
+            r.active_modes, r.h_measured, r.h_predicted, r.q_measured, r.q_predicted
+        );
+    }
+    let v = vqsim::report::theory::verdict(&rows);
+    let verdict = if v.supported {
+        "supported"
+    } else {
+        "NOT supported"
+    };
+    println!("{verdict}: {}\n{}", v.claim, v.evidence);
+    println!("wrote {}", dir.join("theory.csv").display());
     Ok(())
 }
 

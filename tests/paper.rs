@@ -270,7 +270,16 @@ fn paper_runs_the_scenarios_and_links_every_figure_it_copied() {
     let paper = paper::run(&scenarios, &opts).unwrap();
 
     let names: Vec<&str> = paper.sections.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["tokens", "dynamics"]);
+    // The §4.2 check (`vqsim theory`) closes every paper, with its figure and verdict.
+    assert_eq!(names, ["tokens", "dynamics", "theory"]);
+    let theory = &paper.sections[2];
+    assert!(
+        theory.verdicts[0].supported,
+        "{}",
+        theory.verdicts[0].evidence
+    );
+    assert_eq!(theory.figures[0].stem, "theory-theory");
+    assert!(out.path().join("theory").join("theory.csv").is_file());
     assert_eq!(
         paper.sections[0].about,
         ["Tests tokens.", "Second paragraph."]
@@ -299,8 +308,11 @@ fn paper_runs_the_scenarios_and_links_every_figure_it_copied() {
     }
 
     let claims = Table::read(&dir.join("claims.csv")).unwrap();
-    assert_eq!(claims.rows.len(), 3);
-    for (i, s) in ["tokens", "tokens", "dynamics"].iter().enumerate() {
+    assert_eq!(claims.rows.len(), 4);
+    for (i, s) in ["tokens", "tokens", "dynamics", "theory"]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(claims.get(i, "scenario").unwrap(), *s);
         let v = claims.get(i, "supported").unwrap();
         assert!(v == "true" || v == "false");
@@ -320,7 +332,7 @@ fn paper_runs_the_scenarios_and_links_every_figure_it_copied() {
     let runs_before = fs::read_to_string(out.path().join("tokens/runs.csv")).unwrap();
     let claims_before = fs::read_to_string(dir.join("claims.csv")).unwrap();
     let again = paper::run(&scenarios, &opts).unwrap();
-    assert_eq!(again.sections.len(), 2);
+    assert_eq!(again.sections.len(), 3);
     assert_eq!(
         fs::read_to_string(out.path().join("tokens/runs.csv")).unwrap(),
         runs_before

@@ -6,5 +6,6 @@ pub mod plot;
 pub mod stats;
 pub mod summary;
 pub mod table;
+pub mod theory;
 pub mod tsne;
 pub mod zoo;

@@ -1,10 +1,16 @@
-//! k-means for the codebook init: k-means++ seeding, then linfa's Lloyd iterations.
+//! k-means for the codebook init: k-means++ seeding, then linfa's m_k-means iterations.
+//!
+//! linfa's `KMeans` does not run plain Lloyd: each update step counts the old centre as one
+//! more point of its cluster (centre ← (old centre + Σ members) / (members + 1)), so an empty
+//! cluster keeps its centre instead of becoming undefined (m_k-means). scikit-learn's
+//! `KMeans(n_init=1)`, used by `torch_ref.py`, runs Lloyd (plain means; an empty cluster is
+//! re-seeded at a far point).
 //!
 //! linfa 0.8 seeds k-means++ by recomputing, for every new centroid, each point's distance to
 //! all centroids chosen so far: O(n·k²) distances, which made seeding cost more than training
 //! an early run. `plusplus` draws the same points from the same RNG stream with the same f32
 //! distances, but keeps each point's running minimum: O(n·k), and bit-identical centroids (a
-//! test checks the whole k-means against linfa's own `KMeansPlusPlus`). linfa then runs Lloyd
+//! test checks the whole k-means against linfa's own `KMeansPlusPlus`). linfa then runs m_k-means
 //! from them (`KMeansInit::Precomputed`).
 
 use linfa::traits::Fit;
@@ -16,9 +22,9 @@ use rand::Rng;
 
 use crate::sim::nearest::sq_dist;
 
-/// Lloyd iterations allowed (SPEC §3: at most 50, one run).
+/// m_k-means iterations allowed (SPEC §3: at most 50, one run).
 pub const MAX_ITER: u64 = 50;
-/// Lloyd stops when the squared shift of the centroids falls below this share of the data's
+/// Iterations stop when the squared shift of the centroids falls below this share of the data's
 /// mean per-dimension variance: scikit-learn's `tol`, so that both sides stop at the same point
 /// whatever the scale of the embeddings (linfa's own tolerance is absolute).
 pub const REL_TOL: f32 = 1e-4;
@@ -28,7 +34,7 @@ pub const REL_TOL: f32 = 1e-4;
 pub struct KMeansError(String);
 
 /// `k` centroids of the rows of `z` (n, m), (k, m): k-means++ seeding, then at most `MAX_ITER`
-/// Lloyd iterations (linfa's, one run). The same `rng` state gives the same centroids bit for
+/// m_k-means iterations (linfa's, one run). The same `rng` state gives the same centroids bit for
 /// bit as linfa's `KMeans::params_with_rng(k, rng)` with `KMeansInit::KMeansPlusPlus`.
 pub fn kmeans<R: Rng + Clone>(
     z: ArrayView2<f32>,

@@ -11,5 +11,6 @@ pub mod nearest;
 pub mod nn;
 pub mod prdc;
 pub mod rng;
+pub mod theory;
 pub mod train;
 pub mod vq;

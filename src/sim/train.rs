@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ndarray::{s, Array1, Array2};
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -174,8 +174,12 @@ impl Trainer<'_> {
                 self.record(Phase::Continuous, epoch, None);
             }
         }
-        // The codebook starts from the encoder as it is now: untrained (early) or trained (deferred).
-        let z = self.model.encoder.infer(self.data.x.view());
+        // The codebook starts from the encoder as it is now: untrained (early) or trained
+        // (deferred), on the training points only (held-out points must not shape the codes).
+        let z = self
+            .model
+            .encoder
+            .infer(training_rows(self.data.x.view(), self.heldout).view());
         let mut vq = Quantizer::init(self.cfg, z.view(), seed)
             .map_err(|_| Stop::Diverged(self.total_epoch))?;
         let mut last = self.record(Phase::Quantized, 0, Some((&vq, 0)));
@@ -248,6 +252,18 @@ impl Trainer<'_> {
     }
 }
 
+/// The rows of `x` (n, d) not in `heldout` (sorted), in index order: all of `x` without a
+/// held-out split.
+fn training_rows(x: ArrayView2<f32>, heldout: &[usize]) -> Array2<f32> {
+    if heldout.is_empty() {
+        return x.to_owned();
+    }
+    let mut keep = vec![true; x.nrows()];
+    heldout.iter().for_each(|&i| keep[i] = false);
+    let rows: Vec<usize> = (0..x.nrows()).filter(|&i| keep[i]).collect();
+    x.select(Axis(0), &rows)
+}
+
 /// Indices of the training points and of the held-out ones (a random `fraction` of `n`,
 /// sorted); with no held-out share every point trains, in index order.
 fn split(n: usize, fraction: f64, rng: &mut ChaCha8Rng) -> (Vec<usize>, Vec<usize>) {
@@ -280,5 +296,21 @@ fn snapshot(
         codebook,
         usage,
         means: data.means.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn codebook_init_sees_only_training_rows() {
+        let x = array![[0.0f32], [1.0], [2.0], [3.0], [4.0]];
+        assert_eq!(
+            training_rows(x.view(), &[1, 3]),
+            array![[0.0f32], [2.0], [4.0]]
+        );
+        assert_eq!(training_rows(x.view(), &[]), x);
     }
 }

@@ -266,6 +266,7 @@ fn title(kind: Figure) -> &'static str {
         Figure::Capacity => "capacity",
         Figure::Zoo => "remedies",
         Figure::Generation => "generation",
+        Figure::Theory => "theory",
     }
 }
 
@@ -314,6 +315,14 @@ fn describe(kind: Figure, switch: bool) -> &'static str {
              coloured by nearest mode, marker area proportional to times drawn, real data faint \
              behind. Dimensions above 2 are shown on the real data&rsquo;s first two principal \
              components."
+        }
+        Figure::Theory => {
+            "The paper&rsquo;s &sect;4.2 formula with identity encoder and decoder: S = 64 \
+             tokens placed by k-means on M of K = 10 well-separated modes. Left: diversity H \
+             (entropy of the tokens&rsquo; mode shares) against ln M. Right: quantization \
+             error Q against its prediction from the mixture&rsquo;s geometry (within-mode \
+             k-means error for active modes, distance to the nearest active tokens for the \
+             rest); log scale."
         }
     }
 }

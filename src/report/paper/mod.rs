@@ -16,6 +16,7 @@ use crate::report::claims::{self, Verdict};
 use crate::report::plot::{self, Figure, PlotError};
 use crate::report::summary::{self, Comparison, Summary, SummaryError};
 use crate::report::table::{Table, TableError};
+use crate::report::theory::{self, TheoryError};
 use crate::report::zoo::{self, ZooTable};
 use crate::study::scenario::{Scenario, ScenarioError};
 use crate::study::sweep::{self, SweepError, SweepOptions};
@@ -65,6 +66,8 @@ pub enum PaperError {
     Table(#[from] TableError),
     #[error(transparent)]
     Plot(#[from] PlotError),
+    #[error(transparent)]
+    Theory(#[from] TheoryError),
     #[error("{scenario}: {missing} runs still missing after the sweep; run `vqsim paper` again")]
     Incomplete { scenario: String, missing: usize },
     #[error("cannot write {path}: {source}")]
@@ -284,6 +287,7 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
             remedies,
         });
     }
+    sections.push(theory_section(out, &paper_dir)?);
     let paper = Paper {
         sections,
         headline: headline.map(|(_, h)| h),
@@ -292,6 +296,44 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
     write_claims_csv(&paper_dir, &paper)?;
     write_headline_csv(&paper_dir, &paper)?;
     Ok(paper)
+}
+
+/// The §4.2 check (`vqsim theory`) into `out/theory/`, its figure copied into `paper/`.
+fn theory_section(out: &Path, paper_dir: &Path) -> Result<Section, PaperError> {
+    let (rows, files) = theory::run(&out.join("theory"))?;
+    let mut figures = Vec::new();
+    for png in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+    {
+        let stem = "theory-theory".to_string();
+        for ext in ["png", "svg"] {
+            let to = paper_dir.join(format!("{stem}.{ext}"));
+            fs::copy(png.with_extension(ext), &to).map_err(io_err(&to))?;
+        }
+        figures.push(PaperFigure {
+            stem,
+            kind: Figure::Theory,
+            main: true,
+        });
+    }
+    Ok(Section {
+        name: "theory".into(),
+        about: vec![
+            "The paper's §4.2 model, computed rather than trained (`vqsim theory`): identity \
+             encoder and decoder, K = 10 equally weighted, well-separated modes, S = 64 tokens \
+             placed by k-means on only M of them. Diversity H should be ln M and the \
+             quantization error Q should follow from the mixture's geometry; see \
+             src/sim/theory.rs for the derivation."
+                .into(),
+        ],
+        runs: 0,
+        diverged: 0,
+        verdicts: vec![theory::verdict(&rows)],
+        figures,
+        switch: false,
+        remedies: Vec::new(),
+    })
 }
 
 /// Figures (and the remedies table) of an earlier `paper` are removed first, so the directory

@@ -13,6 +13,7 @@ pub mod pca;
 mod runs;
 mod shrinkage;
 pub mod style;
+mod theory;
 mod tokens;
 mod zoo;
 
@@ -31,6 +32,7 @@ pub use dynamics::dynamics;
 pub use generation::generation;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
 pub use shrinkage::{shrinkage, Projection, Snapshot};
+pub use theory::theory;
 pub use tokens::token_scaling;
 pub use zoo::zoo;
 
@@ -68,6 +70,8 @@ pub enum Figure {
     Zoo,
     /// Paper Fig. 1: real data vs each arm's generated set.
     Generation,
+    /// The §4.2 check of `vqsim theory` (not drawn from a results directory).
+    Theory,
 }
 
 /// The figures that fit the runs in `dir`.
@@ -113,6 +117,8 @@ pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, Plot
             Figure::Capacity => capacity(dir)?,
             Figure::Zoo => zoo(dir)?,
             Figure::Generation => generation(dir)?,
+            // Drawn by `vqsim theory` from its own computation; `fitting` never lists it.
+            Figure::Theory => Vec::new(),
         });
     }
     Ok(paths)
