@@ -35,7 +35,7 @@ enum Command {
     Merge(DirArgs),
     /// Draw every figure that fits the runs in DIR, and write its summary tables.
     Plot(PlotArgs),
-    /// Run the paper's five scenarios (shrinkage, init, tokens, dynamics, capacity) into OUT,
+    /// Run the paper's scenarios (shrinkage, init, tokens, dynamics, capacity) and the remedy zoo into OUT,
     /// resuming finished runs, then write OUT/paper/: every figure, claims.csv, headline.csv
     /// and an offline index.html with each claim's verdict.
     Paper(PaperArgs),
@@ -100,7 +100,7 @@ struct PaperArgs {
     /// memory available now).
     #[arg(long, value_name = "SIZE", value_parser = memory::parse_bytes)]
     max_memory: Option<u64>,
-    /// Read the five scenario files from DIR instead of the copies built into vqsim.
+    /// Read the six scenario files from DIR instead of the copies built into vqsim.
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
 }

@@ -1,4 +1,4 @@
-//! `vqsim paper`: the paper's five synthetic experiments in one command.
+//! `vqsim paper`: the paper's synthetic experiments and the remedy zoo in one command.
 //!
 //! Each scenario is an ordinary sweep into `OUT/<name>/` (so an interrupted `paper` resumes
 //! where it stopped), followed by its summary tables, figures and claim checks. `OUT/paper/`
@@ -33,6 +33,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("tokens", include_str!("../../../scenarios/tokens.toml")),
     ("dynamics", include_str!("../../../scenarios/dynamics.toml")),
     ("capacity", include_str!("../../../scenarios/capacity.toml")),
+    ("zoo", include_str!("../../../scenarios/zoo.toml")),
 ];
 
 /// The scenario whose arms are the remedies compared (`report::zoo`).
@@ -94,7 +95,7 @@ pub struct PaperScenario {
 }
 
 impl PaperScenario {
-    /// The five paper scenarios compiled into the binary from `scenarios/`.
+    /// The six paper scenarios compiled into the binary from `scenarios/`.
     pub fn builtin() -> Vec<PaperScenario> {
         BUILTIN
             .iter()
@@ -106,7 +107,7 @@ impl PaperScenario {
             .collect()
     }
 
-    /// The five paper scenarios read from `dir/<name>.toml` (e.g. edited copies).
+    /// The six paper scenarios read from `dir/<name>.toml` (e.g. edited copies).
     pub fn from_dir(dir: &Path) -> Result<Vec<PaperScenario>, PaperError> {
         BUILTIN
             .iter()

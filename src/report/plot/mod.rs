@@ -96,7 +96,9 @@ fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
     if dir.join(crate::study::store::SCENARIO_TOML).is_file() {
         figures.push(Figure::Zoo);
     }
-    if runs.varies("schedule.kind") {
+    // One panel per arm: beyond early vs deferred the panels get too narrow for their titles
+    // (a zoo has its own figure).
+    if runs.varies("schedule.kind") && runs.arms.len() <= 2 {
         figures.push(Figure::Generation);
     }
     figures
