@@ -32,6 +32,11 @@ const ARMS: [(&str, &str, [f64; 3]); 4] = [
 ];
 
 fn fixture(dir: &Path, with_scenario: bool) {
+    fixture_with(dir, with_scenario, None);
+}
+
+/// As `fixture`, with every run of the (init, schedule) arm `diverged` recorded as diverged.
+fn fixture_with(dir: &Path, with_scenario: bool, diverged: Option<(&str, &str)>) {
     let mut lines = vec![header()];
     let mut i = 0;
     for size in ["64", "1024"] {
@@ -51,7 +56,12 @@ fn fixture(dir: &Path, with_scenario: bool) {
                     ("quantizer.init", init),
                     ("schedule.kind", kind),
                 ];
-                lines.push(row(i, "ok", seed as u64, &set, &vals));
+                let (status, vals) = if diverged == Some((init, kind)) {
+                    ("diverged", Vec::new())
+                } else {
+                    ("ok", vals)
+                };
+                lines.push(row(i, status, seed as u64, &set, &vals));
                 i += 1;
             }
         }
@@ -77,7 +87,8 @@ fn one_table_per_codebook_size_sorted_by_perplexity_per_code() {
             t.config,
             [("quantizer.codebook_size".to_string(), size.to_string())]
         );
-        assert_eq!(t.baseline, "init=kmeans, schedule.kind=early");
+        // The baseline's init is the default, so only the schedule names it.
+        assert_eq!(t.baseline, "schedule.kind=early");
         let labels: Vec<&str> = t.rows.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -203,4 +214,29 @@ fn the_preregistered_claim_is_deferred_beats_plain_early_in_every_configuration(
     fs::remove_file(dir.path().join("scenario.toml")).unwrap();
     let s = summarize(dir.path()).unwrap();
     assert!(vqsim::report::claims::remedies(&s).is_none());
+}
+
+#[test]
+fn an_arm_whose_runs_all_diverged_is_reported_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_with(dir.path(), true, Some(("uniform", "deferred")));
+    let tables = zoo::tables(&summarize(dir.path()).unwrap());
+    let t = &tables[0];
+    let lost = t
+        .rows
+        .iter()
+        .find(|r| r.label == "init=uniform, schedule.kind=deferred")
+        .expect("the diverged arm keeps its row");
+    assert_eq!((lost.diverged, lost.cells[0].ci.n), (3, 0));
+    let said = zoo::sentences(t).join("\n");
+    assert!(
+        said.contains("init=uniform, schedule.kind=deferred: all 3 runs diverged"),
+        "{said}"
+    );
+    let csv = zoo::write_csv(dir.path(), &tables).unwrap().unwrap();
+    let text = fs::read_to_string(csv).unwrap();
+    assert!(text.lines().next().unwrap().contains(",diverged,"));
+    // The figure draws the other arms and names the lost one.
+    let files = plot::zoo(dir.path()).unwrap();
+    assert!(files.iter().any(|f| f.to_string_lossy().contains("zoo")));
 }

@@ -434,11 +434,20 @@ pub fn arm_label(baseline: &[(String, String)], arm: &[String]) -> String {
 
 /// The baseline spelled out as `arm_label` spells arms, e.g. "init=kmeans, schedule.kind=early".
 pub fn baseline_label(baseline: &[(String, String)]) -> String {
-    baseline
+    // A method list's baseline sets every remedy's key to "off": name only what is not a
+    // default, and the schedule, which is the paper's own contrast.
+    let defaults = crate::study::scenario::flatten(&crate::sim::config::RunConfig::default());
+    let is_default = |k: &str, v: &str| defaults.iter().any(|(dk, dv)| dk == k && dv == v);
+    let parts: Vec<String> = baseline
         .iter()
+        .filter(|(k, v)| k == SCHEDULE || !is_default(k, v))
         .map(|(k, v)| label_part(k, v))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if parts.is_empty() {
+        "defaults".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn label_part(key: &str, value: &str) -> String {

@@ -47,6 +47,9 @@ pub struct Row {
     pub baseline: bool,
     /// The baseline with only `schedule.kind = deferred` (when the baseline is early).
     pub deferred: bool,
+    /// Runs of this arm that diverged (not in `cells`); an arm whose runs all diverged keeps
+    /// its row, with n = 0, so the table says so instead of dropping it.
+    pub diverged: usize,
     /// One per entry of `METRICS`.
     pub cells: Vec<Cell>,
 }
@@ -94,10 +97,12 @@ pub fn tables(s: &Summary) -> Vec<ZooTable> {
             let is_base = arm == base;
             let size = value(s, &at, SIZE).and_then(|v| v.parse::<f64>().ok());
             let mut cells = Vec::new();
+            let mut diverged = 0;
             for (i, (metric, _)) in METRICS.iter().enumerate() {
                 let Some(r) = s.find(metric, &at) else {
                     break;
                 };
+                diverged = r.n_diverged;
                 let mut ci = r.ci;
                 if i == 0 {
                     let size = size.unwrap_or(f64::NAN);
@@ -121,7 +126,7 @@ pub fn tables(s: &Summary) -> Vec<ZooTable> {
                 });
             }
             // An arm that did not run in this configuration has no row.
-            if cells.len() < METRICS.len() || cells[0].ci.n == 0 {
+            if cells.len() < METRICS.len() || (cells[0].ci.n == 0 && diverged == 0) {
                 continue;
             }
             let deferred = early_base
@@ -138,6 +143,7 @@ pub fn tables(s: &Summary) -> Vec<ZooTable> {
                 arm: arm.clone(),
                 baseline: is_base,
                 deferred,
+                diverged,
                 cells,
             });
         }
@@ -177,7 +183,7 @@ pub fn write_csv(dir: &Path, tables: &[ZooTable]) -> Result<Option<PathBuf>, Sum
         return Ok(None);
     };
     let mut header: Vec<String> = first.config.iter().map(|(k, _)| k.clone()).collect();
-    header.extend(["rank", "arm", "baseline", "deferred"].map(String::from));
+    header.extend(["rank", "arm", "baseline", "deferred", "diverged"].map(String::from));
     for (metric, _) in METRICS {
         let name = if metric == "perplexity" {
             "perplexity_per_code"
@@ -197,6 +203,7 @@ pub fn write_csv(dir: &Path, tables: &[ZooTable]) -> Result<Option<PathBuf>, Sum
             l.push(r.label.clone());
             l.push(r.baseline.to_string());
             l.push(r.deferred.to_string());
+            l.push(r.diverged.to_string());
             for c in &r.cells {
                 l.push(c.ci.n.to_string());
                 l.extend([c.ci.mean, c.ci.lo, c.ci.hi, c.paired_p].map(summary::num));
@@ -221,6 +228,17 @@ pub fn sentences(t: &ZooTable) -> Vec<String> {
         .filter(|r| !r.baseline)
         .map(|r| {
             let ppl = &r.cells[0];
+            if ppl.ci.n == 0 {
+                return format!(
+                    "{}: all {} runs diverged (a non-finite loss or parameter), so there is \
+                     nothing to compare.",
+                    r.label, r.diverged
+                );
+            }
+            let diverged = match r.diverged {
+                0 => String::new(),
+                k => format!(" ({k} of {} runs diverged and are left out)", k + ppl.ci.n),
+            };
             let others: Vec<String> = METRICS
                 .iter()
                 .zip(&r.cells)
@@ -236,7 +254,8 @@ pub fn sentences(t: &ZooTable) -> Vec<String> {
                 "does not beat the baseline in perplexity (95% CIs overlap or undefined)"
             };
             format!(
-                "{}: perplexity/S {} vs {} for the baseline (paired p = {}); {}: {verdict}.",
+                "{}{diverged}: perplexity/S {} vs {} for the baseline (paired p = {}); {}: \
+                 {verdict}.",
                 r.label,
                 ci(&ppl.ci),
                 ci(&base.cells[0].ci),

@@ -71,7 +71,9 @@ struct ZooFig {
 impl ZooFig {
     fn new(scenario: &str, t: &ZooTable) -> ZooFig {
         let config: Vec<String> = t.config.iter().map(|(k, v)| show(k, v)).collect();
-        let seeds = t.rows.iter().map(|r| r.cells[0].ci.n);
+        // An arm whose runs all diverged has no dot to draw: the subtitle names it instead.
+        let (rows, lost): (Vec<&Row>, Vec<&Row>) = t.rows.iter().partition(|r| r.cells[0].ci.n > 0);
+        let seeds = rows.iter().map(|r| r.cells[0].ci.n);
         let (lo, hi) = (seeds.clone().min().unwrap_or(0), seeds.max().unwrap_or(0));
         let n = if lo == hi {
             lo.to_string()
@@ -81,9 +83,11 @@ impl ZooFig {
         let mut subtitle = config;
         subtitle.push(format!("mean ± 95% CI over {n} seeds"));
         subtitle.push("sorted by perplexity".into());
+        for r in lost {
+            subtitle.push(format!("{}: all {} runs diverged", r.label, r.diverged));
+        }
         let room = (WIDTH as f64 * LABEL_SHARE) as u32;
-        let labels: Vec<Vec<String>> = t
-            .rows
+        let labels: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
                 // The colour says which row is the baseline; its label says what it is.
@@ -107,7 +111,7 @@ impl ZooFig {
         ZooFig {
             title: format!("{scenario}: remedies vs baseline"),
             subtitle: subtitle.join(" · "),
-            rows: t.rows.clone(),
+            rows: rows.into_iter().cloned().collect(),
             labels,
             label_width,
             legend: vec![keys],
