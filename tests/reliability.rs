@@ -79,6 +79,19 @@ fn reference(tmp: &Path, scenario: &Path) -> PathBuf {
     out.join("crash")
 }
 
+/// Runs in `SWEEP`.
+const RUNS: usize = 24;
+
+/// Run directories published in `dir` (temporary ones excluded).
+fn published_runs(dir: &Path) -> usize {
+    fs::read_dir(dir.join("runs")).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count()
+    })
+}
+
 /// Every entry below `dir` whose name is a temporary one.
 fn temps_below(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -143,7 +156,20 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_tables() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.gen_range(20..1500)));
+        // Kill after a random number (0–2) of further runs is published, a random moment into
+        // the next: tied to the sweep's progress rather than to the clock, so that the kills
+        // land while runs are in flight on a fast machine and a loaded one alike. Once every
+        // run is done, the kill lands in the summary and figure writing instead.
+        let published = || published_runs(&dir);
+        let (start, target) = (published(), rng.gen_range(0..=2));
+        if start == RUNS {
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..300)));
+        } else {
+            while published() < (start + target).min(RUNS) && child.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..40)));
+        }
         if child.try_wait().unwrap().is_none() {
             killed_alive += 1;
         }
