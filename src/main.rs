@@ -5,6 +5,30 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+
+/// `print!` to stdout, except that a closed pipe (`vqsim keys | head -3`) ends the program
+/// quietly with status 0, as Unix tools do, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+/// `println!` with `out!`'s handling of a closed pipe.
+macro_rules! outln {
+    () => { emit(format_args!("\n")) };
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+fn emit(text: std::fmt::Arguments) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(text) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 use clap::{Args, Parser, Subcommand};
 use vqsim::arrays::{self, ArrayError, Shape, Source};
 use vqsim::bench::{BenchOptions, TorchRef};
@@ -202,7 +226,7 @@ fn main() -> ExitCode {
         Command::Theory(args) => theory(&args.out),
         Command::Diagnose(args) => diagnose(&args),
         Command::Keys => {
-            print!("{}", vqsim::study::scenario::keys_markdown());
+            out!("{}", vqsim::study::scenario::keys_markdown());
             Ok(())
         }
     };
@@ -263,7 +287,7 @@ fn run(args: &RunArgs) -> Result<()> {
     opts.max_memory = args.max_memory;
     opts.shard = args.shard;
     let done = sweep::run_sweep(&scenario, &opts)?;
-    print!("{}", sweep::summary(&done.dir)?);
+    out!("{}", sweep::summary(&done.dir)?);
     // A shard sees only part of the runs: its figures would mislead, so they wait for the merge.
     if !args.no_report && done.assembly.missing.is_empty() {
         report(&done.dir, args.figures.projection())?;
@@ -274,9 +298,9 @@ fn run(args: &RunArgs) -> Result<()> {
 fn merge(dir: &std::path::Path) -> Result<()> {
     let merged = sweep::merge(dir)?;
     for (index, id) in &merged.missing {
-        println!("missing: run {index} ({id})");
+        outln!("missing: run {index} ({id})");
     }
-    print!("{}", sweep::summary(dir)?);
+    out!("{}", sweep::summary(dir)?);
     Ok(())
 }
 
@@ -287,7 +311,7 @@ fn report(dir: &std::path::Path, projection: Projection) -> Result<()> {
     summary::write(dir, &stats)?;
     let figures = plot::plot_all(dir, projection)
         .with_context(|| format!("drawing figures for {}", dir.display()))?;
-    println!(
+    outln!(
         "wrote {} and {} figure files",
         dir.join("summary.csv").display(),
         figures.len()
@@ -311,10 +335,10 @@ fn paper(args: &PaperArgs) -> Result<()> {
             } else {
                 "NOT supported"
             };
-            println!("{}: {verdict}: {}", s.name, v.claim);
+            outln!("{}: {verdict}: {}", s.name, v.claim);
         }
     }
-    println!(
+    outln!(
         "wrote {}",
         args.out.join("paper").join("index.html").display()
     );
@@ -324,11 +348,15 @@ fn paper(args: &PaperArgs) -> Result<()> {
 fn theory(out: &Path) -> Result<()> {
     let dir = out.join("theory");
     let (rows, _) = vqsim::report::theory::run(&dir)?;
-    println!("active_modes  h_measured  h_predicted  q_measured  q_predicted");
+    outln!("active_modes  h_measured  h_predicted  q_measured  q_predicted");
     for r in &rows {
-        println!(
+        outln!(
             "{:>12}  {:>10.4}  {:>11.4}  {:>10.4}  {:>11.4}",
-            r.active_modes, r.h_measured, r.h_predicted, r.q_measured, r.q_predicted
+            r.active_modes,
+            r.h_measured,
+            r.h_predicted,
+            r.q_measured,
+            r.q_predicted
         );
     }
     let v = vqsim::report::theory::verdict(&rows);
@@ -337,8 +365,8 @@ fn theory(out: &Path) -> Result<()> {
     } else {
         "NOT supported"
     };
-    println!("{verdict}: {}\n{}", v.claim, v.evidence);
-    println!("wrote {}", dir.join("theory.csv").display());
+    outln!("{verdict}: {}\n{}", v.claim, v.evidence);
+    outln!("wrote {}", dir.join("theory.csv").display());
     Ok(())
 }
 
@@ -351,7 +379,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
         script: args.torch_script.clone(),
     });
     let report = vqsim::bench::run(&opts, |what| eprintln!("vqsim bench: timing {what}"))?;
-    print!("{report}");
+    out!("{report}");
     Ok(())
 }
 
@@ -369,15 +397,15 @@ fn check(args: &CheckArgs) -> Result<()> {
                 continue;
             }
         };
-        println!("{}", summary(&scenario));
+        outln!("{}", summary(&scenario));
         for axis in &scenario.axes {
             let values = toml::Value::Array(axis.values.clone());
-            println!("  {} = {values}", axis.key);
+            outln!("  {} = {values}", axis.key);
         }
         let seeds: Vec<String> = scenario.seeds.iter().map(u64::to_string).collect();
-        println!("  seeds = [{}]", seeds.join(", "));
+        outln!("  seeds = [{}]", seeds.join(", "));
         if args.resolved {
-            println!("\n{}", scenario.resolved_toml());
+            outln!("\n{}", scenario.resolved_toml());
         }
     }
     match bad.len() {
@@ -436,10 +464,10 @@ fn diagnose(args: &DiagnoseArgs) -> Result<()> {
         vqsim::diagnose::Limits::default(),
     );
     if args.json {
-        println!("{}", serde_json::to_string(&report.diagnosis)?);
+        outln!("{}", serde_json::to_string(&report.diagnosis)?);
     } else {
-        print!("{}", vqsim::diagnose::table(&report));
-        print!("{}", vqsim::diagnose::verdict(&report));
+        out!("{}", vqsim::diagnose::table(&report));
+        out!("{}", vqsim::diagnose::verdict(&report));
     }
     if let Some(dir) = &args.out {
         let files = vqsim::diagnose::write(

@@ -258,3 +258,19 @@ fn check_reports_every_file_not_just_the_first_bad_one() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly_not_in_a_panic() {
+    // The reader is gone before vqsim writes a byte, so every write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vqsim"))
+        .arg("keys")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
