@@ -92,23 +92,13 @@ pub fn token_gap(s: &Summary) -> Option<Verdict> {
         let mut ok = true;
         let mut ev = Vec::new();
         for (_, size) in &sizes {
-            let mut parts = Vec::new();
-            for metric in ["perplexity", "codebook_dist"] {
-                let Some(c) = s.deferred_vs_early(metric, &at(slice, &[(SIZE, size)])) else {
-                    ok = false;
-                    parts.push(format!("{metric} missing"));
-                    continue;
-                };
-                let holds = c.significant && c.other.mean > c.baseline.mean;
-                ok &= holds;
-                parts.push(format!(
-                    "{metric} {} vs {}{}",
-                    ci(&c.baseline),
-                    ci(&c.other),
-                    if holds { "" } else { " (not separated)" }
-                ));
-            }
-            ev.push(format!("S={size}: {}", parts.join(", ")));
+            let (holds, parts) = deferred_above(
+                s,
+                &["perplexity", "codebook_dist"],
+                &at(slice, &[(SIZE, size)]),
+            );
+            ok &= holds;
+            ev.push(format!("S={size}: {parts}"));
         }
         (ok, ev.join("; "))
     });
@@ -324,23 +314,13 @@ pub fn generation(s: &Summary) -> Option<Verdict> {
                 ev.push(format!("d={dim}: not in the sweep"));
                 continue;
             }
-            let mut parts = Vec::new();
-            for metric in ["gen_modes_hit", "gen_pairwise_ratio"] {
-                let Some(c) = s.deferred_vs_early(metric, &at(slice, &[(DIM, dim)])) else {
-                    ok = false;
-                    parts.push(format!("{metric} missing"));
-                    continue;
-                };
-                let holds = c.significant && c.baseline.mean < c.other.mean;
-                ok &= holds;
-                parts.push(format!(
-                    "{metric} {} vs {}{}",
-                    ci(&c.baseline),
-                    ci(&c.other),
-                    if holds { "" } else { " (not separated)" }
-                ));
-            }
-            ev.push(format!("d={dim}: {}", parts.join(", ")));
+            let (holds, parts) = deferred_above(
+                s,
+                &["gen_modes_hit", "gen_pairwise_ratio"],
+                &at(slice, &[(DIM, dim)]),
+            );
+            ok &= holds;
+            ev.push(format!("d={dim}: {parts}"));
         }
         (ok, ev.join("; "))
     });
@@ -551,6 +531,29 @@ pub fn dynamics(runs: &Table, history: &Table) -> Result<Option<Verdict>, Summar
                 .join(" | ")
         ),
     }))
+}
+
+/// Whether deferred's mean is above early's for every one of `metrics` at `at`, 95% CIs
+/// disjoint, with the evidence ("perplexity 6.4 [..] vs 59 [..], …"; a missing metric fails).
+fn deferred_above(s: &Summary, metrics: &[&str], at: &[(&str, &str)]) -> (bool, String) {
+    let mut ok = true;
+    let mut parts = Vec::new();
+    for metric in metrics {
+        let Some(c) = s.deferred_vs_early(metric, at) else {
+            ok = false;
+            parts.push(format!("{metric} missing"));
+            continue;
+        };
+        let holds = c.significant && c.other.mean > c.baseline.mean;
+        ok &= holds;
+        parts.push(format!(
+            "{metric} {} vs {}{}",
+            ci(&c.baseline),
+            ci(&c.other),
+            if holds { "" } else { " (not separated)" }
+        ));
+    }
+    (ok, parts.join(", "))
 }
 
 /// Run `test` in every slice of the parameters other than `axes`; labels each evidence.

@@ -145,9 +145,7 @@ pub struct CurvesFig {
 impl Draw for CurvesFig {
     fn size(&self) -> (u32, u32) {
         let rows = self.panels.len().div_ceil(self.cols) as u32;
-        let legend = style::legend_height(&self.legend, style::WIDTH);
-        let header = style::header_height(&self.subtitle, style::WIDTH);
-        (style::WIDTH, header + legend + rows * style::ROW)
+        style::size(&self.subtitle, &self.legend, rows * style::ROW)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult

@@ -106,9 +106,7 @@ pub fn diagnosis(
 
 impl Draw for DiagnosisFig {
     fn size(&self) -> (u32, u32) {
-        let header = style::header_height(&self.subtitle, style::WIDTH);
-        let legend = style::legend_height(&self.legend(), style::WIDTH);
-        (style::WIDTH, header + legend + style::ROW)
+        style::size(&self.subtitle, &self.legend(), style::ROW)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult

@@ -293,10 +293,11 @@ fn figure(
 
 impl Draw for ShrinkFig {
     fn size(&self) -> (u32, u32) {
-        let header = style::header_height(&self.subtitle, style::WIDTH);
-        let rows = style::ROW * self.arms.len() as u32;
-        let legend = style::legend_height(&self.legend(), style::WIDTH);
-        (style::WIDTH, header + legend + rows)
+        style::size(
+            &self.subtitle,
+            &self.legend(),
+            style::ROW * self.arms.len() as u32,
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult

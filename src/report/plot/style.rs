@@ -387,6 +387,15 @@ where
     Ok(root.split_vertically(header_height(subtitle, w)).1)
 }
 
+/// Size of a figure `WIDTH` px wide: `header` with this subtitle, `legend` with these lines,
+/// then `body` px of panels.
+pub fn size(subtitle: &str, legend: &[Vec<(Key, String)>], body: u32) -> (u32, u32) {
+    (
+        WIDTH,
+        header_height(subtitle, WIDTH) + legend_height(legend, WIDTH) + body,
+    )
+}
+
 /// Height `header` takes for this subtitle in a figure `width` px wide.
 pub fn header_height(subtitle: &str, width: u32) -> u32 {
     48 + SUBTITLE_LINE * wrap(subtitle, width).len() as u32
