@@ -124,7 +124,7 @@ struct PaperArgs {
     /// memory available now).
     #[arg(long, value_name = "SIZE", value_parser = memory::parse_bytes)]
     max_memory: Option<u64>,
-    /// Read the six scenario files from DIR instead of the copies built into vqsim.
+    /// Read the paper scenario files from DIR instead of the copies built into vqsim.
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
 }

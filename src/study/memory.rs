@@ -42,7 +42,7 @@ pub fn run_bytes(cfg: &RunConfig) -> u64 {
     let snapshot = n * (2 * d + m) * 4 + cells * (CSV_CELL_BYTES + CSV_TEXT_BYTES);
     let epochs = (cfg.train.epochs
         + match cfg.schedule.kind {
-            ScheduleKind::Deferred => cfg.schedule.continuous_epochs,
+            ScheduleKind::Deferred | ScheduleKind::Continuous => cfg.schedule.continuous_epochs,
             ScheduleKind::Early => 0,
         }) as u64;
     let history = (epochs + 2) * HISTORY_CELLS * CSV_CELL_BYTES * 2;

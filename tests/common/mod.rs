@@ -23,6 +23,7 @@ pub fn row(
         i.to_string(),
         status.into(),
         String::new(),
+        String::new(),
         "0.5".into(),
     ];
     // Every scenario key at its default unless `set` says otherwise.
@@ -39,15 +40,22 @@ pub fn row(
             .iter()
             .find(|(s, _)| *s == m)
             .map_or("1", |(_, v)| *v);
-        cells.push(if status == "diverged" { "NaN" } else { v }.into());
+        cells.push(if status == "ok" { v } else { "NaN" }.into());
     }
     cells.join(",")
 }
 
 pub fn header() -> String {
-    let mut h: Vec<String> = ["run_id", "run_index", "status", "diverged_epoch", "seconds"]
-        .map(String::from)
-        .into();
+    let mut h: Vec<String> = [
+        "run_id",
+        "run_index",
+        "status",
+        "diverged_epoch",
+        "message",
+        "seconds",
+    ]
+    .map(String::from)
+    .into();
     h.extend(flatten(&RunConfig::default()).into_iter().map(|(k, _)| k));
     h.push("seed".into());
     h.extend(metric_names());
