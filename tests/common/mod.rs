@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use vqsim::sim::config::RunConfig;
 use vqsim::study::scenario::flatten;
-use vqsim::study::store::metric_names;
+use vqsim::study::store::{metric_names, RUN_COLUMNS};
 
 /// A runs.csv row: `set` overrides parameters, `metrics` overrides metrics (others 1).
 pub fn row(
@@ -46,16 +46,7 @@ pub fn row(
 }
 
 pub fn header() -> String {
-    let mut h: Vec<String> = [
-        "run_id",
-        "run_index",
-        "status",
-        "diverged_epoch",
-        "message",
-        "seconds",
-    ]
-    .map(String::from)
-    .into();
+    let mut h: Vec<String> = RUN_COLUMNS.map(String::from).into();
     h.extend(flatten(&RunConfig::default()).into_iter().map(|(k, _)| k));
     h.push("seed".into());
     h.extend(metric_names());
