@@ -119,7 +119,7 @@ struct PaperArgs {
     out: PathBuf,
     #[command(flatten)]
     sweep: SweepArgs,
-    /// Read the six scenario files from DIR instead of the copies built into vqsim.
+    /// Read the paper scenario files from DIR instead of the copies built into vqsim.
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
 }

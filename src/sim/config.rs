@@ -53,6 +53,17 @@ pub enum Activation {
     Gelu,
 }
 
+/// What encoder and decoder are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// MLPs of `depth` hidden layers of `width` units.
+    Mlp,
+    /// Both the identity (latent = input): the only distortion is quantization, as in the
+    /// paper's §4.2 model. Needs latent_dim = dim; width, depth and activation unused.
+    Identity,
+}
+
 /// Encoder and decoder MLPs (mirror images of each other).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,6 +75,7 @@ pub struct ModelConfig {
     /// Hidden layers per network; 0 makes encoder and decoder linear maps.
     pub depth: usize,
     pub activation: Activation,
+    pub kind: ModelKind,
 }
 
 impl Default for ModelConfig {
@@ -73,6 +85,7 @@ impl Default for ModelConfig {
             width: 64,
             depth: 2,
             activation: Activation::Relu,
+            kind: ModelKind::Mlp,
         }
     }
 }
@@ -188,7 +201,7 @@ pub struct TrainConfig {
     /// Adam learning rate (networks and, for update = "loss", the codebook).
     pub lr: f64,
     pub batch_size: usize,
-    /// Quantized epochs (for both schedules).
+    /// Quantized epochs (early and deferred); with kind = "continuous", further unquantized ones.
     pub epochs: usize,
 }
 
@@ -209,13 +222,18 @@ pub enum ScheduleKind {
     Early,
     /// Train a plain autoencoder first, then initialise the codebook and quantize.
     Deferred,
+    /// The plain autoencoder alone, never quantized, for `continuous_epochs + epochs` epochs:
+    /// deferred's training budget, its first `continuous_epochs` identical to deferred's
+    /// continuous phase. Isolates embedding collapse from token collapse.
+    Continuous,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
     pub kind: ScheduleKind,
-    /// Epochs of continuous (unquantized) training before the switch, for kind = "deferred".
+    /// Epochs of continuous (unquantized) training before the switch, for kind = "deferred"
+    /// (and the first part of kind = "continuous").
     pub continuous_epochs: usize,
 }
 

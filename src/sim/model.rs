@@ -4,7 +4,7 @@
 use ndarray::{s, Array2, ArrayView2};
 use rand::Rng;
 
-use crate::sim::config::RunConfig;
+use crate::sim::config::{ModelKind, RunConfig};
 use crate::sim::metrics::{self, Metrics, Observation, QuantizedView};
 use crate::sim::nearest;
 use crate::sim::nn::{loss, Adam, Mlp};
@@ -42,8 +42,14 @@ impl Autoencoder {
             cfg.train.batch_size.min(points),
         );
         let mc = &cfg.model;
-        let encoder = Mlp::new(d, mc.width, mc.depth, m, mc.activation, b, rng);
-        let decoder = Mlp::new(m, mc.width, mc.depth, d, mc.activation, b, rng);
+        let (encoder, decoder) = match mc.kind {
+            ModelKind::Mlp => (
+                Mlp::new(d, mc.width, mc.depth, m, mc.activation, b, rng),
+                Mlp::new(m, mc.width, mc.depth, d, mc.activation, b, rng),
+            ),
+            // Validation made m = d.
+            ModelKind::Identity => (Mlp::identity(d, b), Mlp::identity(m, b)),
+        };
         Autoencoder {
             encoder,
             decoder,

@@ -38,7 +38,7 @@ pub fn run_bytes(cfg: &RunConfig) -> u64 {
     let snapshot = 3 * (n * (2 * d + m) * 4 + n * 8 * 2);
     let epochs = (cfg.train.epochs
         + match cfg.schedule.kind {
-            ScheduleKind::Deferred => cfg.schedule.continuous_epochs,
+            ScheduleKind::Deferred | ScheduleKind::Continuous => cfg.schedule.continuous_epochs,
             ScheduleKind::Early => 0,
         }) as u64;
     let history = (epochs + 2) * HISTORY_CELLS * CSV_CELL_BYTES * 2;

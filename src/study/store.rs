@@ -26,8 +26,18 @@ use crate::sim::metrics::Metrics;
 use crate::sim::train::{Phase, RunOutcome, Snapshot, Status};
 use crate::study::scenario::{flatten, RunSpec, Scenario};
 
-/// Leading columns of `runs.csv`; the parameters, `seed` and the metrics follow.
-pub const RUN_COLUMNS: [&str; 5] = ["run_id", "run_index", "status", "diverged_epoch", "seconds"];
+/// Leading columns of `runs.csv`; the parameters, `seed` and the metrics follow. `message` says
+/// why a `failed` run failed (empty otherwise).
+pub const RUN_COLUMNS: [&str; 6] = [
+    "run_id",
+    "run_index",
+    "status",
+    "diverged_epoch",
+    "message",
+    "seconds",
+];
+/// The leading column a run directory written before it existed lacks: read as empty.
+const MESSAGE: &str = "message";
 /// Leading columns of `history.csv`; the metrics follow.
 pub const HISTORY_COLUMNS: [&str; 4] = ["run_id", "phase", "epoch", "total_epoch"];
 
@@ -100,6 +110,7 @@ fn status_text(s: Status) -> &'static str {
     match s {
         Status::Ok => "ok",
         Status::Diverged => "diverged",
+        Status::Failed => "failed",
     }
 }
 
@@ -129,6 +140,7 @@ pub fn run_row(spec: &RunSpec, outcome: &RunOutcome) -> Vec<String> {
             .diverged_epoch
             .map(|e| e.to_string())
             .unwrap_or_default(),
+        outcome.message.clone(),
         fmt_f64(outcome.seconds),
     ];
     row.extend(flatten(&spec.config).into_iter().map(|(_, v)| v));
@@ -402,6 +414,9 @@ fn onto_columns(
             if let Some(i) = stored.iter().position(|c| c == column) {
                 return Ok(record.get(i).unwrap_or_default().to_string());
             }
+            if column == MESSAGE {
+                return Ok(String::new());
+            }
             if required.contains(&column.as_str()) || column == "seed" {
                 return Err(OutputError::Corrupt {
                     path: path.to_path_buf(),
@@ -502,6 +517,43 @@ pub fn utc_timestamp(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_failed_run_keeps_its_message_and_older_run_files_read_without_one() {
+        let scenario = Scenario::from_str("seeds = [0]\n", None, "t").unwrap();
+        let spec = &scenario.runs[0];
+        let message = "k-means codebook init failed: no inertia, \"-inf\"";
+        let outcome = RunOutcome {
+            status: Status::Failed,
+            diverged_epoch: None,
+            message: message.into(),
+            seconds: 0.25,
+            metrics: Metrics::nan(),
+            history: Vec::new(),
+            snapshot: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join(RUNS_DIR);
+        fs::create_dir_all(&runs).unwrap();
+        write_run(&runs, spec, &outcome).unwrap();
+        let file = runs.join(&spec.id).join(RUN_CSV);
+        let header = run_header(&flatten(&spec.config));
+        let col = |name: &str| header.iter().position(|c| c == name).unwrap();
+        let (h, rows) = read_csv(&file).unwrap();
+        assert_eq!(h.iter().collect::<Vec<_>>(), header);
+        assert_eq!(&rows[0][col("status")], "failed");
+        assert_eq!(&rows[0][col("diverged_epoch")], "");
+        assert_eq!(&rows[0][col(MESSAGE)], message);
+
+        // A run directory written before the message column existed.
+        let keep: Vec<usize> = (0..header.len()).filter(|&i| i != col(MESSAGE)).collect();
+        let pick = |r: &csv::StringRecord| keep.iter().map(|&i| r[i].to_string()).collect();
+        let old: Vec<String> = keep.iter().map(|&i| header[i].clone()).collect();
+        fs::write(&file, csv_bytes(&old, &[pick(&rows[0])])).unwrap();
+        let (row, _) = read_run(&runs.join(&spec.id), spec, &header, &history_header()).unwrap();
+        assert_eq!(row[col(MESSAGE)], "");
+        assert_eq!(row[col("status")], "failed");
+    }
 
     #[test]
     fn timestamps_are_utc_civil_dates() {

@@ -708,7 +708,7 @@ fn expected_cost(cfg: &RunConfig) -> f64 {
     };
     let epochs = cfg.train.epochs
         + match cfg.schedule.kind {
-            ScheduleKind::Deferred => cfg.schedule.continuous_epochs,
+            ScheduleKind::Deferred | ScheduleKind::Continuous => cfg.schedule.continuous_epochs,
             ScheduleKind::Early => 0,
         };
     let points = (cfg.data.modes * cfg.data.points_per_mode) as f64;

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::sim::config::{
-    DataConfig, ModelConfig, QuantizerConfig, RunConfig, ScheduleConfig, TrainConfig,
+    DataConfig, ModelConfig, ModelKind, QuantizerConfig, RunConfig, ScheduleConfig, TrainConfig,
 };
 
 /// The sections of a configuration, in `RunConfig` order.
@@ -162,6 +162,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         width,
         depth,
         activation,
+        kind: model_kind,
     } = model;
     let QuantizerConfig {
         codebook_size,
@@ -267,6 +268,15 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             activation,
             &["relu", "tanh", "gelu"],
             ("act", "hidden activation (gelu is the exact, erf-based one)"),
+        ),
+        choice(
+            "model.kind",
+            model_kind,
+            &["mlp", "identity"],
+            (
+                "model",
+                "MLP encoder and decoder, or both the identity (the paper's §4.2 model: needs latent_dim = dim, width/depth/activation left at their defaults)",
+            ),
         ),
         int(
             "quantizer.codebook_size",
@@ -436,15 +446,18 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             1,
             100_000,
             Cap::None,
-            ("epochs", "quantized epochs (both schedules)"),
+            (
+                "epochs",
+                "quantized epochs (early, deferred); further unquantized ones for continuous",
+            ),
         ),
         choice(
             "schedule.kind",
             kind,
-            &["early", "deferred"],
+            &["early", "deferred", "continuous"],
             (
                 "schedule",
-                "quantize from step 0, or after a continuous phase (the paper's fix)",
+                "quantize from step 0, or after a continuous phase (the paper's fix), or never (the plain autoencoder for continuous_epochs + epochs epochs; codebook metrics NaN)",
             ),
         ),
         int(
@@ -455,7 +468,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             Cap::None,
             (
                 "cont. epochs",
-                "continuous epochs before the switch (deferred)",
+                "continuous epochs before the switch (deferred; continuous trains these plus epochs)",
             ),
         ),
     ]
@@ -677,6 +690,39 @@ pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
             });
         }
     }
+    identity_fits(cfg)
+}
+
+/// `model.kind = "identity"` has no network to shape: the latent is the input, and the MLP's
+/// keys must stay at their defaults rather than be silently ignored.
+fn identity_fits(cfg: &RunConfig) -> Result<(), RangeError> {
+    if cfg.model.kind != ModelKind::Identity {
+        return Ok(());
+    }
+    let m = &cfg.model;
+    if m.latent_dim != cfg.data.dim {
+        return Err(RangeError {
+            key: "model.latent_dim".into(),
+            value: m.latent_dim.to_string(),
+            allowed: format!(
+                "data.dim ({}) with model.kind = \"identity\" (the latent is the input)",
+                cfg.data.dim
+            ),
+        });
+    }
+    let unused = ["model.width", "model.depth", "model.activation"];
+    for (f, d) in fields(cfg).into_iter().zip(fields(&RunConfig::default())) {
+        if unused.contains(&f.key) && f.value != d.value {
+            return Err(RangeError {
+                key: f.key.into(),
+                value: f.value.to_toml().to_string(),
+                allowed: format!(
+                    "its default {} with model.kind = \"identity\" (no hidden layers)",
+                    d.value.to_toml()
+                ),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -737,6 +783,37 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(validate(&RunConfig::default()), Ok(()));
+    }
+
+    #[test]
+    fn identity_model_needs_latent_dim_equal_to_dim_and_default_mlp_keys() {
+        let identity = |edit: fn(&mut RunConfig)| {
+            let mut cfg = RunConfig::default();
+            cfg.model.kind = ModelKind::Identity;
+            edit(&mut cfg);
+            validate(&cfg)
+        };
+        assert_eq!(identity(|_| {}), Ok(()));
+        assert_eq!(
+            identity(|c| {
+                c.data.dim = 8;
+                c.model.latent_dim = 8;
+            }),
+            Ok(())
+        );
+        let err = identity(|c| c.data.dim = 8).unwrap_err();
+        assert_eq!(err.key, "model.latent_dim");
+        assert!(err.allowed.contains("data.dim (8)"), "{}", err.allowed);
+        assert_eq!(
+            identity(|c| c.model.width = 8).unwrap_err().key,
+            "model.width"
+        );
+        assert_eq!(
+            identity(|c| c.model.depth = 0).unwrap_err().key,
+            "model.depth"
+        );
+        let err = identity(|c| c.model.activation = crate::sim::config::Activation::Tanh);
+        assert_eq!(err.unwrap_err().key, "model.activation");
     }
 
     #[test]
@@ -934,7 +1011,7 @@ mod tests {
             err,
             ValueError::Range {
                 value: "\"late\"".into(),
-                allowed: "one of \"early\", \"deferred\"".into()
+                allowed: "one of \"early\", \"deferred\", \"continuous\"".into()
             }
         );
     }
@@ -943,7 +1020,7 @@ mod tests {
     fn section_keys_are_in_struct_order() {
         assert_eq!(
             section_keys("model"),
-            ["latent_dim", "width", "depth", "activation"]
+            ["latent_dim", "width", "depth", "activation", "kind"]
         );
     }
 }
