@@ -37,7 +37,14 @@ pub(super) fn check_keys(
         data.is_some_and(|t| t.contains_key(name))
     };
     if !has_path(base) {
-        return match FILE_KEYS[1..].iter().find(|k| given(k)) {
+        // Set to something other than their defaults ("", false), as a resolved file has them.
+        let set = |key: &str| {
+            let name = key.trim_start_matches("data.");
+            data.and_then(|t| t.get(name)).is_some_and(|v| {
+                v != &toml::Value::String(String::new()) && v != &toml::Value::Boolean(false)
+            })
+        };
+        return match FILE_KEYS[1..].iter().find(|k| set(k)) {
             Some(key) => Err(ScenarioError::NeedsDataPath {
                 file: file.into(),
                 key: key.to_string(),

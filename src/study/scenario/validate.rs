@@ -310,7 +310,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             "a .npy, .npz or .csv file of one integer per row of data.path, relative to the scenario file, or \"\" for none",
             (
                 "labels",
-                "class of each row of the data file; the class means are the modes of modes_hit, mode_entropy, token_mode_entropy and gen_mode*, which are empty without labels",
+                "class of each row of the data file; the class means are the modes of modes_hit, mode_entropy, token_mode_entropy and gen_mode*, which are NaN without labels",
             ),
         ),
         boolean(
