@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Synthetic data: a mixture of `modes` isotropic Gaussians (SPEC §2).
+use crate::sim::data::DataFile;
+
+/// Synthetic data: a mixture of `modes` isotropic Gaussians (SPEC §2), or a data file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
@@ -28,6 +30,29 @@ pub struct DataConfig {
     /// Share of the points held out of training (chosen at random); `heldout_mse` measures
     /// reconstruction on them. 0 = train on everything.
     pub holdout: f64,
+    /// A data file (N, d) used in place of the mixture; "" = the mixture. Scenario loading
+    /// resolves it against the scenario's directory and sets `modes`, `points_per_mode` and
+    /// `dim` from the file.
+    pub path: String,
+    /// The array of an `.npz` data file; "" = its only array.
+    pub array: String,
+    /// A file of one integer class per row of `path`; their means are the modes. "" = none.
+    pub labels: String,
+    /// z-score each column of the data file.
+    pub standardize: bool,
+    /// The file's contents, read once when the scenario is loaded and shared by every run.
+    #[serde(skip)]
+    pub file: Option<DataFile>,
+}
+
+impl DataConfig {
+    /// Number of data points: the file's rows, or `modes · points_per_mode`.
+    pub fn points(&self) -> usize {
+        match &self.file {
+            Some(f) => f.data.len(),
+            None => self.modes * self.points_per_mode,
+        }
+    }
 }
 
 impl Default for DataConfig {
@@ -41,6 +66,11 @@ impl Default for DataConfig {
             weight_ratio: 1.0,
             std_ratio: 1.0,
             holdout: 0.0,
+            path: String::new(),
+            array: String::new(),
+            labels: String::new(),
+            standardize: false,
+            file: None,
         }
     }
 }

@@ -1,6 +1,9 @@
-//! The synthetic data: a mixture of K isotropic Gaussians (SPEC §2).
+//! The data: a mixture of K isotropic Gaussians (SPEC §2), or the user's own file.
 
-use ndarray::{Array2, Axis};
+use std::fmt;
+use std::sync::Arc;
+
+use ndarray::{Array1, Array2, Axis};
 use ndarray_rand::rand_distr::{StandardNormal, Uniform};
 use ndarray_rand::RandomExt;
 use rand::Rng;
@@ -40,12 +43,98 @@ impl Mixture {
         Mixture { x, labels, means }
     }
 
+    /// A data set read from a file: `x` (n, d), z-scored per column when `standardize`, with
+    /// the classes of `labels` (any integers, numbered 0.. in increasing order) as its modes
+    /// and their means as the mode means. Without labels every point is in class 0 and there
+    /// are no means (0, d), so the mode metrics are NaN rather than made up.
+    pub fn from_file(mut x: Array2<f32>, labels: Option<&[usize]>, standardize: bool) -> Mixture {
+        if standardize {
+            z_score(&mut x);
+        }
+        let Some(labels) = labels else {
+            let means = Array2::zeros((0, x.ncols()));
+            return Mixture {
+                labels: vec![0; x.nrows()],
+                x,
+                means,
+            };
+        };
+        let mut classes = labels.to_vec();
+        classes.sort_unstable();
+        classes.dedup();
+        let labels: Vec<usize> = labels
+            .iter()
+            .map(|l| classes.binary_search(l).expect("every label is a class"))
+            .collect();
+        let means = class_means(&x, &labels, classes.len());
+        Mixture { x, labels, means }
+    }
+
+    /// Number of modes: mixture components, or classes of a labelled file (0 without labels).
+    pub fn modes(&self) -> usize {
+        self.means.nrows()
+    }
+
     pub fn len(&self) -> usize {
         self.x.nrows()
     }
 
     pub fn is_empty(&self) -> bool {
         self.x.nrows() == 0
+    }
+}
+
+/// Each column shifted to mean 0 and scaled to standard deviation 1 (the population σ, as
+/// scikit-learn's StandardScaler); a constant column is only centred, as there.
+fn z_score(x: &mut Array2<f32>) {
+    let n = x.nrows() as f64;
+    for mut col in x.columns_mut() {
+        let mean = col.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = col.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let scale = if var > 0.0 { var.sqrt() } else { 1.0 };
+        col.mapv_inplace(|v| ((v as f64 - mean) / scale) as f32);
+    }
+}
+
+/// Mean of the rows of `x` (n, d) in each of `k` classes, (k, d); sums in f64.
+fn class_means(x: &Array2<f32>, labels: &[usize], k: usize) -> Array2<f32> {
+    let mut sums = Array2::<f64>::zeros((k, x.ncols()));
+    let mut counts = Array1::<f64>::zeros(k);
+    for (row, &c) in x.rows().into_iter().zip(labels) {
+        sums.row_mut(c).zip_mut_with(&row, |s, &v| *s += v as f64);
+        counts[c] += 1.0;
+    }
+    for (mut row, &n) in sums.rows_mut().into_iter().zip(&counts) {
+        row /= n;
+    }
+    sums.mapv(|v| v as f32)
+}
+
+/// A data set read from a file once per sweep and shared by all its runs and threads.
+#[derive(Clone)]
+pub struct DataFile {
+    pub data: Arc<Mixture>,
+    /// Hash of the values and labels as read: it enters every run id, so an edited file never
+    /// reuses stored runs while a moved one does.
+    pub fingerprint: u64,
+}
+
+impl PartialEq for DataFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.fingerprint == other.fingerprint
+    }
+}
+
+impl fmt::Debug for DataFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DataFile({} × {}, {} modes, {:016x})",
+            self.data.x.nrows(),
+            self.data.x.ncols(),
+            self.data.modes(),
+            self.fingerprint
+        )
     }
 }
 
@@ -102,6 +191,47 @@ mod tests {
         // Weights 1, 1/2, 1/4 of 700 points: 400, 200, 100.
         assert_eq!(counts, vec![400, 200, 100]);
         assert!(labels.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn class_means_are_the_modes_of_a_labelled_file() {
+        // Classes 7 and 3 become modes 1 and 0 (increasing order); their means by hand.
+        let x = ndarray::array![
+            [0.0f32, 2.0],
+            [2.0, 4.0],
+            [10.0, 0.0],
+            [4.0, 0.0],
+            [10.0, 3.0]
+        ];
+        let m = Mixture::from_file(x.clone(), Some(&[3, 3, 7, 3, 7]), false);
+        assert_eq!(m.labels, vec![0, 0, 1, 0, 1]);
+        assert_eq!(m.means, ndarray::array![[2.0f32, 2.0], [10.0, 1.5]]);
+        assert_eq!(m.x, x);
+    }
+
+    #[test]
+    fn a_file_without_labels_has_no_modes() {
+        let m = Mixture::from_file(ndarray::array![[1.0f32], [2.0]], None, false);
+        assert_eq!(m.modes(), 0);
+        assert_eq!(m.means.dim(), (0, 1));
+        assert_eq!(m.labels, vec![0, 0]);
+    }
+
+    #[test]
+    fn standardize_z_scores_columns_and_only_centres_constant_ones() {
+        let x = ndarray::array![[1.0f32, 5.0], [3.0, 5.0], [5.0, 5.0], [7.0, 5.0]];
+        let m = Mixture::from_file(x, None, true);
+        // Column 0: mean 4, population σ √5.
+        let s = 5f32.sqrt();
+        let expected = ndarray::array![
+            [-3.0 / s, 0.0],
+            [-1.0 / s, 0.0],
+            [1.0 / s, 0.0],
+            [3.0 / s, 0.0]
+        ];
+        for (a, b) in m.x.iter().zip(expected.iter()) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
     }
 
     #[test]

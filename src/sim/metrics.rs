@@ -179,6 +179,14 @@ pub fn measure(obs: &Observation) -> Metrics {
             out.gen_coverage = g.prdc.coverage;
         }
     }
+    if obs.means.nrows() == 0 {
+        // A data file without labels has no modes: say so, do not count against none.
+        out.modes_hit = f64::NAN;
+        out.mode_entropy = f64::NAN;
+        out.token_mode_entropy = f64::NAN;
+        out.gen_modes_hit = f64::NAN;
+        out.gen_mode_entropy = f64::NAN;
+    }
     out
 }
 

@@ -35,7 +35,7 @@ pub struct Evaluation {
 impl Autoencoder {
     pub fn new(cfg: &RunConfig, rng: &mut impl Rng) -> Autoencoder {
         // A batch never holds more than the whole data set: size the scratch for what can occur.
-        let points = cfg.data.modes * cfg.data.points_per_mode;
+        let points = cfg.data.points();
         let (d, m, b) = (
             cfg.data.dim,
             cfg.model.latent_dim,

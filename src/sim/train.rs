@@ -1,5 +1,6 @@
 //! One run: data, networks, the early, deferred or continuous schedule, and its measurements.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -90,7 +91,11 @@ pub struct Cancelled;
 /// Train and measure one run. Randomness comes only from `seed`, so the same (config, seed)
 /// gives the same outcome bit for bit on any thread. `cancel` is polled between steps.
 pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome, Cancelled> {
-    let data = Mixture::sample(&cfg.data, &mut stream(seed, Stream::Data));
+    // A data file was read once for the whole sweep: borrow it, never read or copy it per run.
+    let data = match &cfg.data.file {
+        Some(file) => Cow::Borrowed(&*file.data),
+        None => Cow::Owned(Mixture::sample(&cfg.data, &mut stream(seed, Stream::Data))),
+    };
     let n = data.len();
     let subsample = metrics::subsample(n, seed);
     let (train, heldout) = split(n, cfg.data.holdout, &mut stream(seed, Stream::Holdout));

@@ -28,7 +28,7 @@ const HISTORY_CELLS: u64 = 16;
 
 /// Upper bound of one run's peak memory in bytes.
 pub fn run_bytes(cfg: &RunConfig) -> u64 {
-    let n = (cfg.data.modes * cfg.data.points_per_mode) as u64;
+    let n = cfg.data.points() as u64;
     let (d, m) = (cfg.data.dim as u64, cfg.model.latent_dim as u64);
     let (w, depth) = (cfg.model.width as u64, cfg.model.depth as u64);
     let data = n * d * 4 + n * 8 * 2;

@@ -535,7 +535,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runs = dir.path().join(RUNS_DIR);
         fs::create_dir_all(&runs).unwrap();
-        write_run(&runs, spec, &outcome).unwrap();
+        write_run(&runs, spec, &outcome, true).unwrap();
         let file = runs.join(&spec.id).join(RUN_CSV);
         let header = run_header(&flatten(&spec.config));
         let col = |name: &str| header.iter().position(|c| c == name).unwrap();

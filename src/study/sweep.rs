@@ -711,7 +711,7 @@ fn expected_cost(cfg: &RunConfig) -> f64 {
             ScheduleKind::Deferred | ScheduleKind::Continuous => cfg.schedule.continuous_epochs,
             ScheduleKind::Early => 0,
         };
-    let points = (cfg.data.modes * cfg.data.points_per_mode) as f64;
+    let points = cfg.data.points() as f64;
     (epochs.max(1) as f64) * points * (per_point + OVERHEAD_PER_POINT)
 }
 

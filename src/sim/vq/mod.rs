@@ -38,9 +38,7 @@ enum Learner {
 
 /// The largest batch a run feeds the quantizer: a batch never holds more than the data set.
 fn max_batch(cfg: &RunConfig) -> usize {
-    cfg.train
-        .batch_size
-        .min(cfg.data.modes * cfg.data.points_per_mode)
+    cfg.train.batch_size.min(cfg.data.points())
 }
 
 impl Learner {

@@ -134,6 +134,22 @@ pub enum ScenarioError {
         max: usize,
     },
 
+    #[error("{file}: `data.path` reads the data from a file, so {keys} cannot be given (the file gives the dimension, the classes and the points); remove them")]
+    MixtureKeysWithDataFile { file: String, keys: String },
+
+    #[error("{file}: `{key}` describes a data file, but `data.path` is not set; set it or remove `{key}`")]
+    NeedsDataPath { file: String, key: String },
+
+    #[error("{file}: `{axis}` cannot be swept: a sweep reads one data file, once (write one scenario per file)")]
+    DataFileSwept { file: String, axis: String },
+
+    #[error("{file}: `{key}`: {error}")]
+    DataFile {
+        file: String,
+        key: String,
+        error: Box<crate::arrays::ArrayError>,
+    },
+
     /// A value passed the key-by-key checks but the config still failed to deserialize; this
     /// should not happen, but must not panic either.
     #[error("{file}: {message}")]

@@ -14,6 +14,7 @@ use super::error::{closest, ScenarioError};
 use super::validate::{self, check_value, describe, rule_of, section_keys, ValueError, SECTIONS};
 use super::{Axis, RunSpec, ARMS, TOP_LEVEL_KEYS};
 use crate::sim::config::RunConfig;
+use crate::sim::data::DataFile;
 
 /// More runs than this is a mistake in the file, not an experiment.
 pub const MAX_RUNS: usize = 100_000;
@@ -316,12 +317,14 @@ impl<'de> Visitor<'de> for Offsets<'_> {
 }
 
 /// The runs of a scenario: every combination of axis values (first axis slowest, last axis
-/// fastest) × every seed (innermost), each config deserialized and validated.
+/// fastest) × every seed (innermost), each config deserialized, given the scenario's data file
+/// (shared, not copied) and validated.
 pub(super) fn expand(
     file: &str,
     base: &toml::Table,
     axes: &[Axis],
     seeds: &[u64],
+    data: Option<&DataFile>,
 ) -> Result<Vec<RunSpec>, ScenarioError> {
     let combos = axes
         .iter()
@@ -341,7 +344,8 @@ pub(super) fn expand(
         }
     };
 
-    let base_cfg = deserialize(file, base.clone())?;
+    let mut base_cfg = deserialize(file, base.clone())?;
+    base_cfg.data.file = data.cloned();
     let mut runs = Vec::with_capacity(total);
     let mut picks = vec![0usize; axes.len()];
     for combo in 0..combos {
@@ -357,7 +361,8 @@ pub(super) fn expand(
                 set(&mut table, &key, value);
             }
         }
-        let config = deserialize(file, table)?;
+        let mut config = deserialize(file, table)?;
+        config.data.file = data.cloned();
         if let Err(e) = validate::validate(&config) {
             let context = if let Some(i) = axes.iter().position(|a| a.sets(&e.key)) {
                 format!(" (from `sweep.\"{}\"`[{}])", e.key, picks[i])
@@ -459,16 +464,27 @@ pub fn run_id(config: &RunConfig, seed: u64) -> String {
     format!("{:016x}", fnv1a(canonical_text(config, seed).as_bytes()))
 }
 
-/// One `key=value` line per hashed key (see `ALWAYS_HASHED`), then the seed, under the tag of
-/// the results version.
+/// The keys a data file's content hash stands for in the id: where the files are does not
+/// matter, what they hold does.
+const REPLACED_BY_CONTENT: [&str; 2] = ["data.path", "data.labels"];
+
+/// One `key=value` line per hashed key (see `ALWAYS_HASHED`), the data file's content hash
+/// (`data.content`, with a file), then the seed, under the tag of the results version.
 fn canonical_text(config: &RunConfig, seed: u64) -> String {
     let mut text = format!("vqsim-run-v{RESULTS_VERSION}\n");
     let defaults = validate::fields(&RunConfig::default());
+    let file = config.data.file.as_ref();
     for (field, default) in validate::fields(config).into_iter().zip(defaults) {
+        if file.is_some() && REPLACED_BY_CONTENT.contains(&field.key) {
+            continue;
+        }
         if ALWAYS_HASHED.contains(&field.key) || field.value != default.value {
             // Writing to a String cannot fail.
             let _ = writeln!(text, "{}={}", field.key, field.value);
         }
+    }
+    if let Some(f) = file {
+        let _ = writeln!(text, "data.content={:016x}", f.fingerprint);
     }
     let _ = writeln!(text, "seed={seed}");
     text
@@ -476,11 +492,29 @@ fn canonical_text(config: &RunConfig, seed: u64) -> String {
 
 /// 64-bit FNV-1a: tiny, and unlike std's `DefaultHasher` fixed forever.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .iter()
-        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+    let mut h = Fnv1a::new();
+    h.write(bytes);
+    h.finish()
+}
+
+/// FNV-1a fed in pieces (a data file's values without copying them into one buffer).
+pub(super) struct Fnv1a(u64);
+
+impl Fnv1a {
+    pub(super) fn new() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(super) fn write(&mut self, bytes: &[u8]) {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        self.0 = bytes
+            .iter()
+            .fold(self.0, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    }
+
+    pub(super) fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 #[cfg(test)]
@@ -517,16 +551,18 @@ mod tests {
                 toml::Value::Integer(i) => toml::Value::Integer(i + 1),
                 // Halving leaves 0 as it is: move it off zero instead.
                 toml::Value::Float(x) => toml::Value::Float(if *x == 0.0 { 0.25 } else { x * 0.5 }),
-                toml::Value::String(_) => {
-                    let validate::Rule::Choice(words) = field.rule else {
-                        unreachable!()
-                    };
-                    let other = words
-                        .iter()
-                        .find(|w| **w != field.value.to_string())
-                        .unwrap();
-                    toml::Value::String(other.to_string())
-                }
+                toml::Value::String(_) => match field.rule {
+                    validate::Rule::Choice(words) => {
+                        let other = words
+                            .iter()
+                            .find(|w| **w != field.value.to_string())
+                            .unwrap();
+                        toml::Value::String(other.to_string())
+                    }
+                    // A config built in code, no file attached: the text itself is hashed.
+                    _ => toml::Value::String("other".into()),
+                },
+                toml::Value::Boolean(b) => toml::Value::Boolean(!b),
                 other => panic!("unexpected {other:?}"),
             };
             t[section][key] = changed;

@@ -8,6 +8,7 @@
 //! seeds are innermost. A run's id hashes its values and seed only (`expand::run_id`).
 
 mod compare;
+mod data;
 mod error;
 mod expand;
 mod validate;
@@ -23,7 +24,7 @@ pub use validate::{fields, keys_markdown, label, validate, Field, FieldValue, Ra
 
 use crate::sim::config::RunConfig;
 use error::closest;
-use validate::{check_value, describe, section_keys, ValueError, SECTIONS};
+use validate::{check_value, describe, section_keys, ValueError, MIXTURE_KEYS, SECTIONS};
 
 /// Keys outside the sections; they describe the scenario, not a run, so they cannot be swept.
 const TOP_LEVEL_KEYS: [&str; 3] = ["name", "seeds", "replicates"];
@@ -168,13 +169,17 @@ impl Scenario {
         }
         let name = name(&file, doc.get("name"), default_name)?;
         let seeds = seeds(&file, doc.get("seeds"), doc.get("replicates"))?;
-        let base_table = sections(&file, &doc)?;
-        let base = expand::deserialize(&file, base_table.clone())?;
+        let mut base_table = sections(&file, &doc)?;
         let axes = match doc.get("sweep") {
             Some(sweep) => expand::axes(&file, text, sweep)?,
             None => Vec::new(),
         };
-        let runs = expand::expand(&file, &base_table, &axes, &seeds)?;
+        data::check_keys(&file, &base_table, &axes)?;
+        let dir = path.and_then(Path::parent).unwrap_or(Path::new(""));
+        let data_file = data::load(&file, dir, &mut base_table)?;
+        let mut base = expand::deserialize(&file, base_table.clone())?;
+        base.data.file = data_file.clone();
+        let runs = expand::expand(&file, &base_table, &axes, &seeds, data_file.as_ref())?;
         let baseline = match doc.get("compare") {
             Some(compare) => Some(compare::parse(&file, compare, &axes, &base)?),
             None => compare::first_arm(&axes, &base),
@@ -215,7 +220,25 @@ impl Scenario {
                     .strip_prefix(section)
                     .and_then(|k| k.strip_prefix('.'))
                 {
-                    let _ = writeln!(out, "{key} = {}  # {}", field.value.to_toml(), field.doc);
+                    // With a data file the mixture keys are the file's or unused, not
+                    // settings: shown, but commented out so the text reloads.
+                    let note = match (&self.base.data.file, field.key) {
+                        (Some(_), "data.modes" | "data.points_per_mode" | "data.dim") => {
+                            "# from the data file; "
+                        }
+                        (Some(_), key) if MIXTURE_KEYS.contains(&key) => {
+                            "# unused with a data file; "
+                        }
+                        _ => "",
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{}{key} = {}  # {}{}",
+                        if note.is_empty() { "" } else { "# " },
+                        field.value.to_toml(),
+                        note.trim_start_matches("# "),
+                        field.doc
+                    );
                 }
             }
         }

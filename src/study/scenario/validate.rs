@@ -42,6 +42,7 @@ pub enum FieldValue {
     Int(u64),
     Float(f64),
     Word(String),
+    Bool(bool),
 }
 
 /// What a key accepts.
@@ -53,6 +54,10 @@ pub enum Rule {
     Float { lo: Bound, hi: Bound },
     /// One of these words (the serde names of an enum).
     Choice(&'static [&'static str]),
+    /// Any string; the phrase says what it names ("a file path …").
+    Text(&'static str),
+    /// true or false.
+    Bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -133,6 +138,39 @@ fn word<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
+fn text(key: &'static str, value: &str, allowed: &'static str, doc: Doc) -> Field {
+    Field {
+        key,
+        label: doc.0,
+        doc: doc.1,
+        value: FieldValue::Word(value.to_string()),
+        rule: Rule::Text(allowed),
+    }
+}
+
+fn boolean(key: &'static str, value: bool, doc: Doc) -> Field {
+    Field {
+        key,
+        label: doc.0,
+        doc: doc.1,
+        value: FieldValue::Bool(value),
+        rule: Rule::Bool,
+    }
+}
+
+/// The data-file keys: with `data.path` set, the mixture keys come from the file.
+pub const FILE_KEYS: [&str; 4] = ["data.path", "data.array", "data.labels", "data.standardize"];
+/// The keys that shape the mixture, which a data file replaces.
+pub const MIXTURE_KEYS: [&str; 7] = [
+    "data.modes",
+    "data.points_per_mode",
+    "data.dim",
+    "data.mean_range",
+    "data.std",
+    "data.weight_ratio",
+    "data.std_ratio",
+];
+
 const INCL: bool = true;
 const EXCL: bool = false;
 
@@ -156,6 +194,12 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         weight_ratio,
         std_ratio,
         holdout,
+        path,
+        array,
+        labels,
+        standardize,
+        // Not a key: the contents of `path`, attached when the scenario is loaded.
+        file: _,
     } = data;
     let ModelConfig {
         latent_dim,
@@ -244,6 +288,38 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (
                 "holdout",
                 "share of the points held out of training (chosen at random from the seed); heldout_mse measures them",
+            ),
+        ),
+        text(
+            "data.path",
+            path,
+            "a .npy, .npz or .csv file of shape (points, dimensions), relative to the scenario file, or \"\" for none",
+            (
+                "data file",
+                "data file used in place of the mixture (f32 or f64; a .csv may have a header); data.modes, data.points_per_mode and data.dim then come from the file (classes, rows per class, columns)",
+            ),
+        ),
+        text(
+            "data.array",
+            array,
+            "an array name in the data.path .npz file, or \"\" for its only one",
+            ("array", "array of an .npz data file"),
+        ),
+        text(
+            "data.labels",
+            labels,
+            "a .npy, .npz or .csv file of one integer per row of data.path, relative to the scenario file, or \"\" for none",
+            (
+                "labels",
+                "class of each row of the data file; the class means are the modes of modes_hit, mode_entropy, token_mode_entropy and gen_mode*, which are NaN without labels",
+            ),
+        ),
+        boolean(
+            "data.standardize",
+            *standardize,
+            (
+                "standardized",
+                "z-score each column of the data file (population σ; constant columns only centred)",
             ),
         ),
         int(
@@ -514,9 +590,13 @@ pub fn section_keys(section: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// Number of data points in `cfg`, saturating rather than overflowing on absurd inputs.
+/// Number of data points in `cfg` (the file's rows when it has one), saturating rather than
+/// overflowing on absurd inputs.
 fn data_points(cfg: &RunConfig) -> u64 {
-    (cfg.data.modes as u64).saturating_mul(cfg.data.points_per_mode as u64)
+    match &cfg.data.file {
+        Some(f) => f.data.len() as u64,
+        None => (cfg.data.modes as u64).saturating_mul(cfg.data.points_per_mode as u64),
+    }
 }
 
 impl Rule {
@@ -565,6 +645,8 @@ impl Rule {
                 let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
                 format!("one of {}", quoted.join(", "))
             }
+            Rule::Text(what) => what.to_string(),
+            Rule::Bool => "true or false".into(),
         }
     }
 
@@ -573,7 +655,8 @@ impl Rule {
         match self {
             Rule::Int { .. } => "an integer",
             Rule::Float { .. } => "a float",
-            Rule::Choice(_) => "a string",
+            Rule::Choice(_) | Rule::Text(_) => "a string",
+            Rule::Bool => "true or false",
         }
     }
 }
@@ -602,6 +685,7 @@ impl fmt::Display for FieldValue {
             FieldValue::Int(i) => write!(f, "{i}"),
             FieldValue::Float(x) => write!(f, "{x}"),
             FieldValue::Word(w) => f.write_str(w),
+            FieldValue::Bool(b) => write!(f, "{b}"),
         }
     }
 }
@@ -614,6 +698,7 @@ impl FieldValue {
             FieldValue::Int(i) => toml::Value::Integer(i64::try_from(*i).unwrap_or(i64::MAX)),
             FieldValue::Float(x) => toml::Value::Float(*x),
             FieldValue::Word(w) => toml::Value::String(w.clone()),
+            FieldValue::Bool(b) => toml::Value::Boolean(*b),
         }
     }
 }
@@ -665,6 +750,9 @@ pub fn check_value(rule: &Rule, value: &toml::Value) -> Result<toml::Value, Valu
                 })
             }
         }
+        (Rule::Text(_), toml::Value::String(_)) | (Rule::Bool, toml::Value::Boolean(_)) => {
+            Ok(value.clone())
+        }
         _ => Err(type_error()),
     }
 }
@@ -680,6 +768,7 @@ pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
                 lo.admits_above(*x) && hi.admits_below(*x)
             }
             (Rule::Choice(words), FieldValue::Word(w)) => words.contains(&w.as_str()),
+            (Rule::Text(_), FieldValue::Word(_)) | (Rule::Bool, FieldValue::Bool(_)) => true,
             _ => unreachable!("`fields` pairs each rule with a value of its kind"),
         };
         if !ok {
