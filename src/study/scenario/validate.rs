@@ -437,7 +437,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             Cap::LatentDim,
             (
                 "code dim",
-                "lookup through learned projections z → W_in → nearest code in code_dim dims → W_out → decoder, trained by the codebook's Adam (Yu et al. 2021, ViT-VQGAN factorized codes: 32 of 768; lucidrains' codebook_dim); 0 = off",
+                "lookup through learned projections z → W_in → nearest code in code_dim dims → W_out → decoder, trained by the quantizer's own Adam (Yu et al. 2021, ViT-VQGAN factorized codes: 32 of 768; lucidrains' codebook_dim); 0 = off",
             ),
         ),
         choice(
@@ -446,7 +446,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             &["direct", "simvq", "affine"],
             (
                 "codes",
-                "direct = the codes are learned; simvq = frozen basis C (the init codebook) × learned map W, W = I at start (Zhu et al. 2024); affine = codes scaled and shifted to the running mean/std of the inputs, momentum 0.1 (Huh et al. 2023, vqtorch); both need update = \"loss\" and restart = \"none\"",
+                "direct = the codes are learned; simvq = frozen basis C (the init codebook) × learned map W, W = I at start (Zhu et al. 2024); affine = raw codes scaled and shifted so their running mean/std match the inputs', momentum 0.1 (Huh et al. 2023, vqtorch); both need update = \"loss\" and restart = \"none\"",
             ),
         ),
         float(
