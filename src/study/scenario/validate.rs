@@ -445,7 +445,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             parameterization,
             &["direct", "simvq", "affine"],
             (
-                "codes",
+                "param.",
                 "direct = the codes are learned; simvq = frozen basis C (the init codebook) × learned map W, W = I at start (Zhu et al. 2024); affine = raw codes scaled and shifted so their running mean/std match the inputs', momentum 0.1 (Huh et al. 2023, vqtorch); both need update = \"loss\" and restart = \"none\"",
             ),
         ),
