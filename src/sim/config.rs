@@ -168,6 +168,28 @@ pub enum Estimator {
     Rotation,
 }
 
+/// How the assignment measures closeness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Distance {
+    /// Euclidean distance between the raw vectors.
+    L2,
+    /// Inputs and codes l2-normalised: the nearest code by cosine (Yu et al. 2021, ViT-VQGAN).
+    Cosine,
+}
+
+/// How the codes are made from the learned parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parameterization {
+    /// The codes are the parameters.
+    Direct,
+    /// A frozen basis C times a learned linear map W (Zhu et al. 2024, SimVQ).
+    Simvq,
+    /// Codes shifted and scaled to the running statistics of the inputs (Huh et al. 2023).
+    Affine,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuantizerConfig {
@@ -200,6 +222,10 @@ pub struct QuantizerConfig {
     pub entropy_weight: f64,
     /// Temperature τ of the soft assignments softmax(−‖z − e‖/τ) in the entropy loss.
     pub entropy_temperature: f64,
+    pub distance: Distance,
+    /// Dimension of the lookup space reached through learned projections (0 = no projection).
+    pub code_dim: usize,
+    pub parameterization: Parameterization,
 }
 
 impl Default for QuantizerConfig {
@@ -221,6 +247,9 @@ impl Default for QuantizerConfig {
             orthogonal_weight: 0.0,
             entropy_weight: 0.0,
             entropy_temperature: 0.01,
+            distance: Distance::L2,
+            code_dim: 0,
+            parameterization: Parameterization::Direct,
         }
     }
 }

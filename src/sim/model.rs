@@ -6,9 +6,8 @@ use rand::Rng;
 
 use crate::sim::config::{ModelKind, RunConfig};
 use crate::sim::metrics::{self, Metrics, Observation, QuantizedView};
-use crate::sim::nearest;
 use crate::sim::nn::{loss, Adam, Mlp};
-use crate::sim::vq::Quantizer;
+use crate::sim::vq::{self, Quantizer};
 
 pub struct Autoencoder {
     pub encoder: Mlp,
@@ -21,7 +20,7 @@ pub struct Autoencoder {
     g_q: Array2<f32>,     // (batch, m) ∂L/∂(decoder input)
     g_z: Array2<f32>,     // (batch, m) ∂L/∂z
     assign: Vec<usize>,   // (batch) nearest code
-    search: nearest::Scratch,
+    search: vq::Scratch,
 }
 
 /// The model's view of the whole data set: what the metrics and the snapshot need.
@@ -60,7 +59,7 @@ impl Autoencoder {
             g_q: Array2::zeros((b, m)),
             g_z: Array2::zeros((b, m)),
             assign: vec![0; b],
-            search: nearest::Scratch::default(),
+            search: vq::Scratch::default(),
         }
     }
 
@@ -93,7 +92,7 @@ impl Autoencoder {
                     q.view_mut(),
                     &mut self.search,
                 );
-                vq_loss = vq.loss(z.view(), q.view());
+                vq_loss = vq.loss(z.view(), q.view(), &self.assign[..n]);
             }
             None => q.assign(&z),
         }
@@ -146,7 +145,7 @@ impl Autoencoder {
                     z.view(),
                     &mut assign,
                     q.view_mut(),
-                    &mut nearest::Scratch::default(),
+                    &mut vq::Scratch::default(),
                 );
                 (
                     self.decoder.infer(q.view()),

@@ -74,6 +74,8 @@ pub enum Cap {
     DataPoints,
     /// modes · points_per_mode ≤ MAX_TOTAL_POINTS.
     TotalPoints,
+    /// A lookup space no wider than the latent space: code_dim ≤ model.latent_dim.
+    LatentDim,
 }
 
 /// A value outside its allowed range, before the file and sweep context are known.
@@ -225,6 +227,9 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         orthogonal_weight,
         entropy_weight,
         entropy_temperature,
+        distance,
+        code_dim,
+        parameterization,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -501,6 +506,35 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
                 "temperature τ of the entropy loss's soft assignments (lucidrains: 0.01)",
             ),
         ),
+        choice(
+            "quantizer.distance",
+            distance,
+            &["l2", "cosine"],
+            (
+                "distance",
+                "assignment distance: l2 = Euclidean; cosine = inputs and codes l2-normalised for the assignment, the losses and the decoder's input (Yu et al. 2021, ViT-VQGAN; lucidrains' use_cosine_sim)",
+            ),
+        ),
+        int(
+            "quantizer.code_dim",
+            *code_dim,
+            0,
+            1024,
+            Cap::LatentDim,
+            (
+                "code dim",
+                "lookup through learned projections z → W_in → nearest code in code_dim dims → W_out → decoder, trained by the quantizer's own Adam (Yu et al. 2021, ViT-VQGAN factorized codes: 32 of 768; lucidrains' codebook_dim); 0 = off",
+            ),
+        ),
+        choice(
+            "quantizer.parameterization",
+            parameterization,
+            &["direct", "simvq", "affine"],
+            (
+                "param.",
+                "direct = the codes are learned; simvq = frozen basis C (the init codebook) × learned map W, W = I at start (Zhu et al. 2024); affine = raw codes scaled and shifted so their running mean/std match the inputs', momentum 0.1 (Huh et al. 2023, vqtorch); both need update = \"loss\" and restart = \"none\"",
+            ),
+        ),
         float(
             "train.lr",
             *lr,
@@ -610,6 +644,7 @@ impl Rule {
             (Cap::TotalPoints, Some(cfg)) => {
                 max.min(MAX_TOTAL_POINTS / (cfg.data.modes.max(1) as u64))
             }
+            (Cap::LatentDim, Some(cfg)) => max.min(cfg.model.latent_dim as u64),
             _ => max,
         }
     }
@@ -627,6 +662,11 @@ impl Rule {
                     (Cap::DataPoints, None) => {
                         format!("{head} and ≤ {max} and ≤ the number of data points")
                     }
+                    (Cap::LatentDim, Some(c)) => format!(
+                        "{head} and ≤ model.latent_dim ({})",
+                        self.int_max(Some(c))
+                    ),
+                    (Cap::LatentDim, None) => format!("{head} and ≤ model.latent_dim"),
                     (Cap::TotalPoints, _) => format!(
                         "{head} and ≤ {} (data.modes × data.points_per_mode may not exceed {MAX_TOTAL_POINTS})",
                         self.int_max(cfg)
@@ -779,7 +819,8 @@ pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
             });
         }
     }
-    identity_fits(cfg)
+    identity_fits(cfg)?;
+    reparameterized_codes(cfg)
 }
 
 /// `model.kind = "identity"` has no network to shape: the latent is the input, and the MLP's
@@ -813,6 +854,27 @@ fn identity_fits(cfg: &RunConfig) -> Result<(), RangeError> {
         }
     }
     Ok(())
+}
+
+/// SimVQ and affine codes are a map of learned parameters: only the codebook loss's gradient
+/// can move them (EMA and restarts write the codes themselves, which the map would undo).
+fn reparameterized_codes(cfg: &RunConfig) -> Result<(), RangeError> {
+    use crate::sim::config::{Parameterization, Restart, Update};
+    let q = &cfg.quantizer;
+    if q.parameterization == Parameterization::Direct
+        || (q.update == Update::Loss && q.restart == Restart::None)
+    {
+        return Ok(());
+    }
+    Err(RangeError {
+        key: "quantizer.parameterization".into(),
+        value: toml::Value::String(word(&q.parameterization)).to_string(),
+        allowed: format!(
+            "\"direct\" with quantizer.update = {} and quantizer.restart = {} (simvq and affine codes learn only by the codebook loss: update = \"loss\", restart = \"none\")",
+            toml::Value::String(word(&q.update)),
+            toml::Value::String(word(&q.restart)),
+        ),
+    })
 }
 
 /// A short description of a TOML value for error messages: its type and (abridged) text.
@@ -1042,6 +1104,48 @@ mod tests {
         rejects("quantizer.init_std", F(0.0));
         rejects("quantizer.init_std", F(f64::NAN));
         accepts("quantizer.init_std", F(0.01));
+    }
+
+    #[test]
+    fn code_dim_at_most_latent_dim() {
+        accepts("quantizer.code_dim", I(0));
+        accepts("quantizer.code_dim", I(2));
+        rejects("quantizer.code_dim", I(3));
+        let mut cfg = RunConfig::default();
+        cfg.model.latent_dim = 8;
+        cfg.quantizer.code_dim = 8;
+        assert_eq!(validate(&cfg), Ok(()));
+        cfg.quantizer.code_dim = 9;
+        let err = validate(&cfg).unwrap_err();
+        assert!(
+            err.allowed.contains("model.latent_dim (8)"),
+            "{}",
+            err.allowed
+        );
+    }
+
+    #[test]
+    fn reparameterized_codes_need_loss_updates_and_no_restart() {
+        use crate::sim::config::{Parameterization, Restart, Update};
+        for p in [Parameterization::Simvq, Parameterization::Affine] {
+            let mut cfg = RunConfig::default();
+            cfg.quantizer.parameterization = p;
+            assert_eq!(validate(&cfg), Ok(()));
+            cfg.quantizer.update = Update::Ema;
+            let err = validate(&cfg).unwrap_err();
+            assert_eq!(err.key, "quantizer.parameterization");
+            assert!(
+                err.allowed.contains("quantizer.update = \"ema\""),
+                "{}",
+                err.allowed
+            );
+            cfg.quantizer.update = Update::Loss;
+            cfg.quantizer.restart = Restart::Lru;
+            assert_eq!(
+                validate(&cfg).unwrap_err().key,
+                "quantizer.parameterization"
+            );
+        }
     }
 
     #[test]
