@@ -59,7 +59,7 @@ enum Command {
     Merge(DirArgs),
     /// Draw every figure that fits the runs in DIR, and write its summary tables.
     Plot(PlotArgs),
-    /// Run the paper's scenarios (shrinkage, init, tokens, dynamics, capacity) and the remedy zoo into OUT,
+    /// Run the paper's scenarios (shrinkage, init, tokens, dynamics, capacity, capacity_continuous) and the remedy zoo into OUT,
     /// resuming finished runs, then write OUT/paper/: every figure, claims.csv, headline.csv
     /// and an offline index.html with each claim's verdict.
     Paper(PaperArgs),
