@@ -148,15 +148,23 @@ impl Runs {
     }
 
     /// Label of the arm `row` belongs to, e.g. "early" or "deferred, init kmeans".
+    ///
+    /// When more than two arm parameters vary (a method list such as the zoo's), a parameter
+    /// at its default is left out, so that each label names only its own remedy.
     pub fn arm(&self, row: usize) -> String {
         let keys = self.arm_keys();
         if keys.is_empty() {
             return self.text(row, "schedule.kind").to_string();
         }
+        let defaults = crate::study::scenario::flatten(&RunConfig::default());
+        let at_default = |k: &str, v: &str| defaults.iter().any(|(dk, dv)| dk == k && dv == v);
+        let terse = keys.len() > 2;
         keys.iter()
-            .map(|&k| match k {
-                "schedule.kind" => self.text(row, k).to_string(),
-                _ => show(k, self.text(row, k)),
+            .map(|&k| (k, self.text(row, k)))
+            .filter(|&(k, v)| !(terse && k != "schedule.kind" && at_default(k, v)))
+            .map(|(k, v)| match k {
+                "schedule.kind" => v.to_string(),
+                _ => show(k, v),
             })
             .collect::<Vec<_>>()
             .join(", ")
