@@ -12,7 +12,7 @@ use std::cell::Cell;
 
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
-use vqsim::sim::config::{Activation, Estimator, Init, Restart, RunConfig, Update};
+use vqsim::sim::config::{Activation, Estimator, Init, QuantizerKind, Restart, RunConfig, Update};
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::rng::{stream, Stream};
@@ -128,7 +128,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 12] = [
+    let variants: [(&str, Edit); 16] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -145,6 +145,16 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
         }),
         ("rotation trick", |c| {
             c.quantizer.estimator = Estimator::Rotation
+        }),
+        ("index backpropagation", |c| {
+            c.quantizer.estimator = Estimator::Ibq
+        }),
+        ("synchronised update", |c| c.quantizer.sync_nu = 0.2),
+        ("fsq", |c| c.quantizer.kind = QuantizerKind::Fsq),
+        ("fsq, latent 3", |c| {
+            c.quantizer.kind = QuantizerKind::Fsq;
+            c.quantizer.codebook_size = 125;
+            c.model.latent_dim = 3;
         }),
         ("orthogonal codes", |c| c.quantizer.orthogonal_weight = 0.1),
         ("entropy loss", |c| c.quantizer.entropy_weight = 0.1),

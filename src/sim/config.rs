@@ -123,6 +123,19 @@ pub enum Estimator {
     Ste,
     /// The rotation trick (Fifty et al. 2024).
     Rotation,
+    /// Index backpropagation (Shi et al. 2024): a soft one-hot over all codes carries the
+    /// gradient, so every code receives one.
+    Ibq,
+}
+
+/// What kind of quantizer the bottleneck is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantizerKind {
+    /// A learned codebook searched for the nearest code.
+    Vq,
+    /// Finite scalar quantization (Mentzer et al. 2023): a fixed grid of S = L^m codes.
+    Fsq,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +170,10 @@ pub struct QuantizerConfig {
     pub entropy_weight: f64,
     /// Temperature τ of the soft assignments softmax(−‖z − e‖/τ) in the entropy loss.
     pub entropy_temperature: f64,
+    pub kind: QuantizerKind,
+    /// Synchronised update: share ν of the decoder's gradient also reaches the selected code
+    /// (0 = off).
+    pub sync_nu: f64,
 }
 
 impl Default for QuantizerConfig {
@@ -178,6 +195,8 @@ impl Default for QuantizerConfig {
             orthogonal_weight: 0.0,
             entropy_weight: 0.0,
             entropy_temperature: 0.01,
+            kind: QuantizerKind::Vq,
+            sync_nu: 0.0,
         }
     }
 }

@@ -76,7 +76,10 @@ impl Entropy {
             if *m > 0.0 {
                 batch_h -= *m * m.ln();
             }
-            *m = m.ln();
+            // A code far from the whole batch can have p_ik > 0 but p_ik/n rounding to 0 in
+            // f32; ln 0 = −∞ would then make the gradient p_ik·(ln p̄_k − …) infinite. Its
+            // true value is tiny (p̄_k ≥ p_ik/n), so the smallest normal float stands in.
+            *m = m.max(f32::MIN_POSITIVE).ln();
         }
         self.weight * (mean_h - batch_h)
     }

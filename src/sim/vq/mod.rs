@@ -14,15 +14,17 @@
 mod ema;
 mod entropy;
 mod estimator;
+pub mod fsq;
 mod gradient;
 mod init;
 mod orthogonal;
 mod restart;
+mod sync;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::config::{RunConfig, Update};
+use crate::sim::config::{QuantizerKind, RunConfig, Update};
 use crate::sim::nearest::{self, nearest_with};
 use crate::sim::rng::{stream, Stream};
 
@@ -53,13 +55,25 @@ impl Learner {
     }
 }
 
+/// What the bottleneck is (`quantizer.kind`).
+#[derive(Debug, Clone)]
+enum Kind {
+    /// A learned codebook, nearest-code assignment: everything below.
+    Vq,
+    /// A fixed grid reached by rounding; the codebook, its state and its losses stay idle.
+    Fsq(fsq::Fsq),
+}
+
 /// A codebook (S, m) with the state that trains it.
 #[derive(Debug, Clone)]
 pub struct Quantizer {
     codes: Array2<f32>,
+    kind: Kind,
     beta: f32,
     learner: Learner,
     estimator: estimator::Estimator,
+    /// ν of the synchronised update (0 = off).
+    sync_nu: f32,
     /// The entropy regulariser, when its weight is not 0.
     entropy: Option<entropy::Entropy>,
     /// The orthogonality regulariser, when its weight is not 0.
@@ -76,12 +90,17 @@ pub struct Quantizer {
 impl Quantizer {
     /// The quantizer a run starts with: codebook initialised from `z`, the current encoder
     /// outputs of the whole data set, with the run's codebook stream of `seed`.
+    /// FSQ's grid needs neither.
     pub fn init(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, InitError> {
-        let codes = init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?;
+        let codes = match kind(cfg) {
+            Kind::Fsq(f) => f.grid(z.ncols()),
+            Kind::Vq => init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?,
+        };
         Ok(Quantizer::new(cfg, codes, stream(seed, Stream::Restart)))
     }
 
-    /// A quantizer starting from the given codebook, (S, m); `rng` drives its restarts.
+    /// A quantizer starting from the given codebook, (S, m) (FSQ: its grid); `rng` drives its
+    /// restarts.
     pub fn new(cfg: &RunConfig, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
         let q = &cfg.quantizer;
         let learner = match q.update {
@@ -93,9 +112,11 @@ impl Quantizer {
         let (s, m) = codes.dim();
         Quantizer {
             codes,
+            kind: kind(cfg),
             beta: q.beta as f32,
             learner,
-            estimator: estimator::Estimator::new(q.estimator),
+            estimator: estimator::Estimator::new(q.estimator, s),
+            sync_nu: q.sync_nu as f32,
             entropy: (q.entropy_weight > 0.0).then(|| {
                 entropy::Entropy::new(q.entropy_weight as f32, q.entropy_temperature as f32, s)
             }),
@@ -115,9 +136,18 @@ impl Quantizer {
 
     /// ∂L/∂codes of the last `backward`; None when the codebook does not learn by gradient.
     pub fn codebook_grad(&self) -> Option<ArrayView2<'_, f32>> {
-        match &self.learner {
-            Learner::Gradient(g) => Some(g.grad.view()),
-            Learner::Ema(_) => None,
+        match (&self.kind, &self.learner) {
+            (Kind::Vq, Learner::Gradient(g)) => Some(g.grad.view()),
+            _ => None,
+        }
+    }
+
+    /// The encoder outputs `z` as the metrics and snapshots see them: in the space where the
+    /// codes live, so that each one's nearest code is its code (FSQ: bounded, in grid units).
+    pub fn embedded(&self, z: Array2<f32>) -> Array2<f32> {
+        match &self.kind {
+            Kind::Vq => z,
+            Kind::Fsq(f) => f.embed(z),
         }
     }
 
@@ -130,6 +160,9 @@ impl Quantizer {
         mut q: ArrayViewMut2<f32>,
         scratch: &mut nearest::Scratch,
     ) {
+        if let Kind::Fsq(f) = &self.kind {
+            return f.quantize(z, assign, q);
+        }
         nearest_with(z, self.codes.view(), assign, scratch);
         for (mut row, &k) in q.axis_iter_mut(Axis(0)).zip(assign.iter()) {
             row.assign(&self.codes.row(k));
@@ -141,6 +174,9 @@ impl Quantizer {
     /// the value mean‖z − q‖²; they differ only in where their gradient goes), plus the
     /// regularisers that are on. Keeps what `backward` needs of the regularisers.
     pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>) -> f32 {
+        if let Kind::Fsq(_) = self.kind {
+            return 0.0;
+        }
         let sq: f32 = Zip::from(z)
             .and(q)
             .fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
@@ -156,7 +192,8 @@ impl Quantizer {
     }
 
     /// Backward of the VQ bottleneck, after `loss` on the same batch. `g_q` holds ∂recon/∂q
-    /// from the decoder; the estimator carries it to z (straight-through: unchanged), the
+    /// from the decoder; the estimator carries it to z (straight-through: unchanged; IBQ
+    /// also to every code), the synchronised update passes ν of it to the selected codes, the
     /// commitment term adds 2β(z − q)/(n·m), and the regularisers add theirs. The codebook
     /// loss's gradient goes to the codebook's own state.
     pub fn backward(
@@ -167,11 +204,9 @@ impl Quantizer {
         g_q: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,
     ) {
-        self.estimator.backward(z, q, g_q, g_z.view_mut());
-        let commit = self.beta * (2.0 / z.len() as f32);
-        Zip::from(&mut g_z).and(z).and(q).for_each(|gz, &a, &b| {
-            *gz += commit * (a - b);
-        });
+        if let Kind::Fsq(f) = &self.kind {
+            return f.backward(z, g_q, g_z);
+        }
         let mut grad = match &mut self.learner {
             Learner::Gradient(g) => {
                 g.backward(z, q, assign);
@@ -179,6 +214,16 @@ impl Quantizer {
             }
             Learner::Ema(_) => None,
         };
+        let codebook = (self.codes.view(), grad.as_mut().map(|g| g.view_mut()));
+        self.estimator
+            .backward(z, q, assign, g_q, g_z.view_mut(), codebook);
+        if let Some(grad) = grad.as_mut().filter(|_| self.sync_nu > 0.0) {
+            sync::backward(self.sync_nu, assign, g_q, grad.view_mut());
+        }
+        let commit = self.beta * (2.0 / z.len() as f32);
+        Zip::from(&mut g_z).and(z).and(q).for_each(|gz, &a, &b| {
+            *gz += commit * (a - b);
+        });
         if let Some(e) = &self.entropy {
             let grad = grad.as_mut().map(|g| g.view_mut());
             e.backward(z, self.codes.view(), g_z.view_mut(), grad);
@@ -192,6 +237,9 @@ impl Quantizer {
     /// `assign`: an Adam step along the last gradient, or the EMA update; then dead-code
     /// restarts.
     pub fn after_step(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
+        if let Kind::Fsq(_) = self.kind {
+            return;
+        }
         match &mut self.learner {
             Learner::Gradient(g) => g.step(self.codes.view_mut()),
             Learner::Ema(ema) => ema.update(self.codes.view_mut(), z, assign),
@@ -226,5 +274,17 @@ impl Quantizer {
 
     pub fn all_finite(&self) -> bool {
         self.codes.iter().all(|v| v.is_finite())
+    }
+}
+
+/// The bottleneck `cfg` asks for; validation made FSQ's levels exist.
+fn kind(cfg: &RunConfig) -> Kind {
+    match cfg.quantizer.kind {
+        QuantizerKind::Vq => Kind::Vq,
+        QuantizerKind::Fsq => {
+            let levels = fsq::levels(cfg.quantizer.codebook_size, cfg.model.latent_dim)
+                .expect("validated: codebook_size = L^latent_dim with L ≥ 3");
+            Kind::Fsq(fsq::Fsq::new(levels))
+        }
     }
 }

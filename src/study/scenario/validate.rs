@@ -180,6 +180,8 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         orthogonal_weight,
         entropy_weight,
         entropy_temperature,
+        kind: quantizer_kind,
+        sync_nu,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -379,10 +381,10 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         choice(
             "quantizer.estimator",
             estimator,
-            &["ste", "rotation"],
+            &["ste", "rotation", "ibq"],
             (
                 "estimator",
-                "gradient through the quantizer: ste = straight-through (van den Oord et al. 2017); rotation = the rotation trick, λR z with R rotating z onto q (Fifty et al. 2024)",
+                "gradient through the quantizer: ste = straight-through (van den Oord et al. 2017); rotation = the rotation trick, λR z with R rotating z onto q (Fifty et al. 2024); ibq = index backpropagation, decoder input (onehot − sg(p) + p)·E with p = softmax(−‖z − e‖²) over all codes, so z and every code get the decoder's gradient (Shi et al. 2024; its reference's logits are dot products, here squared distances so the forward pass stays the nearest code)",
             ),
         ),
         float(
@@ -413,6 +415,25 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (
                 "entropy τ",
                 "temperature τ of the entropy loss's soft assignments (lucidrains: 0.01)",
+            ),
+        ),
+        choice(
+            "quantizer.kind",
+            quantizer_kind,
+            &["vq", "fsq"],
+            (
+                "quantizer",
+                "vq = a learned codebook searched for the nearest code; fsq = finite scalar quantization, each latent dim bounded by tanh and rounded to L levels with S = L^m, straight-through, no codebook loss (Mentzer et al. 2023; lucidrains' bound); the metrics see its grid of S codes; every other quantizer key must keep its default",
+            ),
+        ),
+        float(
+            "quantizer.sync_nu",
+            *sync_nu,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            (
+                "sync ν",
+                "synchronised update z + sg(q − z) + νq − sg(νq): the selected code also receives ν × the decoder's gradient (Huh et al. 2023; vqtorch's example: 0.2); 0 = off",
             ),
         ),
         float(
@@ -677,7 +698,7 @@ pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
             });
         }
     }
-    Ok(())
+    super::combine::check(cfg)
 }
 
 /// A short description of a TOML value for error messages: its type and (abridged) text.
