@@ -18,12 +18,12 @@ pub(super) enum Estimator {
 }
 
 impl Estimator {
-    /// The estimator for a codebook of `s` codes.
-    pub(super) fn new(choice: Choice, s: usize) -> Estimator {
+    /// The estimator for a codebook of `s` codes of dimension `m`.
+    pub(super) fn new(choice: Choice, (s, m): (usize, usize)) -> Estimator {
         match choice {
             Choice::Ste => Estimator::Ste,
             Choice::Rotation => Estimator::Rotation,
-            Choice::Ibq => Estimator::Ibq(ibq::Ibq::new(s)),
+            Choice::Ibq => Estimator::Ibq(ibq::Ibq::new(s, m)),
         }
     }
 

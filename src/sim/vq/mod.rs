@@ -115,7 +115,7 @@ impl Quantizer {
             kind: kind(cfg),
             beta: q.beta as f32,
             learner,
-            estimator: estimator::Estimator::new(q.estimator, s),
+            estimator: estimator::Estimator::new(q.estimator, (s, m)),
             sync_nu: q.sync_nu as f32,
             entropy: (q.entropy_weight > 0.0).then(|| {
                 entropy::Entropy::new(q.entropy_weight as f32, q.entropy_temperature as f32, s)

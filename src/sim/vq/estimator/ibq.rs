@@ -11,17 +11,30 @@
 //! ∂l_j/∂z = −2(z − e_j) and Σ_j γ_j = 0, so ∂L/∂z = 2 Σ_j γ_j e_j (no straight-through
 //! term: z reaches q only through p); ∂L/∂e_j = onehot_j·g + 2γ_j(z − e_j).
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
+/// Per-row scratch, allocated once: the work is O(S·m) per row, so it runs on plain slices.
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Ibq {
-    /// Scratch: one row's soft one-hot, (S).
+    /// One row's soft one-hot p, (S).
     p: Vec<f32>,
+    /// One row's a_j = g·e_j, (S).
+    a: Vec<f32>,
+    /// One row's z, g and ∂L/∂z, (m) each.
+    zi: Vec<f32>,
+    gi: Vec<f32>,
+    out: Vec<f32>,
 }
 
 impl Ibq {
-    pub(super) fn new(s: usize) -> Ibq {
-        Ibq { p: vec![0.0; s] }
+    pub(super) fn new(s: usize, m: usize) -> Ibq {
+        Ibq {
+            p: vec![0.0; s],
+            a: vec![0.0; s],
+            zi: vec![0.0; m],
+            gi: vec![0.0; m],
+            out: vec![0.0; m],
+        }
     }
 
     /// Writes ∂L/∂z into `g_z` and adds ∂L/∂codes to `grad` (when the codes learn by gradient).
@@ -31,45 +44,62 @@ impl Ibq {
         assign: &[usize],
         g_q: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,
-        (codes, mut grad): (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
+        (codes, grad): (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
     ) {
-        for (((zi, gi), mut out), &k) in z
-            .outer_iter()
-            .zip(g_q.outer_iter())
-            .zip(g_z.outer_iter_mut())
-            .zip(assign)
-        {
-            // p = softmax(−‖z − e‖²), shifted by the largest logit.
-            for (pj, ej) in self.p.iter_mut().zip(codes.outer_iter()) {
+        let m = codes.ncols();
+        let e = codes.as_slice().expect("the codebook is contiguous");
+        let mut grad = grad.map(|g| g.into_slice().expect("the gradient is contiguous"));
+        for (i, &k) in assign.iter().enumerate() {
+            for (d, (zd, gd)) in self.zi.iter_mut().zip(self.gi.iter_mut()).enumerate() {
+                (*zd, *gd) = (z[[i, d]], g_q[[i, d]]);
+            }
+            let (zi, gi) = (&self.zi, &self.gi);
+            // p = softmax(−‖z − e‖²), shifted by the largest logit; a_j = g·e_j.
+            let mut max = f32::NEG_INFINITY;
+            for ((pj, aj), ej) in self.p.iter_mut().zip(&mut self.a).zip(e.chunks_exact(m)) {
                 *pj = -zi
                     .iter()
                     .zip(ej)
-                    .map(|(a, b)| (a - b) * (a - b))
+                    .map(|(x, y)| (x - y) * (x - y))
                     .sum::<f32>();
+                *aj = gi.iter().zip(ej).map(|(x, y)| x * y).sum();
+                max = max.max(*pj);
             }
-            let max = self.p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
             for pj in self.p.iter_mut() {
                 *pj = (*pj - max).exp();
                 sum += *pj;
             }
             let mut mean_a = 0.0;
-            for (pj, ej) in self.p.iter_mut().zip(codes.outer_iter()) {
+            for (pj, aj) in self.p.iter_mut().zip(&self.a) {
                 *pj /= sum;
-                mean_a += *pj * gi.dot(&ej);
+                mean_a += *pj * aj;
             }
-            out.fill(0.0);
-            for (j, (&pj, ej)) in self.p.iter().zip(codes.outer_iter()).enumerate() {
-                let gamma = pj * (gi.dot(&ej) - mean_a);
-                out.scaled_add(2.0 * gamma, &ej);
-                if let Some(grad) = grad.as_mut() {
-                    let mut row = grad.index_axis_mut(Axis(0), j);
-                    row.scaled_add(2.0 * gamma, &zi);
-                    row.scaled_add(-2.0 * gamma, &ej);
+            self.out.fill(0.0);
+            for (j, ((pj, aj), ej)) in self
+                .p
+                .iter()
+                .zip(&self.a)
+                .zip(e.chunks_exact(m))
+                .enumerate()
+            {
+                let two_gamma = 2.0 * pj * (aj - mean_a);
+                for (o, x) in self.out.iter_mut().zip(ej) {
+                    *o += two_gamma * x;
+                }
+                if let Some(grad) = grad.as_deref_mut() {
+                    for ((g, x), y) in grad[j * m..(j + 1) * m].iter_mut().zip(zi).zip(ej) {
+                        *g += two_gamma * (x - y);
+                    }
                 }
             }
-            if let Some(grad) = grad.as_mut() {
-                grad.row_mut(k).scaled_add(1.0, &gi);
+            if let Some(grad) = grad.as_deref_mut() {
+                for (g, x) in grad[k * m..(k + 1) * m].iter_mut().zip(gi) {
+                    *g += x;
+                }
+            }
+            for (d, o) in self.out.iter().enumerate() {
+                g_z[[i, d]] = *o;
             }
         }
     }
