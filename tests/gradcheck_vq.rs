@@ -53,6 +53,17 @@ fn setup(act: Activation, update: Update, seed: u64) -> Setup {
     Setup { ae, vq, x }
 }
 
+/// `setup` with its quantizer rebuilt on the same codes under `estimator`; also returns the
+/// config and the codes.
+fn setup_with(act: Activation, seed: u64, estimator: Estimator) -> (RunConfig, Setup, Array2<f32>) {
+    let mut cfg = config(act, Update::Loss);
+    cfg.quantizer.estimator = estimator;
+    let Setup { ae, vq, x } = setup(act, Update::Loss, seed);
+    let codes = vq.codebook().to_owned();
+    let vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    (cfg, Setup { ae, vq, x }, codes)
+}
+
 /// Nearest code of every row, and the codes themselves.
 fn quantize(vq: &Quantizer, z: ArrayView2<f32>) -> (Vec<usize>, Array2<f32>) {
     let mut assign = vec![0; z.nrows()];
@@ -301,11 +312,7 @@ fn rotation_of(z0: ArrayView2<f32>, q: ArrayView2<f32>) -> impl Fn(ArrayView2<f3
 #[test]
 fn rotation_trick_backward_matches_finite_differences() {
     for (seed, act) in [(7, Activation::Tanh), (8, Activation::Gelu)] {
-        let mut cfg = config(act, Update::Loss);
-        cfg.quantizer.estimator = Estimator::Rotation;
-        let Setup { mut ae, vq, x } = setup(act, Update::Loss, seed);
-        let codes = vq.codebook().to_owned();
-        let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+        let (cfg, Setup { mut ae, mut vq, x }, codes) = setup_with(act, seed, Estimator::Rotation);
         let beta = cfg.quantizer.beta;
         let z0 = ae.encoder.infer(x.view());
         let (_, q) = quantize(&vq, z0.view());
@@ -509,11 +516,7 @@ fn ibq_input(
 #[test]
 fn ibq_backward_matches_finite_differences() {
     for (seed, act) in [(13, Activation::Tanh), (14, Activation::Gelu)] {
-        let mut cfg = config(act, Update::Loss);
-        cfg.quantizer.estimator = Estimator::Ibq;
-        let Setup { mut ae, vq, x } = setup(act, Update::Loss, seed);
-        let codes = vq.codebook().to_owned();
-        let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+        let (cfg, Setup { mut ae, mut vq, x }, codes) = setup_with(act, seed, Estimator::Ibq);
         let beta = cfg.quantizer.beta;
         let z0 = ae.encoder.infer(x.view());
         let (assign, q) = quantize(&vq, z0.view());
