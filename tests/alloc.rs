@@ -13,7 +13,8 @@ use std::cell::Cell;
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
 use vqsim::sim::config::{
-    Activation, Distance, Estimator, Init, Parameterization, Restart, RunConfig, Update,
+    Activation, Distance, Estimator, Init, Parameterization, QuantizerKind, Restart, RunConfig,
+    Update,
 };
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
@@ -130,7 +131,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 17] = [
+    let variants: [(&str, Edit); 21] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -147,6 +148,16 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
         }),
         ("rotation trick", |c| {
             c.quantizer.estimator = Estimator::Rotation
+        }),
+        ("index backpropagation", |c| {
+            c.quantizer.estimator = Estimator::Ibq
+        }),
+        ("synchronised update", |c| c.quantizer.sync_nu = 0.2),
+        ("fsq", |c| c.quantizer.kind = QuantizerKind::Fsq),
+        ("fsq, latent 3", |c| {
+            c.quantizer.kind = QuantizerKind::Fsq;
+            c.quantizer.codebook_size = 125;
+            c.model.latent_dim = 3;
         }),
         ("orthogonal codes", |c| c.quantizer.orthogonal_weight = 0.1),
         ("entropy loss", |c| c.quantizer.entropy_weight = 0.1),

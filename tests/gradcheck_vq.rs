@@ -13,7 +13,7 @@ use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vqsim::sim::config::{Activation, Estimator, Init, RunConfig, Update};
+use vqsim::sim::config::{Activation, Estimator, Init, QuantizerKind, RunConfig, Update};
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::nn::{loss, Mlp};
 use vqsim::sim::vq::Quantizer;
@@ -51,6 +51,17 @@ fn setup(act: Activation, update: Update, seed: u64) -> Setup {
     let codes = Array2::from_shape_fn((6, 2), |(k, j)| z[[2 * k + 1, j]] + 0.05);
     let vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
     Setup { ae, vq, x }
+}
+
+/// `setup` with its quantizer rebuilt on the same codes under `estimator`; also returns the
+/// config and the codes.
+fn setup_with(act: Activation, seed: u64, estimator: Estimator) -> (RunConfig, Setup, Array2<f32>) {
+    let mut cfg = config(act, Update::Loss);
+    cfg.quantizer.estimator = estimator;
+    let Setup { ae, vq, x } = setup(act, Update::Loss, seed);
+    let codes = vq.codebook().to_owned();
+    let vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    (cfg, Setup { ae, vq, x }, codes)
 }
 
 /// Nearest code of every row, and the codes themselves.
@@ -301,11 +312,7 @@ fn rotation_of(z0: ArrayView2<f32>, q: ArrayView2<f32>) -> impl Fn(ArrayView2<f3
 #[test]
 fn rotation_trick_backward_matches_finite_differences() {
     for (seed, act) in [(7, Activation::Tanh), (8, Activation::Gelu)] {
-        let mut cfg = config(act, Update::Loss);
-        cfg.quantizer.estimator = Estimator::Rotation;
-        let Setup { mut ae, vq, x } = setup(act, Update::Loss, seed);
-        let codes = vq.codebook().to_owned();
-        let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+        let (cfg, Setup { mut ae, mut vq, x }, codes) = setup_with(act, seed, Estimator::Rotation);
         let beta = cfg.quantizer.beta;
         let z0 = ae.encoder.infer(x.view());
         let (_, q) = quantize(&vq, z0.view());
@@ -468,4 +475,233 @@ fn entropy_regulariser_gradients_match_finite_differences() {
     assert!(analytic
         .outer_iter()
         .all(|g| g.iter().any(|v| v.abs() > 1e-6)));
+}
+
+/// Soft assignments softmax_j(−‖z_i − e_j‖²) of every row, in f64.
+fn soft_one_hot(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> Array2<f64> {
+    let mut p = Array2::zeros((z.nrows(), codes.nrows()));
+    for (zi, mut row) in z.outer_iter().zip(p.outer_iter_mut()) {
+        for (pj, e) in row.iter_mut().zip(codes.outer_iter()) {
+            *pj = -zi
+                .iter()
+                .zip(e)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>();
+        }
+        let max = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        row.mapv_inplace(|v| (v - max).exp());
+        let total = row.sum();
+        row /= total;
+    }
+    p
+}
+
+/// IBQ's decoder input Σ_j (onehot_ij − p0_ij + p_ij) e_j with p from `z` and `codes` and
+/// the frozen p0, hard assignments `assign`.
+fn ibq_input(
+    z: ArrayView2<f32>,
+    codes: ArrayView2<f32>,
+    assign: &[usize],
+    p0: &Array2<f64>,
+) -> Array2<f32> {
+    let p = soft_one_hot(z, codes);
+    Array2::from_shape_fn(z.raw_dim(), |(i, d)| {
+        let soft: f64 = (0..codes.nrows())
+            .map(|j| (p[[i, j]] - p0[[i, j]]) * codes[[j, d]] as f64)
+            .sum();
+        (codes[[assign[i], d]] as f64 + soft) as f32
+    })
+}
+
+#[test]
+fn ibq_backward_matches_finite_differences() {
+    for (seed, act) in [(13, Activation::Tanh), (14, Activation::Gelu)] {
+        let (cfg, Setup { mut ae, mut vq, x }, codes) = setup_with(act, seed, Estimator::Ibq);
+        let beta = cfg.quantizer.beta;
+        let z0 = ae.encoder.infer(x.view());
+        let (assign, q) = quantize(&vq, z0.view());
+        let p0 = soft_one_hot(z0.view(), codes.view());
+        // The forward pass is the nearest code.
+        assert_eq!(ibq_input(z0.view(), codes.view(), &assign, &p0), q);
+        ae.gradients(x.view(), Some(&mut vq));
+        let enc_grads = grads_of(&mut ae.encoder);
+        let decoder = ae.decoder.clone();
+        let mut enc = ae.encoder.clone();
+        let n = check_net("encoder (ibq)", &mut enc, &enc_grads, |e| {
+            let z = e.infer(x.view());
+            let input = ibq_input(z.view(), codes.view(), &assign, &p0);
+            loss::mse(decoder.infer(input.view()).view(), x.view()) as f64
+                + beta * mean_sq(z.view(), q.view())
+        });
+        assert!(n > 50);
+        // Codebook: the decoder's loss through the soft one-hot plus the codebook loss.
+        let analytic = vq.codebook_grad().unwrap().to_owned();
+        check_codes(analytic.view(), &codes, |c| {
+            let input = ibq_input(z0.view(), c, &assign, &p0);
+            loss::mse(decoder.infer(input.view()).view(), x.view()) as f64
+                + assigned_loss(z0.view(), c, &assign)
+        });
+        // Every code gets a gradient, used or not.
+        assert!(analytic
+            .outer_iter()
+            .all(|g| g.iter().any(|v| v.abs() > 1e-7)));
+    }
+}
+
+#[test]
+fn synchronised_update_passes_nu_of_the_decoder_gradient_to_the_code() {
+    let nu = 0.4;
+    let Setup { mut ae, vq, x } = setup(Activation::Tanh, Update::Loss, 15);
+    let codes = vq.codebook().to_owned();
+    let mut ste = Quantizer::new(
+        &config(Activation::Tanh, Update::Loss),
+        codes.clone(),
+        ChaCha8Rng::seed_from_u64(0),
+    );
+    ae.gradients(x.view(), Some(&mut ste));
+    let ste_grads = grads_of(&mut ae.encoder);
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.sync_nu = nu;
+    let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    let z0 = ae.encoder.infer(x.view());
+    let (assign, q) = quantize(&vq, z0.view());
+    ae.gradients(x.view(), Some(&mut vq));
+    // The encoder's gradient is straight-through's.
+    assert_eq!(grads_of(&mut ae.encoder), ste_grads);
+    // The codes: the decoder sees q + ν(e_k − sg(e_k)), plus the codebook loss.
+    let decoder = ae.decoder.clone();
+    let analytic = vq.codebook_grad().unwrap().to_owned();
+    check_codes(analytic.view(), &codes, |c| {
+        let input = Array2::from_shape_fn(q.raw_dim(), |(i, d)| {
+            let k = assign[i];
+            q[[i, d]] + nu as f32 * (c[[k, d]] - codes[[k, d]])
+        });
+        loss::mse(decoder.infer(input.view()).view(), x.view()) as f64
+            + assigned_loss(z0.view(), c, &assign)
+    });
+    assert_ne!(analytic, ste.codebook_grad().unwrap());
+}
+
+fn fsq_config(codes: usize) -> RunConfig {
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.kind = QuantizerKind::Fsq;
+    cfg.quantizer.codebook_size = codes;
+    cfg
+}
+
+#[test]
+fn fsq_rounds_the_bounded_latent_onto_its_grid() {
+    // L = 3 (odd, no offset): b = tanh(z)·1.001, q = round(b) ∈ {−1, 0, 1}.
+    let cfg = fsq_config(9);
+    let vq = Quantizer::init(&cfg, Array2::zeros((1, 2)).view(), 0).unwrap();
+    let grid = vq.codebook().to_owned();
+    assert_eq!(grid.dim(), (9, 2));
+    // Index Σ idx_d 3^d with idx_d = level + 1: the first dimension varies fastest.
+    assert_eq!(grid.row(0).to_vec(), [-1.0, -1.0]);
+    assert_eq!(grid.row(1).to_vec(), [0.0, -1.0]);
+    assert_eq!(grid.row(5).to_vec(), [1.0, 0.0]);
+    // tanh(0.5) = 0.462 → 0; tanh(0.6) = 0.537 → 1; tanh(−3) → −1.
+    let z = Array2::from_shape_vec((2, 2), vec![0.5, 0.6, -3.0, 0.0]).unwrap();
+    let (assign, q) = quantize(&vq, z.view());
+    assert_eq!(
+        q,
+        Array2::from_shape_vec((2, 2), vec![0.0, 1.0, -1.0, 0.0]).unwrap()
+    );
+    // Indices (1, 2) → 1 + 2·3 and (0, 1) → 0 + 1·3.
+    assert_eq!(assign, [7, 3]);
+    for (i, &k) in assign.iter().enumerate() {
+        assert_eq!(grid.row(k), q.row(i));
+    }
+    // The metrics' embeddings are b in grid units, nearest to each point's own code.
+    let b = vq.embedded(z.clone());
+    assert!((b[[0, 0]] - 0.5f32.tanh() * 1.001).abs() < 1e-6);
+    // L = 8 (even): h = 3.5035, o = ½, b = tanh(z + atanh(o/h))·h − o, q = round(b)/4; z = 0
+    // sits at b = 0, the level of index 4.
+    let vq = Quantizer::init(&fsq_config(64), Array2::zeros((1, 2)).view(), 0).unwrap();
+    let z = Array2::from_shape_vec((1, 2), vec![0.0, 100.0]).unwrap();
+    let (assign, q) = quantize(&vq, z.view());
+    assert_eq!(q.row(0).to_vec(), [0.0, 0.75]);
+    // Indices (4, 7) → 4 + 7·8.
+    assert_eq!(assign, [60]);
+    assert_eq!(vq.codebook().nrows(), 64);
+    assert_eq!(vq.codebook().row(assign[0]), q.row(0));
+}
+
+#[test]
+fn fsq_has_no_codebook_loss_and_never_moves_its_grid() {
+    let cfg = fsq_config(64);
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    let mut ae = Autoencoder::new(&cfg, &mut rng);
+    let x: Array2<f32> = Array2::random_using((16, 3), StandardNormal, &mut rng);
+    let mut vq = Quantizer::init(&cfg, ae.encoder.infer(x.view()).view(), 0).unwrap();
+    let grid = vq.codebook().to_owned();
+    let z = ae.encoder.infer(x.view());
+    let (_, q) = quantize(&vq, z.view());
+    let recon = loss::mse(ae.decoder.infer(q.view()).view(), x.view());
+    let loss = ae.step(x.view(), Some(&mut vq));
+    assert!((loss - recon).abs() < 1e-6, "{loss} vs {recon}");
+    assert_eq!(vq.codebook(), grid);
+    assert!(vq.codebook_grad().is_none());
+    assert_eq!(vq.after_epoch(1), 0);
+}
+
+#[test]
+fn fsq_backward_matches_finite_differences() {
+    for (seed, codes) in [(17, 64), (18, 125)] {
+        let mut cfg = fsq_config(codes);
+        if codes == 125 {
+            cfg.model.latent_dim = 3;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut ae = Autoencoder::new(&cfg, &mut rng);
+        let x: Array2<f32> = Array2::random_using((16, 3), StandardNormal, &mut rng);
+        let z0 = ae.encoder.infer(x.view());
+        let mut vq = Quantizer::init(&cfg, z0.view(), 0).unwrap();
+        let (_, q) = quantize(&vq, z0.view());
+        // Straight-through the rounding: the decoder sees q + b(z)/⌊L/2⌋ − sg(b(z)/⌊L/2⌋).
+        let b0 = vq.embedded(z0.clone());
+        ae.gradients(x.view(), Some(&mut vq));
+        let enc_grads = grads_of(&mut ae.encoder);
+        let decoder = ae.decoder.clone();
+        let mut enc = ae.encoder.clone();
+        let n = check_net("encoder (fsq)", &mut enc, &enc_grads, |e| {
+            let b = vq.embedded(e.infer(x.view()));
+            let input = &q + &(&b - &b0);
+            loss::mse(decoder.infer(input.view()).view(), x.view()) as f64
+        });
+        assert!(n > 50);
+    }
+}
+
+#[test]
+fn entropy_loss_stays_finite_when_a_code_is_out_of_float_reach() {
+    // Sixteen points on code A = (0, 0); code B at distance 1.025 with τ = 0.01 has
+    // p_iB = e^−102.5 ≈ 3·10⁻⁴⁵ > 0, whose batch mean p_iB/16 rounds to 0 in f32. Every point
+    // is certain of A and the batch uses A alone: loss 0, gradients 0. Version 2 took ln 0
+    // here and gave infinite gradients (every zoo run of the entropy loss diverged).
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.codebook_size = 2;
+    cfg.quantizer.beta = 0.0;
+    cfg.quantizer.entropy_weight = 1.0;
+    cfg.quantizer.entropy_temperature = 0.01;
+    let codes = Array2::from_shape_vec((2, 2), vec![0.0, 0.0, 1.025, 0.0]).unwrap();
+    let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
+    let z = Array2::<f32>::zeros((16, 2));
+    let (assign, q) = quantize(&vq, z.view());
+    assert_eq!(assign, [0; 16]);
+    let loss = vq.loss(z.view(), q.view());
+    assert!(loss.abs() < 1e-6, "{loss}");
+    let mut g_z = Array2::zeros(z.raw_dim());
+    vq.backward(
+        z.view(),
+        q.view(),
+        &assign,
+        Array2::zeros(z.raw_dim()).view(),
+        g_z.view_mut(),
+    );
+    let grad = vq.codebook_grad().unwrap();
+    assert!(
+        g_z.iter().chain(grad.iter()).all(|g| g.abs() < 1e-6),
+        "{g_z} {grad}"
+    );
 }

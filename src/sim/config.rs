@@ -166,6 +166,19 @@ pub enum Estimator {
     Ste,
     /// The rotation trick (Fifty et al. 2024).
     Rotation,
+    /// Index backpropagation (Shi et al. 2024): a soft one-hot over all codes carries the
+    /// gradient, so every code receives one.
+    Ibq,
+}
+
+/// What kind of quantizer the bottleneck is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantizerKind {
+    /// A learned codebook searched for the nearest code.
+    Vq,
+    /// Finite scalar quantization (Mentzer et al. 2023): a fixed grid of S = L^m codes.
+    Fsq,
 }
 
 /// How the assignment measures closeness.
@@ -226,6 +239,10 @@ pub struct QuantizerConfig {
     /// Dimension of the lookup space reached through learned projections (0 = no projection).
     pub code_dim: usize,
     pub parameterization: Parameterization,
+    pub kind: QuantizerKind,
+    /// Synchronised update: share ν of the decoder's gradient also reaches the selected code
+    /// (0 = off).
+    pub sync_nu: f64,
 }
 
 impl Default for QuantizerConfig {
@@ -250,6 +267,8 @@ impl Default for QuantizerConfig {
             distance: Distance::L2,
             code_dim: 0,
             parameterization: Parameterization::Direct,
+            kind: QuantizerKind::Vq,
+            sync_nu: 0.0,
         }
     }
 }

@@ -154,6 +154,10 @@ impl Autoencoder {
             }
             None => (self.decoder.infer(z.view()), None),
         };
+        let z = match vq {
+            Some(vq) => vq.embedded(z),
+            None => z,
+        };
         let quantized = vq
             .zip(decoded_codes.as_ref())
             .map(|(vq, dc)| QuantizedView {

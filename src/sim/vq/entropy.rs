@@ -3,6 +3,10 @@
 //! p_ij = softmax_j(−‖z_i − e_j‖/τ) (distances as lucidrains' codebook-diversity loss),
 //! L = w·(mean_i H(p_i) − H(mean_i p_i)). The first term makes each point confident, the
 //! second spreads the batch over the whole codebook; both move the encoder and the codes.
+//! The references differ in details kept as they are here: lucidrains' VQ codebook-diversity
+//! loss has only the batch term; MAGVIT-v2's LFQ and SEED-Voken's IBQ take dot-product logits
+//! (squared distances up to a per-point constant for LFQ's ±1 codes). Signs, τ = 0.01 and the
+//! per-sample minus batch form are theirs.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -76,7 +80,10 @@ impl Entropy {
             if *m > 0.0 {
                 batch_h -= *m * m.ln();
             }
-            *m = m.ln();
+            // A code far from the whole batch can have p_ik > 0 but p_ik/n rounding to 0 in
+            // f32; ln 0 = −∞ would then make the gradient p_ik·(ln p̄_k − …) infinite. Its
+            // true value is tiny (p̄_k ≥ p_ik/n), so the smallest normal float stands in.
+            *m = m.max(f32::MIN_POSITIVE).ln();
         }
         self.weight * (mean_h - batch_h)
     }

@@ -15,6 +15,7 @@ mod distance;
 mod ema;
 mod entropy;
 mod estimator;
+pub mod fsq;
 mod gradient;
 mod init;
 mod lookup;
@@ -22,13 +23,14 @@ mod orthogonal;
 mod param;
 mod project;
 mod restart;
+mod sync;
 #[cfg(test)]
 mod tests;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::config::{RunConfig, Update};
+use crate::sim::config::{QuantizerKind, RunConfig, Update};
 use crate::sim::nearest::{self, nearest_with};
 use crate::sim::rng::{stream, Stream};
 
@@ -65,6 +67,15 @@ pub struct Scratch {
     inputs: Vec<f32>,
 }
 
+/// What the bottleneck is (`quantizer.kind`).
+#[derive(Debug, Clone)]
+enum Kind {
+    /// A learned codebook, nearest-code assignment: everything below.
+    Vq,
+    /// A fixed grid reached by rounding; the codebook, its state and its losses stay idle.
+    Fsq(fsq::Fsq),
+}
+
 /// A codebook (S, c) in the lookup space, with the state that trains it. Without `code_dim`
 /// and cosine distance (the defaults) the lookup space is the latent space (c = m).
 #[derive(Debug, Clone)]
@@ -73,9 +84,12 @@ pub struct Quantizer {
     codes: Array2<f32>,
     param: param::Param,
     lookup: lookup::Lookup,
+    kind: Kind,
     beta: f32,
     learner: Learner,
     estimator: estimator::Estimator,
+    /// ν of the synchronised update (0 = off).
+    sync_nu: f32,
     /// The entropy regulariser, when its weight is not 0.
     entropy: Option<entropy::Entropy>,
     /// The orthogonality regulariser, when its weight is not 0.
@@ -92,10 +106,13 @@ pub struct Quantizer {
 impl Quantizer {
     /// The quantizer a run starts with: codebook initialised from `z`, the current encoder
     /// outputs of the whole data set (seen through the lookup, whose projections come from
-    /// the run's projection stream), with the run's codebook stream of `seed`.
+    /// the run's projection stream), with the run's codebook stream of `seed`. FSQ's grid
+    /// needs neither.
     pub fn init(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, InitError> {
         let lookup = Quantizer::lookup(cfg, &mut stream(seed, Stream::Projection));
-        let codes = if lookup.is_identity() {
+        let codes = if let Kind::Fsq(f) = kind(cfg) {
+            f.grid(z.ncols())
+        } else if lookup.is_identity() {
             init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?
         } else {
             let u = lookup.inputs(z);
@@ -113,8 +130,8 @@ impl Quantizer {
         ))
     }
 
-    /// A quantizer starting from the given codebook, (S, c) in the lookup space; `rng` drives
-    /// its restarts. Projections, if any, come from the projection stream of seed 0.
+    /// A quantizer starting from the given codebook, (S, c) in the lookup space (FSQ: its
+    /// grid); `rng` drives its restarts. Projections, if any, come from the projection stream of seed 0.
     pub fn new(cfg: &RunConfig, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
         let lookup = Quantizer::lookup(cfg, &mut stream(0, Stream::Projection));
         Quantizer::with_lookup(cfg, lookup, codes, rng)
@@ -149,9 +166,11 @@ impl Quantizer {
             param: param::Param::new(q.parameterization, codes.view(), lr),
             lookup,
             codes,
+            kind: kind(cfg),
             beta: q.beta as f32,
             learner,
-            estimator: estimator::Estimator::new(q.estimator),
+            estimator: estimator::Estimator::new(q.estimator, (s, m)),
+            sync_nu: q.sync_nu as f32,
             entropy: (q.entropy_weight > 0.0).then(|| {
                 entropy::Entropy::new(q.entropy_weight as f32, q.entropy_temperature as f32, s)
             }),
@@ -172,9 +191,18 @@ impl Quantizer {
     /// ∂L/∂E of the last `backward` (lookup space, before any parameterization); None when
     /// the codebook does not learn by gradient.
     pub fn codebook_grad(&self) -> Option<ArrayView2<'_, f32>> {
-        match &self.learner {
-            Learner::Gradient(g) => Some(g.grad.view()),
-            Learner::Ema(_) => None,
+        match (&self.kind, &self.learner) {
+            (Kind::Vq, Learner::Gradient(g)) => Some(g.grad.view()),
+            _ => None,
+        }
+    }
+
+    /// The encoder outputs `z` as the metrics and snapshots see them: in the space where the
+    /// codes live, so that each one's nearest code is its code (FSQ: bounded, in grid units).
+    pub fn embedded(&self, z: Array2<f32>) -> Array2<f32> {
+        match &self.kind {
+            Kind::Vq => z,
+            Kind::Fsq(f) => f.embed(z),
         }
     }
 
@@ -187,6 +215,9 @@ impl Quantizer {
         mut q: ArrayViewMut2<f32>,
         scratch: &mut Scratch,
     ) {
+        if let Kind::Fsq(f) = &self.kind {
+            return f.quantize(z, assign, q);
+        }
         let table = self.lookup.table(self.codes.view());
         if self.lookup.is_identity() {
             nearest_with(z, table, assign, &mut scratch.search);
@@ -210,6 +241,9 @@ impl Quantizer {
     /// where their gradient goes), plus the regularisers that are on. û = z and ê = q without a
     /// lookup of its own. Keeps what `backward` needs.
     pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
+        if let Kind::Fsq(_) = self.kind {
+            return 0.0;
+        }
         if !self.lookup.is_identity() {
             self.lookup.forward(z, assign, self.codes.view());
         }
@@ -234,7 +268,8 @@ impl Quantizer {
 
     /// Backward of the VQ bottleneck, after `loss` on the same batch. `g_q` holds ∂recon/∂q
     /// from the decoder; W_out (if any) carries it to ê, the estimator carries it to û
-    /// (straight-through: unchanged), the commitment term adds 2β(û − ê)/(n·c), the
+    /// (straight-through: unchanged; IBQ also to every code), the synchronised update passes
+    /// ν of it to the selected codes, the commitment term adds 2β(û − ê)/(n·c), the
     /// regularisers add theirs, and the normalisation and W_in (if any) carry it to z. The
     /// codebook loss's gradient goes to the codebook's own state.
     pub fn backward(
@@ -245,12 +280,16 @@ impl Quantizer {
         g_q: ArrayView2<f32>,
         g_z: ArrayViewMut2<f32>,
     ) {
+        if let Kind::Fsq(f) = &self.kind {
+            return f.backward(z, g_q, g_z);
+        }
         let mut grad = match &mut self.learner {
             Learner::Gradient(g) => Some(g),
             Learner::Ema(_) => None,
         };
         let terms = Terms {
-            estimator: self.estimator,
+            estimator: &mut self.estimator,
+            sync_nu: self.sync_nu,
             beta: self.beta,
             entropy: self.entropy.as_ref(),
             orthogonal: self.orthogonal.as_mut(),
@@ -274,6 +313,9 @@ impl Quantizer {
     /// `assign`: an Adam step along the last gradient (through the parameterization), or the
     /// EMA update, in the lookup space; then dead-code restarts and the projections' step.
     pub fn after_step(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
+        if let Kind::Fsq(_) = self.kind {
+            return;
+        }
         // The batch as the codebook saw it (kept by `loss`), and before normalisation.
         let (seen, raw) = if self.lookup.is_identity() {
             (z.view(), z.view())
@@ -326,7 +368,8 @@ impl Quantizer {
 
 /// The bottleneck's loss terms, for their backward in the lookup space.
 struct Terms<'a> {
-    estimator: estimator::Estimator,
+    estimator: &'a mut estimator::Estimator,
+    sync_nu: f32,
     beta: f32,
     entropy: Option<&'a entropy::Entropy>,
     orthogonal: Option<&'a mut orthogonal::Orthogonal>,
@@ -346,14 +389,20 @@ impl Terms<'_> {
         mut g_u: ArrayViewMut2<f32>,
         learner: Option<&mut gradient::ByGradient>,
     ) {
-        self.estimator.backward(u, e, g_e, g_u.view_mut());
-        let commit = self.beta * (2.0 / u.len() as f32);
-        Zip::from(&mut g_u).and(u).and(e).for_each(|gz, &a, &b| {
-            *gz += commit * (a - b);
-        });
+        // The codebook loss's gradient first: IBQ and the synchronised update add to it.
         let mut grad = learner.map(|g| {
             g.backward(u, e, self.assign);
             g.grad.view_mut()
+        });
+        let codebook = (table, grad.as_mut().map(|g| g.view_mut()));
+        self.estimator
+            .backward(u, e, self.assign, g_e, g_u.view_mut(), codebook);
+        if let Some(grad) = grad.as_mut().filter(|_| self.sync_nu > 0.0) {
+            sync::backward(self.sync_nu, self.assign, g_e, grad.view_mut());
+        }
+        let commit = self.beta * (2.0 / u.len() as f32);
+        Zip::from(&mut g_u).and(u).and(e).for_each(|gz, &a, &b| {
+            *gz += commit * (a - b);
         });
         if let Some(en) = self.entropy {
             let grad = grad.as_mut().map(|g| g.view_mut());
@@ -361,6 +410,18 @@ impl Terms<'_> {
         }
         if let (Some(o), Some(grad)) = (self.orthogonal, grad) {
             o.backward(table, grad);
+        }
+    }
+}
+
+/// The bottleneck `cfg` asks for; validation made FSQ's levels exist.
+fn kind(cfg: &RunConfig) -> Kind {
+    match cfg.quantizer.kind {
+        QuantizerKind::Vq => Kind::Vq,
+        QuantizerKind::Fsq => {
+            let levels = fsq::levels(cfg.quantizer.codebook_size, cfg.model.latent_dim)
+                .expect("validated: codebook_size = L^latent_dim with L ≥ 3");
+            Kind::Fsq(fsq::Fsq::new(levels))
         }
     }
 }

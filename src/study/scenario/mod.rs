@@ -7,6 +7,7 @@
 //! Axes keep their order in the file; the first axis varies slowest, the last fastest, and
 //! seeds are innermost. A run's id hashes its values and seed only (`expand::run_id`).
 
+mod combine;
 mod compare;
 mod data;
 mod error;

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::sim::config::{
-    DataConfig, ModelConfig, ModelKind, QuantizerConfig, RunConfig, ScheduleConfig, TrainConfig,
+    DataConfig, ModelConfig, QuantizerConfig, RunConfig, ScheduleConfig, TrainConfig,
 };
 
 /// The sections of a configuration, in `RunConfig` order.
@@ -132,7 +132,7 @@ fn choice<T: serde::Serialize>(
 }
 
 /// The serde name of a unit enum variant.
-fn word<T: serde::Serialize>(value: &T) -> String {
+pub(super) fn word<T: serde::Serialize>(value: &T) -> String {
     match toml::Value::try_from(value) {
         Ok(toml::Value::String(s)) => s,
         // Only unit variants of the config enums reach here; they always serialize to a string.
@@ -230,6 +230,8 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         distance,
         code_dim,
         parameterization,
+        kind: quantizer_kind,
+        sync_nu,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -470,10 +472,10 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         choice(
             "quantizer.estimator",
             estimator,
-            &["ste", "rotation"],
+            &["ste", "rotation", "ibq"],
             (
                 "estimator",
-                "gradient through the quantizer: ste = straight-through (van den Oord et al. 2017); rotation = the rotation trick, λR z with R rotating z onto q (Fifty et al. 2024)",
+                "gradient through the quantizer: ste = straight-through (van den Oord et al. 2017); rotation = the rotation trick, λR z with R rotating z onto q (Fifty et al. 2024); ibq = index backpropagation, decoder input (onehot − sg(p) + p)·E with p = softmax(−‖z − e‖²) over all codes, so z and every code get the decoder's gradient (Shi et al. 2024; its reference's logits are dot products, here squared distances so the forward pass stays the nearest code)",
             ),
         ),
         float(
@@ -533,6 +535,25 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (
                 "param.",
                 "direct = the codes are learned; simvq = frozen basis C (the init codebook) × learned map W, W = I at start (Zhu et al. 2024); affine = raw codes scaled and shifted so their running mean/std match the inputs', momentum 0.1 (Huh et al. 2023, vqtorch); both need update = \"loss\" and restart = \"none\"",
+            ),
+        ),
+        choice(
+            "quantizer.kind",
+            quantizer_kind,
+            &["vq", "fsq"],
+            (
+                "quantizer",
+                "vq = a learned codebook searched for the nearest code; fsq = finite scalar quantization, each latent dim bounded by tanh and rounded to L levels with S = L^m, straight-through, no codebook loss (Mentzer et al. 2023; lucidrains' bound); the metrics see its grid of S codes; every other quantizer key must keep its default",
+            ),
+        ),
+        float(
+            "quantizer.sync_nu",
+            *sync_nu,
+            (0.0, INCL),
+            (MAX_FLOAT, INCL),
+            (
+                "sync ν",
+                "synchronised update z + sg(q − z) + νq − sg(νq): the selected code also receives ν × the decoder's gradient (Huh et al. 2023; vqtorch's example: 0.2); 0 = off",
             ),
         ),
         float(
@@ -819,62 +840,7 @@ pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
             });
         }
     }
-    identity_fits(cfg)?;
-    reparameterized_codes(cfg)
-}
-
-/// `model.kind = "identity"` has no network to shape: the latent is the input, and the MLP's
-/// keys must stay at their defaults rather than be silently ignored.
-fn identity_fits(cfg: &RunConfig) -> Result<(), RangeError> {
-    if cfg.model.kind != ModelKind::Identity {
-        return Ok(());
-    }
-    let m = &cfg.model;
-    if m.latent_dim != cfg.data.dim {
-        return Err(RangeError {
-            key: "model.latent_dim".into(),
-            value: m.latent_dim.to_string(),
-            allowed: format!(
-                "data.dim ({}) with model.kind = \"identity\" (the latent is the input)",
-                cfg.data.dim
-            ),
-        });
-    }
-    let unused = ["model.width", "model.depth", "model.activation"];
-    for (f, d) in fields(cfg).into_iter().zip(fields(&RunConfig::default())) {
-        if unused.contains(&f.key) && f.value != d.value {
-            return Err(RangeError {
-                key: f.key.into(),
-                value: f.value.to_toml().to_string(),
-                allowed: format!(
-                    "its default {} with model.kind = \"identity\" (no hidden layers)",
-                    d.value.to_toml()
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// SimVQ and affine codes are a map of learned parameters: only the codebook loss's gradient
-/// can move them (EMA and restarts write the codes themselves, which the map would undo).
-fn reparameterized_codes(cfg: &RunConfig) -> Result<(), RangeError> {
-    use crate::sim::config::{Parameterization, Restart, Update};
-    let q = &cfg.quantizer;
-    if q.parameterization == Parameterization::Direct
-        || (q.update == Update::Loss && q.restart == Restart::None)
-    {
-        return Ok(());
-    }
-    Err(RangeError {
-        key: "quantizer.parameterization".into(),
-        value: toml::Value::String(word(&q.parameterization)).to_string(),
-        allowed: format!(
-            "\"direct\" with quantizer.update = {} and quantizer.restart = {} (simvq and affine codes learn only by the codebook loss: update = \"loss\", restart = \"none\")",
-            toml::Value::String(word(&q.update)),
-            toml::Value::String(word(&q.restart)),
-        ),
-    })
+    super::combine::check(cfg)
 }
 
 /// A short description of a TOML value for error messages: its type and (abridged) text.
