@@ -38,7 +38,7 @@ use vqsim::report::{plot, summary};
 use vqsim::study::memory;
 use vqsim::study::scenario::{Scenario, ScenarioError};
 use vqsim::study::shard::Shard;
-use vqsim::study::sweep::{self, SweepError, SweepOptions};
+use vqsim::study::sweep::{self, Snapshots, SweepError, SweepOptions};
 
 #[derive(Parser)]
 #[command(name = "vqsim", version, about, propagate_version = true)]
@@ -59,7 +59,7 @@ enum Command {
     Merge(DirArgs),
     /// Draw every figure that fits the runs in DIR, and write its summary tables.
     Plot(PlotArgs),
-    /// Run the paper's scenarios (shrinkage, init, tokens, dynamics, capacity) and the remedy zoo into OUT,
+    /// Run the paper's scenarios (shrinkage, init, tokens, dynamics, capacity, capacity_continuous) and the remedy zoo into OUT,
     /// resuming finished runs, then write OUT/paper/: every figure, claims.csv, headline.csv
     /// and an offline index.html with each claim's verdict.
     Paper(PaperArgs),
@@ -117,16 +117,37 @@ struct PaperArgs {
     /// Results go to OUT/<scenario name>/ and OUT/paper/.
     #[arg(long, default_value = "out")]
     out: PathBuf,
+    #[command(flatten)]
+    sweep: SweepArgs,
+    /// Read the paper scenario files from DIR instead of the copies built into vqsim.
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
+}
+
+/// How sweeps run, for every command that runs them.
+#[derive(Args)]
+struct SweepArgs {
     /// Worker threads (default: all cores; at most 4 × the cores). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
-    /// Refuse a scenario whose estimated peak memory exceeds SIZE (e.g. 16G; default: the
+    /// Refuse a sweep whose estimated peak memory exceeds SIZE (e.g. 16G; default: the
     /// memory available now).
     #[arg(long, value_name = "SIZE", value_parser = memory::parse_bytes)]
     max_memory: Option<u64>,
-    /// Read the six scenario files from DIR instead of the copies built into vqsim.
-    #[arg(long, value_name = "DIR")]
-    scenarios: Option<PathBuf>,
+    /// Which runs keep their snapshot (runs/ID/snapshot.npz, every point's data, embedding,
+    /// reconstruction and code): those the figures draw (the lowest seed), all, or none.
+    #[arg(long, value_enum, default_value_t = Snapshots::Figures)]
+    snapshots: Snapshots,
+}
+
+impl SweepArgs {
+    fn options(&self, out: &std::path::Path) -> SweepOptions {
+        let mut opts = SweepOptions::new(out);
+        opts.threads = self.threads;
+        opts.max_memory = self.max_memory;
+        opts.snapshots = self.snapshots;
+        opts
+    }
 }
 
 #[derive(Args)]
@@ -137,13 +158,8 @@ struct RunArgs {
     /// Results go to OUT/<scenario name>/.
     #[arg(long, default_value = "out")]
     out: PathBuf,
-    /// Worker threads (default: all cores; at most 4 × the cores). Results do not depend on it.
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Refuse the sweep if its estimated peak memory exceeds SIZE (e.g. 16G; default: the
-    /// memory available now).
-    #[arg(long, value_name = "SIZE", value_parser = memory::parse_bytes)]
-    max_memory: Option<u64>,
+    #[command(flatten)]
+    sweep: SweepArgs,
     /// Run only shard I of N (1-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
     #[arg(long, value_name = "I/N", default_value_t = Shard::ALL)]
     shard: Shard,
@@ -282,9 +298,7 @@ fn run(args: &RunArgs) -> Result<()> {
         Some(path) => Scenario::load(path)?,
         None => Scenario::builtin_default(),
     };
-    let mut opts = SweepOptions::new(&args.out);
-    opts.threads = args.threads;
-    opts.max_memory = args.max_memory;
+    let mut opts = args.sweep.options(&args.out);
     opts.shard = args.shard;
     let done = sweep::run_sweep(&scenario, &opts)?;
     out!("{}", sweep::summary(&done.dir)?);
@@ -324,9 +338,7 @@ fn paper(args: &PaperArgs) -> Result<()> {
         Some(dir) => PaperScenario::from_dir(dir)?,
         None => PaperScenario::builtin(),
     };
-    let mut opts = SweepOptions::new(&args.out);
-    opts.threads = args.threads;
-    opts.max_memory = args.max_memory;
+    let opts = args.sweep.options(&args.out);
     let paper = paper_mod::run(&scenarios, &opts)?;
     for s in &paper.sections {
         for v in &s.verdicts {

@@ -12,7 +12,9 @@ use std::cell::Cell;
 
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
-use vqsim::sim::config::{Activation, Estimator, Init, Restart, RunConfig, Update};
+use vqsim::sim::config::{
+    Activation, Distance, Estimator, Init, Parameterization, Restart, RunConfig, Update,
+};
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::rng::{stream, Stream};
@@ -128,7 +130,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 12] = [
+    let variants: [(&str, Edit); 17] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -148,6 +150,29 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
         }),
         ("orthogonal codes", |c| c.quantizer.orthogonal_weight = 0.1),
         ("entropy loss", |c| c.quantizer.entropy_weight = 0.1),
+        ("cosine distance", |c| {
+            c.quantizer.distance = Distance::Cosine
+        }),
+        ("code_dim 1, ema, lru", |c| {
+            c.quantizer.code_dim = 1;
+            c.quantizer.update = Update::Ema;
+            c.quantizer.restart = Restart::Lru;
+            c.quantizer.lru_timeout = 1;
+        }),
+        ("code_dim 12 of 16, cosine, rotation, entropy", |c| {
+            c.model.latent_dim = 16;
+            c.quantizer.code_dim = 12;
+            c.quantizer.distance = Distance::Cosine;
+            c.quantizer.estimator = Estimator::Rotation;
+            c.quantizer.entropy_weight = 0.1;
+        }),
+        ("simvq", |c| {
+            c.quantizer.parameterization = Parameterization::Simvq
+        }),
+        ("affine, code_dim 1", |c| {
+            c.quantizer.parameterization = Parameterization::Affine;
+            c.quantizer.code_dim = 1;
+        }),
         // Above 8 latent dims the code search screens with matrix products.
         ("latent 16", |c| c.model.latent_dim = 16),
         ("tanh", |c| c.model.activation = Activation::Tanh),

@@ -5,9 +5,10 @@ use std::path::Path;
 
 mod common;
 
-use common::{arm, write_runs, Arm};
+use common::{arm, header, row, write_runs, Arm};
 use vqsim::report::claims::{
-    capacity, check, dynamics, generation, init, shrinkage, token_gap, token_scaling,
+    capacity, capacity_width, check, dynamics, generation, init, shrinkage, token_gap,
+    token_scaling,
 };
 use vqsim::report::summary::{summarize, Summary};
 use vqsim::report::table::Table;
@@ -361,4 +362,154 @@ fn generation_fails_when_modes_overlap_or_a_dim_is_missing() {
         "{}",
         v.evidence
     );
+}
+
+/// The continuous-capacity grid (schedules × depths × widths 2 and 128), embed_rank and
+/// modes_hit from `rank` and `hit` of (depth, width).
+fn width_sweep(rank: impl Fn(&str, &str) -> f64, hit: impl Fn(&str, &str) -> f64) -> Summary {
+    let mut arms = Vec::new();
+    for kind in ["continuous", "deferred"] {
+        for depth in ["0", "1", "2"] {
+            for width in ["2", "128"] {
+                arms.push(arm(
+                    &[(KIND, kind), ("model.depth", depth), ("model.width", width)],
+                    &[
+                        ("embed_rank", rank(depth, width), 0.02),
+                        ("modes_hit", hit(depth, width), 0.3),
+                    ],
+                ));
+            }
+        }
+    }
+    summary_of(&arms)
+}
+
+#[test]
+fn capacity_width_holds_when_width_two_collapses_at_every_depth_from_one() {
+    // Depth 0 (a linear map) is not part of the claim: there width 2 may do as well.
+    let s = width_sweep(
+        |d, w| if w == "2" && d != "0" { 1.0 } else { 1.9 },
+        |d, w| if w == "2" && d != "0" { 4.0 } else { 10.0 },
+    );
+    let v = capacity_width(&s).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+    assert!(v.evidence.contains("depth=1") && v.evidence.contains("depth=2"));
+    assert!(!v.evidence.contains("depth=0"), "{}", v.evidence);
+    assert!(
+        v.evidence.contains("schedule.kind=continuous"),
+        "{}",
+        v.evidence
+    );
+}
+
+#[test]
+fn capacity_width_fails_when_one_metric_overlaps_at_one_depth() {
+    let s = width_sweep(
+        |d, w| if w == "2" && d != "0" { 1.0 } else { 1.9 },
+        |d, w| if w == "2" && d == "1" { 4.0 } else { 10.0 },
+    );
+    let v = capacity_width(&s).unwrap();
+    assert!(!v.supported);
+    assert!(v.evidence.contains("(not lower)"), "{}", v.evidence);
+}
+
+/// runs.csv by hand, early vs deferred over seeds 0–2, where the shrinkage claim holds:
+/// shrink_ratio 0.1 vs 1 (spread 0.01), deferred uses 64 of 64 codes and hits 10 of 10 modes.
+/// `status` of (arm, seed) decides each run's status; `skip` leaves one run out.
+fn shrink_table(dir: &Path, status: impl Fn(&str, u64) -> &'static str, skip: Option<(&str, u64)>) {
+    let mut lines = vec![header()];
+    for (i, kind) in ["early", "deferred"].into_iter().enumerate() {
+        for seed in 0..3u64 {
+            if skip == Some((kind, seed)) {
+                continue;
+            }
+            let base = if kind == "early" { 0.1 } else { 1.0 };
+            let ratio = (base + 0.01 * (seed as f64 - 1.0)).to_string();
+            let metrics = [
+                ("shrink_ratio", ratio.as_str()),
+                ("codes_used", "64"),
+                ("modes_hit", "10"),
+            ];
+            let id = 3 * i + seed as usize;
+            lines.push(row(id, status(kind, seed), seed, &[(KIND, kind)], &metrics));
+        }
+    }
+    fs::write(dir.join("runs.csv"), lines.join("\n") + "\n").unwrap();
+}
+
+fn shrink_verdict(dir: &Path) -> vqsim::report::claims::Verdict {
+    let s = summarize(dir).unwrap();
+    let mut v = check("shrinkage", dir, &s).unwrap();
+    assert_eq!(
+        v.len(),
+        1,
+        "only the shrinkage claim applies: no dimension axis"
+    );
+    v.remove(0)
+}
+
+#[test]
+fn verdicts_show_n_per_arm_when_every_seed_is_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    shrink_table(dir.path(), |_, _| "ok", None);
+    let v = shrink_verdict(dir.path());
+    assert!(v.supported, "{}", v.evidence);
+    assert_eq!(
+        v.runs,
+        "n = 3 per arm (2 arms), none diverged, failed or missing"
+    );
+}
+
+/// What goes wrong in a case: its name in the runs text, each run's status, a run left out.
+type Case = (
+    &'static str,
+    fn(&str, u64) -> &'static str,
+    Option<(&'static str, u64)>,
+);
+
+#[test]
+fn a_claim_with_diverged_failed_or_missing_seeds_says_so_and_does_not_pass() {
+    let cases: [Case; 3] = [
+        (
+            "1 diverged",
+            |k, s| {
+                if (k, s) == ("early", 2) {
+                    "diverged"
+                } else {
+                    "ok"
+                }
+            },
+            None,
+        ),
+        (
+            "1 failed",
+            |k, s| {
+                if (k, s) == ("deferred", 0) {
+                    "failed"
+                } else {
+                    "ok"
+                }
+            },
+            None,
+        ),
+        ("1 missing", |_, _| "ok", Some(("deferred", 1))),
+    ];
+    for (what, status, skip) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        shrink_table(dir.path(), status, skip);
+        let v = shrink_verdict(dir.path());
+        // Two seeds of each arm still show the effect; the verdict must not rest on them.
+        assert!(
+            !v.evidence.contains("no)"),
+            "survivors alone hold: {}",
+            v.evidence
+        );
+        assert!(!v.supported, "{what}: passed on the survivors");
+        assert!(
+            v.runs.starts_with("incomplete: n = 2–3 of 3 per arm"),
+            "{what}: {}",
+            v.runs
+        );
+        assert!(v.runs.contains(what), "{what}: {}", v.runs);
+    }
 }

@@ -15,7 +15,7 @@ use common::raw_npy;
 use vqsim::arrays::{read_matrix, Shape, Source};
 use vqsim::diagnose::{diagnose, verdict, Diagnosis, Limits};
 use vqsim::study::scenario::Scenario;
-use vqsim::study::sweep::{self, ProgressMode, SweepOptions};
+use vqsim::study::sweep::{self, ProgressMode, Snapshots, SweepOptions};
 
 /// Codes at (0,0), (4,0), (0,4) and one far away that nothing picks; embeddings: 2 on the
 /// first code, 1 on each of the others (each 1 away along an axis).
@@ -175,6 +175,7 @@ continuous_epochs = 3
     .unwrap();
     let mut opts = SweepOptions::new(dir.path());
     opts.progress = ProgressMode::Quiet;
+    opts.snapshots = Snapshots::All;
     let done = sweep::run_sweep(&Scenario::load(&scenario).unwrap(), &opts).unwrap();
     let mut runs = csv::Reader::from_path(done.dir.join("runs.csv")).unwrap();
     let header = runs.headers().unwrap().clone();
@@ -184,8 +185,8 @@ continuous_epochs = 3
         let row = row.unwrap();
         let run_dir = done.dir.join("runs").join(&row[col("run_id")]);
         let src = |f: &str, name: &str| Source::new(run_dir.join(f), Some(name.into()));
-        let z = read_matrix(&src("latent.csv", "z"), Shape::Matrix).unwrap();
-        let codes = read_matrix(&src("codebook.csv", "c"), Shape::Matrix).unwrap();
+        let z = read_matrix(&src("snapshot.npz", "z"), Shape::Matrix).unwrap();
+        let codes = read_matrix(&src("snapshot.npz", "codebook"), Shape::Matrix).unwrap();
         let seed: u64 = row[col("seed")].parse().unwrap();
         let d = diagnose(z.view(), codes.view(), None, seed, Limits::default()).diagnosis;
         for (name, value) in d.fields() {

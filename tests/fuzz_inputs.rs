@@ -264,8 +264,10 @@ fn result_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     runs.sort();
     for run in &runs {
-        for f in ["run.csv", "history.csv", "latent.csv", "codebook.csv"] {
-            files.push(run.join(f));
+        for f in ["run.csv", "history.csv", "snapshot.npz"] {
+            if dir.join(run).join(f).is_file() {
+                files.push(run.join(f));
+            }
         }
     }
     files

@@ -501,3 +501,23 @@ fn tanh_is_accurate_to_a_few_ulp() {
         assert!(y.abs() <= 1.0);
     }
 }
+
+#[test]
+fn identity_mlp_copies_forward_and_its_input_gradient_matches_finite_differences() {
+    let mut rng = rng(30);
+    let (d, n) = (3, 4);
+    let mut id = Mlp::identity(d, 6);
+    assert_eq!((id.d_in(), id.d_out()), (d, d));
+    assert_eq!(id.params_mut().count(), 0, "no parameters");
+    let mut x = uniform(&mut rng, (n, d), 1.5);
+    let r = uniform(&mut rng, (n, d), 1.0);
+    assert_eq!(id.forward(x.view()), x.view());
+    assert_eq!(id.infer(x.view()), x);
+    let mut gx = Array2::zeros((n, d));
+    id.backward(x.view(), r.view(), Some(gx.view_mut()));
+    let num = numeric_grad(x.as_slice_mut().unwrap(), |xs| {
+        let xv = ArrayView2::from_shape((n, d), xs).unwrap();
+        weighted_sum(id.infer(xv).view(), r.view())
+    });
+    assert_grads_match("identity input", gx.as_slice().unwrap(), &num);
+}

@@ -250,7 +250,7 @@ fn ema_update_follows_the_vq_vae_rule() {
     }
     // The EMA codebook adds no codebook loss: only the commitment term remains.
     let q = Array2::zeros((2, 2));
-    let loss = vq.loss(z.view(), q.view());
+    let loss = vq.loss(z.view(), q.view(), &[0, 0]);
     assert!((loss - cfg.quantizer.beta as f32 * 7.5).abs() < 1e-5);
 }
 
@@ -367,7 +367,7 @@ fn orthogonal_loss_is_zero_for_orthogonal_codes_and_half_for_parallel_ones() {
         let codes = Array2::from_shape_vec((2, 2), codes).unwrap();
         let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
         // z = q: the codebook and commitment terms vanish; 2·(Σcos²/4 − 1/2) remains.
-        let loss = vq.loss(z.view(), z.view());
+        let loss = vq.loss(z.view(), z.view(), &[0]);
         assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
     }
 }

@@ -92,6 +92,7 @@ fn fixture() -> Paper {
                     evidence: "mean [95% CI]: [data.dim=2] early 0.05 vs 0.99 | \
                                [data.dim=8] early 0.12 vs 1.0 <b>"
                         .into(),
+                    runs: "n = 5 per arm (4 arms), none diverged, failed or missing".into(),
                 }],
                 figures: vec![
                     fig("shrinkage-shrinkage_d2", Figure::Shrinkage, true),
@@ -110,6 +111,9 @@ fn fixture() -> Paper {
                     claim: "Embeddings collapse at the smallest capacity".into(),
                     supported: false,
                     evidence: "smallest vs largest: embed_rank 1.9 vs 1.8 (overlap)".into(),
+                    runs: "incomplete: n = 2–3 of 3 per arm (2 arms; 1 runs diverged, 0 failed, \
+                           0 missing): [model.width=2] 2 ok of 3 (1 diverged, 0 failed, 0 missing)"
+                        .into(),
                 }],
                 figures: vec![
                     fig("capacity-capacity_d2", Figure::Capacity, true),

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use ndarray::{Array1, Array2};
+use ndarray_npy::NpzWriter;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vqsim::report::plot::{self, params, Figure, Projection, Runs};
@@ -98,7 +100,7 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
-/// latent.csv, codebook.csv and means.csv of one run: early runs collapse 10 modes onto 7 and
+/// The snapshot.npz of one run: early runs collapse 10 modes onto 7 and
 /// crowd their codes near the origin; deferred runs spread codes over the modes.
 fn write_snapshot(dir: &Path, id: &str, run: &Run) {
     let d = run.get("data.dim") as usize;
@@ -126,14 +128,9 @@ fn write_snapshot(dir: &Path, id: &str, run: &Run) {
             }
         })
         .collect();
-    let mut usage = vec![0usize; s];
-    let mut latent = String::from("label");
-    for (p, n) in [('x', d), ('z', m), ('r', d)] {
-        for i in 0..n {
-            write!(latent, ",{p}{i}").unwrap();
-        }
-    }
-    latent.push_str(",code\n");
+    let mut usage = vec![0i64; s];
+    let (mut labels, mut xs, mut zs, mut rs, mut assigned) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for label in 0..k {
         for _ in 0..per {
             let x: Vec<f64> = means[label]
@@ -147,37 +144,28 @@ fn write_snapshot(dir: &Path, id: &str, run: &Run) {
             usage[code] += 1;
             let target = if run.early() { &means[label % 7] } else { &x };
             let r: Vec<f64> = target.iter().map(|v| v + 0.15 * normal(&mut rng)).collect();
-            let row: Vec<String> = std::iter::once(label.to_string())
-                .chain(x.iter().chain(&z).chain(&r).map(|v| format!("{v:.4}")))
-                .chain(std::iter::once(code.to_string()))
-                .collect();
-            latent.push_str(&row.join(","));
-            latent.push('\n');
+            labels.push(label as i64);
+            assigned.push(code as i64);
+            xs.push(x);
+            zs.push(z);
+            rs.push(r);
         }
     }
-    let mut codebook = String::from("code,usage");
-    for i in 0..m {
-        write!(codebook, ",c{i}").unwrap();
-    }
-    codebook.push('\n');
-    for (j, c) in codes.iter().enumerate() {
-        let vals: Vec<String> = c.iter().map(|v| format!("{v:.4}")).collect();
-        writeln!(codebook, "{j},{},{}", usage[j], vals.join(",")).unwrap();
-    }
-    let mut mf = String::from("mode");
-    for i in 0..d {
-        write!(mf, ",m{i}").unwrap();
-    }
-    mf.push('\n');
-    for (i, mu) in means.iter().enumerate() {
-        let vals: Vec<String> = mu.iter().map(|v| format!("{v:.4}")).collect();
-        writeln!(mf, "{i},{}", vals.join(",")).unwrap();
-    }
+    let matrix = |rows: &[Vec<f64>], cols: usize| {
+        Array2::from_shape_fn((rows.len(), cols), |(i, j)| rows[i][j] as f32)
+    };
     let rd = dir.join("runs").join(id);
     std::fs::create_dir_all(&rd).unwrap();
-    std::fs::write(rd.join("latent.csv"), latent).unwrap();
-    std::fs::write(rd.join("codebook.csv"), codebook).unwrap();
-    std::fs::write(rd.join("means.csv"), mf).unwrap();
+    let mut npz = NpzWriter::new(std::fs::File::create(rd.join("snapshot.npz")).unwrap());
+    npz.add_array("label", &Array1::from(labels)).unwrap();
+    npz.add_array("x", &matrix(&xs, d)).unwrap();
+    npz.add_array("z", &matrix(&zs, m)).unwrap();
+    npz.add_array("r", &matrix(&rs, d)).unwrap();
+    npz.add_array("code", &Array1::from(assigned)).unwrap();
+    npz.add_array("codebook", &matrix(&codes, m)).unwrap();
+    npz.add_array("usage", &Array1::from(usage)).unwrap();
+    npz.add_array("means", &matrix(&means, d)).unwrap();
+    npz.finish().unwrap();
 }
 
 fn dist2(a: &[f64], b: &[f64]) -> f64 {

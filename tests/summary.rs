@@ -171,6 +171,7 @@ fn written_files_read_back() {
             "metric",
             "n",
             "n_diverged",
+            "n_failed",
             "mean",
             "ci_lo",
             "ci_hi"

@@ -5,13 +5,15 @@
 //! when the sweep does not have the axes it needs. When other parameters are swept too, the
 //! claim is checked in every combination of them ("slice") and holds only if it holds in all.
 //! "CIs disjoint" always means the two 95% t-intervals over seeds are defined and do not
-//! overlap (`MeanCi::separated`).
+//! overlap (`MeanCi::separated`). Every verdict carries the runs behind it (n per arm, and
+//! which arms lost seeds to divergence, failure or absence); a claim whose arms are not all
+//! complete is not supported, whatever the surviving seeds show.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::report::stats::{mean_ci, MeanCi};
-use crate::report::summary::{layout, Summary, SummaryError, DEFERRED, LEVEL, SCHEDULE};
+use crate::report::summary::{layout, RunCounts, Summary, SummaryError, DEFERRED, LEVEL, SCHEDULE};
 use crate::report::table::{Table, TableError};
 
 const SIZE: &str = "quantizer.codebook_size";
@@ -23,6 +25,10 @@ const DIM: &str = "data.dim";
 
 /// Claim (g): the input dimensions at which the generation gap must show (the paper's two).
 const GENERATION_DIMS: [&str; 2] = ["2", "8"];
+
+/// Claim (h): the narrow and the wide encoder compared.
+const NARROW: &str = "2";
+const WIDE: &str = "128";
 
 /// Smallest codebook size at which claim (a) must hold.
 const GAP_FROM_SIZE: u64 = 64;
@@ -41,6 +47,8 @@ pub struct Verdict {
     pub supported: bool,
     /// The numbers behind the verdict.
     pub evidence: String,
+    /// The runs behind the verdict: n per arm, and the arms short of seeds (`RunCounts`).
+    pub runs: String,
 }
 
 /// The claims that belong to a paper scenario (any applicable claim for other names), checked
@@ -54,25 +62,52 @@ pub fn check(name: &str, dir: &Path, s: &Summary) -> Result<Vec<Verdict>, Summar
         let runs = Table::read(&dir.join("runs.csv"))?;
         dynamics(&runs, &Table::read(&h)?)
     };
-    let found = match name {
-        "tokens" => vec![token_gap(s), token_scaling(s)],
-        "capacity" => vec![capacity(s)],
-        "shrinkage" => vec![shrinkage(s), generation(s)],
-        "init" => vec![init(s)],
-        "dynamics" => vec![dynamic()?],
-        "zoo" => vec![remedies(s)],
+    type Claim<'a> = Box<dyn Fn() -> Result<Option<Verdict>, SummaryError> + 'a>;
+    let of =
+        |claim: fn(&Summary) -> Option<Verdict>| -> Claim<'_> { Box::new(move || Ok(claim(s))) };
+    let claims: Vec<Claim<'_>> = match name {
+        "tokens" => vec![of(token_gap), of(token_scaling)],
+        "capacity" => vec![of(capacity)],
+        "capacity_continuous" => vec![of(capacity_width), of(capacity)],
+        "shrinkage" => vec![of(shrinkage), of(generation)],
+        "init" => vec![of(init)],
+        "dynamics" => vec![Box::new(dynamic)],
+        "zoo" => vec![of(remedies)],
         _ => vec![
-            remedies(s),
-            token_gap(s),
-            token_scaling(s),
-            capacity(s),
-            shrinkage(s),
-            generation(s),
-            init(s),
-            dynamic()?,
+            of(remedies),
+            of(token_gap),
+            of(token_scaling),
+            of(capacity),
+            of(capacity_width),
+            of(shrinkage),
+            of(generation),
+            of(init),
+            Box::new(dynamic),
         ],
     };
-    Ok(found.into_iter().flatten().collect())
+    let mut found = Vec::new();
+    for claim in claims {
+        s.take_seen();
+        let Some(v) = claim()? else {
+            continue;
+        };
+        // The dynamics claim reads the history, not the summary: it rests on every arm.
+        let mut seen = s.take_seen();
+        if seen.is_empty() {
+            seen = s.configurations();
+        }
+        found.push(with_runs(v, &s.run_counts(&seen)));
+    }
+    Ok(found)
+}
+
+/// `v` with the runs behind it; not supported unless every arm has all its seeds `ok`.
+pub fn with_runs(v: Verdict, counts: &RunCounts) -> Verdict {
+    Verdict {
+        supported: v.supported && counts.complete,
+        runs: counts.text.clone(),
+        ..v
+    }
 }
 
 /// (a) Perplexity and codebook distance are higher under deferred quantization at every
@@ -235,6 +270,59 @@ pub fn capacity(s: &Summary) -> Option<Verdict> {
          than at the largest (95% CIs disjoint), neither higher"
             .into(),
         &format!("smallest ({}) vs largest ({})", name(&small), name(&large)),
+        verdicts,
+    ))
+}
+
+/// (h) Embedding collapse isolated: a narrow encoder collapses the embeddings at every depth.
+/// Pre-registered before `scenarios/capacity_continuous.toml` was run.
+///
+/// Criterion: at every swept depth ≥ 1, width `NARROW` has lower `embed_rank` and lower
+/// `modes_hit` than width `WIDE`, each with disjoint 95% CIs, in every slice of the other axes
+/// (schedule — continuous, deferred — and input dimension). Both widths must be swept.
+pub fn capacity_width(s: &Summary) -> Option<Verdict> {
+    if !s.varies(DEPTH) || !s.varies(WIDTH) {
+        return None;
+    }
+    let widths = s.values(WIDTH);
+    if !widths.iter().any(|w| w == NARROW) || !widths.iter().any(|w| w == WIDE) {
+        return None;
+    }
+    let mut depths = numeric(s, DEPTH)?;
+    depths.sort();
+    depths.retain(|(d, _)| *d >= 1);
+    let verdicts = per_slice(s, &[DEPTH, WIDTH], |slice| {
+        let mut ok = !depths.is_empty();
+        let mut ev = Vec::new();
+        for (_, depth) in &depths {
+            let mut parts = Vec::new();
+            for metric in ["embed_rank", "modes_hit"] {
+                let get = |w: &str| s.find(metric, &at(slice, &[(DEPTH, depth), (WIDTH, w)]));
+                let (Some(a), Some(b)) = (get(NARROW), get(WIDE)) else {
+                    ok = false;
+                    parts.push(format!("{metric} missing"));
+                    continue;
+                };
+                let holds = a.ci.separated(&b.ci) && a.ci.mean < b.ci.mean;
+                ok &= holds;
+                parts.push(format!(
+                    "{metric} {} vs {}{}",
+                    ci(&a.ci),
+                    ci(&b.ci),
+                    if holds { "" } else { " (not lower)" }
+                ));
+            }
+            ev.push(format!("depth={depth}: {}", parts.join(", ")));
+        }
+        (ok, ev.join("; "))
+    });
+    Some(combine(
+        format!(
+            "Embedding collapse isolated: at every depth ≥ 1, width {NARROW} has lower embed_rank \
+             and fewer modes_hit than width {WIDE} (95% CIs disjoint), without quantization and \
+             under deferred quantization"
+        ),
+        &format!("width {NARROW} vs width {WIDE}, mean [95% CI]"),
         verdicts,
     ))
 }
@@ -516,6 +604,7 @@ pub fn dynamics(runs: &Table, history: &Table) -> Result<Option<Verdict>, Summar
         verdicts.push((failed.is_empty(), label));
     }
     Ok(Some(Verdict {
+        runs: String::new(),
         claim: format!(
             "Under early quantization the codebook's mean pairwise distance stays small compared \
              with deferred throughout training: at every quantized epoch early's mean ≤ \
@@ -578,6 +667,7 @@ fn per_slice(
 
 fn combine(claim: String, what: &str, verdicts: Vec<(bool, String)>) -> Verdict {
     Verdict {
+        runs: String::new(),
         claim,
         supported: !verdicts.is_empty() && verdicts.iter().all(|v| v.0),
         evidence: format!(

@@ -10,6 +10,8 @@
 //! each configuration every other arm is compared with the baseline: paired by seed (runs with
 //! one seed share their data and initial weights), with Welch's test alongside.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::report::stats::{mean_ci, paired_test, welch_test, MeanCi, Paired, Welch};
@@ -52,6 +54,10 @@ pub struct SummaryRow {
     pub ci: MeanCi,
     /// Runs of this configuration that diverged (excluded from `ci`).
     pub n_diverged: usize,
+    /// Runs of this configuration that failed (excluded from `ci`).
+    pub n_failed: usize,
+    /// Runs of this configuration in runs.csv, whatever their status.
+    pub n_runs: usize,
 }
 
 /// One metric of one arm against the baseline, in one configuration of the other parameters.
@@ -93,6 +99,18 @@ pub struct Summary {
     /// `params` without `arm_params`: the configurations within which arms are compared.
     pub compare_params: Vec<String>,
     pub comparisons: Vec<Comparison>,
+    /// Configurations (`SummaryRow::params`) looked up by `find` and `comparison` since the
+    /// last `take_seen`: what a claim's verdict rests on, so its run counts can be reported.
+    pub seen: RefCell<BTreeSet<Vec<String>>>,
+}
+
+/// Runs behind a set of configurations, by status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCounts {
+    /// "n = 5 per arm (4 arms), none diverged, failed or missing", or the arms that fall short.
+    pub text: String,
+    /// Every configuration has every seed, all `ok`.
+    pub complete: bool,
 }
 
 impl Summary {
@@ -125,11 +143,98 @@ impl Summary {
     /// The row of `metric` whose parameters take the values in `at`; None unless exactly one
     /// row matches (so an under-specified lookup cannot silently pick an arbitrary one).
     pub fn find(&self, metric: &str, at: &[(&str, &str)]) -> Option<&SummaryRow> {
-        unique(
+        let row = unique(
             self.rows
                 .iter()
                 .filter(|r| r.metric == metric && matches(&self.params, &r.params, at)),
-        )
+        )?;
+        self.seen.borrow_mut().insert(row.params.clone());
+        Some(row)
+    }
+
+    /// Notes as seen every configuration matching `at`.
+    fn touch(&self, at: &[(&str, &str)]) {
+        let Some(metric) = self.metrics.first() else {
+            return;
+        };
+        let mut seen = self.seen.borrow_mut();
+        for r in &self.rows {
+            if &r.metric == metric && matches(&self.params, &r.params, at) {
+                seen.insert(r.params.clone());
+            }
+        }
+    }
+
+    /// The configurations looked up since the last call, cleared.
+    pub fn take_seen(&self) -> Vec<Vec<String>> {
+        std::mem::take(&mut *self.seen.borrow_mut())
+            .into_iter()
+            .collect()
+    }
+
+    /// Every configuration of the summary.
+    pub fn configurations(&self) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> = Vec::new();
+        for r in &self.rows {
+            if !out.contains(&r.params) {
+                out.push(r.params.clone());
+            }
+        }
+        out
+    }
+
+    /// How many runs stand behind `configs`: per configuration, `ok` runs of the seeds the
+    /// fullest configuration has (a configuration with fewer rows is missing seeds).
+    pub fn run_counts(&self, configs: &[Vec<String>]) -> RunCounts {
+        let expected = self.rows.iter().map(|r| r.n_runs).max().unwrap_or(0);
+        let mut short = Vec::new();
+        let mut oks = BTreeSet::new();
+        let (mut diverged, mut failed, mut missing) = (0, 0, 0);
+        for c in configs {
+            let Some(r) = self.rows.iter().find(|r| &r.params == c) else {
+                continue;
+            };
+            let ok = r.n_runs - r.n_diverged - r.n_failed;
+            oks.insert(ok);
+            diverged += r.n_diverged;
+            failed += r.n_failed;
+            missing += expected - r.n_runs;
+            if ok < expected {
+                let name: Vec<String> = self
+                    .params
+                    .iter()
+                    .zip(c)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                short.push(format!(
+                    "[{}] {ok} ok of {expected} ({} diverged, {} failed, {} missing)",
+                    name.join(" "),
+                    r.n_diverged,
+                    r.n_failed,
+                    expected - r.n_runs
+                ));
+            }
+        }
+        let arms = configs.len();
+        if short.is_empty() {
+            return RunCounts {
+                text: format!(
+                    "n = {expected} per arm ({arms} arm{}), none diverged, failed or missing",
+                    if arms == 1 { "" } else { "s" }
+                ),
+                complete: arms > 0,
+            };
+        }
+        let range: Vec<String> = oks.iter().map(usize::to_string).collect();
+        RunCounts {
+            text: format!(
+                "incomplete: n = {} of {expected} per arm ({arms} arms; {diverged} runs diverged, \
+                 {failed} failed, {missing} missing): {}",
+                range.join("–"),
+                short.join("; ")
+            ),
+            complete: false,
+        }
     }
 
     /// The comparison of `metric` at `at` (configuration and arm values); None unless exactly
@@ -145,6 +250,21 @@ impl Summary {
             let values: Vec<String> = c.params.iter().chain(&c.arm).cloned().collect();
             c.metric == metric && matches(&names, &values, at)
         }))
+        .inspect(|c| {
+            let config: Vec<(&str, &str)> = self
+                .compare_params
+                .iter()
+                .zip(&c.params)
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let arm = self.arm_params.iter().zip(&c.arm);
+            let base = self.baseline.iter().map(|(k, v)| (k, v));
+            for side in [arm.collect::<Vec<_>>(), base.collect()] {
+                let mut at = config.clone();
+                at.extend(side.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                self.touch(&at);
+            }
+        })
     }
 
     /// The comparison of `metric` at configuration `at` between the plain deferred arm (the
@@ -274,10 +394,8 @@ pub fn summarize_with(
 
     let mut rows = Vec::new();
     for (key, members) in t.group_by(&params)? {
-        let n_diverged = members
-            .iter()
-            .filter(|&&i| t.rows[i][status] == "diverged")
-            .count();
+        let count = |s: &str| members.iter().filter(|&&i| t.rows[i][status] == s).count();
+        let (n_diverged, n_failed) = (count("diverged"), count("failed"));
         for m in &metrics {
             let xs = values(&t, &members, m, &ok)?;
             rows.push(SummaryRow {
@@ -285,6 +403,8 @@ pub fn summarize_with(
                 metric: m.clone(),
                 ci: mean_ci(&xs, LEVEL),
                 n_diverged,
+                n_failed,
+                n_runs: members.len(),
             });
         }
     }
@@ -399,6 +519,7 @@ pub fn summarize_with(
         arm_params,
         compare_params,
         comparisons,
+        seen: RefCell::default(),
     })
 }
 
@@ -473,9 +594,17 @@ fn values(
 pub fn write(dir: &Path, s: &Summary) -> Result<(), SummaryError> {
     let mut header: Vec<String> = s.params.clone();
     header.extend(
-        ["metric", "n", "n_diverged", "mean", "ci_lo", "ci_hi"]
-            .iter()
-            .map(|h| h.to_string()),
+        [
+            "metric",
+            "n",
+            "n_diverged",
+            "n_failed",
+            "mean",
+            "ci_lo",
+            "ci_hi",
+        ]
+        .iter()
+        .map(|h| h.to_string()),
     );
     let mut lines = vec![header];
     for r in &s.rows {
@@ -483,6 +612,7 @@ pub fn write(dir: &Path, s: &Summary) -> Result<(), SummaryError> {
         l.push(r.metric.clone());
         l.push(r.ci.n.to_string());
         l.push(r.n_diverged.to_string());
+        l.push(r.n_failed.to_string());
         l.extend([r.ci.mean, r.ci.lo, r.ci.hi].map(num));
         lines.push(l);
     }

@@ -81,6 +81,10 @@ pub fn verdict(rows: &[TheoryRow]) -> Verdict {
             Q_REL_TOL * 100.0
         ),
         supported: !rows.is_empty() && worst_h < H_TOL && worst_q < Q_REL_TOL && rises,
+        runs: format!(
+            "one deterministic placement per M ({} values), no seeds",
+            rows.len()
+        ),
         evidence: format!(
             "M = 1 … {}: largest |H − ln M| {:.4} nats, largest |Q − Q̂| / Q̂ {:.2}%{ends}",
             rows.len(),

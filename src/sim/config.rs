@@ -83,6 +83,17 @@ pub enum Activation {
     Gelu,
 }
 
+/// What encoder and decoder are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// MLPs of `depth` hidden layers of `width` units.
+    Mlp,
+    /// Both the identity (latent = input): the only distortion is quantization, as in the
+    /// paper's §4.2 model. Needs latent_dim = dim; width, depth and activation unused.
+    Identity,
+}
+
 /// Encoder and decoder MLPs (mirror images of each other).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -94,6 +105,7 @@ pub struct ModelConfig {
     /// Hidden layers per network; 0 makes encoder and decoder linear maps.
     pub depth: usize,
     pub activation: Activation,
+    pub kind: ModelKind,
 }
 
 impl Default for ModelConfig {
@@ -103,6 +115,7 @@ impl Default for ModelConfig {
             width: 64,
             depth: 2,
             activation: Activation::Relu,
+            kind: ModelKind::Mlp,
         }
     }
 }
@@ -155,6 +168,28 @@ pub enum Estimator {
     Rotation,
 }
 
+/// How the assignment measures closeness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Distance {
+    /// Euclidean distance between the raw vectors.
+    L2,
+    /// Inputs and codes l2-normalised: the nearest code by cosine (Yu et al. 2021, ViT-VQGAN).
+    Cosine,
+}
+
+/// How the codes are made from the learned parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parameterization {
+    /// The codes are the parameters.
+    Direct,
+    /// A frozen basis C times a learned linear map W (Zhu et al. 2024, SimVQ).
+    Simvq,
+    /// Codes shifted and scaled to the running statistics of the inputs (Huh et al. 2023).
+    Affine,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuantizerConfig {
@@ -187,6 +222,10 @@ pub struct QuantizerConfig {
     pub entropy_weight: f64,
     /// Temperature τ of the soft assignments softmax(−‖z − e‖/τ) in the entropy loss.
     pub entropy_temperature: f64,
+    pub distance: Distance,
+    /// Dimension of the lookup space reached through learned projections (0 = no projection).
+    pub code_dim: usize,
+    pub parameterization: Parameterization,
 }
 
 impl Default for QuantizerConfig {
@@ -208,6 +247,9 @@ impl Default for QuantizerConfig {
             orthogonal_weight: 0.0,
             entropy_weight: 0.0,
             entropy_temperature: 0.01,
+            distance: Distance::L2,
+            code_dim: 0,
+            parameterization: Parameterization::Direct,
         }
     }
 }
@@ -218,7 +260,7 @@ pub struct TrainConfig {
     /// Adam learning rate (networks and, for update = "loss", the codebook).
     pub lr: f64,
     pub batch_size: usize,
-    /// Quantized epochs (for both schedules).
+    /// Quantized epochs (early and deferred); with kind = "continuous", further unquantized ones.
     pub epochs: usize,
 }
 
@@ -239,13 +281,18 @@ pub enum ScheduleKind {
     Early,
     /// Train a plain autoencoder first, then initialise the codebook and quantize.
     Deferred,
+    /// The plain autoencoder alone, never quantized, for `continuous_epochs + epochs` epochs:
+    /// deferred's training budget, its first `continuous_epochs` identical to deferred's
+    /// continuous phase. Isolates embedding collapse from token collapse.
+    Continuous,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
     pub kind: ScheduleKind,
-    /// Epochs of continuous (unquantized) training before the switch, for kind = "deferred".
+    /// Epochs of continuous (unquantized) training before the switch, for kind = "deferred"
+    /// (and the first part of kind = "continuous").
     pub continuous_epochs: usize,
 }
 

@@ -4,11 +4,10 @@
 use ndarray::{s, Array2, ArrayView2};
 use rand::Rng;
 
-use crate::sim::config::RunConfig;
+use crate::sim::config::{ModelKind, RunConfig};
 use crate::sim::metrics::{self, Metrics, Observation, QuantizedView};
-use crate::sim::nearest;
 use crate::sim::nn::{loss, Adam, Mlp};
-use crate::sim::vq::Quantizer;
+use crate::sim::vq::{self, Quantizer};
 
 pub struct Autoencoder {
     pub encoder: Mlp,
@@ -21,7 +20,7 @@ pub struct Autoencoder {
     g_q: Array2<f32>,     // (batch, m) ∂L/∂(decoder input)
     g_z: Array2<f32>,     // (batch, m) ∂L/∂z
     assign: Vec<usize>,   // (batch) nearest code
-    search: nearest::Scratch,
+    search: vq::Scratch,
 }
 
 /// The model's view of the whole data set: what the metrics and the snapshot need.
@@ -42,8 +41,14 @@ impl Autoencoder {
             cfg.train.batch_size.min(points),
         );
         let mc = &cfg.model;
-        let encoder = Mlp::new(d, mc.width, mc.depth, m, mc.activation, b, rng);
-        let decoder = Mlp::new(m, mc.width, mc.depth, d, mc.activation, b, rng);
+        let (encoder, decoder) = match mc.kind {
+            ModelKind::Mlp => (
+                Mlp::new(d, mc.width, mc.depth, m, mc.activation, b, rng),
+                Mlp::new(m, mc.width, mc.depth, d, mc.activation, b, rng),
+            ),
+            // Validation made m = d.
+            ModelKind::Identity => (Mlp::identity(d, b), Mlp::identity(m, b)),
+        };
         Autoencoder {
             encoder,
             decoder,
@@ -54,7 +59,7 @@ impl Autoencoder {
             g_q: Array2::zeros((b, m)),
             g_z: Array2::zeros((b, m)),
             assign: vec![0; b],
-            search: nearest::Scratch::default(),
+            search: vq::Scratch::default(),
         }
     }
 
@@ -87,7 +92,7 @@ impl Autoencoder {
                     q.view_mut(),
                     &mut self.search,
                 );
-                vq_loss = vq.loss(z.view(), q.view());
+                vq_loss = vq.loss(z.view(), q.view(), &self.assign[..n]);
             }
             None => q.assign(&z),
         }
@@ -140,7 +145,7 @@ impl Autoencoder {
                     z.view(),
                     &mut assign,
                     q.view_mut(),
-                    &mut nearest::Scratch::default(),
+                    &mut vq::Scratch::default(),
                 );
                 (
                     self.decoder.infer(q.view()),

@@ -21,6 +21,8 @@ pub enum Stream {
     Generate = 8,
     /// Dead-code restarts and codebook re-inits.
     Restart = 9,
+    /// The quantizer's learned projections (`quantizer.code_dim`).
+    Projection = 10,
 }
 
 pub fn stream(seed: u64, purpose: Stream) -> ChaCha8Rng {

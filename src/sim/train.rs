@@ -1,4 +1,4 @@
-//! One run: data, networks, the early or deferred schedule, and its measurements.
+//! One run: data, networks, the early, deferred or continuous schedule, and its measurements.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +19,7 @@ use crate::sim::vq::Quantizer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
-    /// Plain autoencoder training (deferred schedule only).
+    /// Plain autoencoder training (deferred and continuous schedules).
     Continuous,
     /// Training with the quantizer on.
     Quantized,
@@ -41,6 +41,8 @@ pub struct HistoryRow {
 pub enum Status {
     Ok,
     Diverged,
+    /// A step that cannot go on stopped the run (a k-means init that failed); `message` says why.
+    Failed,
 }
 
 /// The end state of a run, for figures: the data, its embeddings and reconstructions, and the
@@ -70,12 +72,14 @@ pub struct RunOutcome {
     pub status: Status,
     /// Total epoch at which a non-finite loss or parameter appeared.
     pub diverged_epoch: Option<usize>,
+    /// Why a failed run failed; empty otherwise.
+    pub message: String,
     /// Wall time of training, codebook init included, metrics excluded (seconds).
     pub seconds: f64,
-    /// Final metrics (all NaN when diverged).
+    /// Final metrics (all NaN when diverged or failed).
     pub metrics: Metrics,
     pub history: Vec<HistoryRow>,
-    /// None when diverged.
+    /// None when diverged, failed or never quantized (no codebook to show).
     pub snapshot: Option<Snapshot>,
 }
 
@@ -113,40 +117,70 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
     let result = trainer.schedule(seed);
     let seconds = (start.elapsed() - trainer.measuring).as_secs_f64();
     let history = std::mem::take(&mut trainer.history);
+    outcome(result, &data, seconds, history)
+}
+
+/// The outcome of a schedule that ended with `result`.
+fn outcome(
+    result: Result<(Option<Quantizer>, Evaluation), Stop>,
+    data: &Mixture,
+    seconds: f64,
+    history: Vec<HistoryRow>,
+) -> Result<RunOutcome, Cancelled> {
+    let stopped = |status, diverged_epoch, message, history| RunOutcome {
+        status,
+        diverged_epoch,
+        message,
+        seconds,
+        metrics: Metrics::nan(),
+        history,
+        snapshot: None,
+    };
     match result {
         Ok((vq, eval)) => {
-            let snapshot = snapshot(
-                &data,
-                eval.z,
-                eval.recon,
-                eval.assign,
-                vq.codebook().to_owned(),
-            );
+            let metrics = eval.metrics;
+            let snapshot = vq.map(|vq| {
+                snapshot(
+                    data,
+                    eval.z,
+                    eval.recon,
+                    eval.assign,
+                    vq.codebook().to_owned(),
+                )
+            });
             Ok(RunOutcome {
                 status: Status::Ok,
                 diverged_epoch: None,
+                message: String::new(),
                 seconds,
-                metrics: eval.metrics,
+                metrics,
                 history,
-                snapshot: Some(snapshot),
+                snapshot,
             })
         }
-        Err(Stop::Diverged(epoch)) => Ok(RunOutcome {
-            status: Status::Diverged,
-            diverged_epoch: Some(epoch),
-            seconds,
-            metrics: Metrics::nan(),
+        Err(Stop::Diverged(epoch)) => Ok(stopped(
+            Status::Diverged,
+            Some(epoch),
+            String::new(),
             history,
-            snapshot: None,
-        }),
+        )),
+        Err(Stop::Failed(message)) => Ok(stopped(Status::Failed, None, message, history)),
         Err(Stop::Cancelled) => Err(Cancelled),
     }
+}
+
+/// The quantizer a run starts with, from the encoder outputs `z` of the training points; a
+/// k-means that fails stops the run as `failed`, with linfa's message.
+fn codebook(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, Stop> {
+    Quantizer::init(cfg, z, seed).map_err(|e| Stop::Failed(e.to_string()))
 }
 
 /// Why training stopped before the end of the schedule.
 enum Stop {
     /// A non-finite loss or parameter appeared in this total epoch.
     Diverged(usize),
+    /// The codebook could not be initialised (the k-means error).
+    Failed(String),
     Cancelled,
 }
 
@@ -170,13 +204,25 @@ struct Trainer<'a> {
 }
 
 impl Trainer<'_> {
-    /// The early or deferred schedule; returns the trained quantizer and the final evaluation.
-    fn schedule(&mut self, seed: u64) -> Result<(Quantizer, Evaluation), Stop> {
-        if self.cfg.schedule.kind == ScheduleKind::Deferred {
-            self.record(Phase::Continuous, 0, None);
-            for epoch in 1..=self.cfg.schedule.continuous_epochs {
+    /// The early, deferred or continuous schedule; returns the trained quantizer (None when
+    /// never quantized) and the final evaluation.
+    fn schedule(&mut self, seed: u64) -> Result<(Option<Quantizer>, Evaluation), Stop> {
+        let cfg = self.cfg;
+        let kind = cfg.schedule.kind;
+        let continuous = match kind {
+            ScheduleKind::Early => None,
+            ScheduleKind::Deferred => Some(cfg.schedule.continuous_epochs),
+            // Deferred's budget, all of it unquantized.
+            ScheduleKind::Continuous => Some(cfg.schedule.continuous_epochs + cfg.train.epochs),
+        };
+        if let Some(epochs) = continuous {
+            let mut last = self.record(Phase::Continuous, 0, None);
+            for epoch in 1..=epochs {
                 self.epoch(None)?;
-                self.record(Phase::Continuous, epoch, None);
+                last = self.record(Phase::Continuous, epoch, None);
+            }
+            if kind == ScheduleKind::Continuous {
+                return Ok((None, last));
             }
         }
         // The codebook starts from the encoder as it is now: untrained (early) or trained
@@ -185,8 +231,7 @@ impl Trainer<'_> {
             .model
             .encoder
             .infer(training_rows(self.data.x.view(), self.heldout).view());
-        let mut vq = Quantizer::init(self.cfg, z.view(), seed)
-            .map_err(|_| Stop::Diverged(self.total_epoch))?;
+        let mut vq = codebook(self.cfg, z.view(), seed)?;
         let mut last = self.record(Phase::Quantized, 0, Some((&vq, 0)));
         for epoch in 1..=self.cfg.train.epochs {
             self.epoch(Some(&mut vq))?;
@@ -196,7 +241,7 @@ impl Trainer<'_> {
             }
             last = self.record(Phase::Quantized, epoch, Some((&vq, restarts)));
         }
-        Ok((vq, last))
+        Ok((Some(vq), last))
     }
 
     /// One pass over the shuffled data (last partial batch kept).
@@ -308,6 +353,23 @@ fn snapshot(
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn a_failed_kmeans_init_is_recorded_as_failed_with_its_message() {
+        let cfg = RunConfig::default();
+        let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
+        // Non-finite embeddings: linfa finds no clustering of finite inertia.
+        let mut z = Array2::<f32>::ones((100, 2));
+        z[[7, 0]] = f32::NAN;
+        let Err(stop) = codebook(&cfg, z.view(), 0) else {
+            panic!("k-means on NaN embeddings should fail");
+        };
+        let out = outcome(Err(stop), &data, 0.5, Vec::new()).unwrap();
+        assert_eq!(out.status, Status::Failed);
+        assert_eq!(out.diverged_epoch, None);
+        assert!(out.message.contains("k-means"), "{}", out.message);
+        assert!(out.metrics.mse.is_nan() && out.snapshot.is_none());
+    }
 
     #[test]
     fn codebook_init_sees_only_training_rows() {

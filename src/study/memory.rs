@@ -9,9 +9,8 @@
 //!   n × d, code assignments, and the hidden activations of encoder and decoder
 //!   (n × width per layer, kept for the pass, twice for pre- and post-activation);
 //! - the k-means initialisation: an f64 copy of the n × m embeddings and memberships;
-//! - the end-of-run snapshot: a copy of data, embeddings and reconstructions, plus its CSV
-//!   text, built as one string per cell (about 56 bytes each with the String itself) and
-//!   the file bytes (up to 24 per cell while the buffer grows);
+//! - the end-of-run snapshot: a copy of data, embeddings, reconstructions, labels and codes,
+//!   plus its `.npz` bytes (the same numbers again, up to twice while the buffer grows);
 //! - the history: one row of every metric per epoch (small).
 //!
 //! Runs in flight at once: the `threads` costliest ones (the sweep starts the longest first).
@@ -21,11 +20,9 @@ use std::path::Path;
 use crate::sim::config::{RunConfig, ScheduleKind};
 use crate::study::scenario::RunSpec;
 
-/// Bytes per snapshot CSV cell while the text is built: the String (24) and its heap text
-/// (allocator-rounded); then up to twice the file text (~12 bytes), for the growing buffer.
-/// Checked against the peak RSS of a 10⁵-point, 64-D run: 1.20 GiB measured, 1.25 estimated.
+/// Bytes per history CSV cell while the text is built: the String (24) and its heap text
+/// (allocator-rounded).
 const CSV_CELL_BYTES: u64 = 56;
-const CSV_TEXT_BYTES: u64 = 24;
 /// Metrics per history row, and bytes per formatted metric cell.
 const HISTORY_CELLS: u64 = 16;
 
@@ -38,11 +35,10 @@ pub fn run_bytes(cfg: &RunConfig) -> u64 {
     let hidden = if depth == 0 { 0 } else { 2 * 2 * depth * w };
     let eval = n * (m + d + hidden) * 4 + n * 8;
     let kmeans = n * m * 8 + n * 8;
-    let cells = n * (2 * d + m + 2);
-    let snapshot = n * (2 * d + m) * 4 + cells * (CSV_CELL_BYTES + CSV_TEXT_BYTES);
+    let snapshot = 3 * (n * (2 * d + m) * 4 + n * 8 * 2);
     let epochs = (cfg.train.epochs
         + match cfg.schedule.kind {
-            ScheduleKind::Deferred => cfg.schedule.continuous_epochs,
+            ScheduleKind::Deferred | ScheduleKind::Continuous => cfg.schedule.continuous_epochs,
             ScheduleKind::Early => 0,
         }) as u64;
     let history = (epochs + 2) * HISTORY_CELLS * CSV_CELL_BYTES * 2;
@@ -186,11 +182,11 @@ mod tests {
         .unwrap();
         let runs: Vec<&RunSpec> = s.runs.iter().collect();
         let one = estimate(&runs, 1);
-        // 10⁷ points × 1024 dims × 4 bytes is 41 GB for the data alone; the snapshot's
-        // CSV text (2 × 1024 + 2 + 2 cells a point, 80 bytes each) is 1.6 TB.
+        // 10⁷ points × 1024 dims × 4 bytes is 41 GB for the data alone; the snapshot (data,
+        // reconstructions and 2-D embeddings, copied and written) three times as much again.
         let n = 10_000_000u64;
-        assert!(one.largest > n * 1024 * 4 + n * 2052 * 60);
-        assert!(one.largest < 2 * (n * 1024 * 4 * 3 + n * 2052 * 60 + n * 600 * 4));
+        assert!(one.largest > n * 1024 * 4 + 3 * n * 2050 * 4);
+        assert!(one.largest < n * 1024 * 4 * 10);
         let both: u64 = runs.iter().map(|r| run_bytes(&r.config)).sum();
         assert_eq!(estimate(&runs, 2).bytes, both);
         assert!(

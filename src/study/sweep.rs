@@ -143,6 +143,7 @@ pub struct SweepOptions {
     /// memory available now (Linux), or no limit where that is unknown.
     pub max_memory: Option<u64>,
     pub progress: ProgressMode,
+    pub snapshots: Snapshots,
     /// Set by Ctrl-C/SIGTERM while the sweep runs, by the caller to stop it, and by the sweep
     /// itself after a write error. Runs in flight are abandoned; finished runs stay.
     pub cancel: Arc<AtomicBool>,
@@ -157,8 +158,31 @@ impl SweepOptions {
             shard: Shard::ALL,
             max_memory: None,
             progress: ProgressMode::Auto,
+            snapshots: Snapshots::Figures,
             cancel: Arc::new(AtomicBool::new(false)),
             on_run_done: None,
+        }
+    }
+}
+
+/// Which runs keep their end-of-training snapshot (`runs/<id>/snapshot.npz`: every point's
+/// data, embedding, reconstruction and code), the one large file of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Snapshots {
+    /// The runs of the scenario's lowest seed: the ones the figures draw.
+    Figures,
+    /// Every run (e.g. to diagnose or re-plot any seed).
+    All,
+    /// No run: the tables only.
+    None,
+}
+
+impl Snapshots {
+    fn keeps(self, spec: &RunSpec, lowest_seed: u64) -> bool {
+        match self {
+            Snapshots::Figures => spec.seed == lowest_seed,
+            Snapshots::All => true,
+            Snapshots::None => false,
         }
     }
 }
@@ -584,6 +608,7 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         );
     }
     let cancel = &opts.cancel;
+    let lowest_seed = scenario.seeds.iter().copied().min().unwrap_or(0);
     let ran = AtomicUsize::new(0);
     let diverged = AtomicUsize::new(0);
     let failure: Mutex<Option<OutputError>> = Mutex::new(None);
@@ -601,7 +626,8 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
             continue; // cancelled: nothing of this run was written
         };
         let secs = t.elapsed().as_secs_f64();
-        if let Err(e) = store::write_run(&runs_dir, spec, &outcome) {
+        let keep = opts.snapshots.keeps(spec, lowest_seed);
+        if let Err(e) = store::write_run(&runs_dir, spec, &outcome, keep) {
             failure
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -682,7 +708,7 @@ fn expected_cost(cfg: &RunConfig) -> f64 {
     };
     let epochs = cfg.train.epochs
         + match cfg.schedule.kind {
-            ScheduleKind::Deferred => cfg.schedule.continuous_epochs,
+            ScheduleKind::Deferred | ScheduleKind::Continuous => cfg.schedule.continuous_epochs,
             ScheduleKind::Early => 0,
         };
     let points = cfg.data.points() as f64;

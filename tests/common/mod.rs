@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use vqsim::sim::config::RunConfig;
 use vqsim::study::scenario::flatten;
-use vqsim::study::store::metric_names;
+use vqsim::study::store::{metric_names, RUN_COLUMNS};
 
 /// A runs.csv row: `set` overrides parameters, `metrics` overrides metrics (others 1).
 pub fn row(
@@ -22,6 +22,7 @@ pub fn row(
         format!("r{i}"),
         i.to_string(),
         status.into(),
+        String::new(),
         String::new(),
         "0.5".into(),
     ];
@@ -39,15 +40,13 @@ pub fn row(
             .iter()
             .find(|(s, _)| *s == m)
             .map_or("1", |(_, v)| *v);
-        cells.push(if status == "diverged" { "NaN" } else { v }.into());
+        cells.push(if status == "ok" { v } else { "NaN" }.into());
     }
     cells.join(",")
 }
 
 pub fn header() -> String {
-    let mut h: Vec<String> = ["run_id", "run_index", "status", "diverged_epoch", "seconds"]
-        .map(String::from)
-        .into();
+    let mut h: Vec<String> = RUN_COLUMNS.map(String::from).into();
     h.extend(flatten(&RunConfig::default()).into_iter().map(|(k, _)| k));
     h.push("seed".into());
     h.extend(metric_names());

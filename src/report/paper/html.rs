@@ -67,13 +67,15 @@ pub fn render_index(paper: &Paper) -> String {
 
 fn claims_table(h: &mut String, paper: &Paper) {
     h.push_str("<h2 id=\"claims\">Claims</h2>\n<table>\n");
-    h.push_str("<tr><th>scenario</th><th>claim and criterion</th><th>verdict</th></tr>\n");
+    h.push_str(
+        "<tr><th>scenario</th><th>claim and criterion</th><th>runs</th><th>verdict</th></tr>\n",
+    );
     for s in &paper.sections {
         if s.verdicts.is_empty() {
             let _ = writeln!(
                 h,
                 "<tr><td><a href=\"#{id}\">{name}</a></td><td>no claim applies to these runs</td>\
-                 <td></td></tr>",
+                 <td></td><td></td></tr>",
                 id = anchor(&s.name),
                 name = esc(&s.name)
             );
@@ -81,10 +83,12 @@ fn claims_table(h: &mut String, paper: &Paper) {
         for v in &s.verdicts {
             let _ = writeln!(
                 h,
-                "<tr><td><a href=\"#{id}\">{name}</a></td><td>{claim}</td><td>{badge}</td></tr>",
+                "<tr><td><a href=\"#{id}\">{name}</a></td><td>{claim}</td><td>{runs}</td>\
+                 <td>{badge}</td></tr>",
                 id = anchor(&s.name),
                 name = esc(&s.name),
                 claim = esc(&v.claim),
+                runs = esc(&v.runs),
                 badge = badge(v.supported)
             );
         }
@@ -228,6 +232,7 @@ fn verdict(h: &mut String, v: &Verdict, stem: Option<&str>) {
     } else {
         mine
     };
+    let _ = write!(h, "<br>Runs: {}", esc(&v.runs));
     let _ = write!(h, "<br>Evidence ({}):<ul>", esc(&what));
     for (_, text) in shown {
         let _ = write!(h, "<li>{}</li>", esc(text));

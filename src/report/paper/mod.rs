@@ -33,6 +33,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ("tokens", include_str!("../../../scenarios/tokens.toml")),
     ("dynamics", include_str!("../../../scenarios/dynamics.toml")),
     ("capacity", include_str!("../../../scenarios/capacity.toml")),
+    (
+        "capacity_continuous",
+        include_str!("../../../scenarios/capacity_continuous.toml"),
+    ),
     ("zoo", include_str!("../../../scenarios/zoo.toml")),
 ];
 
@@ -95,7 +99,7 @@ pub struct PaperScenario {
 }
 
 impl PaperScenario {
-    /// The six paper scenarios compiled into the binary from `scenarios/`.
+    /// The paper scenarios compiled into the binary from `scenarios/`.
     pub fn builtin() -> Vec<PaperScenario> {
         BUILTIN
             .iter()
@@ -107,7 +111,7 @@ impl PaperScenario {
             .collect()
     }
 
-    /// The six paper scenarios read from `dir/<name>.toml` (e.g. edited copies).
+    /// The paper scenarios read from `dir/<name>.toml` (e.g. edited copies).
     pub fn from_dir(dir: &Path) -> Result<Vec<PaperScenario>, PaperError> {
         BUILTIN
             .iter()
@@ -374,7 +378,7 @@ fn is_main(scenario: &str, kind: Figure) -> bool {
         "init" => matches!(kind, Figure::Shrinkage | Figure::Dynamics),
         "tokens" => kind == Figure::TokenScaling,
         "dynamics" => kind == Figure::Dynamics,
-        "capacity" => kind == Figure::Capacity,
+        "capacity" | "capacity_continuous" => kind == Figure::Capacity,
         REMEDIES => kind == Figure::Zoo,
         _ => true,
     }
@@ -414,15 +418,23 @@ fn headline_of(name: &str, s: &Summary, at: &[(&str, &str)]) -> Option<Headline>
     })
 }
 
-/// `claims.csv`: scenario, claim, supported, evidence — one row per verdict.
+/// `claims.csv`: scenario, claim, supported, runs (n per arm, diverged, failed, missing),
+/// evidence — one row per verdict.
 pub fn write_claims_csv(dir: &Path, paper: &Paper) -> Result<PathBuf, PaperError> {
-    let mut lines = vec![csv_row(&["scenario", "claim", "supported", "evidence"])];
+    let mut lines = vec![csv_row(&[
+        "scenario",
+        "claim",
+        "supported",
+        "runs",
+        "evidence",
+    ])];
     for s in &paper.sections {
         for v in &s.verdicts {
             lines.push(csv_row(&[
                 &s.name,
                 &v.claim,
                 if v.supported { "true" } else { "false" },
+                &v.runs,
                 &v.evidence,
             ]));
         }

@@ -17,10 +17,9 @@ use rand::Rng;
 use super::axis::{Axis, Scale};
 use super::pca::Pca;
 use super::runs::{spread, Group, Runs, ARM_PARAMS};
-use super::shrinkage::{arm_snapshots, prefixed, MAX_FIGURES, MAX_POINTS};
+use super::shrinkage::{arm_snapshots, MAX_FIGURES, MAX_POINTS};
 use super::style::{self, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
-use crate::report::table::Table;
 use crate::sim::rng::{stream, Stream};
 
 /// One generation figure per group of runs (as the shrinkage figures), from the lowest-seed
@@ -55,10 +54,10 @@ struct GenFig {
 
 fn figure(runs: &Runs, group: &Group) -> Result<Option<GenFig>, PlotError> {
     let chosen = arm_snapshots(runs, group)?;
-    let Some((first_row, first)) = chosen.first() else {
+    let Some((_, first)) = chosen.first() else {
         return Ok(None);
     };
-    let means = read_means(&runs.dir, runs.text(*first_row, "run_id"))?;
+    let means = &first.means;
     let modes = means.len();
     let dim = first.x[0].len();
     let pca = (dim > 2).then(|| Pca::fit(&first.x, 2));
@@ -97,7 +96,7 @@ fn figure(runs: &Runs, group: &Group) -> Result<Option<GenFig>, PlotError> {
             .values()
             .map(|&(i, count)| {
                 let (a, b) = flat(&s.r[i]);
-                (a, b, nearest(&s.r[i], &means), count)
+                (a, b, nearest(&s.r[i], means), count)
             })
             .collect();
         let mut hit = vec![false; modes];
@@ -124,26 +123,6 @@ fn figure(runs: &Runs, group: &Group) -> Result<Option<GenFig>, PlotError> {
         modes,
         projected: pca.is_some(),
     }))
-}
-
-/// The mixture means of a run (`means.csv`, columns m0, m1, …).
-fn read_means(dir: &Path, run_id: &str) -> Result<Vec<Vec<f64>>, PlotError> {
-    let t = Table::read(&dir.join("runs").join(run_id).join("means.csv"))?;
-    let cols = prefixed(&t, 'm');
-    if cols.is_empty() {
-        return Err(PlotError::Data {
-            path: t.path.clone(),
-            message: "expected mean columns m0, m1, …".into(),
-        });
-    }
-    Ok(t.rows
-        .iter()
-        .map(|r| {
-            cols.iter()
-                .map(|&c| r[c].parse().unwrap_or(f64::NAN))
-                .collect()
-        })
-        .collect())
 }
 
 /// Index of the nearest mean (squared Euclidean, ties to the lowest).

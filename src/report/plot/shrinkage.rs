@@ -1,20 +1,22 @@
 //! Shrinkage panel (paper Figs. 2–3): per arm, data vs reconstructions, the latent space with
 //! the codebook on top, and sorted code usage, from one run's latent snapshot.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::axis::{Axis, Scale};
-use ndarray::Array2;
+use ndarray::{Array1, Array2};
+use ndarray_npy::NpzReader;
 
 use super::pca::Pca;
 use super::runs::{spread, Group, Runs};
 use super::style::{self, arm_color, legend, mode_color, Key};
 use super::{save, Draw, DrawResult, PlotError};
-use crate::report::table::Table;
 use crate::report::tsne::{tsne_joint, TsneParams};
+use crate::study::store::{RUNS_DIR, SNAPSHOT_NPZ};
 
 /// At most this many figures (groups), so a large sweep does not drown the figure folder.
 pub(super) const MAX_FIGURES: usize = 4;
@@ -102,58 +104,68 @@ pub struct Snapshot {
     pub codebook: Vec<Vec<f64>>,
     /// Points assigned to each code.
     pub usage: Vec<f64>,
+    /// The mixture means, (K, d).
+    pub means: Vec<Vec<f64>>,
 }
 
 impl Snapshot {
-    /// Reads `runs/<run_id>/latent.csv` and `codebook.csv`; None when the run kept no snapshot.
+    /// Reads `runs/<run_id>/snapshot.npz`; None when the run kept no snapshot.
     pub fn read(dir: &Path, run_id: &str) -> Result<Option<Snapshot>, PlotError> {
-        let run_dir = dir.join("runs").join(run_id);
-        let (latent, codebook) = (run_dir.join("latent.csv"), run_dir.join("codebook.csv"));
-        if !latent.is_file() || !codebook.is_file() {
+        let path = dir.join(RUNS_DIR).join(run_id).join(SNAPSHOT_NPZ);
+        if !path.is_file() {
             return Ok(None);
         }
-        let lt = Table::read(&latent)?;
-        let cb = Table::read(&codebook)?;
-        let label_col = lt.column("label")?;
-        let (xc, zc, rc) = (prefixed(&lt, 'x'), prefixed(&lt, 'z'), prefixed(&lt, 'r'));
-        let cc = prefixed(&cb, 'c');
-        let usage_col = cb.column("usage")?;
-        if xc.is_empty() || zc.is_empty() || rc.len() != xc.len() || cc.len() != zc.len() {
-            return Err(PlotError::Data {
-                path: latent,
-                message: "line 1: expected columns `x0`.., `z0`.., `r0`.. (and `c0`.. in codebook.csv) of matching dims"
-                    .into(),
-            });
-        }
-        let pick = |row: &[String], cols: &[usize]| -> Vec<f64> {
-            cols.iter()
-                .map(|&c| row[c].parse().unwrap_or(f64::NAN))
-                .collect()
+        let bad = |message: String| PlotError::Data {
+            path: path.clone(),
+            message: format!("{message}; delete that run directory to have the run recomputed"),
         };
+        let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
+        let mut npz = NpzReader::new(file).map_err(|e| bad(e.to_string()))?;
+        let mut floats = |name: &str| -> Result<Vec<Vec<f64>>, PlotError> {
+            let a: Array2<f32> = npz
+                .by_name(name)
+                .map_err(|e| bad(format!("array `{name}`: {e}")))?;
+            Ok(a.rows()
+                .into_iter()
+                .map(|r| r.iter().map(|&v| f64::from(v)).collect())
+                .collect())
+        };
+        let (x, z, r, codebook, means) = (
+            floats("x")?,
+            floats("z")?,
+            floats("r")?,
+            floats("codebook")?,
+            floats("means")?,
+        );
+        let mut ints = |name: &str| -> Result<Vec<i64>, PlotError> {
+            let a: Array1<i64> = npz
+                .by_name(name)
+                .map_err(|e| bad(format!("array `{name}`: {e}")))?;
+            Ok(a.to_vec())
+        };
+        let (label, usage) = (ints("label")?, ints("usage")?);
+        let width = |v: &[Vec<f64>]| v.first().map_or(0, Vec::len);
+        if label.len() != x.len()
+            || z.len() != x.len()
+            || r.len() != x.len()
+            || usage.len() != codebook.len()
+            || width(&r) != width(&x)
+            || width(&codebook) != width(&z)
+        {
+            return Err(bad(
+                "arrays of mismatched shapes: expected label (n), x and r (n, d), z (n, m), codebook (S, m), usage (S)".into(),
+            ));
+        }
         Ok(Some(Snapshot {
-            label: lt
-                .rows
-                .iter()
-                .map(|r| r[label_col].parse().unwrap_or(0))
-                .collect(),
-            x: lt.rows.iter().map(|r| pick(r, &xc)).collect(),
-            z: lt.rows.iter().map(|r| pick(r, &zc)).collect(),
-            r: lt.rows.iter().map(|r| pick(r, &rc)).collect(),
-            codebook: cb.rows.iter().map(|r| pick(r, &cc)).collect(),
-            usage: cb
-                .rows
-                .iter()
-                .map(|r| r[usage_col].parse().unwrap_or(0.0))
-                .collect(),
+            label: label.iter().map(|&l| l.max(0) as usize).collect(),
+            x,
+            z,
+            r,
+            codebook,
+            usage: usage.iter().map(|&u| u as f64).collect(),
+            means,
         }))
     }
-}
-
-/// Indices of columns `<p>0, <p>1, ...` in order.
-pub(super) fn prefixed(t: &Table, p: char) -> Vec<usize> {
-    (0..)
-        .map_while(|i| t.column(&format!("{p}{i}")).ok())
-        .collect()
 }
 
 /// Draws one shrinkage figure per group of runs that differ only in the arm parameters (at

@@ -1,5 +1,5 @@
 //! Multilayer perceptron: `depth` hidden layers of `width` units with an activation, then a
-//! linear output layer. Depth 0 is a single linear map.
+//! linear output layer. Depth 0 is a single linear map; `Mlp::identity` has no layer at all.
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
@@ -15,8 +15,10 @@ const INFER_CHUNK: usize = 256;
 /// a batch of n rows uses the first n rows of each buffer.
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    /// depth + 1 layers; the last one is the linear output layer.
+    /// depth + 1 layers; the last one is the linear output layer. Empty for the identity.
     layers: Vec<Linear>,
+    /// Input (= output) width of the identity; unused otherwise.
+    dim: usize,
     act: Activation,
     max_batch: usize,
     /// Pre-activation of each hidden layer, (max_batch, width).
@@ -52,6 +54,7 @@ impl Mlp {
         let grad_rows = if depth > 0 { max_batch } else { 0 };
         Self {
             layers,
+            dim: d_in,
             act,
             max_batch,
             pre: (0..depth).map(|_| hidden()).collect(),
@@ -65,12 +68,28 @@ impl Mlp {
         }
     }
 
+    /// The identity map on `dim` columns (`model.kind = "identity"`): no parameters, forward
+    /// copies its input, backward passes the gradient through.
+    pub fn identity(dim: usize, max_batch: usize) -> Self {
+        Self {
+            layers: Vec::new(),
+            dim,
+            act: crate::sim::config::Activation::Relu,
+            max_batch,
+            pre: Vec::new(),
+            post: Vec::new(),
+            out: Array2::zeros((max_batch, dim)),
+            grad: [Array2::zeros((0, 0)), Array2::zeros((0, 0))],
+            n: 0,
+        }
+    }
+
     pub fn d_in(&self) -> usize {
-        self.layers[0].fan_in()
+        self.layers.first().map_or(self.dim, Linear::fan_in)
     }
 
     pub fn d_out(&self) -> usize {
-        self.layers[self.layers.len() - 1].fan_out()
+        self.layers.last().map_or(self.dim, Linear::fan_out)
     }
 
     pub fn max_batch(&self) -> usize {
@@ -91,6 +110,11 @@ impl Mlp {
             self.max_batch
         );
         assert_eq!(x.ncols(), self.d_in(), "input width differs from d_in");
+        self.n = n;
+        if self.layers.is_empty() {
+            self.out.slice_mut(s![..n, ..]).assign(&x);
+            return self.out.slice(s![..n, ..]);
+        }
         let depth = self.pre.len();
         for i in 0..depth {
             let (done, rest) = self.post.split_at_mut(i);
@@ -112,7 +136,6 @@ impl Mlp {
             self.post[depth - 1].slice(s![..n, ..])
         };
         self.layers[depth].forward(input, self.out.slice_mut(s![..n, ..]));
-        self.n = n;
         self.out.slice(s![..n, ..])
     }
 
@@ -135,6 +158,12 @@ impl Mlp {
             "grad_out shape differs from (n, d_out)"
         );
         let depth = self.pre.len();
+        if self.layers.is_empty() {
+            if let Some(mut g) = grad_in {
+                g.assign(&grad_out);
+            }
+            return;
+        }
         if depth == 0 {
             self.layers[0].backward(x, grad_out, grad_in);
             return;
@@ -174,6 +203,9 @@ impl Mlp {
     /// whatever n is; rows are independent, so the result is the same as in one piece.
     pub fn infer(&self, x: ArrayView2<f32>) -> Array2<f32> {
         assert_eq!(x.ncols(), self.d_in(), "input width differs from d_in");
+        if self.layers.is_empty() {
+            return x.to_owned();
+        }
         let n = x.nrows();
         let mut out = Array2::zeros((n, self.d_out()));
         let width = self.layers[0].fan_out();

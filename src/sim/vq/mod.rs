@@ -11,13 +11,19 @@
 //!
 //! Each choice is an enum matched in one place; a variant lives in its own file.
 
+mod distance;
 mod ema;
 mod entropy;
 mod estimator;
 mod gradient;
 mod init;
+mod lookup;
 mod orthogonal;
+mod param;
+mod project;
 mod restart;
+#[cfg(test)]
+mod tests;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
@@ -51,10 +57,22 @@ impl Learner {
     }
 }
 
-/// A codebook (S, m) with the state that trains it.
+/// Buffers a search reuses between calls: the nearest-code search's and the batch's
+/// lookup-space inputs (used only when the lookup space is not the latent space).
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    search: nearest::Scratch,
+    inputs: Vec<f32>,
+}
+
+/// A codebook (S, c) in the lookup space, with the state that trains it. Without `code_dim`
+/// and cosine distance (the defaults) the lookup space is the latent space (c = m).
 #[derive(Debug, Clone)]
 pub struct Quantizer {
+    /// The codes E, (S, c); with `parameterization = "direct"` the learned parameters.
     codes: Array2<f32>,
+    param: param::Param,
+    lookup: lookup::Lookup,
     beta: f32,
     learner: Learner,
     estimator: estimator::Estimator,
@@ -73,23 +91,63 @@ pub struct Quantizer {
 
 impl Quantizer {
     /// The quantizer a run starts with: codebook initialised from `z`, the current encoder
-    /// outputs of the whole data set, with the run's codebook stream of `seed`.
+    /// outputs of the whole data set (seen through the lookup, whose projections come from
+    /// the run's projection stream), with the run's codebook stream of `seed`.
     pub fn init(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, InitError> {
-        let codes = init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?;
-        Ok(Quantizer::new(cfg, codes, stream(seed, Stream::Restart)))
+        let lookup = Quantizer::lookup(cfg, &mut stream(seed, Stream::Projection));
+        let codes = if lookup.is_identity() {
+            init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?
+        } else {
+            let u = lookup.inputs(z);
+            init_codebook(
+                &cfg.quantizer,
+                u.view(),
+                &mut stream(seed, Stream::Codebook),
+            )?
+        };
+        Ok(Quantizer::with_lookup(
+            cfg,
+            lookup,
+            codes,
+            stream(seed, Stream::Restart),
+        ))
     }
 
-    /// A quantizer starting from the given codebook, (S, m); `rng` drives its restarts.
+    /// A quantizer starting from the given codebook, (S, c) in the lookup space; `rng` drives
+    /// its restarts. Projections, if any, come from the projection stream of seed 0.
     pub fn new(cfg: &RunConfig, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
+        let lookup = Quantizer::lookup(cfg, &mut stream(0, Stream::Projection));
+        Quantizer::with_lookup(cfg, lookup, codes, rng)
+    }
+
+    fn lookup(cfg: &RunConfig, rng: &mut ChaCha8Rng) -> lookup::Lookup {
         let q = &cfg.quantizer;
+        lookup::Lookup::new(
+            q,
+            q.codebook_size,
+            cfg.model.latent_dim,
+            cfg.train.lr as f32,
+            rng,
+        )
+    }
+
+    fn with_lookup(
+        cfg: &RunConfig,
+        mut lookup: lookup::Lookup,
+        codes: Array2<f32>,
+        rng: ChaCha8Rng,
+    ) -> Quantizer {
+        let q = &cfg.quantizer;
+        let lr = cfg.train.lr as f32;
         let learner = match q.update {
-            Update::Loss => {
-                Learner::Gradient(gradient::ByGradient::new(codes.dim(), cfg.train.lr as f32))
-            }
+            Update::Loss => Learner::Gradient(gradient::ByGradient::new(codes.dim(), lr)),
             Update::Ema => Learner::Ema(ema::Ema::new(codes.view(), q.ema_decay as f32)),
         };
         let (s, m) = codes.dim();
+        lookup.refresh(codes.view());
         Quantizer {
+            param: param::Param::new(q.parameterization, codes.view(), lr),
+            lookup,
             codes,
             beta: q.beta as f32,
             learner,
@@ -106,12 +164,13 @@ impl Quantizer {
         }
     }
 
-    /// The codebook the assignment uses, (S, m).
+    /// The codebook as the decoder receives it, (S, m): what the metrics measure.
     pub fn codebook(&self) -> ArrayView2<'_, f32> {
-        self.codes.view()
+        self.lookup.decoded(self.codes.view())
     }
 
-    /// ∂L/∂codes of the last `backward`; None when the codebook does not learn by gradient.
+    /// ∂L/∂E of the last `backward` (lookup space, before any parameterization); None when
+    /// the codebook does not learn by gradient.
     pub fn codebook_grad(&self) -> Option<ArrayView2<'_, f32>> {
         match &self.learner {
             Learner::Gradient(g) => Some(g.grad.view()),
@@ -119,84 +178,115 @@ impl Quantizer {
         }
     }
 
-    /// Nearest code of each row of `z` into `assign`, and the codes themselves into `q`.
-    /// `scratch` holds the search's buffers between calls.
+    /// Nearest code (in the lookup space) of each row of `z` into `assign`, and what the
+    /// decoder receives for it into `q`. `scratch` holds the search's buffers between calls.
     pub fn quantize(
         &self,
         z: ArrayView2<f32>,
         assign: &mut [usize],
         mut q: ArrayViewMut2<f32>,
-        scratch: &mut nearest::Scratch,
+        scratch: &mut Scratch,
     ) {
-        nearest_with(z, self.codes.view(), assign, scratch);
+        let table = self.lookup.table(self.codes.view());
+        if self.lookup.is_identity() {
+            nearest_with(z, table, assign, &mut scratch.search);
+        } else {
+            let c = self.lookup.c;
+            scratch.inputs.resize(z.nrows() * c, 0.0);
+            let mut u = ArrayViewMut2::from_shape((z.nrows(), c), &mut scratch.inputs[..])
+                .expect("sized above");
+            self.lookup.input(z, u.view_mut());
+            nearest_with(u.view(), table, assign, &mut scratch.search);
+        }
+        let decoded = self.codebook();
         for (mut row, &k) in q.axis_iter_mut(Axis(0)).zip(assign.iter()) {
-            row.assign(&self.codes.row(k));
+            row.assign(&decoded.row(k));
         }
     }
 
-    /// The VQ terms of the loss for a batch: codebook loss ‖sg(z) − q‖² (when the codebook
-    /// learns by gradient) plus commitment β‖z − sg(q)‖², means over batch × dims (both share
-    /// the value mean‖z − q‖²; they differ only in where their gradient goes), plus the
-    /// regularisers that are on. Keeps what `backward` needs of the regularisers.
-    pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>) -> f32 {
-        let sq: f32 = Zip::from(z)
-            .and(q)
+    /// The VQ terms of the loss for a batch (`assign` from `quantize`): codebook loss
+    /// ‖sg(û) − ê‖² (when the codebook learns by gradient) plus commitment β‖û − sg(ê)‖²,
+    /// means over batch × lookup dims (both share the value mean‖û − ê‖²; they differ only in
+    /// where their gradient goes), plus the regularisers that are on. û = z and ê = q without a
+    /// lookup of its own. Keeps what `backward` needs.
+    pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
+        if !self.lookup.is_identity() {
+            self.lookup.forward(z, assign, self.codes.view());
+        }
+        let table = self.lookup.table(self.codes.view());
+        let (u, e) = if self.lookup.is_identity() {
+            (z.view(), q.view())
+        } else {
+            self.lookup.batch()
+        };
+        let sq: f32 = Zip::from(u)
+            .and(e)
             .fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
-        let mean = sq / z.len() as f32;
+        let mean = sq / u.len() as f32;
         let codebook = match self.learner {
             Learner::Gradient(_) => mean,
             Learner::Ema(_) => 0.0,
         };
-        let codes = self.codes.view();
-        let entropy = self.entropy.as_mut().map_or(0.0, |e| e.forward(z, codes));
-        let orthogonal = self.orthogonal.as_ref().map_or(0.0, |o| o.loss(codes));
+        let entropy = self.entropy.as_mut().map_or(0.0, |en| en.forward(u, table));
+        let orthogonal = self.orthogonal.as_ref().map_or(0.0, |o| o.loss(table));
         codebook + self.beta * mean + entropy + orthogonal
     }
 
     /// Backward of the VQ bottleneck, after `loss` on the same batch. `g_q` holds ∂recon/∂q
-    /// from the decoder; the estimator carries it to z (straight-through: unchanged), the
-    /// commitment term adds 2β(z − q)/(n·m), and the regularisers add theirs. The codebook
-    /// loss's gradient goes to the codebook's own state.
+    /// from the decoder; W_out (if any) carries it to ê, the estimator carries it to û
+    /// (straight-through: unchanged), the commitment term adds 2β(û − ê)/(n·c), the
+    /// regularisers add theirs, and the normalisation and W_in (if any) carry it to z. The
+    /// codebook loss's gradient goes to the codebook's own state.
     pub fn backward(
         &mut self,
         z: ArrayView2<f32>,
         q: ArrayView2<f32>,
         assign: &[usize],
         g_q: ArrayView2<f32>,
-        mut g_z: ArrayViewMut2<f32>,
+        g_z: ArrayViewMut2<f32>,
     ) {
-        self.estimator.backward(z, q, g_q, g_z.view_mut());
-        let commit = self.beta * (2.0 / z.len() as f32);
-        Zip::from(&mut g_z).and(z).and(q).for_each(|gz, &a, &b| {
-            *gz += commit * (a - b);
-        });
         let mut grad = match &mut self.learner {
-            Learner::Gradient(g) => {
-                g.backward(z, q, assign);
-                Some(g.grad.view_mut())
-            }
+            Learner::Gradient(g) => Some(g),
             Learner::Ema(_) => None,
         };
-        if let Some(e) = &self.entropy {
-            let grad = grad.as_mut().map(|g| g.view_mut());
-            e.backward(z, self.codes.view(), g_z.view_mut(), grad);
+        let terms = Terms {
+            estimator: self.estimator,
+            beta: self.beta,
+            entropy: self.entropy.as_ref(),
+            orthogonal: self.orthogonal.as_mut(),
+            assign,
+        };
+        if self.lookup.is_identity() {
+            terms.backward(z, q, self.codes.view(), g_q, g_z, grad);
+            return;
         }
-        if let (Some(o), Some(grad)) = (&mut self.orthogonal, grad) {
-            o.backward(self.codes.view(), grad);
+        self.lookup.output_backward(g_q);
+        let (u, e, g_e, table, g_u) = self.lookup.backward_views(self.codes.view());
+        terms.backward(u, e, table, g_e, g_u, grad.as_deref_mut());
+        self.lookup.input_backward(z, g_z);
+        if let Some(g) = grad {
+            self.lookup
+                .table_backward(self.codes.view(), g.grad.view_mut());
         }
     }
 
     /// The codebook's update after a training step on the batch `z` with assignments
-    /// `assign`: an Adam step along the last gradient, or the EMA update; then dead-code
-    /// restarts.
+    /// `assign`: an Adam step along the last gradient (through the parameterization), or the
+    /// EMA update, in the lookup space; then dead-code restarts and the projections' step.
     pub fn after_step(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
+        // The batch as the codebook saw it (kept by `loss`), and before normalisation.
+        let (seen, raw) = if self.lookup.is_identity() {
+            (z.view(), z.view())
+        } else {
+            (self.lookup.batch().0, self.lookup.u())
+        };
         match &mut self.learner {
-            Learner::Gradient(g) => g.step(self.codes.view_mut()),
-            Learner::Ema(ema) => ema.update(self.codes.view_mut(), z, assign),
+            Learner::Gradient(g) => self.param.step(g, self.codes.view_mut(), raw),
+            Learner::Ema(ema) => ema.update(self.codes.view_mut(), seen, assign),
         }
         self.restart.after_step(
             self.codes.view_mut(),
-            z,
+            seen,
             assign,
             &mut self.rng,
             &mut self.restarted,
@@ -205,6 +295,10 @@ impl Quantizer {
             self.learner.reset(k, self.codes.view());
         }
         self.restarts += self.restarted.len();
+        if !self.lookup.is_identity() {
+            self.lookup.step();
+            self.lookup.refresh(self.codes.view());
+        }
     }
 
     /// The end of quantized epoch `epoch` (1-based): periodic re-initialisation. Returns the
@@ -218,11 +312,55 @@ impl Quantizer {
                 self.learner.reset(k, self.codes.view());
             }
             self.restarts += self.codes.nrows();
+            self.lookup.refresh(self.codes.view());
         }
         std::mem::take(&mut self.restarts)
     }
 
     pub fn all_finite(&self) -> bool {
         self.codes.iter().all(|v| v.is_finite())
+            && self.lookup.all_finite()
+            && self.param.all_finite()
+    }
+}
+
+/// The bottleneck's loss terms, for their backward in the lookup space.
+struct Terms<'a> {
+    estimator: estimator::Estimator,
+    beta: f32,
+    entropy: Option<&'a entropy::Entropy>,
+    orthogonal: Option<&'a mut orthogonal::Orthogonal>,
+    assign: &'a [usize],
+}
+
+impl Terms<'_> {
+    /// ∂L/∂û into `g_u` from the decoder's ∂L/∂ê `g_e` (estimator, commitment, regularisers),
+    /// and ∂L/∂Ê into the codebook's gradient when it learns by gradient. `u`, `e`: the batch
+    /// (û, ê); `table`: the codes Ê the search saw.
+    fn backward(
+        self,
+        u: ArrayView2<f32>,
+        e: ArrayView2<f32>,
+        table: ArrayView2<f32>,
+        g_e: ArrayView2<f32>,
+        mut g_u: ArrayViewMut2<f32>,
+        learner: Option<&mut gradient::ByGradient>,
+    ) {
+        self.estimator.backward(u, e, g_e, g_u.view_mut());
+        let commit = self.beta * (2.0 / u.len() as f32);
+        Zip::from(&mut g_u).and(u).and(e).for_each(|gz, &a, &b| {
+            *gz += commit * (a - b);
+        });
+        let mut grad = learner.map(|g| {
+            g.backward(u, e, self.assign);
+            g.grad.view_mut()
+        });
+        if let Some(en) = self.entropy {
+            let grad = grad.as_mut().map(|g| g.view_mut());
+            en.backward(u, table, g_u.view_mut(), grad);
+        }
+        if let (Some(o), Some(grad)) = (self.orthogonal, grad) {
+            o.backward(table, grad);
+        }
     }
 }

@@ -178,7 +178,7 @@ fn builtin_default_is_early_vs_deferred_over_three_seeds() {
 #[test]
 fn flatten_lists_every_key_in_section_order() {
     let flat = flatten(&RunConfig::default());
-    assert_eq!(flat.len(), 37);
+    assert_eq!(flat.len(), 41);
     assert_eq!(flat[0], ("data.modes".to_string(), "10".to_string()));
     assert_eq!(flat[5], ("data.weight_ratio".to_string(), "1".to_string()));
     assert_eq!(
@@ -218,7 +218,7 @@ fn syntax_error_has_line_and_column() {
 fn messages_follow_the_documented_shape() {
     assert_eq!(
         parse_err("[model]\nwidht = 3\n"),
-        "x.toml: unknown key `model.widht`; [model] accepts latent_dim, width, depth, activation (did you mean `width`?)"
+        "x.toml: unknown key `model.widht`; [model] accepts latent_dim, width, depth, activation, kind (did you mean `width`?)"
     );
     assert_eq!(
         parse_err("[train]\nlr = \"fast\"\n"),

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::sim::config::{
-    DataConfig, ModelConfig, QuantizerConfig, RunConfig, ScheduleConfig, TrainConfig,
+    DataConfig, ModelConfig, ModelKind, QuantizerConfig, RunConfig, ScheduleConfig, TrainConfig,
 };
 
 /// The sections of a configuration, in `RunConfig` order.
@@ -74,6 +74,8 @@ pub enum Cap {
     DataPoints,
     /// modes · points_per_mode ≤ MAX_TOTAL_POINTS.
     TotalPoints,
+    /// A lookup space no wider than the latent space: code_dim ≤ model.latent_dim.
+    LatentDim,
 }
 
 /// A value outside its allowed range, before the file and sweep context are known.
@@ -206,6 +208,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         width,
         depth,
         activation,
+        kind: model_kind,
     } = model;
     let QuantizerConfig {
         codebook_size,
@@ -224,6 +227,9 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         orthogonal_weight,
         entropy_weight,
         entropy_temperature,
+        distance,
+        code_dim,
+        parameterization,
     } = quantizer;
     let TrainConfig {
         lr,
@@ -343,6 +349,15 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             activation,
             &["relu", "tanh", "gelu"],
             ("act", "hidden activation (gelu is the exact, erf-based one)"),
+        ),
+        choice(
+            "model.kind",
+            model_kind,
+            &["mlp", "identity"],
+            (
+                "model",
+                "MLP encoder and decoder, or both the identity (the paper's §4.2 model: needs latent_dim = dim, width/depth/activation left at their defaults)",
+            ),
         ),
         int(
             "quantizer.codebook_size",
@@ -491,6 +506,35 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
                 "temperature τ of the entropy loss's soft assignments (lucidrains: 0.01)",
             ),
         ),
+        choice(
+            "quantizer.distance",
+            distance,
+            &["l2", "cosine"],
+            (
+                "distance",
+                "assignment distance: l2 = Euclidean; cosine = inputs and codes l2-normalised for the assignment, the losses and the decoder's input (Yu et al. 2021, ViT-VQGAN; lucidrains' use_cosine_sim)",
+            ),
+        ),
+        int(
+            "quantizer.code_dim",
+            *code_dim,
+            0,
+            1024,
+            Cap::LatentDim,
+            (
+                "code dim",
+                "lookup through learned projections z → W_in → nearest code in code_dim dims → W_out → decoder, trained by the quantizer's own Adam (Yu et al. 2021, ViT-VQGAN factorized codes: 32 of 768; lucidrains' codebook_dim); 0 = off",
+            ),
+        ),
+        choice(
+            "quantizer.parameterization",
+            parameterization,
+            &["direct", "simvq", "affine"],
+            (
+                "param.",
+                "direct = the codes are learned; simvq = frozen basis C (the init codebook) × learned map W, W = I at start (Zhu et al. 2024); affine = raw codes scaled and shifted so their running mean/std match the inputs', momentum 0.1 (Huh et al. 2023, vqtorch); both need update = \"loss\" and restart = \"none\"",
+            ),
+        ),
         float(
             "train.lr",
             *lr,
@@ -512,15 +556,18 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             1,
             100_000,
             Cap::None,
-            ("epochs", "quantized epochs (both schedules)"),
+            (
+                "epochs",
+                "quantized epochs (early, deferred); further unquantized ones for continuous",
+            ),
         ),
         choice(
             "schedule.kind",
             kind,
-            &["early", "deferred"],
+            &["early", "deferred", "continuous"],
             (
                 "schedule",
-                "quantize from step 0, or after a continuous phase (the paper's fix)",
+                "quantize from step 0, or after a continuous phase (the paper's fix), or never (the plain autoencoder for continuous_epochs + epochs epochs; codebook metrics NaN)",
             ),
         ),
         int(
@@ -531,7 +578,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             Cap::None,
             (
                 "cont. epochs",
-                "continuous epochs before the switch (deferred)",
+                "continuous epochs before the switch (deferred; continuous trains these plus epochs)",
             ),
         ),
     ]
@@ -597,6 +644,7 @@ impl Rule {
             (Cap::TotalPoints, Some(cfg)) => {
                 max.min(MAX_TOTAL_POINTS / (cfg.data.modes.max(1) as u64))
             }
+            (Cap::LatentDim, Some(cfg)) => max.min(cfg.model.latent_dim as u64),
             _ => max,
         }
     }
@@ -614,6 +662,11 @@ impl Rule {
                     (Cap::DataPoints, None) => {
                         format!("{head} and ≤ {max} and ≤ the number of data points")
                     }
+                    (Cap::LatentDim, Some(c)) => format!(
+                        "{head} and ≤ model.latent_dim ({})",
+                        self.int_max(Some(c))
+                    ),
+                    (Cap::LatentDim, None) => format!("{head} and ≤ model.latent_dim"),
                     (Cap::TotalPoints, _) => format!(
                         "{head} and ≤ {} (data.modes × data.points_per_mode may not exceed {MAX_TOTAL_POINTS})",
                         self.int_max(cfg)
@@ -766,7 +819,62 @@ pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
             });
         }
     }
+    identity_fits(cfg)?;
+    reparameterized_codes(cfg)
+}
+
+/// `model.kind = "identity"` has no network to shape: the latent is the input, and the MLP's
+/// keys must stay at their defaults rather than be silently ignored.
+fn identity_fits(cfg: &RunConfig) -> Result<(), RangeError> {
+    if cfg.model.kind != ModelKind::Identity {
+        return Ok(());
+    }
+    let m = &cfg.model;
+    if m.latent_dim != cfg.data.dim {
+        return Err(RangeError {
+            key: "model.latent_dim".into(),
+            value: m.latent_dim.to_string(),
+            allowed: format!(
+                "data.dim ({}) with model.kind = \"identity\" (the latent is the input)",
+                cfg.data.dim
+            ),
+        });
+    }
+    let unused = ["model.width", "model.depth", "model.activation"];
+    for (f, d) in fields(cfg).into_iter().zip(fields(&RunConfig::default())) {
+        if unused.contains(&f.key) && f.value != d.value {
+            return Err(RangeError {
+                key: f.key.into(),
+                value: f.value.to_toml().to_string(),
+                allowed: format!(
+                    "its default {} with model.kind = \"identity\" (no hidden layers)",
+                    d.value.to_toml()
+                ),
+            });
+        }
+    }
     Ok(())
+}
+
+/// SimVQ and affine codes are a map of learned parameters: only the codebook loss's gradient
+/// can move them (EMA and restarts write the codes themselves, which the map would undo).
+fn reparameterized_codes(cfg: &RunConfig) -> Result<(), RangeError> {
+    use crate::sim::config::{Parameterization, Restart, Update};
+    let q = &cfg.quantizer;
+    if q.parameterization == Parameterization::Direct
+        || (q.update == Update::Loss && q.restart == Restart::None)
+    {
+        return Ok(());
+    }
+    Err(RangeError {
+        key: "quantizer.parameterization".into(),
+        value: toml::Value::String(word(&q.parameterization)).to_string(),
+        allowed: format!(
+            "\"direct\" with quantizer.update = {} and quantizer.restart = {} (simvq and affine codes learn only by the codebook loss: update = \"loss\", restart = \"none\")",
+            toml::Value::String(word(&q.update)),
+            toml::Value::String(word(&q.restart)),
+        ),
+    })
 }
 
 /// A short description of a TOML value for error messages: its type and (abridged) text.
@@ -826,6 +934,37 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(validate(&RunConfig::default()), Ok(()));
+    }
+
+    #[test]
+    fn identity_model_needs_latent_dim_equal_to_dim_and_default_mlp_keys() {
+        let identity = |edit: fn(&mut RunConfig)| {
+            let mut cfg = RunConfig::default();
+            cfg.model.kind = ModelKind::Identity;
+            edit(&mut cfg);
+            validate(&cfg)
+        };
+        assert_eq!(identity(|_| {}), Ok(()));
+        assert_eq!(
+            identity(|c| {
+                c.data.dim = 8;
+                c.model.latent_dim = 8;
+            }),
+            Ok(())
+        );
+        let err = identity(|c| c.data.dim = 8).unwrap_err();
+        assert_eq!(err.key, "model.latent_dim");
+        assert!(err.allowed.contains("data.dim (8)"), "{}", err.allowed);
+        assert_eq!(
+            identity(|c| c.model.width = 8).unwrap_err().key,
+            "model.width"
+        );
+        assert_eq!(
+            identity(|c| c.model.depth = 0).unwrap_err().key,
+            "model.depth"
+        );
+        let err = identity(|c| c.model.activation = crate::sim::config::Activation::Tanh);
+        assert_eq!(err.unwrap_err().key, "model.activation");
     }
 
     #[test]
@@ -968,6 +1107,48 @@ mod tests {
     }
 
     #[test]
+    fn code_dim_at_most_latent_dim() {
+        accepts("quantizer.code_dim", I(0));
+        accepts("quantizer.code_dim", I(2));
+        rejects("quantizer.code_dim", I(3));
+        let mut cfg = RunConfig::default();
+        cfg.model.latent_dim = 8;
+        cfg.quantizer.code_dim = 8;
+        assert_eq!(validate(&cfg), Ok(()));
+        cfg.quantizer.code_dim = 9;
+        let err = validate(&cfg).unwrap_err();
+        assert!(
+            err.allowed.contains("model.latent_dim (8)"),
+            "{}",
+            err.allowed
+        );
+    }
+
+    #[test]
+    fn reparameterized_codes_need_loss_updates_and_no_restart() {
+        use crate::sim::config::{Parameterization, Restart, Update};
+        for p in [Parameterization::Simvq, Parameterization::Affine] {
+            let mut cfg = RunConfig::default();
+            cfg.quantizer.parameterization = p;
+            assert_eq!(validate(&cfg), Ok(()));
+            cfg.quantizer.update = Update::Ema;
+            let err = validate(&cfg).unwrap_err();
+            assert_eq!(err.key, "quantizer.parameterization");
+            assert!(
+                err.allowed.contains("quantizer.update = \"ema\""),
+                "{}",
+                err.allowed
+            );
+            cfg.quantizer.update = Update::Loss;
+            cfg.quantizer.restart = Restart::Lru;
+            assert_eq!(
+                validate(&cfg).unwrap_err().key,
+                "quantizer.parameterization"
+            );
+        }
+    }
+
+    #[test]
     fn lr_positive_finite() {
         rejects("train.lr", F(0.0));
         rejects("train.lr", F(-1e-3));
@@ -1023,7 +1204,7 @@ mod tests {
             err,
             ValueError::Range {
                 value: "\"late\"".into(),
-                allowed: "one of \"early\", \"deferred\"".into()
+                allowed: "one of \"early\", \"deferred\", \"continuous\"".into()
             }
         );
     }
@@ -1032,7 +1213,7 @@ mod tests {
     fn section_keys_are_in_struct_order() {
         assert_eq!(
             section_keys("model"),
-            ["latent_dim", "width", "depth", "activation"]
+            ["latent_dim", "width", "depth", "activation", "kind"]
         );
     }
 }
