@@ -244,11 +244,19 @@ impl Prepared {
             // Candidates: ‖q‖²(1 − c) + lo_j ≤ ‖q‖²(1 + c) + hi_min.
             let threshold = hi_min + 2.0 * c * qn;
             let mut best = (0, f32::INFINITY);
-            for (j, (&gj, &pj)) in g.iter().zip(self.p_lo.iter()).enumerate() {
-                if pj - 2.0 * gj <= threshold {
-                    let d = sq_dist(qr, &self.rows[j * m..(j + 1) * m]);
-                    if d < best.1 {
-                        best = (j, d);
+            for (block, (gb, pb)) in g.chunks(SCREEN).zip(self.p_lo.chunks(SCREEN)).enumerate() {
+                // A branch-free minimum first: almost every block holds no candidate, and a
+                // vectorised pass over it is cheaper than a branch per code.
+                if lane_min(gb, pb) > threshold {
+                    continue;
+                }
+                for (k, (&gj, &pj)) in gb.iter().zip(pb).enumerate() {
+                    if pj - 2.0 * gj <= threshold {
+                        let j = block * SCREEN + k;
+                        let d = sq_dist(qr, &self.rows[j * m..(j + 1) * m]);
+                        if d < best.1 {
+                            best = (j, d);
+                        }
                     }
                 }
             }
@@ -256,6 +264,9 @@ impl Prepared {
         }
     }
 }
+
+/// Codes per block of the candidate screen in `Prepared::nearest`.
+const SCREEN: usize = 64;
 
 /// min_j (a_j − 2 g_j), lane-wise so the compiler can vectorise it.
 fn lane_min(g: &[f32], a: &[f32]) -> f32 {

@@ -143,7 +143,7 @@ pub enum ScenarioError {
     #[error("{file}: `{axis}` cannot be swept: a sweep reads one data file, once (write one scenario per file)")]
     DataFileSwept { file: String, axis: String },
 
-    #[error("{file}: `{key}`: {error}")]
+    #[error("{file}: `{key}`: {error}{}", array_hint(error))]
     DataFile {
         file: String,
         key: String,
@@ -160,6 +160,17 @@ fn did_you_mean(suggestion: &Option<String>) -> String {
     match suggestion {
         Some(s) => format!(" (did you mean `{s}`?)"),
         None => String::new(),
+    }
+}
+
+/// The array readers speak of `FILE:NAME` (the command line's syntax); a scenario names the
+/// array with `data.array`.
+fn array_hint(error: &crate::arrays::ArrayError) -> &'static str {
+    use crate::arrays::Problem;
+    match error.problem {
+        Problem::Ambiguous { .. } => " (in a scenario: `data.array = \"NAME\"`)",
+        Problem::NameOnPlainFile(_) => " (in a scenario: remove `data.array`)",
+        _ => "",
     }
 }
 
