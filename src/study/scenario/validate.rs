@@ -872,6 +872,7 @@ fn abridge(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::config::ModelKind;
 
     fn with(key: &str, value: toml::Value) -> RunConfig {
         let (section, name) = key.split_once('.').unwrap();
