@@ -689,7 +689,7 @@ fn entropy_loss_stays_finite_when_a_code_is_out_of_float_reach() {
     let z = Array2::<f32>::zeros((16, 2));
     let (assign, q) = quantize(&vq, z.view());
     assert_eq!(assign, [0; 16]);
-    let loss = vq.loss(z.view(), q.view());
+    let loss = vq.loss(z.view(), q.view(), &assign);
     assert!(loss.abs() < 1e-6, "{loss}");
     let mut g_z = Array2::zeros(z.raw_dim());
     vq.backward(
