@@ -10,17 +10,14 @@
 //! all centroids chosen so far: O(n·k²) distances, which made seeding cost more than training
 //! an early run. `plusplus` draws the same points from the same RNG stream with the same f32
 //! distances, but keeps each point's running minimum: O(n·k), and bit-identical centroids (a
-//! test checks the whole k-means against linfa's own `KMeansPlusPlus`). linfa then runs m_k-means
-//! from them (`KMeansInit::Precomputed`).
+//! test checks the whole k-means against linfa's own `KMeansPlusPlus`). `mk_means` then runs
+//! linfa's m_k-means iterations from them, again bit for bit, on the vectorised nearest search.
 
-use linfa::traits::Fit;
-use linfa::DatasetBase;
-use linfa_clustering::{KMeans, KMeansInit};
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::Rng;
 
-use crate::sim::nearest::sq_dist;
+use crate::sim::nearest::{nearest_with, sq_dist, Scratch};
 
 /// m_k-means iterations allowed (SPEC §3: at most 50, one run).
 pub const MAX_ITER: u64 = 50;
@@ -52,15 +49,47 @@ pub fn kmeans<R: Rng + Clone>(
     let mean_var = z.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
     // linfa compares the (unsquared) Frobenius norm of the shift with its tolerance.
     let tolerance = (REL_TOL * mean_var).sqrt().max(f32::MIN_POSITIVE);
-    let data = DatasetBase::from(z.into_owned());
-    let model = KMeans::params_with_rng(k, rng.clone())
-        .n_runs(1)
-        .max_n_iterations(MAX_ITER)
-        .tolerance(tolerance)
-        .init_method(KMeansInit::Precomputed(seeds))
-        .fit(&data)
-        .map_err(|e| KMeansError(e.to_string()))?;
-    Ok(model.centroids().to_owned())
+    Ok(mk_means(z.view(), seeds, tolerance))
+}
+
+/// linfa's m_k-means iterations from `centroids` (k, m), bit for bit (linfa-clustering 0.8
+/// `KMeans::fit` with one run): assign each point to its nearest centroid (strict `<` from index
+/// 0, distances Σ (c_i − p_i)² in index order), then centre ← (Σ members + old centre) /
+/// (members + 1), sums in point order; stop when the shift ‖new − old‖ (f32 sum, f64 sqrt)
+/// falls below `tolerance` or after `MAX_ITER` iterations. linfa calls a generic distance
+/// per (point, centroid) pair, which made its iterations cost as much as the training of an
+/// early run; `nearest_with` finds the same argmin, vectorised across centroids.
+fn mk_means(z: ArrayView2<f32>, mut centroids: Array2<f32>, tolerance: f32) -> Array2<f32> {
+    let (n, m) = z.dim();
+    let k = centroids.nrows();
+    let mut assign = vec![0; n];
+    let mut scratch = Scratch::default();
+    let mut next = Array2::<f32>::zeros((k, m)); // (k, m)
+    let mut counts = vec![0usize; k];
+    for _ in 0..MAX_ITER {
+        nearest_with(z, centroids.view(), &mut assign, &mut scratch);
+        next.fill(0.0);
+        counts.fill(1);
+        for (row, &a) in z.rows().into_iter().zip(&assign) {
+            next.row_mut(a).zip_mut_with(&row, |c, &v| *c += v);
+            counts[a] += 1;
+        }
+        next += &centroids;
+        for (mut row, &c) in next.rows_mut().into_iter().zip(&counts) {
+            let c = c as f32;
+            row.mapv_inplace(|v| v / c);
+        }
+        let shift = f64::from(sq_dist(
+            centroids.as_slice().expect("standard layout"),
+            next.as_slice().expect("standard layout"),
+        ))
+        .sqrt() as f32;
+        std::mem::swap(&mut centroids, &mut next);
+        if shift < tolerance {
+            break;
+        }
+    }
+    centroids
 }
 
 /// k-means++ seeding (Arthur & Vassilvitskii) of `k` ≥ 1 rows of `z` (n ≥ 1, m), standard
@@ -102,6 +131,9 @@ pub fn plusplus(z: ArrayView2<f32>, k: usize, rng: &mut impl Rng) -> Array2<f32>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use linfa::traits::Fit;
+    use linfa::DatasetBase;
+    use linfa_clustering::{KMeans, KMeansInit};
     use ndarray_rand::rand_distr::StandardNormal;
     use ndarray_rand::RandomExt;
     use rand::SeedableRng;
@@ -125,7 +157,14 @@ mod tests {
     #[test]
     fn equals_linfa_kmeans_plusplus_bit_for_bit() {
         let mut gen = ChaCha8Rng::seed_from_u64(7);
-        for (n, m, k) in [(500, 2, 16), (300, 5, 64), (64, 3, 64), (200, 1, 7)] {
+        // m = 12 takes the screened (matrix-product) search path.
+        for (n, m, k) in [
+            (500, 2, 16),
+            (300, 5, 64),
+            (64, 3, 64),
+            (200, 1, 7),
+            (300, 12, 32),
+        ] {
             let z = Array2::<f32>::random_using((n, m), StandardNormal, &mut gen) * 3.0;
             for seed in 0..3 {
                 let rng = ChaCha8Rng::seed_from_u64(seed);
