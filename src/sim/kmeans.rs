@@ -49,17 +49,22 @@ pub fn kmeans<R: Rng + Clone>(
     let mean_var = z.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
     // linfa compares the (unsquared) Frobenius norm of the shift with its tolerance.
     let tolerance = (REL_TOL * mean_var).sqrt().max(f32::MIN_POSITIVE);
-    Ok(mk_means(z.view(), seeds, tolerance))
+    mk_means(z.view(), seeds, tolerance)
 }
 
 /// linfa's m_k-means iterations from `centroids` (k, m), bit for bit (linfa-clustering 0.8
 /// `KMeans::fit` with one run): assign each point to its nearest centroid (strict `<` from index
 /// 0, distances Σ (c_i − p_i)² in index order), then centre ← (Σ members + old centre) /
 /// (members + 1), sums in point order; stop when the shift ‖new − old‖ (f32 sum, f64 sqrt)
-/// falls below `tolerance` or after `MAX_ITER` iterations. linfa calls a generic distance
+/// falls below `tolerance` or after `MAX_ITER` iterations; fail, as linfa does, when the
+/// inertia of the last assignment is not finite (non-finite embeddings). linfa calls a generic distance
 /// per (point, centroid) pair, which made its iterations cost as much as the training of an
 /// early run; `nearest_with` finds the same argmin, vectorised across centroids.
-fn mk_means(z: ArrayView2<f32>, mut centroids: Array2<f32>, tolerance: f32) -> Array2<f32> {
+fn mk_means(
+    z: ArrayView2<f32>,
+    mut centroids: Array2<f32>,
+    tolerance: f32,
+) -> Result<Array2<f32>, KMeansError> {
     let (n, m) = z.dim();
     let k = centroids.nrows();
     let mut assign = vec![0; n];
@@ -89,7 +94,23 @@ fn mk_means(z: ArrayView2<f32>, mut centroids: Array2<f32>, tolerance: f32) -> A
             break;
         }
     }
-    centroids
+    // `next` holds the centroids the last assignment was made against; ndarray's sum, as linfa's.
+    let dists: ndarray::Array1<f32> = z
+        .rows()
+        .into_iter()
+        .zip(&assign)
+        .map(|(row, &a)| {
+            let (p, c) = (row.to_slice().expect("standard layout"), next.row(a));
+            sq_dist(c.to_slice().expect("standard layout"), p)
+        })
+        .collect();
+    if dists.sum() < f32::INFINITY {
+        Ok(centroids)
+    } else {
+        Err(KMeansError(
+            "the inertia is not finite (non-finite embeddings)".into(),
+        ))
+    }
 }
 
 /// k-means++ seeding (Arthur & Vassilvitskii) of `k` ≥ 1 rows of `z` (n ≥ 1, m), standard
@@ -181,6 +202,24 @@ mod tests {
         let rng = ChaCha8Rng::seed_from_u64(1);
         let ours = kmeans(z.view(), 4, &rng).unwrap();
         assert_eq!(ours, linfa_plusplus(z.view(), 4, &rng));
+    }
+
+    #[test]
+    fn non_finite_embeddings_fail_as_in_linfa() {
+        let mut z = Array2::<f32>::from_shape_fn((50, 2), |(i, j)| (i * 3 + j) as f32);
+        z[[7, 1]] = f32::NAN;
+        let rng = ChaCha8Rng::seed_from_u64(2);
+        assert!(kmeans(z.view(), 4, &rng).is_err());
+        let linfa = KMeans::params_with_rng(4, rng.clone())
+            .n_runs(1)
+            .max_n_iterations(MAX_ITER)
+            .init_method(KMeansInit::Precomputed(plusplus(
+                z.view(),
+                4,
+                &mut rng.clone(),
+            )))
+            .fit(&DatasetBase::from(z.clone()));
+        assert!(linfa.is_err());
     }
 
     #[test]
