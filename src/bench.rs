@@ -1,6 +1,10 @@
-//! `vqsim bench`: training steps per second, the time of one default run, and how a sweep of
-//! default-size runs scales from 1 thread to more (issue 3, item 7). Optionally times the
-//! PyTorch reference (`torch_ref.py`) on the same run, side by side.
+//! `vqsim bench`: every ratio of issue 10 in one run. Training steps per second and the step's
+//! FLOP rate against the single-core peak of the GEMM code vqsim uses (ndarray's
+//! matrixmultiply); the time of one default run; a 16-run early sweep, whole (metrics and result
+//! files included), and how much of it is not training; how the mixed 16-run sweep scales from
+//! 1 thread to more; runs per second of the capacity scenario. Optionally times the PyTorch
+//! references on the same work: `torch_ref.py` (one run) and `torch_batched.py` (16 runs in
+//! lockstep).
 //!
 //! Timings are medians over `repeat` rounds; in each round the compared programs run one after
 //! the other, so a change of machine load hits both.
@@ -12,6 +16,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
 
@@ -29,8 +34,15 @@ pub const ONE_RUN: &str = "name = \"bench_early\"\nseeds = [0]\n[schedule]\nkind
 /// 16 default-size runs: both schedules × 8 seeds.
 pub const SWEEP: &str = "name = \"bench_sweep\"\nseeds = [0, 1, 2, 3, 4, 5, 6, 7]\n\
                          [sweep]\n\"schedule.kind\" = [\"early\", \"deferred\"]\n";
+/// 16 early default runs: what `torch_batched.py 16` trains in lockstep.
+pub const SWEEP_EARLY: &str = "name = \"bench_early16\"\n\
+                               seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]\n\
+                               [schedule]\nkind = \"early\"\n";
 /// Quantized steps timed per round of the steps-per-second measurement (after one warm-up epoch).
 const TIMED_STEPS: usize = 400;
+/// Side of the square product whose rate is the GEMM peak: large enough that packing and call
+/// overhead vanish, small enough to stay in cache.
+const PEAK_SIDE: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -43,6 +55,8 @@ pub enum BenchError {
     },
     #[error("the codebook init failed on the default run")]
     Init,
+    #[error("cannot read the capacity scenario: {0}")]
+    Capacity(String),
     #[error("cannot run the PyTorch reference `{command}`: {reason}")]
     Torch { command: String, reason: String },
 }
@@ -54,6 +68,8 @@ pub struct TorchRef {
     pub python: PathBuf,
     /// `torch_ref.py`.
     pub script: PathBuf,
+    /// `torch_batched.py`.
+    pub batched: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +79,8 @@ pub struct BenchOptions {
     /// Threads of the sweep compared with 1 thread.
     pub threads: usize,
     pub torch: Option<TorchRef>,
+    /// The capacity scenario, timed once with `threads` threads; None skips it.
+    pub capacity: Option<PathBuf>,
     /// Scratch directory for sweep outputs; removed at the end.
     pub scratch: PathBuf,
 }
@@ -73,6 +91,7 @@ impl BenchOptions {
             repeat: 3,
             threads: 2,
             torch: None,
+            capacity: None,
             scratch: std::env::temp_dir().join(format!("vqsim-bench-{}", std::process::id())),
         }
     }
@@ -89,21 +108,55 @@ pub struct BenchReport {
     pub repeat: usize,
     /// Quantized training steps per second, default model and batch, one thread.
     pub steps_per_second: f64,
+    /// FLOPs of one such step (matrix products, forward + backward, from the layer shapes).
+    pub step_flops: f64,
+    /// Single-thread f32 rate of ndarray's matrix product on a `PEAK_SIDE`³ product (FLOP/s).
+    pub gemm_peak: f64,
+    /// The same at the model's largest shape, 256×64 · 64×64 (FLOP/s).
+    pub gemm_model: f64,
     /// `seconds` of the one default run (as in runs.csv: training and codebook init).
     pub run_seconds: f64,
     /// `seconds` reported by torch_ref.py for the same run, when asked for.
     pub torch_seconds: Option<f64>,
+    /// Wall time of the 16 early runs, 1 thread, whole `vqsim run --no-report`.
+    pub early16_wall: f64,
+    /// Sum of the 16 runs' `seconds` (training and codebook init) in that sweep.
+    pub early16_training: f64,
+    /// `seconds` reported by `torch_batched.py 16 --threads 1`, when asked for.
+    pub batched_seconds: Option<f64>,
     /// Wall time of the 16-run sweep with 1 thread.
     pub sweep_1: f64,
     /// Threads of the compared sweep, and its wall time.
     pub threads: usize,
     pub sweep_n: f64,
+    /// Runs of the capacity scenario and its wall time with `threads` threads, when asked for.
+    pub capacity: Option<(usize, f64)>,
 }
 
 impl BenchReport {
     /// How many times faster than the PyTorch reference the one run is.
     pub fn speedup_vs_torch(&self) -> Option<f64> {
         self.torch_seconds.map(|t| t / self.run_seconds)
+    }
+
+    /// FLOP rate of the training step (FLOP/s).
+    pub fn step_rate(&self) -> f64 {
+        self.steps_per_second * self.step_flops
+    }
+
+    /// Training step rate over the GEMM peak.
+    pub fn peak_fraction(&self) -> f64 {
+        self.step_rate() / self.gemm_peak
+    }
+
+    /// How many times faster the 16 early runs are than `torch_batched.py 16`.
+    pub fn speedup_vs_batched(&self) -> Option<f64> {
+        self.batched_seconds.map(|t| t / self.early16_wall)
+    }
+
+    /// What metrics, result files and sweep overhead add to the training seconds.
+    pub fn overhead(&self) -> f64 {
+        self.early16_wall / self.early16_training - 1.0
     }
 
     /// Sweep time with `threads` threads over its time with 1 thread.
@@ -115,30 +168,74 @@ impl BenchReport {
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.repeat;
+        let g = 1e-9;
+        writeln!(f, "medians of {r}; targets of issue 10 in brackets")?;
         writeln!(
             f,
-            "training steps:   {:.0} steps/s (default model, batch 256, quantized, 1 thread)",
+            "training steps:    {:.0} steps/s (default model, batch 256, quantized, 1 thread)",
             self.steps_per_second
         )?;
         writeln!(
             f,
-            "one default run:  {:.3} s (early arm, seed 0, 1 thread; `seconds` of runs.csv; median of {r})",
+            "step FLOPs:        {:.2} MFLOP (matrix products, forward + backward); {:.1} GFLOP/s",
+            self.step_flops * 1e-6,
+            self.step_rate() * g
+        )?;
+        writeln!(
+            f,
+            "GEMM peak:         {:.1} GFLOP/s ({PEAK_SIDE}³, ndarray/matrixmultiply, 1 thread); {:.1} GFLOP/s at 256×64·64×64",
+            self.gemm_peak * g,
+            self.gemm_model * g
+        )?;
+        writeln!(
+            f,
+            "step / peak:       {:.0}% [≥ 50%]",
+            100.0 * self.peak_fraction()
+        )?;
+        writeln!(
+            f,
+            "one default run:   {:.3} s (early arm, seed 0, 1 thread; `seconds` of runs.csv)",
             self.run_seconds
         )?;
         if let (Some(t), Some(x)) = (self.torch_seconds, self.speedup_vs_torch()) {
             writeln!(
                 f,
-                "torch_ref.py:     {t:.3} s (same run, --threads 1; median of {r}): vqsim is {x:.1}× faster"
+                "torch_ref.py:      {t:.3} s (same run, --threads 1): vqsim is {x:.1}× faster [≥ 8×]"
             )?;
         }
         writeln!(
             f,
-            "sweep of 16 runs: {:.2} s with 1 thread, {:.2} s with {} (wall, median of {r}): ratio {:.2}",
+            "16 early runs:     {:.2} s wall (1 thread, metrics and files included), {:.2} s of it training",
+            self.early16_wall, self.early16_training
+        )?;
+        if let (Some(t), Some(x)) = (self.batched_seconds, self.speedup_vs_batched()) {
+            writeln!(
+                f,
+                "torch_batched.py:  {t:.2} s (16 runs in lockstep, --threads 1): vqsim is {x:.1}× faster [≥ 4×]"
+            )?;
+        }
+        writeln!(
+            f,
+            "metrics overhead:  {:.0}% of the training seconds [≤ 30%]",
+            100.0 * self.overhead()
+        )?;
+        writeln!(
+            f,
+            "sweep of 16 runs:  {:.2} s with 1 thread, {:.2} s with {} (early and deferred, wall): ratio {:.2} [≤ 0.53]",
             self.sweep_1,
             self.sweep_n,
             self.threads,
             self.sweep_ratio()
-        )
+        )?;
+        if let Some((runs, wall)) = self.capacity {
+            writeln!(
+                f,
+                "capacity scenario: {runs} runs in {wall:.1} s with {} threads: {:.1} runs/s (once)",
+                self.threads,
+                runs as f64 / wall
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -155,35 +252,63 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
         let steps = (0..repeat)
             .map(|_| steps_per_second(&RunConfig::default()))
             .collect::<Result<Vec<f64>, _>>()?;
-        let scenario_file = scratch.join("bench_early.toml");
-        std::fs::write(&scenario_file, ONE_RUN).map_err(|source| BenchError::Scratch {
-            path: scenario_file.clone(),
-            source,
-        })?;
+        progress("GEMM peak");
+        let peak = median(
+            (0..repeat)
+                .map(|_| gemm_rate(256, PEAK_SIDE, PEAK_SIDE, PEAK_SIDE))
+                .collect(),
+        );
+        let model = median((0..repeat).map(|_| gemm_rate(2000, 256, 64, 64)).collect());
+        let scenario_file = write_scratch(scratch, "bench_early.toml", ONE_RUN)?;
         let (mut ours, mut torch) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
             progress("one default run");
-            ours.push(one_run_seconds(scratch)?);
+            ours.push(sweep_timed(scratch, ONE_RUN, 1)?.1);
             if let Some(t) = &opts.torch {
                 progress("torch_ref.py");
                 torch.push(torch_seconds(t, &scenario_file)?);
             }
         }
+        let (mut wall, mut training, mut batched) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            progress("16 early runs, 1 thread");
+            let (w, t) = sweep_timed(scratch, SWEEP_EARLY, 1)?;
+            wall.push(w);
+            training.push(t);
+            if let Some(t) = &opts.torch {
+                progress("torch_batched.py 16");
+                batched.push(batched_seconds(t)?);
+            }
+        }
         let (mut one, mut many) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
             progress("sweep, 1 thread");
-            one.push(sweep_seconds(scratch, 1)?);
+            one.push(sweep_timed(scratch, SWEEP, 1)?.0);
             progress(&format!("sweep, {} threads", opts.threads));
-            many.push(sweep_seconds(scratch, opts.threads)?);
+            many.push(sweep_timed(scratch, SWEEP, opts.threads)?.0);
         }
+        let capacity = match &opts.capacity {
+            Some(path) => {
+                progress("capacity scenario");
+                Some(capacity(scratch, path, opts.threads)?)
+            }
+            None => None,
+        };
         Ok(BenchReport {
             repeat,
             steps_per_second: median(steps),
+            step_flops: step_flops(&RunConfig::default()),
+            gemm_peak: peak,
+            gemm_model: model,
             run_seconds: median(ours),
             torch_seconds: (!torch.is_empty()).then(|| median(torch)),
+            early16_wall: median(wall),
+            early16_training: median(training),
+            batched_seconds: (!batched.is_empty()).then(|| median(batched)),
             sweep_1: median(one),
             threads: opts.threads,
             sweep_n: median(many),
+            capacity,
         })
     })();
     // Best effort: a leftover scratch directory under the temp dir is harmless.
@@ -225,29 +350,71 @@ pub fn steps_per_second(cfg: &RunConfig) -> Result<f64, BenchError> {
     Ok(TIMED_STEPS as f64 / start.elapsed().as_secs_f64())
 }
 
-/// `seconds` of the one default run, run as `vqsim run --threads 1` runs it.
-pub fn one_run_seconds(scratch: &Path) -> Result<f64, BenchError> {
-    let scenario = Scenario::from_str(ONE_RUN, None, "bench_early")
-        .unwrap_or_else(|e| unreachable!("the bench scenario is valid: {e}"));
-    let seconds = Arc::new(Mutex::new(f64::NAN));
-    let mut opts = quiet_sweep(scratch, 1)?;
-    let slot = seconds.clone();
-    opts.on_run_done = Some(Arc::new(move |_, outcome| {
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = outcome.seconds;
-    }));
-    sweep::run_sweep(&scenario, &opts)?;
-    let s = *seconds.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(s)
+/// FLOPs of one training step of `cfg`'s model at full batch: 2·batch·fan_in·fan_out per
+/// product; forward, then backward's xᵀ·gy for every layer and gy·Wᵀ for every layer but the
+/// encoder's first (its input needs no gradient).
+pub fn step_flops(cfg: &RunConfig) -> f64 {
+    let model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
+    let batch = cfg
+        .train
+        .batch_size
+        .min(cfg.data.modes * cfg.data.points_per_mode) as f64;
+    let product = |l: &crate::sim::nn::Linear| 2.0 * batch * (l.fan_in() * l.fan_out()) as f64;
+    let layers = model.encoder.layers().iter().chain(model.decoder.layers());
+    let all: f64 = layers.map(product).sum();
+    3.0 * all - product(&model.encoder.layers()[0])
 }
 
-/// Wall time of the 16-run sweep with `threads` threads, from scratch.
-pub fn sweep_seconds(scratch: &Path, threads: usize) -> Result<f64, BenchError> {
-    let scenario = Scenario::from_str(SWEEP, None, "bench_sweep")
+/// FLOP/s of `general_mat_mul` on (m, k)·(k, n) in f32, on this thread, over `reps` products
+/// after one warm-up.
+pub fn gemm_rate(reps: usize, m: usize, k: usize, n: usize) -> f64 {
+    let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0); // (m, k)
+    let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 - 6.0); // (k, n)
+    let mut c = Array2::<f32>::zeros((m, n)); // (m, n)
+    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    let start = Instant::now();
+    for _ in 0..reps {
+        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    }
+    std::hint::black_box(&c);
+    (2 * m * k * n * reps) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Wall time of the sweep `text` with `threads` threads, from scratch, and the sum of its runs'
+/// `seconds` (training and codebook init).
+pub fn sweep_timed(scratch: &Path, text: &str, threads: usize) -> Result<(f64, f64), BenchError> {
+    let scenario = Scenario::from_str(text, None, "bench_sweep")
         .unwrap_or_else(|e| unreachable!("the bench scenario is valid: {e}"));
+    let training = Arc::new(Mutex::new(0.0));
+    let mut opts = quiet_sweep(scratch, threads)?;
+    let sum = training.clone();
+    opts.on_run_done = Some(Arc::new(move |_, outcome| {
+        *sum.lock().unwrap_or_else(|e| e.into_inner()) += outcome.seconds;
+    }));
+    let start = Instant::now();
+    sweep::run_sweep(&scenario, &opts)?;
+    let wall = start.elapsed().as_secs_f64();
+    let training = *training.lock().unwrap_or_else(|e| e.into_inner());
+    Ok((wall, training))
+}
+
+/// Runs of the scenario at `path` and the wall time of its whole sweep with `threads` threads.
+fn capacity(scratch: &Path, path: &Path, threads: usize) -> Result<(usize, f64), BenchError> {
+    let scenario = Scenario::load(path).map_err(|e| BenchError::Capacity(e.to_string()))?;
     let opts = quiet_sweep(scratch, threads)?;
     let start = Instant::now();
     sweep::run_sweep(&scenario, &opts)?;
-    Ok(start.elapsed().as_secs_f64())
+    Ok((scenario.runs.len(), start.elapsed().as_secs_f64()))
+}
+
+/// Writes `text` to `scratch/name`.
+fn write_scratch(scratch: &Path, name: &str, text: &str) -> Result<PathBuf, BenchError> {
+    let path = scratch.join(name);
+    std::fs::write(&path, text).map_err(|source| BenchError::Scratch {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
 }
 
 /// Options for a sweep into a fresh `scratch/out`, without progress output.
@@ -272,6 +439,19 @@ pub fn torch_seconds(torch: &TorchRef, scenario: &Path) -> Result<f64, BenchErro
     cmd.arg(&torch.script)
         .arg(scenario)
         .args(["--threads", "1"]);
+    python_seconds(cmd)
+}
+
+/// `seconds` printed by `torch_batched.py 16 --threads 1` (k-means init and training of 16
+/// early default runs in lockstep).
+pub fn batched_seconds(torch: &TorchRef) -> Result<f64, BenchError> {
+    let mut cmd = Command::new(&torch.python);
+    cmd.arg(&torch.batched).args(["16", "--threads", "1"]);
+    python_seconds(cmd)
+}
+
+/// Runs `cmd` and reads `seconds` from the last line it prints.
+fn python_seconds(mut cmd: Command) -> Result<f64, BenchError> {
     let command = format!("{cmd:?}");
     let fail = |reason: String| BenchError::Torch {
         command: command.clone(),
@@ -284,7 +464,8 @@ pub fn torch_seconds(torch: &TorchRef, scenario: &Path) -> Result<f64, BenchErro
         return Err(fail(format!("{}: {last}", out.status)));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    json_number(&stdout, "seconds")
+    let last = stdout.lines().last().unwrap_or("");
+    json_number(last, "seconds")
         .ok_or_else(|| fail(format!("no `seconds` in its output: {stdout}")))
 }
 
@@ -336,6 +517,24 @@ mod tests {
             cfg.schedule.kind = early.schedule.kind;
             assert_eq!(cfg, early, "every run has the default size");
         }
+    }
+
+    #[test]
+    fn step_flops_count_the_default_products() {
+        // Layers 2→64→64→2 twice, batch 256: forward 2·256·(128 + 4096 + 128) per network,
+        // backward twice that less the encoder's input gy·Wᵀ (2·256·2·64).
+        let forward = 2.0 * 2.0 * 256.0 * (128.0 + 4096.0 + 128.0);
+        let expected = 3.0 * forward - 2.0 * 256.0 * 128.0;
+        assert_eq!(step_flops(&RunConfig::default()), expected);
+    }
+
+    #[test]
+    fn early16_is_16_early_default_runs() {
+        let sweep = Scenario::from_str(SWEEP_EARLY, None, "x").unwrap();
+        let mut early = RunConfig::default();
+        early.schedule.kind = crate::sim::config::ScheduleKind::Early;
+        assert_eq!(sweep.runs.len(), 16);
+        assert!(sweep.runs.iter().all(|r| r.config == early));
     }
 
     #[test]

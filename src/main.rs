@@ -178,12 +178,22 @@ struct BenchArgs {
     /// Threads of the sweep compared with 1 thread.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// A Python with torch, numpy and scikit-learn: also time torch_ref.py on the same run.
-    #[arg(long, value_name = "PYTHON")]
+    /// Also time the PyTorch references (torch_ref.py, torch_batched.py) with this Python,
+    /// which needs torch, numpy and scikit-learn (`--torch` alone: Debian's /usr/bin/python3).
+    #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "/usr/bin/python3")]
     torch: Option<PathBuf>,
-    /// The PyTorch reference script (run from the repository root).
+    /// The one-run PyTorch reference (run from the repository root).
     #[arg(long, value_name = "PATH", default_value = "scripts/torch_ref.py")]
     torch_script: PathBuf,
+    /// The batched PyTorch sweep reference.
+    #[arg(long, value_name = "PATH", default_value = "scripts/torch_batched.py")]
+    torch_batched: PathBuf,
+    /// Scenario whose runs per second are measured once with `--threads` threads.
+    #[arg(long, value_name = "PATH", default_value = "scenarios/capacity.toml")]
+    capacity: PathBuf,
+    /// Skip the capacity scenario (it takes about a minute on 2 cores).
+    #[arg(long)]
+    no_capacity: bool,
 }
 
 #[derive(Args)]
@@ -389,7 +399,9 @@ fn bench(args: &BenchArgs) -> Result<()> {
     opts.torch = args.torch.clone().map(|python| TorchRef {
         python,
         script: args.torch_script.clone(),
+        batched: args.torch_batched.clone(),
     });
+    opts.capacity = (!args.no_capacity).then(|| args.capacity.clone());
     let report = vqsim::bench::run(&opts, |what| eprintln!("vqsim bench: timing {what}"))?;
     out!("{report}");
     Ok(())
