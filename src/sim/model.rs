@@ -153,8 +153,8 @@ impl Autoencoder {
                 let decoded = self.decoder.infer(vq.codebook()); // (S, d)
                 let d = decoded.ncols();
                 let codes = decoded.as_slice().expect("standard layout");
+                // Flat row copies: ndarray's `select` costs ~10× more per row at d = 2.
                 let mut recon = Array2::zeros((assign.len(), d)); // (n, d)
-                                                                  // Flat row copies: ndarray's `select` costs ~10× more per row at d = 2.
                 let rows = recon.as_slice_mut().expect("standard layout");
                 for (row, &k) in rows.chunks_exact_mut(d.max(1)).zip(&assign) {
                     row.copy_from_slice(&codes[k * d..(k + 1) * d]);
@@ -202,22 +202,34 @@ mod tests {
 
     #[test]
     fn evaluation_gathers_exactly_the_decoded_points() {
-        // 10 000 points: infer chunks of 256 and a ragged last one, against 64 decoded codes.
-        let cfg = RunConfig::default();
-        let data = Mixture::sample(&cfg.data, &mut stream(3, Stream::Data));
-        let model = Autoencoder::new(&cfg, &mut stream(3, Stream::Weights));
-        let z = model.encoder.infer(data.x.view());
-        let vq = Quantizer::init(&cfg, z.view(), 3).unwrap();
-        let eval = model.evaluate(data.x.view(), data.means.view(), Some(&vq), &[], &[], false);
-        let mut q = Array2::zeros(z.raw_dim());
-        let mut assign = vec![0; z.nrows()];
-        vq.quantize(
-            z.view(),
-            &mut assign,
-            q.view_mut(),
-            &mut nearest::Scratch::default(),
-        );
-        assert_eq!(eval.assign, assign);
-        assert_eq!(eval.recon, model.decoder.infer(q.view()));
+        // 10 000 points: infer chunks of 256 and a ragged last one, against 64 decoded codes;
+        // the quantizers whose decoder input is not the stored code too.
+        let variants: [fn(&mut RunConfig); 3] = [
+            |_| {},
+            |c| c.quantizer.kind = crate::sim::config::QuantizerKind::Fsq,
+            |c| {
+                c.quantizer.distance = crate::sim::config::Distance::Cosine;
+                c.quantizer.code_dim = 1;
+            },
+        ];
+        for edit in variants {
+            let mut cfg = RunConfig::default();
+            edit(&mut cfg);
+            let data = Mixture::sample(&cfg.data, &mut stream(3, Stream::Data));
+            let model = Autoencoder::new(&cfg, &mut stream(3, Stream::Weights));
+            let z = model.encoder.infer(data.x.view());
+            let vq = Quantizer::init(&cfg, z.view(), 3).unwrap();
+            let eval = model.evaluate(data.x.view(), data.means.view(), Some(&vq), &[], &[], false);
+            let mut q = Array2::zeros(z.raw_dim());
+            let mut assign = vec![0; z.nrows()];
+            vq.quantize(z.view(), &mut assign, q.view_mut(), &mut Default::default());
+            assert_eq!(eval.assign, assign);
+            assert_eq!(
+                eval.recon,
+                model.decoder.infer(q.view()),
+                "{:?}",
+                cfg.quantizer
+            );
+        }
     }
 }
