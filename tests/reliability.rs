@@ -417,14 +417,15 @@ fn a_scenario_too_big_for_memory_is_refused_before_any_work() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    // Whatever this machine has: the estimate is over a terabyte (snapshot text included).
+    // More than this machine has: the estimate is about 325 GiB (data, whole-set evaluation
+    // and the snapshot).
     let o = output(&mut run_cmd(&big, &out, &[]));
     let message = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{message}");
     for key in [
         "`data.points_per_mode`",
         "`data.dim` = 1024",
-        "TiB",
+        "GiB",
         "--max-memory",
     ] {
         assert!(message.contains(key), "{key} not in: {message}");
