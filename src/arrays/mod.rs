@@ -6,9 +6,9 @@
 //! that are there before allocating for it.
 //!
 //! A [`Source`] is a path with an optional array name, written `FILE:NAME` on the command line:
-//! the array of an `.npz`, the tensor of a `.safetensors`, or in a `.csv` the columns called
-//! `NAME0, NAME1, …` (or the one column `NAME`), so that `latent.csv:z` picks a vqsim
-//! snapshot's embeddings.
+//! the array of an `.npz` (`snapshot.npz:z` picks a vqsim snapshot's embeddings), the tensor
+//! of a `.safetensors`, or in a `.csv` the columns called `NAME0, NAME1, …` (or the one column
+//! `NAME`).
 
 mod csv;
 mod npy;
