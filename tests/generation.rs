@@ -8,6 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use vqsim::sim::generation::*;
 use vqsim::sim::prdc::{self, prdc};
 
+mod common;
+use common::{euclid, radii};
+
 fn close(a: f64, b: f64, tol: f64) {
     assert!((a - b).abs() <= tol, "{a} vs {b} (tol {tol})");
 }
@@ -105,28 +108,6 @@ fn prdc_of_a_set_against_itself_is_full() {
     ];
     let m = prdc(real.view(), real.view(), 2);
     assert_eq!((m.precision, m.recall, m.coverage), (1.0, 1.0, 1.0));
-}
-
-fn euclid(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&u, &v)| (u as f64 - v as f64).powi(2))
-        .sum::<f64>()
-        .sqrt()
-}
-
-/// k-th nearest other distance of each row, by sorting (the reference way).
-fn radii(rows: &[Vec<f32>], k: usize) -> Vec<f64> {
-    (0..rows.len())
-        .map(|i| {
-            let mut d: Vec<f64> = (0..rows.len())
-                .filter(|&j| j != i)
-                .map(|j| euclid(&rows[i], &rows[j]))
-                .collect();
-            d.sort_by(f64::total_cmp);
-            d[k - 1]
-        })
-        .collect()
 }
 
 #[test]

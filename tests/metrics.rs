@@ -9,6 +9,9 @@ use vqsim::sim::metrics::*;
 use vqsim::sim::nearest::{nearest, sq_dist};
 use vqsim::sim::prdc;
 
+mod common;
+use common::{euclid, radii};
+
 fn close(a: f64, b: f64, tol: f64) {
     assert!((a - b).abs() <= tol, "{a} vs {b} (tol {tol})");
 }
@@ -543,14 +546,6 @@ fn nearest_accepts_non_contiguous_views() {
 
 // ---- the fast pairwise paths against plain definitions on random data ----
 
-fn euclid(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&u, &v)| (u as f64 - v as f64).powi(2))
-        .sum::<f64>()
-        .sqrt()
-}
-
 #[test]
 fn pairwise_metrics_match_their_definitions_on_random_data() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -591,15 +586,9 @@ fn pairwise_metrics_match_their_definitions_on_random_data() {
     close(codebook_cos(codes.view()), cos / pairs, 1e-5);
 
     // Coverage by sorting every row, as in the reference implementation.
+    let radius = radii(&rows, prdc::K);
     let covered = (0..n)
-        .filter(|&i| {
-            let mut d: Vec<f64> = (0..n)
-                .filter(|&j| j != i)
-                .map(|j| euclid(&rows[i], &rows[j]))
-                .collect();
-            d.sort_by(f64::total_cmp);
-            crows.iter().any(|c| euclid(&rows[i], c) <= d[prdc::K - 1])
-        })
+        .filter(|&i| crows.iter().any(|c| euclid(&rows[i], c) <= radius[i]))
         .count();
     let want = covered as f64 / n as f64;
     assert!(

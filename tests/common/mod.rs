@@ -1,4 +1,5 @@
-//! Fixtures shared by the tests: a runs.csv writer (summary and claims tests) and a raw .npy writer (array readers).
+//! Fixtures shared by the tests: a runs.csv writer (summary and claims tests), a raw .npy writer
+//! (array readers) and plain reference distances (metric tests).
 #![allow(dead_code)]
 
 pub mod tables;
@@ -110,4 +111,27 @@ pub fn raw_npy(
     let path = dir.join(name);
     fs::write(&path, bytes).unwrap();
     path
+}
+
+/// Euclidean distance in f64: the plain definition the fast pairwise paths are checked against.
+pub fn euclid(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&u, &v)| (u as f64 - v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// k-th nearest other distance of each row, by sorting (the reference way).
+pub fn radii(rows: &[Vec<f32>], k: usize) -> Vec<f64> {
+    (0..rows.len())
+        .map(|i| {
+            let mut d: Vec<f64> = (0..rows.len())
+                .filter(|&j| j != i)
+                .map(|j| euclid(&rows[i], &rows[j]))
+                .collect();
+            d.sort_by(f64::total_cmp);
+            d[k - 1]
+        })
+        .collect()
 }
