@@ -16,7 +16,7 @@ fn run_pairs(toml: &str) -> Vec<(u64, Metrics, Metrics)> {
         .runs
         .par_iter()
         .map(|spec| {
-            let out = train::run(&spec.config, spec.seed, &AtomicBool::new(false)).unwrap();
+            let out = train::run(&spec.config, spec.seed, &AtomicBool::new(false), false).unwrap();
             assert_eq!(out.status, Status::Ok, "run {} diverged", spec.id);
             (spec, out.metrics)
         })
@@ -132,7 +132,7 @@ fn a_run_is_reproducible_bit_for_bit() {
     )
     .unwrap();
     let spec = &scenario.runs[0];
-    let run = || train::run(&spec.config, spec.seed, &AtomicBool::new(false)).unwrap();
+    let run = || train::run(&spec.config, spec.seed, &AtomicBool::new(false), true).unwrap();
     let (a, b) = (run(), run());
     // Debug prints every float in its shortest round-trip form: equal text ⇔ equal values.
     let bits = |m: &Metrics| format!("{m:?}");

@@ -188,7 +188,7 @@ fn untuned(restart: Restart) -> RunConfig {
 }
 
 fn share_used(cfg: &RunConfig, seed: u64) -> f64 {
-    let out = run(cfg, seed, &AtomicBool::new(false)).expect("not cancelled");
+    let out = run(cfg, seed, &AtomicBool::new(false), false).expect("not cancelled");
     out.metrics.codes_used / cfg.quantizer.codebook_size as f64
 }
 

@@ -20,7 +20,7 @@ fn small(kind: ScheduleKind) -> RunConfig {
 }
 
 fn run(cfg: &RunConfig, seed: u64) -> RunOutcome {
-    train::run(cfg, seed, &AtomicBool::new(false)).unwrap()
+    train::run(cfg, seed, &AtomicBool::new(false), true).unwrap()
 }
 
 #[test]

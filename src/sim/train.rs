@@ -89,8 +89,15 @@ pub struct RunOutcome {
 pub struct Cancelled;
 
 /// Train and measure one run. Randomness comes only from `seed`, so the same (config, seed)
-/// gives the same outcome bit for bit on any thread. `cancel` is polled between steps.
-pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome, Cancelled> {
+/// gives the same outcome bit for bit on any thread. `cancel` is polled between steps. The
+/// end-of-training snapshot (a copy of the data set among others) is made only when
+/// `keep_snapshot`.
+pub fn run(
+    cfg: &RunConfig,
+    seed: u64,
+    cancel: &AtomicBool,
+    keep_snapshot: bool,
+) -> Result<RunOutcome, Cancelled> {
     // A data file was read once for the whole sweep: borrow it, never read or copy it per run.
     let data = match &cfg.data.file {
         Some(file) => Cow::Borrowed(&*file.data),
@@ -117,15 +124,17 @@ pub fn run(cfg: &RunConfig, seed: u64, cancel: &AtomicBool) -> Result<RunOutcome
     let result = trainer.schedule(seed);
     let seconds = (start.elapsed() - trainer.measuring).as_secs_f64();
     let history = std::mem::take(&mut trainer.history);
-    outcome(result, &data, seconds, history)
+    outcome(result, &data, seconds, history, keep_snapshot)
 }
 
-/// The outcome of a schedule that ended with `result`.
+/// The outcome of a schedule that ended with `result`; with its snapshot only when
+/// `keep_snapshot`, so that a run whose snapshot is not written never copies the data set.
 fn outcome(
     result: Result<(Option<Quantizer>, Evaluation), Stop>,
     data: &Mixture,
     seconds: f64,
     history: Vec<HistoryRow>,
+    keep_snapshot: bool,
 ) -> Result<RunOutcome, Cancelled> {
     let stopped = |status, diverged_epoch, message, history| RunOutcome {
         status,
@@ -139,7 +148,7 @@ fn outcome(
     match result {
         Ok((vq, eval)) => {
             let metrics = eval.metrics;
-            let snapshot = vq.map(|vq| {
+            let snapshot = vq.filter(|_| keep_snapshot).map(|vq| {
                 snapshot(
                     data,
                     eval.z,
@@ -364,7 +373,7 @@ mod tests {
         let Err(stop) = codebook(&cfg, z.view(), 0) else {
             panic!("k-means on NaN embeddings should fail");
         };
-        let out = outcome(Err(stop), &data, 0.5, Vec::new()).unwrap();
+        let out = outcome(Err(stop), &data, 0.5, Vec::new(), true).unwrap();
         assert_eq!(out.status, Status::Failed);
         assert_eq!(out.diverged_epoch, None);
         assert!(out.message.contains("k-means"), "{}", out.message);

@@ -165,12 +165,7 @@ fn csv_bytes(header: &[String], rows: &[Vec<String>]) -> Vec<u8> {
 }
 
 /// Every file of one run directory, as (file name, contents).
-/// The snapshot is left out unless `keep_snapshot`.
-fn run_files(
-    spec: &RunSpec,
-    outcome: &RunOutcome,
-    keep_snapshot: bool,
-) -> Vec<(&'static str, Vec<u8>)> {
+fn run_files(spec: &RunSpec, outcome: &RunOutcome) -> Vec<(&'static str, Vec<u8>)> {
     let params = flatten(&spec.config);
     let mut files = vec![(
         RUN_CSV,
@@ -191,7 +186,7 @@ fn run_files(
         })
         .collect();
     files.push((HISTORY_CSV, csv_bytes(&history_header(), &history)));
-    if let Some(s) = outcome.snapshot.as_ref().filter(|_| keep_snapshot) {
+    if let Some(s) = &outcome.snapshot {
         files.push((SNAPSHOT_NPZ, snapshot_npz(s)));
     }
     files
@@ -226,16 +221,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
 }
 
 /// Publish one finished run as `runs_dir/<run_id>/`, complete or not at all; with its
-/// snapshot when `keep_snapshot`.
+/// snapshot when the run kept one.
 pub fn write_run(
     runs_dir: &Path,
     spec: &RunSpec,
     outcome: &RunOutcome,
-    keep_snapshot: bool,
 ) -> Result<Published, OutputError> {
     let target = runs_dir.join(&spec.id);
-    atomic::publish_dir(&target, &run_files(spec, outcome, keep_snapshot))
-        .map_err(write_err(&target))
+    atomic::publish_dir(&target, &run_files(spec, outcome)).map_err(write_err(&target))
 }
 
 /// Remove the temp entries of dead processes from the sweep directory `dir` and its `runs/`.
@@ -535,7 +528,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runs = dir.path().join(RUNS_DIR);
         fs::create_dir_all(&runs).unwrap();
-        write_run(&runs, spec, &outcome, true).unwrap();
+        write_run(&runs, spec, &outcome).unwrap();
         let file = runs.join(&spec.id).join(RUN_CSV);
         let header = run_header(&flatten(&spec.config));
         let col = |name: &str| header.iter().position(|c| c == name).unwrap();

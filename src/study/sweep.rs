@@ -622,12 +622,12 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
             return;
         }
         let t = Instant::now();
-        let Ok(outcome) = train::run(&spec.config, spec.seed, cancel) else {
+        let keep = opts.snapshots.keeps(spec, lowest_seed);
+        let Ok(outcome) = train::run(&spec.config, spec.seed, cancel, keep) else {
             continue; // cancelled: nothing of this run was written
         };
         let secs = t.elapsed().as_secs_f64();
-        let keep = opts.snapshots.keeps(spec, lowest_seed);
-        if let Err(e) = store::write_run(&runs_dir, spec, &outcome, keep) {
+        if let Err(e) = store::write_run(&runs_dir, spec, &outcome) {
             failure
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
