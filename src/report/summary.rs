@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::report::stats::{mean_ci, paired_test, welch_test, MeanCi, Paired, Welch};
 use crate::report::table::{Table, TableError};
-use crate::study::scenario::{Scenario, ScenarioError};
+use crate::study::scenario::{is_default, Scenario, ScenarioError};
 use crate::study::store::SCENARIO_TOML;
 
 /// Confidence level of every interval in the summary.
@@ -557,8 +557,6 @@ pub fn arm_label(baseline: &[(String, String)], arm: &[String]) -> String {
 pub fn baseline_label(baseline: &[(String, String)]) -> String {
     // A method list's baseline sets every remedy's key to "off": name only what is not a
     // default, and the schedule, which is the paper's own contrast.
-    let defaults = crate::study::scenario::flatten(&crate::sim::config::RunConfig::default());
-    let is_default = |k: &str, v: &str| defaults.iter().any(|(dk, dv)| dk == k && dv == v);
     let parts: Vec<String> = baseline
         .iter()
         .filter(|(k, v)| k == SCHEDULE || !is_default(k, v))

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::report::table::Table;
 use crate::sim::config::RunConfig;
+use crate::study::scenario::is_default;
 
 use super::PlotError;
 
@@ -156,12 +157,10 @@ impl Runs {
         if keys.is_empty() {
             return self.text(row, "schedule.kind").to_string();
         }
-        let defaults = crate::study::scenario::flatten(&RunConfig::default());
-        let at_default = |k: &str, v: &str| defaults.iter().any(|(dk, dv)| dk == k && dv == v);
         let terse = keys.len() > 2;
         keys.iter()
             .map(|&k| (k, self.text(row, k)))
-            .filter(|&(k, v)| !(terse && k != "schedule.kind" && at_default(k, v)))
+            .filter(|&(k, v)| !(terse && k != "schedule.kind" && is_default(k, v)))
             .map(|(k, v)| match k {
                 "schedule.kind" => v.to_string(),
                 _ => show(k, v),

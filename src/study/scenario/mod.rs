@@ -271,6 +271,16 @@ pub fn flatten(cfg: &RunConfig) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether `value` (as `flatten` writes it) is the default of `key`: labels name only what a
+/// run changes.
+pub fn is_default(key: &str, value: &str) -> bool {
+    static DEFAULTS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    DEFAULTS
+        .get_or_init(|| flatten(&RunConfig::default()))
+        .iter()
+        .any(|(k, v)| k == key && v == value)
+}
+
 fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {
     let at = e.span().map_or(0, |s| s.start);
     located(file, text, at, e.message().trim().replace('\n', "; "))
