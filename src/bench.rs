@@ -1,6 +1,6 @@
 //! `vqsim bench`: every ratio of issue 10 in one run. Training steps per second and the step's
-//! FLOP rate against the single-core peak of the GEMM code vqsim uses (ndarray's
-//! matrixmultiply); the time of one default run; a 16-run early sweep, whole (metrics and result
+//! FLOP rate against the single-core peak of the GEMM code vqsim uses (`sim::matmul`, faer);
+//! the time of one default run; a 16-run early sweep, whole (metrics and result
 //! files included), and how much of it is not training; how the mixed 16-run sweep scales from
 //! 1 thread to more; runs per second of the capacity scenario. Optionally times the PyTorch
 //! references on the same work: `torch_ref.py` (one run) and `torch_batched.py` (16 runs in
@@ -16,12 +16,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
 
 use crate::sim::config::RunConfig;
 use crate::sim::data::Mixture;
+use crate::sim::matmul::{matmul, Into};
 use crate::sim::model::Autoencoder;
 use crate::sim::rng::{stream, Stream};
 use crate::sim::vq::Quantizer;
@@ -183,7 +183,7 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "GEMM peak:         {:.1} GFLOP/s ({PEAK_SIDE}³, ndarray/matrixmultiply, 1 thread); {:.1} GFLOP/s at 256×64·64×64",
+            "GEMM peak:         {:.1} GFLOP/s ({PEAK_SIDE}³, faer, 1 thread); {:.1} GFLOP/s at 256×64·64×64",
             self.gemm_peak * g,
             self.gemm_model * g
         )?;
@@ -365,16 +365,16 @@ pub fn step_flops(cfg: &RunConfig) -> f64 {
     3.0 * all - product(&model.encoder.layers()[0])
 }
 
-/// FLOP/s of `general_mat_mul` on (m, k)·(k, n) in f32, on this thread, over `reps` products
+/// FLOP/s of vqsim's `matmul` on (m, k)·(k, n) in f32, on this thread, over `reps` products
 /// after one warm-up.
 pub fn gemm_rate(reps: usize, m: usize, k: usize, n: usize) -> f64 {
     let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0); // (m, k)
     let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 - 6.0); // (k, n)
     let mut c = Array2::<f32>::zeros((m, n)); // (m, n)
-    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    matmul(c.view_mut(), Into::Overwrite, a.view(), b.view());
     let start = Instant::now();
     for _ in 0..reps {
-        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        matmul(c.view_mut(), Into::Overwrite, a.view(), b.view());
     }
     std::hint::black_box(&c);
     (2 * m * k * n * reps) as f64 / start.elapsed().as_secs_f64()

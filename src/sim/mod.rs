@@ -5,6 +5,7 @@ pub mod data;
 pub mod generation;
 pub mod kmeans;
 pub mod linalg;
+pub mod matmul;
 pub mod metrics;
 pub mod model;
 pub mod nearest;

@@ -7,7 +7,9 @@
 //! Searches repeated in a loop (code assignment every training step) pass a `Scratch` and
 //! allocate nothing once it has grown to their sizes.
 
-use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+
+use crate::sim::matmul::{matmul, Into};
 
 /// Up to this dimension the direct loop beats a matrix product.
 const DIRECT_MAX_DIM: usize = 8;
@@ -231,7 +233,7 @@ impl Prepared {
         let pt = ArrayView2::from_shape((m, s), &self.by_dim.data).expect("filled"); // (m, S)
         gram.resize(n * s, 0.0);
         let mut g = ArrayViewMut2::from_shape((n, s), &mut gram[..n * s]).expect("sized above"); // (n, S)
-        general_mat_mul(1.0, &q, &pt, 0.0, &mut g);
+        matmul(g.view_mut(), Into::Overwrite, q, pt);
         let c = self.c;
         for (r, o) in out.iter_mut().enumerate() {
             let qrow = q.row(r);

@@ -1,8 +1,9 @@
 //! Fully connected layer y = x·W + b.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
+
+use crate::sim::matmul::{matmul, Into};
 
 /// W is (fan_in, fan_out) so the batch (n, fan_in) multiplies from the left without a transpose.
 #[derive(Debug, Clone)]
@@ -53,7 +54,7 @@ impl Linear {
                 .broadcast(y.raw_dim())
                 .expect("bias width matches fan_out"),
         );
-        general_mat_mul(1.0, &x, &self.w, 1.0, &mut y);
+        matmul(y, Into::Add, x, self.w.view());
     }
 
     /// Accumulates (+=) gw = xᵀ·gy and gb = Σ gy; writes gx = gy·Wᵀ when asked.
@@ -64,14 +65,14 @@ impl Linear {
         gy: ArrayView2<f32>,
         gx: Option<ArrayViewMut2<f32>>,
     ) {
-        general_mat_mul(1.0, &x.t(), &gy, 1.0, &mut self.gw);
+        matmul(self.gw.view_mut(), Into::Add, x.t(), gy);
         for row in gy.axis_iter(Axis(0)) {
             Zip::from(&mut self.gb)
                 .and(&row)
                 .for_each(|gb, &g| *gb += g);
         }
-        if let Some(mut gx) = gx {
-            general_mat_mul(1.0, &gy, &self.w.t(), 0.0, &mut gx);
+        if let Some(gx) = gx {
+            matmul(gx, Into::Overwrite, gy, self.w.t());
         }
     }
 

@@ -8,9 +8,9 @@
 //! identity, so a run starts from the same codes as the direct parameterization and the arms
 //! differ only in how the codes learn.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
+use crate::sim::matmul::{matmul, Into};
 use crate::sim::nn::Adam;
 
 #[derive(Debug, Clone)]
@@ -36,12 +36,12 @@ impl SimVq {
     }
 
     /// ∂L/∂W = Cᵀ·∂L/∂E; an Adam step of W; E = C·W.
-    pub(super) fn step(&mut self, grad: ArrayView2<f32>, mut codes: ArrayViewMut2<f32>) {
-        general_mat_mul(1.0, &self.basis.t(), &grad, 0.0, &mut self.gw);
+    pub(super) fn step(&mut self, grad: ArrayView2<f32>, codes: ArrayViewMut2<f32>) {
+        matmul(self.gw.view_mut(), Into::Overwrite, self.basis.t(), grad);
         let w = self.w.as_slice_mut().expect("contiguous");
         let gw = self.gw.as_slice().expect("contiguous");
         self.adam.step(std::iter::once((w, gw)));
-        general_mat_mul(1.0, &self.basis, &self.w, 0.0, &mut codes);
+        matmul(codes, Into::Overwrite, self.basis.view(), self.w.view());
     }
 
     pub(super) fn all_finite(&self) -> bool {
@@ -61,7 +61,7 @@ mod tests {
         let g = array![[0.2f32, -0.4], [1.0, 0.5], [-0.3, 0.9]];
         let mut p = SimVq::new(basis.view(), 1e-3);
         p.w = array![[0.9f32, 0.2], [-0.1, 1.3]];
-        general_mat_mul(1.0, &p.basis.t(), &g, 0.0, &mut p.gw);
+        matmul(p.gw.view_mut(), Into::Overwrite, p.basis.t(), g.view());
         let loss = |w: &Array2<f32>| (&g * &basis.dot(w)).iter().map(|&v| v as f64).sum::<f64>();
         for i in 0..2 {
             for j in 0..2 {
