@@ -310,6 +310,24 @@ fn mode_entropy_is_ln_k_for_even_reconstructions() {
 }
 
 #[test]
+fn weighted_mode_counts_equal_counts_of_the_repeated_rows() {
+    // What `measure` relies on: a quantized reconstruction is its decoded code, so the codes
+    // weighted by usage count the modes of the gathered reconstructions, including ties.
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut codes = random(&mut rng, (12, 2), 12.0);
+    codes.row_mut(5).assign(&array![5.0f32, 0.0]); // equidistant from modes 0 and 1
+    let usage: Vec<usize> = (0..12).map(|k| (k * 7) % 5).collect();
+    let rows: Vec<usize> = (0..12)
+        .flat_map(|k| std::iter::repeat_n(k, usage[k]))
+        .collect();
+    let gathered = codes.select(ndarray::Axis(0), &rows);
+    assert_eq!(
+        mode_counts_weighted(codes.view(), three_means().view(), &usage),
+        mode_counts(gathered.view(), three_means().view())
+    );
+}
+
+#[test]
 fn token_mode_entropy_is_ln_two_for_codes_split_over_two_modes() {
     let decoded = array![[0.1f32, 0.0], [0.0, -0.5], [11.0, 0.0], [9.0, 0.3]];
     close(

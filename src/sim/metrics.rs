@@ -140,7 +140,16 @@ pub fn subsample(n: usize, seed: u64) -> Vec<usize> {
 /// All metrics of one observation; the codebook metrics are NaN when `quantized` is None.
 pub fn measure(obs: &Observation) -> Metrics {
     let embed_dist = embed_dist(obs.z, obs.subsample);
-    let recon_modes = mode_counts(obs.recon, obs.means);
+    let usage = obs
+        .quantized
+        .as_ref()
+        .map(|q| code_counts(q.assign, q.codebook.nrows()));
+    let recon_modes = match (&obs.quantized, &usage) {
+        // A quantized reconstruction is its code decoded (recon = decoded_codes[assign]): the
+        // S decoded codes weighted by their usage count the same modes as the n rows, for less.
+        (Some(q), Some(usage)) => mode_counts_weighted(q.decoded_codes, obs.means, usage),
+        _ => mode_counts(obs.recon, obs.means),
+    };
     // Codebook and generation metrics stay NaN while continuous.
     let mut out = Metrics {
         mse: mse(obs.x, obs.recon),
@@ -152,8 +161,7 @@ pub fn measure(obs: &Observation) -> Metrics {
         embed_var: embed_var(obs.z),
         ..Metrics::nan()
     };
-    if let Some(q) = &obs.quantized {
-        let usage = code_counts(q.assign, q.codebook.nrows());
+    if let (Some(q), Some(usage)) = (&obs.quantized, usage) {
         let codebook_dist = codebook_dist(q.codebook);
         out.quant_mse = quant_mse(obs.z, q.codebook, q.assign);
         out.perplexity = perplexity(&usage);
@@ -428,8 +436,18 @@ pub fn embed_rank(z: ArrayView2<f32>) -> f64 {
 
 /// Rows of `points` (r, d) nearest to each mixture mean (K, d), counted per mode.
 pub fn mode_counts(points: ArrayView2<f32>, means: ArrayView2<f32>) -> Vec<usize> {
+    mode_counts_weighted(points, means, &vec![1; points.nrows()])
+}
+
+/// `mode_counts` with row i counted `weights[i]` times.
+pub fn mode_counts_weighted(
+    points: ArrayView2<f32>,
+    means: ArrayView2<f32>,
+    weights: &[usize],
+) -> Vec<usize> {
     let d = means.ncols();
     assert_eq!(points.ncols(), d, "points and means differ in dimension");
+    assert_eq!(weights.len(), points.nrows(), "one weight per row");
     let mut counts = vec![0; means.nrows()];
     if means.nrows() == 0 {
         return counts;
@@ -437,8 +455,8 @@ pub fn mode_counts(points: ArrayView2<f32>, means: ArrayView2<f32>) -> Vec<usize
     let mu = means.as_standard_layout();
     let mu = mu.as_slice().unwrap();
     let p = points.as_standard_layout();
-    for row in p.as_slice().unwrap().chunks_exact(d) {
-        counts[nearest_one(row, mu, d)] += 1;
+    for (row, &w) in p.as_slice().unwrap().chunks_exact(d.max(1)).zip(weights) {
+        counts[nearest_one(row, mu, d)] += w;
     }
     counts
 }
