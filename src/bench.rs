@@ -38,6 +38,8 @@ pub const SWEEP: &str = "name = \"bench_sweep\"\nseeds = [0, 1, 2, 3, 4, 5, 6, 7
 pub const SWEEP_EARLY: &str = "name = \"bench_early16\"\n\
                                seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]\n\
                                [schedule]\nkind = \"early\"\n";
+/// History rows every epoch cost a share of the training; what measuring every 5th saves.
+const SPARSE_HISTORY: &str = "[train]\nhistory_every = 5\n";
 /// Quantized steps timed per round of the steps-per-second measurement (after one warm-up epoch).
 const TIMED_STEPS: usize = 400;
 /// Side of the square product whose rate is the GEMM peak: large enough that packing and call
@@ -110,7 +112,7 @@ pub struct BenchReport {
     pub steps_per_second: f64,
     /// FLOPs of one such step (matrix products, forward + backward, from the layer shapes).
     pub step_flops: f64,
-    /// Single-thread f32 rate of ndarray's matrix product on a `PEAK_SIDE`³ product (FLOP/s).
+    /// Single-thread f32 rate of vqsim's matrix product on a `PEAK_SIDE`³ product (FLOP/s).
     pub gemm_peak: f64,
     /// The same at the model's largest shape, 256×64 · 64×64 (FLOP/s).
     pub gemm_model: f64,
@@ -122,6 +124,8 @@ pub struct BenchReport {
     pub early16_wall: f64,
     /// Sum of the 16 runs' `seconds` (training and codebook init) in that sweep.
     pub early16_training: f64,
+    /// The same two with `SPARSE_HISTORY`.
+    pub early16_sparse: (f64, f64),
     /// `seconds` reported by `torch_batched.py 16 --threads 1`, when asked for.
     pub batched_seconds: Option<f64>,
     /// Wall time of the 16-run sweep with 1 thread.
@@ -157,6 +161,11 @@ impl BenchReport {
     /// What metrics, result files and sweep overhead add to the training seconds.
     pub fn overhead(&self) -> f64 {
         self.early16_wall / self.early16_training - 1.0
+    }
+
+    /// `overhead` with `SPARSE_HISTORY`.
+    pub fn overhead_sparse(&self) -> f64 {
+        self.early16_sparse.0 / self.early16_sparse.1 - 1.0
     }
 
     /// Sweep time with `threads` threads over its time with 1 thread.
@@ -216,8 +225,9 @@ impl fmt::Display for BenchReport {
         }
         writeln!(
             f,
-            "metrics overhead:  {:.0}% of the training seconds [≤ 30%]",
-            100.0 * self.overhead()
+            "metrics overhead:  {:.0}% of the training seconds [≤ 30%]; {:.0}% with train.history_every = 5",
+            100.0 * self.overhead(),
+            100.0 * self.overhead_sparse()
         )?;
         writeln!(
             f,
@@ -270,11 +280,16 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
             }
         }
         let (mut wall, mut training, mut batched) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut sparse_wall, mut sparse_training) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
             progress("16 early runs, 1 thread");
             let (w, t) = sweep_timed(scratch, SWEEP_EARLY, 1)?;
             wall.push(w);
             training.push(t);
+            progress("16 early runs, 1 thread, history every 5 epochs");
+            let (w, t) = sweep_timed(scratch, &format!("{SWEEP_EARLY}{SPARSE_HISTORY}"), 1)?;
+            sparse_wall.push(w);
+            sparse_training.push(t);
             if let Some(t) = &opts.torch {
                 progress("torch_batched.py 16");
                 batched.push(batched_seconds(t)?);
@@ -304,6 +319,7 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
             torch_seconds: (!torch.is_empty()).then(|| median(torch)),
             early16_wall: median(wall),
             early16_training: median(training),
+            early16_sparse: (median(sparse_wall), median(sparse_training)),
             batched_seconds: (!batched.is_empty()).then(|| median(batched)),
             sweep_1: median(one),
             threads: opts.threads,

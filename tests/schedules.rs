@@ -105,3 +105,54 @@ fn identity_model_quantizes_the_data_itself() {
         m.quant_mse
     );
 }
+
+#[test]
+fn history_every_keeps_the_first_last_and_every_kth_epoch_and_changes_nothing_else() {
+    let mut every = small(ScheduleKind::Deferred);
+    every.schedule.continuous_epochs = 5;
+    every.train.epochs = 7;
+    every.quantizer.restart = vqsim::sim::config::Restart::Threshold;
+    every.quantizer.restart_threshold = 40.0; // above the mean usage (32 points per code and step)
+    let mut sparse = every.clone();
+    sparse.train.history_every = 3;
+    let (all, some) = (run(&every, 2), run(&sparse, 2));
+    assert_eq!(all.status, Status::Ok);
+    let rows = |o: &RunOutcome| -> Vec<(Phase, usize)> {
+        o.history.iter().map(|h| (h.phase, h.epoch)).collect()
+    };
+    use Phase::{Continuous as C, Quantized as Q};
+    assert_eq!(
+        rows(&some),
+        vec![(C, 0), (C, 3), (C, 5), (Q, 0), (Q, 3), (Q, 6), (Q, 7)]
+    );
+    // Measuring is read-only: the kept rows and the final metrics are the every-epoch run's,
+    // but for the restarts, which a sparse row sums since the previous one.
+    let restarts = |o: &RunOutcome, phase, epochs: std::ops::RangeInclusive<usize>| -> f64 {
+        o.history
+            .iter()
+            .filter(|h| h.phase == phase && epochs.contains(&h.epoch))
+            .map(|h| h.metrics.restarts)
+            .sum()
+    };
+    for h in &some.history {
+        let mut full = all
+            .history
+            .iter()
+            .find(|a| (a.phase, a.epoch) == (h.phase, h.epoch))
+            .unwrap()
+            .clone();
+        if h.phase == Q && h.epoch > 0 {
+            let from = some
+                .history
+                .iter()
+                .filter(|p| p.phase == Q && p.epoch < h.epoch)
+                .map(|p| p.epoch + 1)
+                .max()
+                .unwrap();
+            full.metrics.restarts = restarts(&all, Q, from..=h.epoch);
+        }
+        assert_eq!(format!("{:?}", h.metrics), format!("{:?}", full.metrics));
+    }
+    assert!(restarts(&all, Q, 1..=7) > 0.0, "the test needs restarts");
+    assert_eq!(format!("{:?}", some.metrics), format!("{:?}", all.metrics));
+}

@@ -281,6 +281,9 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Quantized epochs (early and deferred); with kind = "continuous", further unquantized ones.
     pub epochs: usize,
+    /// The whole data set is measured (a history.csv row) every this many epochs of each phase,
+    /// and always at its start and end: 1 keeps every epoch.
+    pub history_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -289,6 +292,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             batch_size: 256,
             epochs: 30,
+            history_every: 1,
         }
     }
 }

@@ -51,8 +51,9 @@ pub struct Metrics {
     pub gen_recall: f64,
     pub gen_density: f64,
     pub gen_coverage: f64,
-    /// Codes restarted or re-initialised during the epoch that ended here (`quantizer.restart`);
-    /// set by training, NaN where no quantized epoch ended.
+    /// Codes restarted or re-initialised since the previous history row (`quantizer.restart`):
+    /// during the epoch that ended here when every epoch is measured; set by training, NaN
+    /// where no quantized epoch ended.
     pub restarts: f64,
 }
 

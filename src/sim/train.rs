@@ -228,7 +228,9 @@ impl Trainer<'_> {
             let mut last = self.record(Phase::Continuous, 0, None);
             for epoch in 1..=epochs {
                 self.epoch(None)?;
-                last = self.record(Phase::Continuous, epoch, None);
+                if self.measured(epoch, epochs) {
+                    last = self.record(Phase::Continuous, epoch, None);
+                }
             }
             if kind == ScheduleKind::Continuous {
                 return Ok((None, last));
@@ -242,15 +244,26 @@ impl Trainer<'_> {
             .infer(training_rows(self.data.x.view(), self.heldout).view());
         let mut vq = codebook(self.cfg, z.view(), seed)?;
         let mut last = self.record(Phase::Quantized, 0, Some((&vq, 0)));
-        for epoch in 1..=self.cfg.train.epochs {
+        let epochs = self.cfg.train.epochs;
+        let mut restarts = 0; // since the last history row
+        for epoch in 1..=epochs {
             self.epoch(Some(&mut vq))?;
-            let restarts = vq.after_epoch(epoch);
+            restarts += vq.after_epoch(epoch);
             if !vq.all_finite() {
                 return Err(Stop::Diverged(self.total_epoch));
             }
-            last = self.record(Phase::Quantized, epoch, Some((&vq, restarts)));
+            if self.measured(epoch, epochs) {
+                last = self.record(Phase::Quantized, epoch, Some((&vq, restarts)));
+                restarts = 0;
+            }
         }
         Ok((Some(vq), last))
+    }
+
+    /// Whether epoch `epoch` of a phase of `epochs` gets a history row: the first (0), the
+    /// last, and every `train.history_every`-th.
+    fn measured(&self, epoch: usize, epochs: usize) -> bool {
+        epoch == epochs || epoch % self.cfg.train.history_every == 0
     }
 
     /// One pass over the shuffled data (last partial batch kept).

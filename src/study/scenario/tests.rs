@@ -178,15 +178,15 @@ fn builtin_default_is_early_vs_deferred_over_three_seeds() {
 #[test]
 fn flatten_lists_every_key_in_section_order() {
     let flat = flatten(&RunConfig::default());
-    assert_eq!(flat.len(), 43);
+    assert_eq!(flat.len(), 44);
     assert_eq!(flat[0], ("data.modes".to_string(), "10".to_string()));
     assert_eq!(flat[5], ("data.weight_ratio".to_string(), "1".to_string()));
     assert_eq!(
         flat[15],
         ("model.activation".to_string(), "relu".to_string())
     );
-    // Train's three keys and schedule's two come last, after every quantizer key.
-    let lr = &flat[flat.len() - 5];
+    // Train's four keys and schedule's two come last, after every quantizer key.
+    let lr = &flat[flat.len() - 6];
     assert_eq!(lr, &("train.lr".to_string(), "0.001".to_string()));
     assert_eq!(flat.last().unwrap().0, "schedule.continuous_epochs");
 }

@@ -237,6 +237,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         lr,
         batch_size,
         epochs,
+        history_every,
     } = train;
     let ScheduleConfig {
         kind,
@@ -580,6 +581,17 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (
                 "epochs",
                 "quantized epochs (early, deferred); further unquantized ones for continuous",
+            ),
+        ),
+        int(
+            "train.history_every",
+            *history_every,
+            1,
+            100_000,
+            Cap::None,
+            (
+                "history every",
+                "measure the whole data set (a history.csv row) every this many epochs of each phase, and at its first and last; 1 = every epoch. The final metrics do not depend on it; larger values make sweeps faster and the dynamics curves coarser",
             ),
         ),
         choice(
