@@ -20,6 +20,8 @@ use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
 
 use crate::sim::config::RunConfig;
+use ndarray::linalg::general_mat_mul;
+
 use crate::sim::data::Mixture;
 use crate::sim::matmul::{matmul, Into};
 use crate::sim::model::Autoencoder;
@@ -114,8 +116,8 @@ pub struct BenchReport {
     pub step_flops: f64,
     /// Single-thread f32 rate of vqsim's matrix product on a `PEAK_SIDE`³ product (FLOP/s).
     pub gemm_peak: f64,
-    /// The same at the model's largest shape, 256×64 · 64×64 (FLOP/s).
-    pub gemm_model: f64,
+    /// The step's products on faer and on matrixmultiply.
+    pub products: Vec<ProductRate>,
     /// `seconds` of the one default run (as in runs.csv: training and codebook init).
     pub run_seconds: f64,
     /// `seconds` reported by torch_ref.py for the same run, when asked for.
@@ -192,15 +194,30 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "GEMM peak:         {:.1} GFLOP/s ({PEAK_SIDE}³, faer, 1 thread); {:.1} GFLOP/s at 256×64·64×64",
-            self.gemm_peak * g,
-            self.gemm_model * g
+            "GEMM peak:         {:.1} GFLOP/s ({PEAK_SIDE}³, faer, 1 thread)",
+            self.gemm_peak * g
         )?;
         writeln!(
             f,
             "step / peak:       {:.0}% [≥ 50%]",
             100.0 * self.peak_fraction()
         )?;
+        writeln!(
+            f,
+            "the step's products (GFLOP/s, 1 thread): faer | ndarray's matrixmultiply | faer's speed-up"
+        )?;
+        for p in &self.products {
+            let (m, k, n) = p.shape;
+            writeln!(
+                f,
+                "  {:<26} {:>14} {:>6.1} | {:>6.1} | {:.2}×",
+                p.what,
+                format!("{m}×{k} → {n}"),
+                p.faer * g,
+                p.matrixmultiply * g,
+                p.faer / p.matrixmultiply
+            )?;
+        }
         writeln!(
             f,
             "one default run:   {:.3} s (early arm, seed 0, 1 thread; `seconds` of runs.csv)",
@@ -263,12 +280,9 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
             .map(|_| steps_per_second(&RunConfig::default()))
             .collect::<Result<Vec<f64>, _>>()?;
         progress("GEMM peak");
-        let peak = median(
-            (0..repeat)
-                .map(|_| gemm_rate(256, PEAK_SIDE, PEAK_SIDE, PEAK_SIDE))
-                .collect(),
-        );
-        let model = median((0..repeat).map(|_| gemm_rate(2000, 256, 64, 64)).collect());
+        let peak = median((0..repeat).map(|_| gemm_peak(PEAK_SIDE)).collect());
+        progress("the step's products, faer and matrixmultiply");
+        let products = product_rates(repeat);
         let scenario_file = write_scratch(scratch, "bench_early.toml", ONE_RUN)?;
         let (mut ours, mut torch) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
@@ -314,7 +328,7 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
             steps_per_second: median(steps),
             step_flops: step_flops(&RunConfig::default()),
             gemm_peak: peak,
-            gemm_model: model,
+            products,
             run_seconds: median(ours),
             torch_seconds: (!torch.is_empty()).then(|| median(torch)),
             early16_wall: median(wall),
@@ -381,19 +395,87 @@ pub fn step_flops(cfg: &RunConfig) -> f64 {
     3.0 * all - product(&model.encoder.layers()[0])
 }
 
-/// FLOP/s of vqsim's `matmul` on (m, k)·(k, n) in f32, on this thread, over `reps` products
-/// after one warm-up.
-pub fn gemm_rate(reps: usize, m: usize, k: usize, n: usize) -> f64 {
-    let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0); // (m, k)
-    let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 - 6.0); // (k, n)
-    let mut c = Array2::<f32>::zeros((m, n)); // (m, n)
-    matmul(c.view_mut(), Into::Overwrite, a.view(), b.view());
+/// The matrix products of one training step at the default shapes (batch 256, width 64,
+/// d = m = 2): what, rows × inner → cols, and whether the left / right operand is a transposed
+/// view, as the layers pass them.
+const PRODUCTS: [Product; 8] = [
+    ("first layer, forward", (256, 2, 64), false, false),
+    ("hidden layer, forward", (256, 64, 64), false, false),
+    ("output layer, forward", (256, 64, 2), false, false),
+    ("first layer, dW = xᵀ·gy", (2, 256, 64), true, false),
+    ("hidden layer, dW", (64, 256, 64), true, false),
+    ("output layer, dW", (64, 256, 2), true, false),
+    ("hidden layer, dx = gy·Wᵀ", (256, 64, 64), false, true),
+    ("output layer, dx", (256, 2, 64), false, true),
+];
+
+/// What, (rows, inner, cols), left operand transposed, right operand transposed.
+type Product = (&'static str, (usize, usize, usize), bool, bool);
+
+/// One product of `PRODUCTS` on both GEMM codes (FLOP/s, 1 thread).
+#[derive(Debug, Clone)]
+pub struct ProductRate {
+    pub what: &'static str,
+    pub shape: (usize, usize, usize),
+    /// vqsim's `matmul` (faer).
+    pub faer: f64,
+    /// ndarray's `general_mat_mul` (matrixmultiply), what vqsim used before.
+    pub matrixmultiply: f64,
+}
+
+/// Rates of every product of `PRODUCTS` on both GEMM codes, medians of `repeat` rounds that
+/// alternate the two.
+pub fn product_rates(repeat: usize) -> Vec<ProductRate> {
+    PRODUCTS
+        .iter()
+        .map(|&(what, (m, k, n), ta, tb)| {
+            let a = operand(if ta { (k, m) } else { (m, k) });
+            let b = operand(if tb { (n, k) } else { (k, n) });
+            let a = if ta { a.t() } else { a.view() };
+            let b = if tb { b.t() } else { b.view() };
+            let mut c = Array2::<f32>::zeros((m, n)); // (m, n)
+            let flops = (2 * m * k * n) as f64;
+            let (mut faer, mut mm) = (Vec::new(), Vec::new());
+            for _ in 0..repeat {
+                faer.push(rate(flops, || matmul(c.view_mut(), Into::Overwrite, a, b)));
+                mm.push(rate(flops, || general_mat_mul(1.0, &a, &b, 0.0, &mut c)));
+            }
+            std::hint::black_box(&c);
+            ProductRate {
+                what,
+                shape: (m, k, n),
+                faer: median(faer),
+                matrixmultiply: median(mm),
+            }
+        })
+        .collect()
+}
+
+/// FLOP/s of vqsim's `matmul` on a `side`³ product, on this thread.
+pub fn gemm_peak(side: usize) -> f64 {
+    let (a, b) = (operand((side, side)), operand((side, side)));
+    let mut c = Array2::<f32>::zeros((side, side));
+    let peak = rate((2 * side * side * side) as f64, || {
+        matmul(c.view_mut(), Into::Overwrite, a.view(), b.view())
+    });
+    std::hint::black_box(&c);
+    peak
+}
+
+/// A (rows, cols) matrix of small integers, exact in f32.
+fn operand((rows, cols): (usize, usize)) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0)
+}
+
+/// FLOP/s of `product` (`flops` a call) over about 10⁹ FLOPs, after one warm-up call.
+fn rate(flops: f64, mut product: impl FnMut()) -> f64 {
+    product();
+    let reps = (1e9 / flops).ceil() as usize;
     let start = Instant::now();
     for _ in 0..reps {
-        matmul(c.view_mut(), Into::Overwrite, a.view(), b.view());
+        product();
     }
-    std::hint::black_box(&c);
-    (2 * m * k * n * reps) as f64 / start.elapsed().as_secs_f64()
+    flops * reps as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Wall time of the sweep `text` with `threads` threads, from scratch, and the sum of its runs'

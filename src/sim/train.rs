@@ -263,7 +263,7 @@ impl Trainer<'_> {
     /// Whether epoch `epoch` of a phase of `epochs` gets a history row: the first (0), the
     /// last, and every `train.history_every`-th.
     fn measured(&self, epoch: usize, epochs: usize) -> bool {
-        epoch == epochs || epoch % self.cfg.train.history_every == 0
+        epoch == epochs || epoch.is_multiple_of(self.cfg.train.history_every)
     }
 
     /// One pass over the shuffled data (last partial batch kept).
