@@ -23,7 +23,7 @@ use crate::sim::config::RunConfig;
 use ndarray::linalg::general_mat_mul;
 
 use crate::sim::data::Mixture;
-use crate::sim::matmul::{matmul, Into};
+use crate::sim::matmul::{clear_upper_registers, matmul, Into};
 use crate::sim::model::Autoencoder;
 use crate::sim::rng::{stream, Stream};
 use crate::sim::vq::Quantizer;
@@ -118,6 +118,9 @@ pub struct BenchReport {
     pub gemm_peak: f64,
     /// The step's products on faer and on matrixmultiply.
     pub products: Vec<ProductRate>,
+    /// Time of SSE code right after a product over its time after none: after vqsim's
+    /// `matmul`, and after faer's product alone (see `sim::matmul::clear_upper_registers`).
+    pub sse_after: (f64, f64),
     /// `seconds` of the one default run (as in runs.csv: training and codebook init).
     pub run_seconds: f64,
     /// `seconds` reported by torch_ref.py for the same run, when asked for.
@@ -220,6 +223,11 @@ impl fmt::Display for BenchReport {
         }
         writeln!(
             f,
+            "SSE after a product: {:.2}× its time after none (after faer's product alone: {:.2}×)",
+            self.sse_after.0, self.sse_after.1
+        )?;
+        writeln!(
+            f,
             "one default run:   {:.3} s (early arm, seed 0, 1 thread; `seconds` of runs.csv)",
             self.run_seconds
         )?;
@@ -283,6 +291,7 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
         let peak = median((0..repeat).map(|_| gemm_peak(PEAK_SIDE)).collect());
         progress("the step's products, faer and matrixmultiply");
         let products = product_rates(repeat);
+        let sse_after = sse_after_product(repeat);
         let scenario_file = write_scratch(scratch, "bench_early.toml", ONE_RUN)?;
         let (mut ours, mut torch) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
@@ -329,6 +338,7 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
             step_flops: step_flops(&RunConfig::default()),
             gemm_peak: peak,
             products,
+            sse_after,
             run_seconds: median(ours),
             torch_seconds: (!torch.is_empty()).then(|| median(torch)),
             early16_wall: median(wall),
@@ -449,6 +459,38 @@ pub fn product_rates(repeat: usize) -> Vec<ProductRate> {
             }
         })
         .collect()
+}
+
+/// Time of an SSE loop (ndarray's dot, as the losses and metrics use it) right after a
+/// product over its time after none: after vqsim's `matmul`, and after faer's product alone.
+pub fn sse_after_product(repeat: usize) -> (f64, f64) {
+    let (a, b) = (operand((256, 64)), operand((64, 64)));
+    let mut c = Array2::<f32>::zeros((256, 64)); // (256, 64)
+    let v = ndarray::Array1::from_iter((0..1024).map(|i| i as f32 * 1e-3));
+    let sse = || {
+        let start = Instant::now();
+        let s: f32 = (0..20_000).map(|_| v.dot(&v)).sum();
+        std::hint::black_box(s);
+        start.elapsed().as_secs_f64()
+    };
+    let (mut ours, mut alone) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        clear_upper_registers();
+        let clean = sse();
+        matmul(c.view_mut(), Into::Overwrite, a.view(), b.view());
+        ours.push(sse() / clean);
+        faer::linalg::matmul::matmul(
+            faer::MatMut::from_row_major_slice_mut(c.as_slice_mut().expect("standard"), 256, 64),
+            faer::Accum::Replace,
+            faer::MatRef::from_row_major_slice(a.as_slice().expect("standard"), 256, 64),
+            faer::MatRef::from_row_major_slice(b.as_slice().expect("standard"), 64, 64),
+            1.0,
+            faer::Par::Seq,
+        );
+        alone.push(sse() / clean);
+        clear_upper_registers();
+    }
+    (median(ours), median(alone))
 }
 
 /// FLOP/s of vqsim's `matmul` on a `side`³ product, on this thread.

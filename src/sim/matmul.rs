@@ -40,8 +40,9 @@ pub fn matmul(c: ArrayViewMut2<f32>, into: Into, a: ArrayView2<f32>, b: ArrayVie
 /// still in use (no `vzeroupper`), and until something clears them every SSE instruction of
 /// the code that follows runs slowly: 3.4× on this project's machine (the orthogonal loss at
 /// S = 1024 took 1.7× as long, the IBQ estimator 2.3×). matrixmultiply's AVX kernel ends with
-/// `vzeroupper`, so a 1×1 product through it clears them, without `unsafe`, for about 0.1 µs.
-fn clear_upper_registers() {
+/// `vzeroupper`, so a 1×1 product through it clears them, without `unsafe`. `vqsim bench`
+/// prints how fast SSE code runs after a product, with and without this.
+pub fn clear_upper_registers() {
     let one = [1.0f32];
     let mut out = [0.0f32];
     let x = ArrayView2::from_shape((1, 1), &one).expect("1×1");
