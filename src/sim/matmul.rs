@@ -1,8 +1,8 @@
 //! The matrix product of the networks, the quantizer and the metrics, on faer's kernels.
 //!
 //! faer rather than ndarray's matrixmultiply: at the model's shapes its single-core kernels are
-//! 1.25–1.3× faster on the 64-wide products and 4× on the 2-row weight gradient (README, "Which
-//! GEMM"). Always sequential: a run is the unit of parallelism, and its results must not depend
+//! 1.14–1.32× faster on the 64-wide products, which hold 95% of a step's FLOPs, and 0.87–0.89×
+//! on the two with an inner side of 2 (`vqsim bench`; README, "Which GEMM"). Always sequential: a run is the unit of parallelism, and its results must not depend
 //! on the number of threads.
 
 use faer::{Accum, MatMut, MatRef, Par};
@@ -46,8 +46,8 @@ pub fn clear_upper_registers() {
     let one = [1.0f32];
     let mut out = [0.0f32];
     let x = ArrayView2::from_shape((1, 1), &one).expect("1×1");
-    let y = ArrayViewMut2::from_shape((1, 1), &mut out).expect("1×1");
-    ndarray::linalg::general_mat_mul(1.0, &x, &x, 0.0, &mut { y });
+    let mut y = ArrayViewMut2::from_shape((1, 1), &mut out).expect("1×1");
+    ndarray::linalg::general_mat_mul(1.0, &x, &x, 0.0, &mut y);
 }
 
 /// `f` on a faer view of `a`: row-major or column-major in place, else a row-major copy.
@@ -73,7 +73,7 @@ fn with_mut(mut c: ArrayViewMut2<f32>, f: impl FnOnce(MatMut<f32>)) {
     if let Some(s) = c.as_slice_mut() {
         return f(MatMut::from_row_major_slice_mut(s, rows, cols));
     }
-    let mut copy: Array2<f32> = c.to_owned().as_standard_layout().into_owned();
+    let mut copy: Array2<f32> = c.as_standard_layout().into_owned();
     f(MatMut::from_row_major_slice_mut(
         copy.as_slice_mut().expect("standard layout"),
         rows,
