@@ -19,6 +19,7 @@ use std::time::Instant;
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
 
+use crate::sim::checked::ValidRun;
 use crate::sim::config::RunConfig;
 use ndarray::linalg::general_mat_mul;
 
@@ -59,6 +60,8 @@ pub enum BenchError {
     },
     #[error("the codebook init failed on the default run")]
     Init,
+    #[error("the benchmarked configuration breaks the rule of `{0}`")]
+    Config(String),
     #[error("cannot read the capacity scenario: {0}")]
     Capacity(String),
     #[error("cannot run the PyTorch reference `{command}`: {reason}")]
@@ -277,6 +280,8 @@ impl fmt::Display for BenchReport {
 /// Every measurement of the report; `progress` is told what is being timed.
 pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, BenchError> {
     let repeat = opts.repeat.max(1);
+    let default = crate::sim::valid::validate(&RunConfig::default(), None)
+        .map_err(|e| BenchError::Config(e.key))?;
     let scratch = &opts.scratch;
     std::fs::create_dir_all(scratch).map_err(|source| BenchError::Scratch {
         path: scratch.clone(),
@@ -285,7 +290,7 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
     let result = (|| {
         progress("training steps");
         let steps = (0..repeat)
-            .map(|_| steps_per_second(&RunConfig::default()))
+            .map(|_| steps_per_second(&default))
             .collect::<Result<Vec<f64>, _>>()?;
         progress("GEMM peak");
         let peak = median((0..repeat).map(|_| gemm_peak(PEAK_SIDE)).collect());
@@ -335,7 +340,7 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
         Ok(BenchReport {
             repeat,
             steps_per_second: median(steps),
-            step_flops: step_flops(&RunConfig::default()),
+            step_flops: step_flops(&default),
             gemm_peak: peak,
             products,
             sse_after,
@@ -358,7 +363,7 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
 
 /// Quantized training steps per second on the default run's data, model and codebook (seed 0),
 /// on this thread, after one warm-up epoch.
-pub fn steps_per_second(cfg: &RunConfig) -> Result<f64, BenchError> {
+pub fn steps_per_second(cfg: &ValidRun) -> Result<f64, BenchError> {
     let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
     let mut model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
     let z = model.encoder.infer(data.x.view());
@@ -393,7 +398,7 @@ pub fn steps_per_second(cfg: &RunConfig) -> Result<f64, BenchError> {
 /// FLOPs of one training step of `cfg`'s model at full batch: 2·batch·fan_in·fan_out per
 /// product; forward, then backward's xᵀ·gy for every layer and gy·Wᵀ for every layer but the
 /// encoder's first (its input needs no gradient).
-pub fn step_flops(cfg: &RunConfig) -> f64 {
+pub fn step_flops(cfg: &ValidRun) -> f64 {
     let model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
     let batch = cfg
         .train
@@ -646,14 +651,14 @@ mod tests {
         let mut early = RunConfig::default();
         early.schedule.kind = crate::sim::config::ScheduleKind::Early;
         assert_eq!(one.runs.len(), 1);
-        assert_eq!((one.runs[0].seed, &one.runs[0].config), (0, &early));
+        assert_eq!((one.runs[0].seed, one.runs[0].config.config()), (0, &early));
         let builtin = Scenario::builtin_default();
         assert!(builtin.runs.iter().any(|r| r.id == one.runs[0].id));
 
         let sweep = Scenario::from_str(SWEEP, None, "x").unwrap();
         assert_eq!(sweep.runs.len(), 16);
         for run in &sweep.runs {
-            let mut cfg = run.config.clone();
+            let mut cfg = run.config.config().clone();
             cfg.schedule.kind = early.schedule.kind;
             assert_eq!(cfg, early, "every run has the default size");
         }
@@ -665,7 +670,8 @@ mod tests {
         // backward twice that less the encoder's input gy·Wᵀ (2·256·2·64).
         let forward = 2.0 * 2.0 * 256.0 * (128.0 + 4096.0 + 128.0);
         let expected = 3.0 * forward - 2.0 * 256.0 * 128.0;
-        assert_eq!(step_flops(&RunConfig::default()), expected);
+        let default = crate::sim::valid::validate(&RunConfig::default(), None).unwrap();
+        assert_eq!(step_flops(&default), expected);
     }
 
     #[test]
@@ -674,7 +680,7 @@ mod tests {
         let mut early = RunConfig::default();
         early.schedule.kind = crate::sim::config::ScheduleKind::Early;
         assert_eq!(sweep.runs.len(), 16);
-        assert!(sweep.runs.iter().all(|r| r.config == early));
+        assert!(sweep.runs.iter().all(|r| *r.config == early));
     }
 
     #[test]

@@ -12,10 +12,12 @@ use std::cell::Cell;
 
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
+use vqsim::sim::checked::ValidRun;
 use vqsim::sim::config::{Activation, Distance, Init, RunConfig, Update};
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::rng::{stream, Stream};
+use vqsim::sim::valid::validate;
 use vqsim::sim::vq::Quantizer;
 
 struct Counting;
@@ -28,6 +30,11 @@ thread_local! {
 
 /// Alignment of matrixmultiply's packing buffers (its smallest kernel alignment).
 const PACKING_ALIGN: usize = 16;
+
+/// `cfg` validated: the form the model, the quantizer and training accept.
+fn valid(cfg: &RunConfig) -> ValidRun {
+    validate(cfg, None).unwrap()
+}
 
 fn note_allocation(layout: Layout) {
     if layout.align() >= PACKING_ALIGN {
@@ -86,9 +93,10 @@ fn small(edit: impl FnOnce(&mut RunConfig)) -> RunConfig {
 /// training steps, driven as the epoch loop drives them.
 fn second_epoch_allocations(cfg: &RunConfig, quantized: bool) -> usize {
     let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
-    let mut model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
+    let run = valid(cfg);
+    let mut model = Autoencoder::new(&run, &mut stream(0, Stream::Weights));
     let z = model.encoder.infer(data.x.view());
-    let mut vq = Quantizer::init(cfg, z.view(), 0).unwrap();
+    let mut vq = Quantizer::init(&run, z.view(), 0).unwrap();
     let mut shuffle = stream(0, Stream::Shuffle);
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut batch = Array2::zeros((cfg.train.batch_size, cfg.data.dim));

@@ -84,10 +84,10 @@ fn a_sweep_reads_the_file_once_and_never_again() {
     write_data(tmp.path(), 0.0);
     let scenario = load(tmp.path(), SCENARIO);
     // One read at load: every run holds the very same data (one allocation, shared).
-    let shared = scenario.base.data.file.as_ref().unwrap();
+    let shared = scenario.data.as_ref().unwrap();
     assert_eq!(scenario.runs.len(), 4);
     for r in &scenario.runs {
-        let f = r.config.data.file.as_ref().unwrap();
+        let f = r.config.data_file().unwrap();
         assert!(
             Arc::ptr_eq(&f.data, &shared.data),
             "run {} has a copy",
@@ -196,7 +196,7 @@ fn standardize_gives_unit_variance_columns_to_the_runs() {
     write_data(tmp.path(), 0.0);
     let text = SCENARIO.replace("[quantizer]", "standardize = true\n\n[quantizer]");
     let scenario = load(tmp.path(), &text);
-    let x = &scenario.base.data.file.as_ref().unwrap().data.x;
+    let x = &scenario.data.as_ref().unwrap().data.x;
     for col in x.columns() {
         let n = col.len() as f64;
         let mean = col.iter().map(|&v| v as f64).sum::<f64>() / n;

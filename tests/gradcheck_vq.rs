@@ -13,12 +13,19 @@ use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use vqsim::sim::checked::ValidRun;
 use vqsim::sim::config::{Activation, Init, RunConfig, Update};
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::nn::{loss, Mlp};
+use vqsim::sim::valid::validate;
 use vqsim::sim::vq::Quantizer;
 
 const EPS: f32 = 1e-3;
+
+/// `cfg` validated: the form the model, the quantizer and training accept.
+fn valid(cfg: &RunConfig) -> ValidRun {
+    validate(cfg, None).unwrap()
+}
 
 fn config(act: Activation, update: Update) -> RunConfig {
     let mut cfg = RunConfig::default();
@@ -44,12 +51,12 @@ struct Setup {
 fn setup(act: Activation, update: Update, seed: u64) -> Setup {
     let cfg = config(act, update);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let ae = Autoencoder::new(&cfg, &mut rng);
+    let ae = Autoencoder::new(&valid(&cfg), &mut rng);
     let x: Array2<f32> = Array2::random_using((16, 3), StandardNormal, &mut rng);
     // Codes spread over the encoder's outputs so that several are selected.
     let z = ae.encoder.infer(x.view());
     let codes = Array2::from_shape_fn((6, 2), |(k, j)| z[[2 * k + 1, j]] + 0.05);
-    let vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
+    let vq = Quantizer::new(&valid(&cfg), codes, ChaCha8Rng::seed_from_u64(0));
     Setup { ae, vq, x }
 }
 
@@ -60,7 +67,7 @@ fn setup_with(act: Activation, seed: u64, estimator: String) -> (RunConfig, Setu
     cfg.quantizer.estimator = estimator;
     let Setup { ae, vq, x } = setup(act, Update::Loss, seed);
     let codes = vq.codebook().to_owned();
-    let vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    let vq = Quantizer::new(&valid(&cfg), codes.clone(), ChaCha8Rng::seed_from_u64(0));
     (cfg, Setup { ae, vq, x }, codes)
 }
 
@@ -215,7 +222,11 @@ fn straight_through_passes_decoder_gradient_unchanged() {
         let Setup { ae, x, vq } = setup(Activation::Tanh, Update::Loss, 5);
         let mut cfg = config(Activation::Tanh, Update::Loss);
         cfg.quantizer.beta = beta;
-        let mut vq = Quantizer::new(&cfg, vq.codebook().to_owned(), ChaCha8Rng::seed_from_u64(0));
+        let mut vq = Quantizer::new(
+            &valid(&cfg),
+            vq.codebook().to_owned(),
+            ChaCha8Rng::seed_from_u64(0),
+        );
         let z = ae.encoder.infer(x.view());
         let (assign, q) = quantize(&vq, z.view());
         let g_q: Array2<f32> = Array2::random_using(
@@ -242,7 +253,7 @@ fn ema_update_follows_the_vq_vae_rule() {
     cfg.quantizer.codebook_size = 2;
     cfg.quantizer.ema_decay = 0.5;
     let codes = Array2::from_shape_vec((2, 2), vec![0.0, 0.0, 10.0, 10.0]).unwrap();
-    let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
+    let mut vq = Quantizer::new(&valid(&cfg), codes, ChaCha8Rng::seed_from_u64(0));
     assert!(vq.codebook_grad().is_none());
     let z = Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
     vq.after_step(z.view(), &[0, 0]);
@@ -333,7 +344,7 @@ fn rotation_trick_backward_matches_finite_differences() {
         assert!(n > 50);
         // And it is not the straight-through gradient.
         let mut ste = Quantizer::new(
-            &config(act, Update::Loss),
+            &valid(&config(act, Update::Loss)),
             codes,
             ChaCha8Rng::seed_from_u64(0),
         );
@@ -372,7 +383,7 @@ fn orthogonal_loss_is_zero_for_orthogonal_codes_and_half_for_parallel_ones() {
         (vec![1.0, 1.0, -2.0, -2.0], 1.0),
     ] {
         let codes = Array2::from_shape_vec((2, 2), codes).unwrap();
-        let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
+        let mut vq = Quantizer::new(&valid(&cfg), codes, ChaCha8Rng::seed_from_u64(0));
         // z = q: the codebook and commitment terms vanish; 2·(Σcos²/4 − 1/2) remains.
         let loss = vq.loss(z.view(), z.view(), &[0]);
         assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
@@ -385,7 +396,7 @@ fn orthogonal_gradient_matches_finite_differences() {
     cfg.quantizer.params.set("orthogonal_weight", 0.7);
     let Setup { ae, vq, x } = setup(Activation::Tanh, Update::Loss, 11);
     let codes = vq.codebook().to_owned();
-    let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    let mut vq = Quantizer::new(&valid(&cfg), codes.clone(), ChaCha8Rng::seed_from_u64(0));
     let z0 = ae.encoder.infer(x.view());
     let (assign, q) = quantize(&vq, z0.view());
     let g_q = Array2::zeros(z0.raw_dim());
@@ -442,7 +453,7 @@ fn entropy_regulariser_gradients_match_finite_differences() {
     cfg.quantizer.params.set("entropy_temperature", tau);
     let Setup { mut ae, vq, x } = setup(Activation::Tanh, Update::Loss, 12);
     let codes = vq.codebook().to_owned();
-    let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    let mut vq = Quantizer::new(&valid(&cfg), codes.clone(), ChaCha8Rng::seed_from_u64(0));
     let beta = cfg.quantizer.beta;
     let z0 = ae.encoder.infer(x.view());
     let (assign, q) = quantize(&vq, z0.view());
@@ -554,7 +565,7 @@ fn synchronised_update_passes_nu_of_the_decoder_gradient_to_the_code() {
     let Setup { mut ae, vq, x } = setup(Activation::Tanh, Update::Loss, 15);
     let codes = vq.codebook().to_owned();
     let mut ste = Quantizer::new(
-        &config(Activation::Tanh, Update::Loss),
+        &valid(&config(Activation::Tanh, Update::Loss)),
         codes.clone(),
         ChaCha8Rng::seed_from_u64(0),
     );
@@ -562,7 +573,7 @@ fn synchronised_update_passes_nu_of_the_decoder_gradient_to_the_code() {
     let ste_grads = grads_of(&mut ae.encoder);
     let mut cfg = config(Activation::Tanh, Update::Loss);
     cfg.quantizer.sync_nu = nu;
-    let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
+    let mut vq = Quantizer::new(&valid(&cfg), codes.clone(), ChaCha8Rng::seed_from_u64(0));
     let z0 = ae.encoder.infer(x.view());
     let (assign, q) = quantize(&vq, z0.view());
     ae.gradients(x.view(), Some(&mut vq));
@@ -584,6 +595,8 @@ fn synchronised_update_passes_nu_of_the_decoder_gradient_to_the_code() {
 
 fn fsq_config(codes: usize) -> RunConfig {
     let mut cfg = config(Activation::Tanh, Update::Loss);
+    // FSQ has no codebook to initialise: validation wants its codebook keys at their defaults.
+    cfg.quantizer = Default::default();
     cfg.quantizer.kind = "fsq".into();
     cfg.quantizer.codebook_size = codes;
     cfg
@@ -593,7 +606,7 @@ fn fsq_config(codes: usize) -> RunConfig {
 fn fsq_rounds_the_bounded_latent_onto_its_grid() {
     // L = 3 (odd, no offset): b = tanh(z)·1.001, q = round(b) ∈ {−1, 0, 1}.
     let cfg = fsq_config(9);
-    let vq = Quantizer::init(&cfg, Array2::zeros((1, 2)).view(), 0).unwrap();
+    let vq = Quantizer::init(&valid(&cfg), Array2::zeros((1, 2)).view(), 0).unwrap();
     let grid = vq.codebook().to_owned();
     assert_eq!(grid.dim(), (9, 2));
     // Index Σ idx_d 3^d with idx_d = level + 1: the first dimension varies fastest.
@@ -617,7 +630,7 @@ fn fsq_rounds_the_bounded_latent_onto_its_grid() {
     assert!((b[[0, 0]] - 0.5f32.tanh() * 1.001).abs() < 1e-6);
     // L = 8 (even): h = 3.5035, o = ½, b = tanh(z + atanh(o/h))·h − o, q = round(b)/4; z = 0
     // sits at b = 0, the level of index 4.
-    let vq = Quantizer::init(&fsq_config(64), Array2::zeros((1, 2)).view(), 0).unwrap();
+    let vq = Quantizer::init(&valid(&fsq_config(64)), Array2::zeros((1, 2)).view(), 0).unwrap();
     let z = Array2::from_shape_vec((1, 2), vec![0.0, 100.0]).unwrap();
     let (assign, q) = quantize(&vq, z.view());
     assert_eq!(q.row(0).to_vec(), [0.0, 0.75]);
@@ -631,9 +644,9 @@ fn fsq_rounds_the_bounded_latent_onto_its_grid() {
 fn fsq_has_no_codebook_loss_and_never_moves_its_grid() {
     let cfg = fsq_config(64);
     let mut rng = ChaCha8Rng::seed_from_u64(16);
-    let mut ae = Autoencoder::new(&cfg, &mut rng);
+    let mut ae = Autoencoder::new(&valid(&cfg), &mut rng);
     let x: Array2<f32> = Array2::random_using((16, 3), StandardNormal, &mut rng);
-    let mut vq = Quantizer::init(&cfg, ae.encoder.infer(x.view()).view(), 0).unwrap();
+    let mut vq = Quantizer::init(&valid(&cfg), ae.encoder.infer(x.view()).view(), 0).unwrap();
     let grid = vq.codebook().to_owned();
     let z = ae.encoder.infer(x.view());
     let (_, q) = quantize(&vq, z.view());
@@ -653,10 +666,10 @@ fn fsq_backward_matches_finite_differences() {
             cfg.model.latent_dim = 3;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut ae = Autoencoder::new(&cfg, &mut rng);
+        let mut ae = Autoencoder::new(&valid(&cfg), &mut rng);
         let x: Array2<f32> = Array2::random_using((16, 3), StandardNormal, &mut rng);
         let z0 = ae.encoder.infer(x.view());
-        let mut vq = Quantizer::init(&cfg, z0.view(), 0).unwrap();
+        let mut vq = Quantizer::init(&valid(&cfg), z0.view(), 0).unwrap();
         let (_, q) = quantize(&vq, z0.view());
         // Straight-through the rounding: the decoder sees q + b(z)/⌊L/2⌋ − sg(b(z)/⌊L/2⌋).
         let b0 = vq.embedded(z0.clone());
@@ -685,7 +698,7 @@ fn entropy_loss_stays_finite_when_a_code_is_out_of_float_reach() {
     cfg.quantizer.params.set("entropy_weight", 1.0);
     cfg.quantizer.params.set("entropy_temperature", 0.01);
     let codes = Array2::from_shape_vec((2, 2), vec![0.0, 0.0, 1.025, 0.0]).unwrap();
-    let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
+    let mut vq = Quantizer::new(&valid(&cfg), codes, ChaCha8Rng::seed_from_u64(0));
     let z = Array2::<f32>::zeros((16, 2));
     let (assign, q) = quantize(&vq, z.view());
     assert_eq!(assign, [0; 16]);

@@ -6,9 +6,16 @@ use std::sync::atomic::AtomicBool;
 use ndarray::{array, Array2, ArrayView1, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use vqsim::sim::checked::ValidRun;
 use vqsim::sim::config::{Init, RunConfig, ScheduleKind, Update};
 use vqsim::sim::train::run;
+use vqsim::sim::valid::validate;
 use vqsim::sim::vq::Quantizer;
+
+/// `cfg` validated: the form the model, the quantizer and training accept.
+fn valid(cfg: &RunConfig) -> ValidRun {
+    validate(cfg, None).unwrap()
+}
 
 fn config(restart: String, update: Update) -> RunConfig {
     let mut cfg = RunConfig::default();
@@ -19,7 +26,7 @@ fn config(restart: String, update: Update) -> RunConfig {
 }
 
 fn quantizer(cfg: &RunConfig, codes: Array2<f32>) -> Quantizer {
-    Quantizer::new(cfg, codes, ChaCha8Rng::seed_from_u64(3))
+    Quantizer::new(&valid(cfg), codes, ChaCha8Rng::seed_from_u64(3))
 }
 
 /// Whether `code` is exactly one of the rows of `z`.
@@ -188,7 +195,7 @@ fn untuned(restart: String) -> RunConfig {
 }
 
 fn share_used(cfg: &RunConfig, seed: u64) -> f64 {
-    let out = run(cfg, seed, &AtomicBool::new(false), false).expect("not cancelled");
+    let out = run(&valid(cfg), seed, &AtomicBool::new(false), false).expect("not cancelled");
     out.metrics.codes_used / cfg.quantizer.codebook_size as f64
 }
 

@@ -2,10 +2,18 @@
 
 use std::sync::atomic::AtomicBool;
 
+use vqsim::sim::checked::ValidRun;
 use vqsim::sim::config::{ModelKind, RunConfig, ScheduleKind};
 use vqsim::sim::train::{self, Phase, RunOutcome, Status};
+use vqsim::sim::valid::validate;
 
 /// A run of a few milliseconds: 4 modes × 100 points, 2 continuous + 3 further epochs.
+
+/// `cfg` validated: the form the model, the quantizer and training accept.
+fn valid(cfg: &RunConfig) -> ValidRun {
+    validate(cfg, None).unwrap()
+}
+
 fn small(kind: ScheduleKind) -> RunConfig {
     let mut c = RunConfig::default();
     c.data.modes = 4;
@@ -20,7 +28,7 @@ fn small(kind: ScheduleKind) -> RunConfig {
 }
 
 fn run(cfg: &RunConfig, seed: u64) -> RunOutcome {
-    train::run(cfg, seed, &AtomicBool::new(false), true).unwrap()
+    train::run(&valid(cfg), seed, &AtomicBool::new(false), true).unwrap()
 }
 
 #[test]

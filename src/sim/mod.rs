@@ -1,5 +1,6 @@
 //! The simulation itself: configuration, data, networks, quantizer, training, metrics.
 
+pub mod checked;
 pub mod config;
 pub mod data;
 pub mod generation;

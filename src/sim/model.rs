@@ -4,7 +4,8 @@
 use ndarray::{s, Array2, ArrayView2};
 use rand::Rng;
 
-use crate::sim::config::{ModelKind, RunConfig};
+use crate::sim::checked::ValidRun;
+use crate::sim::config::ModelKind;
 use crate::sim::metrics::{self, Metrics, Observation, QuantizedView};
 use crate::sim::nn::{loss, Adam, Mlp};
 use crate::sim::vq::{self, Quantizer};
@@ -32,9 +33,9 @@ pub struct Evaluation {
 }
 
 impl Autoencoder {
-    pub fn new(cfg: &RunConfig, rng: &mut impl Rng) -> Autoencoder {
+    pub fn new(cfg: &ValidRun, rng: &mut impl Rng) -> Autoencoder {
         // A batch never holds more than the whole data set: size the scratch for what can occur.
-        let points = cfg.data.points();
+        let points = cfg.points();
         let (d, m, b) = (
             cfg.data.dim,
             cfg.model.latent_dim,
@@ -197,6 +198,7 @@ impl Autoencoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::config::RunConfig;
     use crate::sim::data::Mixture;
     use crate::sim::rng::{stream, Stream};
 
@@ -215,6 +217,7 @@ mod tests {
         for edit in variants {
             let mut cfg = RunConfig::default();
             edit(&mut cfg);
+            let cfg = crate::sim::valid::validate(&cfg, None).unwrap();
             let data = Mixture::sample(&cfg.data, &mut stream(3, Stream::Data));
             let model = Autoencoder::new(&cfg, &mut stream(3, Stream::Weights));
             let z = model.encoder.infer(data.x.view());

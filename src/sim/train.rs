@@ -9,7 +9,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::sim::config::{RunConfig, ScheduleKind};
+use crate::sim::checked::ValidRun;
+use crate::sim::config::ScheduleKind;
 use crate::sim::data::Mixture;
 use crate::sim::metrics::{self, Metrics};
 use crate::sim::model::{Autoencoder, Evaluation};
@@ -93,13 +94,13 @@ pub struct Cancelled;
 /// end-of-training snapshot (a copy of the data set among others) is made only when
 /// `keep_snapshot`.
 pub fn run(
-    cfg: &RunConfig,
+    cfg: &ValidRun,
     seed: u64,
     cancel: &AtomicBool,
     keep_snapshot: bool,
 ) -> Result<RunOutcome, Cancelled> {
     // A data file was read once for the whole sweep: borrow it, never read or copy it per run.
-    let data = match &cfg.data.file {
+    let data = match cfg.data_file() {
         Some(file) => Cow::Borrowed(&*file.data),
         None => Cow::Owned(Mixture::sample(&cfg.data, &mut stream(seed, Stream::Data))),
     };
@@ -180,7 +181,7 @@ fn outcome(
 
 /// The quantizer a run starts with, from the encoder outputs `z` of the training points; a
 /// k-means that fails stops the run as `failed`, with linfa's message.
-fn codebook(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, Stop> {
+fn codebook(cfg: &ValidRun, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, Stop> {
     Quantizer::init(cfg, z, seed).map_err(|e| Stop::Failed(e.to_string()))
 }
 
@@ -194,7 +195,7 @@ enum Stop {
 }
 
 struct Trainer<'a> {
-    cfg: &'a RunConfig,
+    cfg: &'a ValidRun,
     data: &'a Mixture,
     subsample: &'a [usize],
     /// Points held out of training, sorted.
@@ -378,7 +379,8 @@ mod tests {
 
     #[test]
     fn a_failed_kmeans_init_is_recorded_as_failed_with_its_message() {
-        let cfg = RunConfig::default();
+        let cfg =
+            crate::sim::valid::validate(&crate::sim::config::RunConfig::default(), None).unwrap();
         let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
         // Non-finite embeddings: linfa finds no clustering of finite inertia.
         let mut z = Array2::<f32>::ones((100, 2));

@@ -17,7 +17,8 @@
 
 use std::path::Path;
 
-use crate::sim::config::{RunConfig, ScheduleKind};
+use crate::sim::checked::ValidRun;
+use crate::sim::config::ScheduleKind;
 use crate::study::scenario::RunSpec;
 
 /// Bytes per history CSV cell while the text is built: the String (24) and its heap text
@@ -27,8 +28,8 @@ const CSV_CELL_BYTES: u64 = 56;
 const HISTORY_CELLS: u64 = 16;
 
 /// Upper bound of one run's peak memory in bytes.
-pub fn run_bytes(cfg: &RunConfig) -> u64 {
-    let n = cfg.data.points() as u64;
+pub fn run_bytes(cfg: &ValidRun) -> u64 {
+    let n = cfg.points() as u64;
     let (d, m) = (cfg.data.dim as u64, cfg.model.latent_dim as u64);
     let (w, depth) = (cfg.model.width as u64, cfg.model.depth as u64);
     let data = n * d * 4 + n * 8 * 2;
@@ -61,7 +62,7 @@ pub struct Estimate {
 
 /// The peak of `runs` on `threads` threads: the sum of the `threads` largest.
 pub fn estimate(runs: &[&RunSpec], threads: usize) -> Estimate {
-    let mut sizes: Vec<(u64, &RunConfig)> = runs
+    let mut sizes: Vec<(u64, &ValidRun)> = runs
         .iter()
         .map(|r| (run_bytes(&r.config), &r.config))
         .collect();
@@ -201,7 +202,9 @@ mod tests {
 
     #[test]
     fn the_default_run_needs_a_few_megabytes() {
-        let b = run_bytes(&RunConfig::default());
+        let b = run_bytes(
+            &crate::sim::valid::validate(&crate::sim::config::RunConfig::default(), None).unwrap(),
+        );
         assert!((1 << 20..64 << 20).contains(&b), "{}", human_bytes(b));
         assert_eq!(human_bytes(3 << 29), "1.5 GiB");
         assert_eq!(human_bytes(100), "100 B");

@@ -18,7 +18,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::atomic;
 use crate::report::table::{Table, TableError};
-use crate::sim::config::{RunConfig, ScheduleKind};
+use crate::sim::checked::ValidRun;
+use crate::sim::config::ScheduleKind;
 use crate::sim::train::{self, RunOutcome, Status};
 use crate::study::memory;
 use crate::study::scenario::{RunSpec, Scenario, ScenarioError};
@@ -698,7 +699,7 @@ const OVERHEAD_PER_POINT: f64 = 8000.0;
 
 /// Relative cost of a run, for scheduling (longest first) and the ETA: epochs × points ×
 /// (multiply-adds per point through encoder and decoder + the per-epoch overhead).
-fn expected_cost(cfg: &RunConfig) -> f64 {
+fn expected_cost(cfg: &ValidRun) -> f64 {
     let (d, m) = (cfg.data.dim as f64, cfg.model.latent_dim as f64);
     let (w, depth) = (cfg.model.width as f64, cfg.model.depth as f64);
     let per_point = if depth == 0.0 {
@@ -711,7 +712,7 @@ fn expected_cost(cfg: &RunConfig) -> f64 {
             ScheduleKind::Deferred | ScheduleKind::Continuous => cfg.schedule.continuous_epochs,
             ScheduleKind::Early => 0,
         };
-    let points = cfg.data.points() as f64;
+    let points = cfg.points() as f64;
     (epochs.max(1) as f64) * points * (per_point + OVERHEAD_PER_POINT)
 }
 

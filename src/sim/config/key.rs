@@ -157,52 +157,52 @@ pub struct RangeError {
 pub const INCL: bool = true;
 pub const EXCL: bool = false;
 
-/// Number of data points in `cfg` (the file's rows when it has one), saturating rather than
-/// overflowing on absurd inputs.
-pub(crate) fn data_points(cfg: &RunConfig) -> u64 {
-    match &cfg.data.file {
-        Some(f) => f.data.len() as u64,
-        None => (cfg.data.modes as u64).saturating_mul(cfg.data.points_per_mode as u64),
-    }
+/// What the cross-key caps of a configuration depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits<'a> {
+    pub cfg: &'a RunConfig,
+    /// Number of data points (a data file's rows), saturating rather than overflowing on
+    /// absurd inputs.
+    pub points: u64,
 }
 
 impl Rule {
-    /// The largest integer allowed, given the other keys of `cfg` when known.
-    pub(crate) fn int_max(&self, cfg: Option<&RunConfig>) -> u64 {
+    /// The largest integer allowed, given the other keys when known.
+    pub(crate) fn int_max(&self, limits: Option<Limits>) -> u64 {
         let Rule::Int { max, cap, .. } = *self else {
             return u64::MAX;
         };
-        match (cap, cfg) {
-            (Cap::DataPoints, Some(cfg)) => max.min(data_points(cfg)),
-            (Cap::TotalPoints, Some(cfg)) => {
-                max.min(MAX_TOTAL_POINTS / (cfg.data.modes.max(1) as u64))
+        match (cap, limits) {
+            (Cap::DataPoints, Some(l)) => max.min(l.points),
+            (Cap::TotalPoints, Some(l)) => {
+                max.min(MAX_TOTAL_POINTS / (l.cfg.data.modes.max(1) as u64))
             }
-            (Cap::LatentDim, Some(cfg)) => max.min(cfg.model.latent_dim as u64),
+            (Cap::LatentDim, Some(l)) => max.min(l.cfg.model.latent_dim as u64),
             _ => max,
         }
     }
 
-    /// What is allowed, as a phrase completing "allowed: …"; `cfg` supplies cross-key caps.
-    pub fn allowed(&self, cfg: Option<&RunConfig>) -> String {
+    /// What is allowed, as a phrase completing "allowed: …"; `limits` supplies cross-key caps.
+    pub fn allowed(&self, limits: Option<Limits>) -> String {
         match self {
             Rule::Int { min, max, cap } => {
                 let head = format!("an integer ≥ {min}");
-                match (cap, cfg) {
-                    (Cap::DataPoints, Some(c)) if data_points(c) < *max => format!(
+                match (cap, limits) {
+                    (Cap::DataPoints, Some(l)) if l.points < *max => format!(
                         "{head} and ≤ the number of data points ({}, data.modes × data.points_per_mode)",
-                        data_points(c)
+                        l.points
                     ),
                     (Cap::DataPoints, None) => {
                         format!("{head} and ≤ {max} and ≤ the number of data points")
                     }
-                    (Cap::LatentDim, Some(c)) => format!(
+                    (Cap::LatentDim, Some(l)) => format!(
                         "{head} and ≤ model.latent_dim ({})",
-                        self.int_max(Some(c))
+                        self.int_max(Some(l))
                     ),
                     (Cap::LatentDim, None) => format!("{head} and ≤ model.latent_dim"),
                     (Cap::TotalPoints, _) => format!(
                         "{head} and ≤ {} (data.modes × data.points_per_mode may not exceed {MAX_TOTAL_POINTS})",
-                        self.int_max(cfg)
+                        self.int_max(limits)
                     ),
                     _ => format!("{head} and ≤ {max}"),
                 }

@@ -1,4 +1,4 @@
-//! One run's configuration: the five scenario sections with the SPEC §3 defaults.
+//! One run's configuration: the five scenario sections with the built-in defaults.
 //!
 //! These are plain data. Scenario loading parses them from TOML and `crate::sim::valid`
 //! checks them against the key table.
@@ -8,12 +8,11 @@ pub mod remedy;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sim::data::DataFile;
 pub use key::{Field, FieldValue, Key, RangeError, Rule};
 pub(crate) use remedy::family;
 pub use remedy::{Check, Family, Params, Remedy};
 
-/// Synthetic data: a mixture of `modes` isotropic Gaussians (SPEC §2), or a data file.
+/// Synthetic data: a mixture of `modes` isotropic Gaussians, or a data file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
@@ -37,8 +36,8 @@ pub struct DataConfig {
     /// reconstruction on them. 0 = train on everything.
     pub holdout: f64,
     /// A data file (N, d) used in place of the mixture; "" = the mixture. Scenario loading
-    /// resolves it against the scenario's directory and sets `modes`, `points_per_mode` and
-    /// `dim` from the file.
+    /// resolves it against the scenario's directory, reads it once (the validated run holds
+    /// its contents) and sets `modes`, `points_per_mode` and `dim` from the file.
     pub path: String,
     /// The array of an `.npz` data file; "" = its only array.
     pub array: String,
@@ -46,19 +45,6 @@ pub struct DataConfig {
     pub labels: String,
     /// z-score each column of the data file.
     pub standardize: bool,
-    /// The file's contents, read once when the scenario is loaded and shared by every run.
-    #[serde(skip)]
-    pub file: Option<DataFile>,
-}
-
-impl DataConfig {
-    /// Number of data points: the file's rows, or `modes · points_per_mode`.
-    pub fn points(&self) -> usize {
-        match &self.file {
-            Some(f) => f.data.len(),
-            None => self.modes * self.points_per_mode,
-        }
-    }
 }
 
 impl Default for DataConfig {
@@ -76,7 +62,6 @@ impl Default for DataConfig {
             array: String::new(),
             labels: String::new(),
             standardize: false,
-            file: None,
         }
     }
 }

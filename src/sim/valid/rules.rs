@@ -3,21 +3,29 @@
 //! in `allowed`, the other key and why.
 
 use super::table::{fields, remedy_keys};
-use crate::sim::config::key::check_value;
+use crate::sim::checked::{Chosen, ValidRun};
+use crate::sim::config::key::{check_value, Limits};
 use crate::sim::config::{
     Check, Family, Field, FieldValue, ModelKind, RangeError, Remedy, Rule, RunConfig, Update,
 };
+use crate::sim::data::DataFile;
 use crate::sim::vq;
 
-/// Checks every key of a typed config against its rule, including the cross-key caps, then
-/// the rules between keys.
-pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
+/// Checks every key of `cfg` against its rule, including the cross-key caps (with `data`, the
+/// data file it runs on, when it has one), then the rules between keys: the configuration
+/// that passes is a `ValidRun`, the only form training accepts.
+pub fn validate(cfg: &RunConfig, data: Option<&DataFile>) -> Result<ValidRun, RangeError> {
     params_are_remedy_keys(cfg)?;
+    let points = match data {
+        Some(f) => f.data.len() as u64,
+        None => (cfg.data.modes as u64).saturating_mul(cfg.data.points_per_mode as u64),
+    };
+    let limits = Some(Limits { cfg, points });
     let fields = fields(cfg);
     for field in &fields {
         let ok = match (&field.rule, &field.value) {
             (Rule::Int { min, .. }, FieldValue::Int(i)) => {
-                *i >= *min && *i <= field.rule.int_max(Some(cfg))
+                *i >= *min && *i <= field.rule.int_max(limits)
             }
             (Rule::Float { lo, hi }, FieldValue::Float(x)) => {
                 lo.admits_above(*x) && hi.admits_below(*x)
@@ -30,7 +38,7 @@ pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
             return Err(RangeError {
                 key: field.key.to_string(),
                 value: field.value.to_toml().to_string(),
-                allowed: field.rule.allowed(Some(cfg)),
+                allowed: field.rule.allowed(limits),
             });
         }
     }
@@ -47,7 +55,28 @@ pub fn validate(cfg: &RunConfig) -> Result<(), RangeError> {
     chosen_rules(
         &check,
         &[vq::PARAMETERIZATION, vq::RESTART, vq::REGULARISER],
-    )
+    )?;
+    let q = &cfg.quantizer;
+    let chosen = Chosen {
+        restart: position(vq::RESTART, &q.restart)?,
+        estimator: position(vq::ESTIMATOR, &q.estimator)?,
+        parameterization: position(vq::PARAMETERIZATION, &q.parameterization)?,
+        kind: position(vq::KIND, &q.kind)?,
+    };
+    Ok(ValidRun::new(cfg.clone(), data.cloned(), chosen))
+}
+
+/// The position in `family` of the remedy called `word` (which the key's own rule admitted).
+fn position(family: &Family, word: &str) -> Result<usize, RangeError> {
+    family
+        .remedies
+        .iter()
+        .position(|r| r.word == word)
+        .ok_or_else(|| RangeError {
+            key: family.key.unwrap_or_default().to_string(),
+            value: toml::Value::String(word.to_string()).to_string(),
+            allowed: Rule::Choice(family.words).allowed(None),
+        })
 }
 
 /// The remedies' keys a config sets are keys some remedy declares, with values of their type.

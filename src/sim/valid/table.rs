@@ -118,8 +118,6 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
         array,
         labels,
         standardize,
-        // Not a key: the contents of `path`, attached when the scenario is loaded.
-        file: _,
     } = data;
     let ModelConfig {
         latent_dim,

@@ -2,6 +2,12 @@
 
 use super::table::{fields, rule_of, section_keys};
 use super::validate;
+use crate::sim::config::RangeError;
+
+/// Validation without a data file, its result reduced to pass or the broken rule.
+fn check(cfg: &RunConfig) -> Result<(), RangeError> {
+    validate(cfg, None).map(drop)
+}
 use crate::sim::config::key::{check_value, ValueError};
 use crate::sim::config::{ModelKind, Rule, RunConfig, Update};
 use crate::sim::vq;
@@ -19,20 +25,20 @@ fn with(key: &str, value: toml::Value) -> RunConfig {
 /// Asserts `key = value` breaks a rule of `key` (and only one of that key).
 fn rejects(key: &str, value: toml::Value) {
     let cfg = with(key, value.clone());
-    let err = validate(&cfg).expect_err(&format!("{key} = {value} should be rejected"));
+    let err = check(&cfg).expect_err(&format!("{key} = {value} should be rejected"));
     assert_eq!(err.key, key);
 }
 
 fn accepts(key: &str, value: toml::Value) {
     let cfg = with(key, value.clone());
-    assert_eq!(validate(&cfg), Ok(()), "{key} = {value} should be accepted");
+    assert_eq!(check(&cfg), Ok(()), "{key} = {value} should be accepted");
 }
 
 use toml::Value::{Float as F, Integer as I};
 
 #[test]
 fn defaults_are_valid() {
-    assert_eq!(validate(&RunConfig::default()), Ok(()));
+    assert_eq!(check(&RunConfig::default()), Ok(()));
 }
 
 #[test]
@@ -41,7 +47,7 @@ fn identity_model_needs_latent_dim_equal_to_dim_and_default_mlp_keys() {
         let mut cfg = RunConfig::default();
         cfg.model.kind = ModelKind::Identity;
         edit(&mut cfg);
-        validate(&cfg)
+        check(&cfg)
     };
     assert_eq!(identity(|_| {}), Ok(()));
     assert_eq!(
@@ -103,7 +109,7 @@ fn choice_words_are_the_only_words() {
             let mut table = toml::Value::try_from(RunConfig::default()).unwrap();
             table[section][name] = toml::Value::String("bogus".into());
             if let Ok(cfg) = table.try_into::<RunConfig>() {
-                assert_eq!(validate(&cfg).unwrap_err().key, field.key);
+                assert_eq!(check(&cfg).unwrap_err().key, field.key);
             }
         }
     }
@@ -141,14 +147,14 @@ fn every_remedy_is_declared_once() {
 fn a_remedy_key_set_in_code_is_checked_like_one_from_a_file() {
     let mut cfg = RunConfig::default();
     cfg.quantizer.params.set("lru_timeout", "ten");
-    let e = validate(&cfg).unwrap_err();
+    let e = check(&cfg).unwrap_err();
     assert_eq!(e.key, "quantizer.lru_timeout");
     let mut cfg = RunConfig::default();
     cfg.quantizer.params.set("lru_timeuot", 10);
-    assert_eq!(validate(&cfg).unwrap_err().key, "quantizer.lru_timeuot");
+    assert_eq!(check(&cfg).unwrap_err().key, "quantizer.lru_timeuot");
     let mut cfg = RunConfig::default();
     cfg.quantizer.params.set("lru_timeout", 0);
-    assert_eq!(validate(&cfg).unwrap_err().key, "quantizer.lru_timeout");
+    assert_eq!(check(&cfg).unwrap_err().key, "quantizer.lru_timeout");
 }
 
 #[test]
@@ -228,9 +234,9 @@ fn codebook_size_at_most_data_points() {
     cfg.data.modes = 3;
     cfg.data.points_per_mode = 5;
     cfg.quantizer.codebook_size = 15;
-    assert_eq!(validate(&cfg), Ok(()));
+    assert_eq!(check(&cfg), Ok(()));
     cfg.quantizer.codebook_size = 16;
-    let err = validate(&cfg).unwrap_err();
+    let err = check(&cfg).unwrap_err();
     assert_eq!(err.key, "quantizer.codebook_size");
     assert!(err.allowed.contains("(15,"), "{}", err.allowed);
 }
@@ -265,9 +271,9 @@ fn code_dim_at_most_latent_dim() {
     let mut cfg = RunConfig::default();
     cfg.model.latent_dim = 8;
     cfg.quantizer.code_dim = 8;
-    assert_eq!(validate(&cfg), Ok(()));
+    assert_eq!(check(&cfg), Ok(()));
     cfg.quantizer.code_dim = 9;
-    let err = validate(&cfg).unwrap_err();
+    let err = check(&cfg).unwrap_err();
     assert!(
         err.allowed.contains("model.latent_dim (8)"),
         "{}",
@@ -281,9 +287,9 @@ fn reparameterized_codes_need_loss_updates_and_no_restart() {
     for p in ["simvq", "affine"] {
         let mut cfg = RunConfig::default();
         cfg.quantizer.parameterization = p.into();
-        assert_eq!(validate(&cfg), Ok(()));
+        assert_eq!(check(&cfg), Ok(()));
         cfg.quantizer.update = Update::Ema;
-        let err = validate(&cfg).unwrap_err();
+        let err = check(&cfg).unwrap_err();
         assert_eq!(err.key, "quantizer.parameterization");
         assert!(
             err.allowed.contains("quantizer.update = \"ema\""),
@@ -292,10 +298,7 @@ fn reparameterized_codes_need_loss_updates_and_no_restart() {
         );
         cfg.quantizer.update = Update::Loss;
         cfg.quantizer.restart = "lru".into();
-        assert_eq!(
-            validate(&cfg).unwrap_err().key,
-            "quantizer.parameterization"
-        );
+        assert_eq!(check(&cfg).unwrap_err().key, "quantizer.parameterization");
     }
 }
 
@@ -378,12 +381,12 @@ fn fsq(codes: usize, m: usize) -> RunConfig {
 
 #[test]
 fn fsq_codebook_size_must_be_a_power_of_the_levels_of_its_dims() {
-    assert_eq!(validate(&fsq(64, 2)), Ok(()));
+    assert_eq!(check(&fsq(64, 2)), Ok(()));
     assert_eq!(
-        validate(&fsq(4, 2)).unwrap_err().key,
+        check(&fsq(4, 2)).unwrap_err().key,
         "quantizer.codebook_size"
     );
-    let e = validate(&fsq(48, 2)).unwrap_err();
+    let e = check(&fsq(48, 2)).unwrap_err();
     assert_eq!(e.key, "quantizer.codebook_size");
     assert!(
         e.allowed.contains("model.latent_dim = m = 2"),
@@ -396,25 +399,25 @@ fn fsq_codebook_size_must_be_a_power_of_the_levels_of_its_dims() {
 fn fsq_refuses_every_codebook_key_off_its_default() {
     let mut cfg = fsq(64, 2);
     cfg.quantizer.restart = "lru".into();
-    assert_eq!(validate(&cfg).unwrap_err().key, "quantizer.restart");
+    assert_eq!(check(&cfg).unwrap_err().key, "quantizer.restart");
     let mut cfg = fsq(64, 2);
     cfg.quantizer.beta = 1.0;
-    let e = validate(&cfg).unwrap_err();
+    let e = check(&cfg).unwrap_err();
     assert_eq!(e.key, "quantizer.beta");
     assert!(e.allowed.contains("0.25") && e.allowed.contains("quantizer.kind"));
     // Keys outside [quantizer] are free.
     let mut cfg = fsq(64, 2);
     cfg.model.width = 8;
-    assert_eq!(validate(&cfg), Ok(()));
+    assert_eq!(check(&cfg), Ok(()));
 }
 
 #[test]
 fn ibq_refuses_an_ema_codebook() {
     let mut cfg = RunConfig::default();
     cfg.quantizer.estimator = "ibq".into();
-    assert_eq!(validate(&cfg), Ok(()));
+    assert_eq!(check(&cfg), Ok(()));
     cfg.quantizer.update = Update::Ema;
-    let e = validate(&cfg).unwrap_err();
+    let e = check(&cfg).unwrap_err();
     assert_eq!(e.key, "quantizer.estimator");
     assert!(e.allowed.contains("quantizer.update"));
 }
@@ -423,17 +426,17 @@ fn ibq_refuses_an_ema_codebook() {
 fn sync_refuses_ema_and_ibq() {
     let mut cfg = RunConfig::default();
     cfg.quantizer.sync_nu = 0.2;
-    assert_eq!(validate(&cfg), Ok(()));
+    assert_eq!(check(&cfg), Ok(()));
     cfg.quantizer.estimator = "rotation".into();
-    assert_eq!(validate(&cfg), Ok(()));
+    assert_eq!(check(&cfg), Ok(()));
     cfg.quantizer.estimator = "ibq".into();
-    assert!(validate(&cfg)
+    assert!(check(&cfg)
         .unwrap_err()
         .allowed
         .contains("quantizer.estimator"));
     cfg.quantizer.estimator = "ste".into();
     cfg.quantizer.update = Update::Ema;
-    let e = validate(&cfg).unwrap_err();
+    let e = check(&cfg).unwrap_err();
     assert_eq!(e.key, "quantizer.sync_nu");
     assert!(e.allowed.contains("quantizer.update"));
 }

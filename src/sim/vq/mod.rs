@@ -31,7 +31,8 @@ mod tests;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::config::{Family, QuantizerConfig, RunConfig, Update};
+use crate::sim::checked::ValidRun;
+use crate::sim::config::{Family, QuantizerConfig, Update};
 use crate::sim::nearest::{self, nearest_with};
 use crate::sim::rng::{stream, Stream};
 
@@ -73,8 +74,8 @@ enum Learner {
 }
 
 /// The largest batch a run feeds the quantizer: a batch never holds more than the data set.
-fn max_batch(cfg: &RunConfig) -> usize {
-    cfg.train.batch_size.min(cfg.data.points())
+fn max_batch(cfg: &ValidRun) -> usize {
+    cfg.train.batch_size.min(cfg.points())
 }
 
 impl Learner {
@@ -128,7 +129,7 @@ impl Quantizer {
     /// outputs of the whole data set (seen through the lookup, whose projections come from
     /// the run's projection stream), with the run's codebook stream of `seed`. FSQ's grid
     /// needs neither.
-    pub fn init(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, InitError> {
+    pub fn init(cfg: &ValidRun, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, InitError> {
         let lookup = Quantizer::lookup(cfg, &mut stream(seed, Stream::Projection));
         let codes = if let Some(grid) = kind(cfg).grid(z.ncols()) {
             grid
@@ -152,12 +153,12 @@ impl Quantizer {
 
     /// A quantizer starting from the given codebook, (S, c) in the lookup space (FSQ: its
     /// grid); `rng` drives its restarts. Projections, if any, come from the projection stream of seed 0.
-    pub fn new(cfg: &RunConfig, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
+    pub fn new(cfg: &ValidRun, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
         let lookup = Quantizer::lookup(cfg, &mut stream(0, Stream::Projection));
         Quantizer::with_lookup(cfg, lookup, codes, rng)
     }
 
-    fn lookup(cfg: &RunConfig, rng: &mut ChaCha8Rng) -> lookup::Lookup {
+    fn lookup(cfg: &ValidRun, rng: &mut ChaCha8Rng) -> lookup::Lookup {
         let q = &cfg.quantizer;
         lookup::Lookup::new(
             q,
@@ -169,7 +170,7 @@ impl Quantizer {
     }
 
     fn with_lookup(
-        cfg: &RunConfig,
+        cfg: &ValidRun,
         mut lookup: lookup::Lookup,
         codes: Array2<f32>,
         rng: ChaCha8Rng,
@@ -192,10 +193,11 @@ impl Quantizer {
         };
         let kind = kind(cfg);
         let fixed = kind.fixed();
-        let param = Param::BUILD[chosen(PARAMETERIZATION, &q.parameterization)](&ctx);
-        let estimator = Estimator::BUILD[chosen(ESTIMATOR, &q.estimator)](&ctx);
+        let chosen = cfg.chosen();
+        let param = Param::BUILD[chosen.parameterization](&ctx);
+        let estimator = Estimator::BUILD[chosen.estimator](&ctx);
         let regularisers = Regulariser::chosen(&ctx);
-        let restart = Restart::BUILD[chosen(RESTART, &q.restart)](&ctx);
+        let restart = Restart::BUILD[chosen.restart](&ctx);
         Quantizer {
             param,
             lookup,
@@ -441,19 +443,10 @@ impl Terms<'_> {
 }
 
 /// The bottleneck `cfg` asks for.
-fn kind(cfg: &RunConfig) -> Kind {
+fn kind(cfg: &ValidRun) -> Kind {
     let shape = kind::Shape {
         q: &cfg.quantizer,
         m: cfg.model.latent_dim,
     };
-    Kind::BUILD[chosen(KIND, &cfg.quantizer.kind)](&shape)
-}
-
-/// The position in `family` of the remedy called `word`.
-fn chosen(family: &Family, word: &str) -> usize {
-    family
-        .remedies
-        .iter()
-        .position(|r| r.word == word)
-        .expect("validated: the word is the family's")
+    Kind::BUILD[cfg.chosen().kind](&shape)
 }

@@ -11,18 +11,19 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::sim::checked::ValidRun;
 use crate::sim::config::{Distance, RunConfig};
 
 const H: f32 = 1e-3;
 
-fn config(distance: Distance, code_dim: usize) -> RunConfig {
+fn config(distance: Distance, code_dim: usize) -> ValidRun {
     let mut cfg = RunConfig::default();
     cfg.model.latent_dim = 3;
     cfg.quantizer.codebook_size = 5;
     cfg.quantizer.distance = distance;
     cfg.quantizer.code_dim = code_dim;
     cfg.quantizer.beta = 0.4;
-    cfg
+    crate::sim::valid::validate(&cfg, None).unwrap()
 }
 
 fn assert_close(what: &str, analytic: f32, numeric: f64) {

@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use super::error::{closest, ScenarioError};
 use super::{Axis, RunSpec, ARMS, TOP_LEVEL_KEYS};
+use crate::sim::checked::ValidRun;
 use crate::sim::config::key::{check_value, describe, ValueError};
 use crate::sim::config::RunConfig;
 use crate::sim::data::DataFile;
@@ -345,8 +346,7 @@ pub(super) fn expand(
         }
     };
 
-    let mut base_cfg = deserialize(file, base.clone())?;
-    base_cfg.data.file = data.cloned();
+    let base_cfg = deserialize(file, base.clone())?;
     let mut runs = Vec::with_capacity(total);
     let mut picks = vec![0usize; axes.len()];
     for combo in 0..combos {
@@ -362,13 +362,12 @@ pub(super) fn expand(
                 set(&mut table, &key, value);
             }
         }
-        let mut config = deserialize(file, table)?;
-        config.data.file = data.cloned();
-        if let Err(e) = validate::validate(&config) {
+        let config = deserialize(file, table)?;
+        let config = validate::validate(&config, data).map_err(|e| {
             let context = if let Some(i) = axes.iter().position(|a| a.sets(&e.key)) {
                 format!(" (from `sweep.\"{}\"`[{}])", e.key, picks[i])
             } else if axes.is_empty()
-                || validate::validate(&base_cfg).is_err_and(|b| b.key == e.key)
+                || validate::validate(&base_cfg, data).is_err_and(|b| b.key == e.key)
             {
                 String::new()
             } else {
@@ -379,14 +378,14 @@ pub(super) fn expand(
                     .collect();
                 format!(" in the sweep run with {}", combo.join(", "))
             };
-            return Err(ScenarioError::OutOfRange {
+            ScenarioError::OutOfRange {
                 file: file.into(),
                 key: e.key,
                 value: e.value,
                 allowed: e.allowed,
                 context,
-            });
-        }
+            }
+        })?;
         for &seed in seeds {
             runs.push(RunSpec {
                 index: runs.len(),
@@ -470,8 +469,36 @@ const ALWAYS_HASHED: [&str; 23] = [
 ///
 /// Depends only on the values, not on the scenario's name, sweep layout or run order, so the
 /// same run reached from another scenario (or an extended sweep) is recognised as done.
-pub fn run_id(config: &RunConfig, seed: u64) -> String {
-    format!("{:016x}", fnv1a(canonical_text(config, seed).as_bytes()))
+pub fn run_id(run: &impl Identified, seed: u64) -> String {
+    let text = canonical_text(run.config(), run.data_file(), seed);
+    format!("{:016x}", fnv1a(text.as_bytes()))
+}
+
+/// What a run's id is computed from: its configuration and, when it has one, its data file.
+pub trait Identified {
+    fn config(&self) -> &RunConfig;
+    fn data_file(&self) -> Option<&DataFile>;
+}
+
+impl Identified for RunConfig {
+    fn config(&self) -> &RunConfig {
+        self
+    }
+
+    /// A bare configuration runs on its mixture.
+    fn data_file(&self) -> Option<&DataFile> {
+        None
+    }
+}
+
+impl Identified for ValidRun {
+    fn config(&self) -> &RunConfig {
+        ValidRun::config(self)
+    }
+
+    fn data_file(&self) -> Option<&DataFile> {
+        ValidRun::data_file(self)
+    }
 }
 
 /// The keys a data file's content hash stands for in the id: where the files are does not
@@ -480,10 +507,9 @@ const REPLACED_BY_CONTENT: [&str; 2] = ["data.path", "data.labels"];
 
 /// One `key=value` line per hashed key (see `ALWAYS_HASHED`), the data file's content hash
 /// (`data.content`, with a file), then the seed, under the tag of the results version.
-fn canonical_text(config: &RunConfig, seed: u64) -> String {
+fn canonical_text(config: &RunConfig, file: Option<&DataFile>, seed: u64) -> String {
     let mut text = format!("vqsim-run-v{RESULTS_VERSION}\n");
     let defaults = validate::fields(&RunConfig::default());
-    let file = config.data.file.as_ref();
     for (field, default) in validate::fields(config).into_iter().zip(defaults) {
         if file.is_some() && REPLACED_BY_CONTENT.contains(&field.key) {
             continue;
@@ -600,7 +626,7 @@ mod tests {
     fn keys_added_after_version_1_enter_the_id_only_off_their_default() {
         // The canonical text of a default config names exactly the version-1 keys: a key
         // added since must not appear there, or adding it would have renamed stored runs.
-        let text = canonical_text(&RunConfig::default(), 0);
+        let text = canonical_text(&RunConfig::default(), None, 0);
         let named: Vec<&str> = text
             .lines()
             .skip(1)

@@ -20,10 +20,12 @@ pub use crate::sim::config::{Field, FieldValue, RangeError, Rule};
 pub use crate::sim::valid::{fields, keys_markdown, label, validate};
 pub use compare::Baseline;
 pub use error::ScenarioError;
-pub use expand::{run_id, MAX_RUNS, RESULTS_VERSION};
+pub use expand::{run_id, Identified, MAX_RUNS, RESULTS_VERSION};
 
+use crate::sim::checked::ValidRun;
 use crate::sim::config::key::{check_value, describe, ValueError};
 use crate::sim::config::RunConfig;
+use crate::sim::data::DataFile;
 use crate::sim::valid::{self as validate, section_keys, MIXTURE_KEYS, SECTIONS};
 use error::closest;
 
@@ -45,6 +47,8 @@ pub struct Scenario {
     pub runs: Vec<RunSpec>,
     /// The `[compare]` baseline, when the file declares one.
     pub baseline: Option<Baseline>,
+    /// The data file (`data.path`), read once and shared by every run.
+    pub data: Option<DataFile>,
 }
 
 /// One `[sweep]` entry: a dotted configuration key and its distinct values, in file order;
@@ -113,7 +117,7 @@ pub struct RunSpec {
     /// 16 hex digits identifying (config, seed); see `run_id`.
     pub id: String,
     pub seed: u64,
-    pub config: RunConfig,
+    pub config: ValidRun,
 }
 
 const BUILTIN: &str = r#"
@@ -178,8 +182,7 @@ impl Scenario {
         data::check_keys(&file, &base_table, &axes)?;
         let dir = path.and_then(Path::parent).unwrap_or(Path::new(""));
         let data_file = data::load(&file, dir, &mut base_table)?;
-        let mut base = expand::deserialize(&file, base_table.clone())?;
-        base.data.file = data_file.clone();
+        let base = expand::deserialize(&file, base_table.clone())?;
         let runs = expand::expand(&file, &base_table, &axes, &seeds, data_file.as_ref())?;
         let baseline = match doc.get("compare") {
             Some(compare) => Some(compare::parse(&file, compare, &axes, &base)?),
@@ -193,6 +196,7 @@ impl Scenario {
             axes,
             runs,
             baseline,
+            data: data_file,
         })
     }
 
@@ -223,7 +227,7 @@ impl Scenario {
                 {
                     // With a data file the mixture keys are the file's or unused, not
                     // settings: shown, but commented out so the text reloads.
-                    let note = match (&self.base.data.file, field.key) {
+                    let note = match (&self.data, field.key) {
                         (Some(_), "data.modes" | "data.points_per_mode" | "data.dim") => {
                             "# from the data file; "
                         }

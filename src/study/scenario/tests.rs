@@ -19,7 +19,7 @@ fn empty_file_is_one_default_run() {
     assert_eq!(s.base, RunConfig::default());
     assert!(s.axes.is_empty());
     assert_eq!(s.runs.len(), 1);
-    assert_eq!(s.runs[0].config, RunConfig::default());
+    assert_eq!(*s.runs[0].config, RunConfig::default());
 }
 
 #[test]
