@@ -7,13 +7,12 @@ use vqsim::sim::config::{ModelKind, RunConfig, ScheduleKind};
 use vqsim::sim::train::{self, Phase, RunOutcome, Status};
 use vqsim::sim::valid::validate;
 
-/// A run of a few milliseconds: 4 modes × 100 points, 2 continuous + 3 further epochs.
-
 /// `cfg` validated: the form the model, the quantizer and training accept.
 fn valid(cfg: &RunConfig) -> ValidRun {
     validate(cfg, None).unwrap()
 }
 
+/// A run of a few milliseconds: 4 modes × 100 points, 2 continuous + 3 further epochs.
 fn small(kind: ScheduleKind) -> RunConfig {
     let mut c = RunConfig::default();
     c.data.modes = 4;

@@ -194,6 +194,9 @@ macro_rules! family {
         $( mod $m; )+
 
         $($attr)*
+        // One value per quantizer, made once: its size does not matter, and unboxed states
+        // keep the step free of pointer chasing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone)]
         $vis enum $F {
             $( $V($m::$S), )+
