@@ -7,25 +7,25 @@
 //! Axes keep their order in the file; the first axis varies slowest, the last fastest, and
 //! seeds are innermost. A run's id hashes its values and seed only (`expand::run_id`).
 
-mod combine;
 mod compare;
 mod data;
 mod error;
 mod expand;
-mod validate;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use crate::sim::config::{Field, FieldValue, RangeError, Rule};
+pub use crate::sim::valid::{fields, keys_markdown, label, validate};
 pub use compare::Baseline;
 pub use error::ScenarioError;
 pub use expand::{run_id, MAX_RUNS, RESULTS_VERSION};
-pub use validate::{fields, keys_markdown, label, validate, Field, FieldValue, RangeError, Rule};
 
+use crate::sim::config::key::{check_value, describe, ValueError};
 use crate::sim::config::RunConfig;
+use crate::sim::valid::{self as validate, section_keys, MIXTURE_KEYS, SECTIONS};
 use error::closest;
-use validate::{check_value, describe, section_keys, ValueError, MIXTURE_KEYS, SECTIONS};
 
 /// Keys outside the sections; they describe the scenario, not a run, so they cannot be swept.
 const TOP_LEVEL_KEYS: [&str; 3] = ["name", "seeds", "replicates"];
