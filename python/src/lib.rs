@@ -21,6 +21,7 @@ use pyo3::types::PyDict;
 use vqsim::arrays::{self, ArrayError, Problem, Shape, Source};
 use vqsim::diagnose::{self as diag, Kind, Limits};
 use vqsim::report::plot::{self, Projection};
+use vqsim::report::results::Results;
 use vqsim::report::summary;
 use vqsim::study::scenario::Scenario;
 use vqsim::study::sweep::{self, SweepError, SweepOptions};
@@ -238,9 +239,9 @@ enum Failure {
 fn sweep_and_report(scenario: &Scenario, opts: &SweepOptions) -> Result<PathBuf, Failure> {
     let done = sweep::run_sweep(scenario, opts)?;
     if done.assembly.missing.is_empty() {
-        let stats = summary::summarize(&done.dir)?;
-        summary::write(&done.dir, &stats)?;
-        plot::plot_all(&done.dir, Projection::Pca)?;
+        let results = Results::load(&done.dir)?;
+        results.write_tables()?;
+        plot::plot_all(&results, Projection::Pca)?;
     }
     Ok(done.dir)
 }
