@@ -17,7 +17,7 @@ mod safetensors;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, ArrayD, Ix2};
+use ndarray::{Array2, ArrayD, ArrayViewD, CowArray, Ix2, IxDyn};
 
 /// Where an array lives: a file and, for containers, which array in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -167,14 +167,7 @@ pub fn read_labels(src: &Source) -> Result<Vec<usize>, ArrayError> {
 /// `read_labels`, checked to give exactly `rows` labels.
 pub fn read_labels_for(src: &Source, rows: usize) -> Result<Vec<usize>, ArrayError> {
     let labels = read_labels(src)?;
-    if labels.len() != rows {
-        return Err(Problem::LabelCount {
-            found: labels.len(),
-            expected: rows,
-        }
-        .at(src));
-    }
-    Ok(labels)
+    label_count(labels, rows).map_err(|p| p.at(src))
 }
 
 /// `Columns` error for `src` when its m differs from `other`'s.
@@ -223,16 +216,7 @@ fn read_integers(src: &Source) -> Result<Vec<usize>, Problem> {
         Format::Safetensors => safetensors::integers(&std::fs::read(&src.path)?, name)?,
         Format::Csv => return csv::labels(&src.path, name),
     };
-    values
-        .iter()
-        .enumerate()
-        .map(|(row, &v)| {
-            usize::try_from(v).map_err(|_| Problem::Label {
-                row,
-                value: v.to_string(),
-            })
-        })
-        .collect()
+    to_labels(values)
 }
 
 fn no_name(name: Option<&str>) -> Result<(), Problem> {
@@ -244,6 +228,13 @@ fn no_name(name: Option<&str>) -> Result<(), Problem> {
 
 /// Row-major (N, m), every value finite, N ≥ 1 and m ≥ 1.
 fn to_matrix(a: ArrayD<f32>, shape: Shape) -> Result<Array2<f32>, Problem> {
+    vectors(a.view(), shape).map(CowArray::into_owned)
+}
+
+/// `a` as a row-major (N, m) matrix, with the checks of a file read (rank, no rows or
+/// columns, every value finite): for arrays that arrive in memory, as from Python. Copies
+/// only when `a` is not in row-major order (a Fortran-ordered or strided array).
+pub fn vectors(a: ArrayViewD<'_, f32>, shape: Shape) -> Result<CowArray<'_, f32, Ix2>, Problem> {
     let dims = a.shape().to_vec();
     let ok_rank = match shape {
         Shape::Matrix => dims.len() == 2,
@@ -264,20 +255,57 @@ fn to_matrix(a: ArrayD<f32>, shape: Shape) -> Result<Array2<f32>, Problem> {
         return Err(Problem::Empty(dims));
     }
     // Fortran-ordered files arrive column-major; the copy puts them in row order.
-    let flat = a.as_standard_layout().into_owned();
+    let flat: CowArray<f32, IxDyn> = if a.is_standard_layout() {
+        a.into()
+    } else {
+        a.as_standard_layout().into_owned().into()
+    };
     let matrix = flat
         .into_shape_with_order((n, m))
-        .expect("a standard-layout array reshapes to its element count")
-        .into_dimensionality::<Ix2>()
-        .expect("reshaped to two axes");
-    if let Some(i) = matrix.iter().position(|v| !v.is_finite()) {
+        .expect("a standard-layout array reshapes to its element count");
+    let values = matrix.as_slice().expect("standard layout");
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(Problem::NonFinite {
             row: i / m,
             col: i % m,
-            value: matrix.as_slice().expect("standard layout")[i] as f64,
+            value: values[i] as f64,
         });
     }
     Ok(matrix)
+}
+
+/// Integer labels as class indices, one per row of a matrix of `rows` rows: the checks of
+/// `read_labels_for` (every label ≥ 0, as many as rows), for labels that arrive in memory.
+pub fn labels_for(
+    values: impl IntoIterator<Item = i64>,
+    rows: usize,
+) -> Result<Vec<usize>, Problem> {
+    label_count(to_labels(values)?, rows)
+}
+
+/// `labels`, unless there are not exactly `rows` of them.
+fn label_count(labels: Vec<usize>, rows: usize) -> Result<Vec<usize>, Problem> {
+    if labels.len() != rows {
+        return Err(Problem::LabelCount {
+            found: labels.len(),
+            expected: rows,
+        });
+    }
+    Ok(labels)
+}
+
+/// Each value as a label, or the first negative one as an error.
+fn to_labels(values: impl IntoIterator<Item = i64>) -> Result<Vec<usize>, Problem> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(row, v)| {
+            usize::try_from(v).map_err(|_| Problem::Label {
+                row,
+                value: v.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// f64 values to f32; values beyond the f32 range become infinite and are caught by the

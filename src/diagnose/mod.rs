@@ -255,34 +255,78 @@ pub const DEAD_SHARE: f64 = 0.5;
 pub const SHRUNK_RATIO: f64 = 0.5;
 pub const SHRUNK_VARIANCE: f64 = 0.1;
 
+/// What the verdict concludes, from the thresholds above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The codes sit in a region much narrower than the embeddings.
+    Shrinkage,
+    /// Most codes are dead although the codebook spans the embeddings.
+    Underused,
+    Healthy,
+}
+
+impl Kind {
+    pub fn of(report: &Report) -> Kind {
+        let d = &report.diagnosis;
+        let dead_share = d.dead_codes / report.usage.len() as f64;
+        if d.shrink_ratio < SHRUNK_RATIO || d.live_var_share < SHRUNK_VARIANCE {
+            Kind::Shrinkage
+        } else if dead_share > DEAD_SHARE {
+            Kind::Underused
+        } else {
+            Kind::Healthy
+        }
+    }
+
+    /// One word: `shrinkage`, `underused` or `healthy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Shrinkage => "shrinkage",
+            Kind::Underused => "underused",
+            Kind::Healthy => "healthy",
+        }
+    }
+
+    /// What it means, in a sentence.
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Kind::Shrinkage => "the codes sit in a region much narrower than the embeddings",
+            Kind::Underused => "most codes are dead although the codebook spans the embeddings",
+            Kind::Healthy => "most codes are used and the codebook spans the embeddings",
+        }
+    }
+
+    /// The verdict's heading: `underused codebook`, not just the word.
+    fn heading(self) -> &'static str {
+        match self {
+            Kind::Underused => "underused codebook",
+            k => k.name(),
+        }
+    }
+}
+
 /// A short verdict in words, with the thresholds it used.
 pub fn verdict(report: &Report) -> String {
     let d = &report.diagnosis;
     let s = report.usage.len();
-    let dead_share = d.dead_codes / s as f64;
-    let mut lines = vec![format!(
-        "{} of {s} codes dead ({:.0}%); perplexity {:.1} of at most {s}; live codes span {:.1}% of the embeddings' variance; codebook spread {:.3} of the embeddings' (shrink_ratio).",
-        d.dead_codes,
-        100.0 * dead_share,
-        d.perplexity,
-        100.0 * d.live_var_share,
-        d.shrink_ratio
-    )];
-    let shrunk = d.shrink_ratio < SHRUNK_RATIO || d.live_var_share < SHRUNK_VARIANCE;
-    let dead = dead_share > DEAD_SHARE;
-    lines.push(
-        match (shrunk, dead) {
-            (true, _) => "verdict: shrinkage: the codes sit in a region much narrower than the embeddings",
-            (false, true) => "verdict: underused codebook: most codes are dead although the codebook spans the embeddings",
-            (false, false) => "verdict: healthy: most codes are used and the codebook spans the embeddings",
-        }
-        .to_string(),
-    );
-    lines.push(format!(
-        "thresholds: shrinkage when shrink_ratio < {SHRUNK_RATIO} or live_var_share < {SHRUNK_VARIANCE}; underused when more than {:.0}% of codes are dead.",
-        100.0 * DEAD_SHARE
-    ));
-    lines.join("\n") + "\n"
+    let kind = Kind::of(report);
+    [
+        format!(
+            "{} of {s} codes dead ({:.0}%); perplexity {:.1} of at most {s}; live codes span {:.1}% of the embeddings' variance; codebook spread {:.3} of the embeddings' (shrink_ratio).",
+            d.dead_codes,
+            100.0 * d.dead_codes / s as f64,
+            d.perplexity,
+            100.0 * d.live_var_share,
+            d.shrink_ratio
+        ),
+        format!("verdict: {}: {}", kind.heading(), kind.sentence()),
+        format!(
+            "thresholds: shrinkage when shrink_ratio < {SHRUNK_RATIO} or live_var_share < {SHRUNK_VARIANCE}; underused when more than {:.0}% of codes are dead.",
+            100.0 * DEAD_SHARE
+        ),
+    ]
+    .join("\n")
+        + "\n"
 }
 
 fn show(v: f64) -> String {

@@ -145,6 +145,10 @@ pub struct SweepOptions {
     /// Set by Ctrl-C/SIGTERM while the sweep runs, by the caller to stop it, and by the sweep
     /// itself after a write error. Runs in flight are abandoned; finished runs stay.
     pub cancel: Arc<AtomicBool>,
+    /// Whether the sweep installs the process's Ctrl-C/SIGTERM handler while it runs. A
+    /// program that keeps its own handler (Python's, which raises KeyboardInterrupt) turns
+    /// it off and sets `cancel` itself.
+    pub signals: bool,
     pub on_run_done: Option<RunHook>,
 }
 
@@ -158,6 +162,7 @@ impl SweepOptions {
             progress: ProgressMode::Auto,
             snapshots: Snapshots::Figures,
             cancel: Arc::new(AtomicBool::new(false)),
+            signals: true,
             on_run_done: None,
         }
     }
@@ -563,7 +568,10 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         .num_threads(threads)
         .build()
         .map_err(|source| SweepError::Pool { threads, source })?;
-    let _signals = watch_signals(&opts.cancel)?;
+    let _signals = opts
+        .signals
+        .then(|| watch_signals(&opts.cancel))
+        .transpose()?;
 
     let runs_dir = dir.join(store::RUNS_DIR);
     fs::create_dir_all(&runs_dir).map_err(|source| SweepError::OutNotWritable {
