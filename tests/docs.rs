@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use vqsim::report::summary;
+use vqsim::report::results::Results;
 use vqsim::study::scenario::{keys_markdown, Scenario};
 use vqsim::study::sweep::{self, ProgressMode, Snapshots, SweepOptions};
 
@@ -58,7 +58,9 @@ fn readme_default_run_table_is_a_run_of_the_built_in_scenario() {
     opts.progress = ProgressMode::Quiet;
     opts.snapshots = Snapshots::None;
     sweep::run_sweep(&scenario, &opts).unwrap();
-    let s = summary::summarize(&tmp.path().join(&scenario.name)).unwrap();
+    let s = Results::load(&tmp.path().join(&scenario.name))
+        .unwrap()
+        .summary;
 
     let rows = [
         ("perplexity", "`perplexity`"),

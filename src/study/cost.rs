@@ -10,7 +10,7 @@
 //! continuous model; 5× the points; d = 64 with m = 8; and at S = 1024 the entropy loss, IBQ,
 //! the orthogonality loss and the k-means restart): the model is within 12% of each.
 
-use crate::sim::config::{Estimator, ModelKind, QuantizerKind, Restart, RunConfig, ScheduleKind};
+use crate::sim::config::{ModelKind, RunConfig, ScheduleKind};
 
 /// What the seconds are: the machine and date of the calibration below.
 pub const CALIBRATED: &str = "one core of the AMD EPYC the model was calibrated on, 2026-12-02";
@@ -60,23 +60,38 @@ pub fn run_seconds(cfg: &RunConfig) -> f64 {
     let dims = if q.code_dim > 0 { q.code_dim as f64 } else { m };
     let steps = quantized * (n / cfg.train.batch_size as f64).ceil();
     let mut t = FIXED + all * n * (PER_MADD * madds + PER_POINT);
-    if q.kind == QuantizerKind::Fsq || quantized == 0.0 {
+    if q.kind == "fsq" || quantized == 0.0 {
         return t;
     }
     t += quantized * n * s * dims * PER_CODE;
-    if q.entropy_weight > 0.0 {
+    if param(cfg, "entropy_weight", 0.0) > 0.0 {
         t += quantized * n * s * PER_ENTROPY;
     }
-    if q.estimator == Estimator::Ibq {
+    if q.estimator == "ibq" {
         t += quantized * n * s * dims * PER_IBQ;
     }
-    if q.orthogonal_weight > 0.0 {
+    if param(cfg, "orthogonal_weight", 0.0) > 0.0 {
         t += steps * s * s * dims * PER_ORTHOGONAL;
     }
-    if q.restart == Restart::Kmeans {
-        t += (quantized / q.kmeans_every as f64).floor() * s * dims * PER_KMEANS_RESTART;
+    if q.restart == "kmeans" {
+        let every = param(cfg, "kmeans_every", 5.0).max(1.0);
+        t += (quantized / every).floor() * s * dims * PER_KMEANS_RESTART;
     }
     t
+}
+
+/// A remedy's numeric key under `[quantizer]` ("entropy_weight"), or `default` where unset.
+fn param(cfg: &RunConfig, name: &str, default: f64) -> f64 {
+    cfg.quantizer
+        .params
+        .iter()
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| match v {
+            toml::Value::Float(x) => Some(*x),
+            toml::Value::Integer(i) => Some(*i as f64),
+            _ => None,
+        })
+        .unwrap_or(default)
 }
 
 #[cfg(test)]
@@ -98,7 +113,7 @@ mod tests {
             (
                 with(|c| {
                     c.quantizer.codebook_size = 1024;
-                    c.quantizer.orthogonal_weight = 10.0;
+                    c.quantizer.params.set("orthogonal_weight", 10.0);
                 }),
                 14.1,
             ),
@@ -123,7 +138,7 @@ mod tests {
     fn the_codebook_costs_only_where_there_is_one() {
         let fsq = |s: usize| {
             with(|c| {
-                c.quantizer.kind = QuantizerKind::Fsq;
+                c.quantizer.kind = "fsq".into();
                 c.quantizer.codebook_size = s;
             })
         };
