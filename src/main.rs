@@ -35,11 +35,11 @@ use vqsim::bench::{BenchOptions, TorchRef};
 use vqsim::report::paper::{self as paper_mod, PaperError, PaperScenario};
 use vqsim::report::plot::Projection;
 use vqsim::report::results::Results;
-use vqsim::report::{plot, text};
-use vqsim::study::memory;
-use vqsim::study::scenario::{Scenario, ScenarioError};
+use vqsim::report::{plot, summary, text};
+use vqsim::study::scenario::{RunSpec, Scenario, ScenarioError, ARMS};
 use vqsim::study::shard::Shard;
 use vqsim::study::sweep::{self, Snapshots, SweepError, SweepOptions};
+use vqsim::study::{cost, eta, memory};
 
 #[derive(Parser)]
 #[command(name = "vqsim", version, about, propagate_version = true)]
@@ -75,9 +75,16 @@ enum Command {
     /// codes against a set of encoder outputs, as a table (or JSON), with --out also a CSV, a
     /// figure and a verdict in words.
     Diagnose(DiagnoseArgs),
-    /// List every scenario key with its default, what it accepts and what it means (the
-    /// key table of docs/keys.md is this output).
-    Keys,
+    /// List every scenario key with its default, what it accepts and what it means, wrapped to
+    /// the terminal (--markdown: the table of docs/keys.md).
+    Keys(KeysArgs),
+}
+
+#[derive(Args)]
+struct KeysArgs {
+    /// Print a Markdown table instead (the key table of docs/keys.md is this output).
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(Args)]
@@ -153,7 +160,7 @@ impl SweepArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Scenario TOML file; without it, the built-in default (SPEC defaults, early and deferred, seeds 0–2).
+    /// Scenario TOML file; without it, the built-in default (the built-in defaults, early and deferred, seeds 0–2).
     #[arg(value_name = "SCENARIO")]
     scenario: Option<PathBuf>,
     /// Results go to OUT/<scenario name>/.
@@ -164,7 +171,8 @@ struct RunArgs {
     /// Run only shard I of N (1-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
     #[arg(long, value_name = "I/N", default_value_t = Shard::ALL)]
     shard: Shard,
-    /// Skip the summary tables and figures (e.g. in shard jobs; run `vqsim plot` after merging).
+    /// Write no summary.csv, comparisons.csv or figures (e.g. in shard jobs; run `vqsim plot`
+    /// after merging); the short table of means is still printed.
     #[arg(long)]
     no_report: bool,
     #[command(flatten)]
@@ -235,6 +243,9 @@ struct CheckArgs {
     /// Scenario TOML files.
     #[arg(required = true, value_name = "SCENARIO")]
     scenarios: Vec<PathBuf>,
+    /// Threads the time and memory estimates assume (default: all cores, as `run`).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Also print each scenario with every key explicit (defaults filled in).
     #[arg(long)]
     resolved: bool,
@@ -252,8 +263,12 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench(&args),
         Command::Theory(args) => theory(&args.out),
         Command::Diagnose(args) => diagnose(&args),
-        Command::Keys => {
-            out!("{}", vqsim::study::scenario::keys_markdown());
+        Command::Keys(args) => {
+            if args.markdown {
+                out!("{}", vqsim::study::scenario::keys_markdown());
+            } else {
+                out!("{}", keys_text(terminal_width()));
+            }
             Ok(())
         }
     };
@@ -428,13 +443,7 @@ fn check(args: &CheckArgs) -> Result<()> {
                 continue;
             }
         };
-        outln!("{}", summary(&scenario));
-        for axis in &scenario.axes {
-            let values = toml::Value::Array(axis.values.clone());
-            outln!("  {} = {values}", axis.key);
-        }
-        let seeds: Vec<String> = scenario.seeds.iter().map(u64::to_string).collect();
-        outln!("  seeds = [{}]", seeds.join(", "));
+        out!("{}", describe(&scenario, args.threads));
         if args.resolved {
             outln!("\n{}", scenario.resolved_toml());
         }
@@ -456,6 +465,68 @@ fn check(args: &CheckArgs) -> Result<()> {
 struct CheckFailed {
     bad: usize,
     of: usize,
+}
+
+/// What `check` prints of a valid scenario: how it expands (one line per axis, one per arm),
+/// the baseline, and what running it would cost.
+fn describe(s: &Scenario, threads: Option<usize>) -> String {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail, hence the ignored results.
+    let mut out = format!("{}\n", summary(s));
+    for axis in &s.axes {
+        if axis.key == ARMS {
+            let _ = writeln!(out, "  arms ({}):", axis.values.len());
+            for v in &axis.values {
+                let _ = writeln!(out, "    {v}");
+            }
+        } else {
+            let values = toml::Value::Array(axis.values.clone());
+            let _ = writeln!(out, "  {} = {values}", axis.key);
+        }
+    }
+    let seeds: Vec<String> = s.seeds.iter().map(u64::to_string).collect();
+    let _ = writeln!(out, "  seeds = [{}]", seeds.join(", "));
+    let baseline = match &s.baseline {
+        Some(b) => format!(
+            "{}; every other arm is compared with it",
+            summary::baseline_label(&b.texts())
+        ),
+        None if s.axes.iter().any(|a| a.key == "schedule.kind") => {
+            "schedule.kind=early; the other schedules are compared with it".into()
+        }
+        None => "none (the scenario compares no arms)".into(),
+    };
+    let _ = writeln!(out, "  baseline: {baseline}");
+
+    let threads = threads.unwrap_or_else(|| sweep::max_threads().1);
+    let runs: Vec<&RunSpec> = s.runs.iter().collect();
+    let mut costs: Vec<f64> = runs.iter().map(|r| cost::run_seconds(&r.config)).collect();
+    costs.sort_by(|a, b| b.total_cmp(a));
+    let cpu: f64 = costs.iter().sum();
+    let wall = eta::makespan(vec![0.0; threads], &costs);
+    let peak = memory::estimate(&runs, threads);
+    let _ = writeln!(
+        out,
+        "  estimate: {}, {} CPU time ({}), about {} on {}; peak memory about {}",
+        sweep::plural(runs.len(), "run"),
+        minutes(cpu),
+        cost::CALIBRATED,
+        minutes(wall),
+        sweep::plural(threads, "thread"),
+        memory::human_bytes(peak.bytes)
+    );
+    out
+}
+
+/// `40 s`, `12 min`, `3.5 h`.
+fn minutes(secs: f64) -> String {
+    if secs < 90.0 {
+        format!("{:.0} s", secs.max(1.0))
+    } else if secs < 5400.0 {
+        format!("{:.0} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
 }
 
 /// `name: 2 × 3 × 3 seeds = 18 runs` — one factor per axis (its number of values), then seeds.
@@ -527,4 +598,48 @@ fn diagnose(args: &DiagnoseArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Columns to wrap text to: the terminal's, or 80 when the output is not a terminal.
+fn terminal_width() -> usize {
+    let term = console::Term::stdout();
+    let cols = term.is_term().then(|| term.size_checked()).flatten();
+    cols.map_or(80, |(_, cols)| usize::from(cols)).max(40)
+}
+
+/// `vqsim keys` for reading: each key with its default, then what it accepts and what it means,
+/// indented and wrapped to `width` columns.
+fn keys_text(width: usize) -> String {
+    use vqsim::study::scenario::fields;
+    let indent = "    ";
+    let mut out = String::new();
+    for f in fields(&vqsim::sim::config::RunConfig::default()) {
+        out += &format!("{} = {}\n", f.key, f.value.to_toml());
+        out += &wrap(&format!("allowed: {}", f.rule.allowed(None)), width, indent);
+        out += &wrap(&f.doc, width, indent);
+        out.push('\n');
+    }
+    out
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word stays
+/// whole), each starting with `indent`.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let room = width.saturating_sub(indent.chars().count()).max(1);
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+            out += &format!("{indent}{line}\n");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out += &format!("{indent}{line}\n");
+    }
+    out
 }

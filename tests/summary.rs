@@ -333,3 +333,32 @@ fn the_baseline_comes_from_scenario_toml() {
     assert_eq!(s.arms()[0], ["uniform", "early"]);
     assert_eq!(s.comparisons.len(), 3 * metric_names().len());
 }
+
+/// The terminal table's mean says over how many runs it is when a metric is NaN in some.
+#[test]
+fn terminal_summary_shows_n_behind_a_mean_over_fewer_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let early = [("schedule.kind", "early")];
+    let deferred = [("schedule.kind", "deferred")];
+    let lines = [
+        header(),
+        row(0, "ok", 0, &early, &[("perplexity", "4")]),
+        row(1, "ok", 1, &early, &[("perplexity", "NaN")]),
+        row(2, "ok", 0, &deferred, &[("perplexity", "50")]),
+        row(3, "ok", 1, &deferred, &[("perplexity", "60")]),
+    ];
+    fs::write(tmp.path().join("runs.csv"), lines.join("\n") + "\n").unwrap();
+    let results = vqsim::report::results::Results::load(tmp.path()).unwrap();
+    let text = vqsim::report::text::summary(&results).unwrap();
+    let row_of = |kind: &str| {
+        text.lines()
+            .find(|l| l.starts_with(kind))
+            .unwrap_or_else(|| panic!("{kind} in {text}"))
+            .to_string()
+    };
+    assert!(row_of("early").contains("4.000 (n=1)"), "{text}");
+    assert!(
+        row_of("deferred").contains("55.00") && !row_of("deferred").contains("(n="),
+        "{text}"
+    );
+}

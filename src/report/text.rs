@@ -33,7 +33,8 @@ fn fmt_sig(x: f64) -> String {
 
 /// A plain-text table of runs.csv: one row per configuration of the parameters that vary,
 /// with the run and divergence counts and the mean over seeds of `SUMMARY_METRICS` (diverged
-/// runs excluded). Ends with the completeness line of `manifest.toml`.
+/// runs excluded; "(n=k)" when the metric is NaN in some of the others). Ends with the
+/// completeness line of `manifest.toml`.
 pub fn summary(results: &Results) -> Result<String, TableError> {
     let table = &results.table;
     let start = table.column("seconds")? + 1;
@@ -67,7 +68,12 @@ pub fn summary(results: &Results) -> Result<String, TableError> {
                 .filter(|v| v.is_finite())
                 .collect();
             let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-            line.push(fmt_sig(mean));
+            // A mean over fewer runs than the row's (the metric is NaN in some) says so.
+            line.push(if vals.is_empty() || vals.len() == ok.len() {
+                fmt_sig(mean)
+            } else {
+                format!("{} (n={})", fmt_sig(mean), vals.len())
+            });
         }
         cells.push(line);
     }

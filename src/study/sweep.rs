@@ -17,11 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::atomic;
-use crate::sim::checked::ValidRun;
-use crate::sim::config::ScheduleKind;
 use crate::sim::train::{self, RunOutcome, Status};
+use crate::study::cost;
+use crate::study::eta::Eta;
 use crate::study::memory;
-use crate::study::scenario::{RunSpec, Scenario, ScenarioError};
+use crate::study::scenario::{run_id, RunSpec, Scenario, ScenarioError};
 use crate::study::shard::{Shard, ShardError};
 use crate::study::store::{self, Assembly, Manifest, OutputError};
 
@@ -269,29 +269,23 @@ pub fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
-/// Runs done / total, diverged count and ETA, as a bar or as periodic lines.
-///
-/// The ETA comes from the expected cost of the runs (`expected_cost`), not their count:
-/// runs differ in cost by orders of magnitude and the costliest start first. Cost per
-/// second of one thread is measured on the finished runs; the remaining cost is shared
-/// among the threads.
+/// Runs done / total, diverged count and ETA, as a bar or as periodic lines. The ETA
+/// (`Eta`) comes from each run's expected cost, corrected by the runs that finish, and the bar
+/// redraws it every second, so it counts down between finishes.
 struct Progress {
     bar: Option<ProgressBar>,
     plain: bool,
     total: usize,
-    threads: usize,
     start: Instant,
-    state: Mutex<ProgressState>,
+    state: Arc<Mutex<ProgressState>>,
     last_line: Mutex<Instant>,
 }
 
 struct ProgressState {
     done: usize,
+    total: usize,
     diverged: usize,
-    /// Cost of the runs still to do, and cost and thread-seconds of those done here.
-    cost_left: f64,
-    cost_done: f64,
-    secs_done: f64,
+    eta: Eta,
 }
 
 const LINE_EVERY: Duration = Duration::from_secs(5);
@@ -307,25 +301,24 @@ fn human_secs(s: f64) -> String {
 }
 
 impl ProgressState {
-    fn eta(&self, total: usize, threads: usize) -> String {
-        if self.done == total {
-            return human_secs(0.0);
-        }
-        if self.secs_done <= 0.0 || self.cost_done <= 0.0 {
-            return "?".into();
-        }
-        let per_thread = self.cost_done / self.secs_done;
-        let parallel = threads.min(total - self.done).max(1) as f64;
-        human_secs(self.cost_left / per_thread / parallel)
+    /// "N diverged, eta T" at `now` seconds into the sweep.
+    fn message(&self, now: f64) -> String {
+        let eta = if self.done == self.total {
+            human_secs(0.0)
+        } else {
+            self.eta.remaining(now).map_or("?".into(), human_secs)
+        };
+        format!("{} diverged, eta {eta}", self.diverged)
     }
 }
 
 impl Progress {
+    /// `todo`: the runs still to do, in the order they start.
     fn new(
         mode: ProgressMode,
         total: usize,
         done_before: usize,
-        cost: f64,
+        todo: &[&RunSpec],
         threads: usize,
     ) -> Progress {
         let mode = match mode {
@@ -333,71 +326,83 @@ impl Progress {
             ProgressMode::Auto => ProgressMode::Plain,
             m => m,
         };
-        let state = ProgressState {
+        let eta = Eta::new(
+            todo.iter()
+                .map(|r| (cost::run_seconds(&r.config), run_id(&r.config, 0))),
+            threads,
+        );
+        let state = Arc::new(Mutex::new(ProgressState {
             done: done_before,
+            total,
             diverged: 0,
-            cost_left: cost,
-            cost_done: 0.0,
-            secs_done: 0.0,
-        };
+            eta,
+        }));
+        let start = Instant::now();
         let bar = (mode == ProgressMode::Bar).then(|| {
             let bar =
                 ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let shared = Arc::clone(&state);
             let style = ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} runs, {msg}",
+                "{elapsed_precise} [{bar:30}] {pos}/{len} runs, {runs_eta}",
             )
             .expect("the template is valid")
+            .with_key(
+                "runs_eta",
+                move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let state = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = w.write_str(&state.message(start.elapsed().as_secs_f64()));
+                },
+            )
             .progress_chars("=> ");
-            // The message first: setting the position may draw the first frame.
-            bar.set_message(Self::message(&state, total, threads));
             bar.set_style(style);
             bar.set_position(done_before as u64);
+            bar.enable_steady_tick(Duration::from_secs(1));
             bar
         });
         Progress {
             bar,
             plain: mode == ProgressMode::Plain,
             total,
-            threads,
-            start: Instant::now(),
-            state: Mutex::new(state),
+            start,
+            state,
             last_line: Mutex::new(Instant::now()),
         }
     }
 
-    fn message(state: &ProgressState, total: usize, threads: usize) -> String {
-        format!(
-            "{} diverged, eta {}",
-            state.diverged,
-            state.eta(total, threads)
-        )
+    fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
     }
 
     fn line(&self) -> String {
+        let now = self.now();
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         format!(
             "[{}/{}] {} elapsed, {}",
             state.done,
             self.total,
-            human_secs(self.start.elapsed().as_secs_f64()),
-            Self::message(&state, self.total, self.threads)
+            human_secs(now),
+            state.message(now)
         )
     }
 
-    /// A run of expected cost `cost` finished after `secs` of one thread.
-    fn run_done(&self, cost: f64, secs: f64, diverged: bool) {
-        let message = {
+    /// The `i`-th run of the todo list started.
+    fn run_started(&self, i: usize) {
+        let now = self.now();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.eta.start(i, now);
+    }
+
+    /// The `i`-th run of the todo list finished.
+    fn run_done(&self, i: usize, diverged: bool) {
+        {
+            let now = self.now();
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             state.done += 1;
             state.diverged += usize::from(diverged);
-            state.cost_left = (state.cost_left - cost).max(0.0);
-            state.cost_done += cost;
-            state.secs_done += secs;
-            Self::message(&state, self.total, self.threads)
-        };
+            state.eta.finish(i, now);
+        }
         if let Some(bar) = &self.bar {
             bar.inc(1);
-            bar.set_message(message);
         }
         if self.plain {
             let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
@@ -599,11 +604,10 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         .collect();
     // Longest first, so the last runs to finish are short ones and no thread idles long at
     // the end (greedy LPT scheduling). The order changes no result.
-    todo.sort_by(|a, b| expected_cost(&b.config).total_cmp(&expected_cost(&a.config)));
+    todo.sort_by(|a, b| cost::run_seconds(&b.config).total_cmp(&cost::run_seconds(&a.config)));
     let skipped = mine.len() - todo.len();
 
-    let cost: f64 = todo.iter().map(|r| expected_cost(&r.config)).sum();
-    let progress = Progress::new(opts.progress, mine.len(), skipped, cost, threads);
+    let progress = Progress::new(opts.progress, mine.len(), skipped, &todo, threads);
     if progress.plain {
         eprintln!(
             "vqsim: {}: {} in shard {}, {skipped} already done, {}",
@@ -621,18 +625,18 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
     // Each thread takes the next run from the ordered list until none is left.
     let next = AtomicUsize::new(0);
     pool.broadcast(|_| loop {
-        let Some(spec) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+        let position = next.fetch_add(1, Ordering::SeqCst);
+        let Some(spec) = todo.get(position) else {
             return;
         };
         if cancel.load(Ordering::SeqCst) {
             return;
         }
-        let t = Instant::now();
+        progress.run_started(position);
         let keep = opts.snapshots.keeps(spec, lowest_seed);
         let Ok(outcome) = train::run(&spec.config, spec.seed, cancel, keep) else {
             continue; // cancelled: nothing of this run was written
         };
-        let secs = t.elapsed().as_secs_f64();
         if let Err(e) = store::write_run(&runs_dir, spec, &outcome) {
             failure
                 .lock()
@@ -644,7 +648,7 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         let div = outcome.status == Status::Diverged;
         ran.fetch_add(1, Ordering::SeqCst);
         diverged.fetch_add(usize::from(div), Ordering::SeqCst);
-        progress.run_done(expected_cost(&spec.config), secs, div);
+        progress.run_done(position, div);
         if let Some(hook) = &opts.on_run_done {
             hook(spec, &outcome);
         }
@@ -694,31 +698,6 @@ pub fn run_sweep(scenario: &Scenario, opts: &SweepOptions) -> Result<SweepReport
         threads,
         seconds,
     })
-}
-
-/// Work per point and epoch besides the networks' multiply-adds: the evaluation on the whole
-/// data set and the metrics after every epoch, batching, the optimiser. Fitted to the wall
-/// time of three default-size runs (depth 0 width 2 at d = 8; the defaults; depth 4 width 128
-/// at d = 8): this model gives 1 : 2.1 : 13.6, measured 1 : 3.1 : 15; without it 1 : 272 : 3150.
-const OVERHEAD_PER_POINT: f64 = 8000.0;
-
-/// Relative cost of a run, for scheduling (longest first) and the ETA: epochs × points ×
-/// (multiply-adds per point through encoder and decoder + the per-epoch overhead).
-fn expected_cost(cfg: &ValidRun) -> f64 {
-    let (d, m) = (cfg.data.dim as f64, cfg.model.latent_dim as f64);
-    let (w, depth) = (cfg.model.width as f64, cfg.model.depth as f64);
-    let per_point = if depth == 0.0 {
-        2.0 * d * m
-    } else {
-        2.0 * (w * (d + m) + (depth - 1.0) * w * w)
-    };
-    let epochs = cfg.train.epochs
-        + match cfg.schedule.kind {
-            ScheduleKind::Deferred | ScheduleKind::Continuous => cfg.schedule.continuous_epochs,
-            ScheduleKind::Early => 0,
-        };
-    let points = cfg.points() as f64;
-    (epochs.max(1) as f64) * points * (per_point + OVERHEAD_PER_POINT)
 }
 
 /// Rebuild `runs.csv` and `history.csv` in `dir` (an `out/<name>/` directory) from the run
@@ -785,25 +764,5 @@ mod tests {
             source: io,
         };
         assert_eq!(create.exit_code(), 1);
-    }
-
-    #[test]
-    fn eta_shares_the_remaining_cost_among_threads_at_the_measured_rate() {
-        let mut state = ProgressState {
-            done: 1,
-            diverged: 0,
-            cost_left: 100.0,
-            cost_done: 0.0,
-            secs_done: 0.0,
-        };
-        assert_eq!(state.eta(4, 2), "?");
-        // One thread did 50 units in 10 s: 5 units/s; 100 units left on 2 threads.
-        (state.cost_done, state.secs_done) = (50.0, 10.0);
-        assert_eq!(state.eta(4, 2), "10.0 s");
-        // One run left: only one thread works on it.
-        state.done = 3;
-        assert_eq!(state.eta(4, 2), "20.0 s");
-        state.done = 4;
-        assert_eq!(state.eta(4, 2), "0.0 s");
     }
 }

@@ -229,7 +229,16 @@ fn unknown_axis(file: &str, key: String) -> ScenarioError {
         .iter()
         .map(|f| f.key.to_string())
         .collect();
-    let suggestion = closest(&key, all.iter().map(String::as_str)).map(String::from);
+    // A key without its section (`codebook_size`) is too far from `quantizer.codebook_size`
+    // for a typo: match it by the name after the section.
+    let by_name = || {
+        let name = key.rsplit('.').next().unwrap_or(&key);
+        let mut same = all.iter().filter(|k| k.rsplit('.').next() == Some(name));
+        same.next().filter(|_| same.next().is_none())
+    };
+    let suggestion = closest(&key, all.iter().map(String::as_str))
+        .or_else(|| by_name().map(String::as_str))
+        .map(String::from);
     let accepts = match key
         .split_once('.')
         .map(|(s, _)| s)
