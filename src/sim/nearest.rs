@@ -8,6 +8,7 @@
 //! allocate nothing once it has grown to their sizes.
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
 
 use crate::sim::matmul::{matmul, Into};
 
@@ -55,6 +56,50 @@ pub fn nearest_with(
         nearest_direct(qs, p.view(), out, scratch);
     } else {
         nearest_blocked(q.view(), p.view(), out, scratch);
+    }
+}
+
+/// Queries per task of `nearest_parallel`: a few blocks, so a task outweighs rayon's hand-off.
+const TASK: usize = 4 * BLOCK;
+
+/// `nearest` for many queries on rayon's threads: the points are prepared once, and the queries
+/// go out in tasks of `TASK` rows. Each answer is the exact argmin of its own query, so the
+/// result is the same whatever the number of threads and however the tasks fall; a thread busy
+/// with a run of its own takes none of them, an idle one steals.
+pub fn nearest_parallel(queries: ArrayView2<f32>, points: ArrayView2<f32>, out: &mut [usize]) {
+    let (n, m) = queries.dim();
+    assert_eq!(points.ncols(), m, "queries and points differ in dimension");
+    assert_eq!(out.len(), n, "out must have one slot per query");
+    if n == 0 {
+        return;
+    }
+    assert!(points.nrows() > 0, "cannot search an empty point set");
+    if m == 0 {
+        out.fill(0); // every point at distance 0: the lowest index wins
+        return;
+    }
+    let q = queries.as_standard_layout();
+    let p = points.as_standard_layout();
+    let tasks = out
+        .par_chunks_mut(TASK)
+        .zip(q.axis_chunks_iter(Axis(0), TASK).into_par_iter());
+    if m <= DIRECT_MAX_DIM {
+        let by_dim = PointsByDim::new(p.view());
+        tasks.for_each_init(Vec::new, |dists, (o, qc)| {
+            dists.resize(by_dim.len(), 0.0); // (S)
+            let qs = qc.as_slice().expect("rows of a standard-layout array");
+            for (qr, o) in qs.chunks_exact(m).zip(o.iter_mut()) {
+                by_dim.sq_dists(qr, 0, dists);
+                *o = first_argmin(dists);
+            }
+        });
+    } else {
+        let prepared = Prepared::new(p.view());
+        tasks.for_each_init(Vec::new, |gram, (o, qc)| {
+            for (qb, ob) in qc.axis_chunks_iter(Axis(0), BLOCK).zip(o.chunks_mut(BLOCK)) {
+                prepared.nearest(qb, ob, gram);
+            }
+        });
     }
 }
 
@@ -114,11 +159,17 @@ impl PointsByDim {
 
     /// Squared distances from `q` (m) to points `from..S`, written to `out[..S − from]`.
     pub fn sq_dists(&self, q: &[f32], from: usize, out: &mut [f32]) {
+        self.sq_dists_in(q, from..self.s, out);
+    }
+
+    /// Squared distances from `q` (m) to the points in `range`, written to `out[..range.len()]`.
+    pub fn sq_dists_in(&self, q: &[f32], range: std::ops::Range<usize>, out: &mut [f32]) {
         assert_eq!(q.len(), self.m, "query and points differ in dimension");
-        let out = &mut out[..self.s - from];
+        assert!(range.end <= self.s, "points {range:?} of {}", self.s);
+        let out = &mut out[..range.len()];
         out.fill(0.0);
         for (i, &qi) in q.iter().enumerate().take(self.m) {
-            let col = &self.data[i * self.s + from..(i + 1) * self.s];
+            let col = &self.data[i * self.s + range.start..i * self.s + range.end];
             for (o, &p) in out.iter_mut().zip(col) {
                 let t = qi - p;
                 *o += t * t;
