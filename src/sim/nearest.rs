@@ -17,12 +17,11 @@ const DIRECT_MAX_DIM: usize = 8;
 /// Queries per matrix product in the blocked path: (BLOCK, S) scratch stays cache sized.
 const BLOCK: usize = 128;
 
-/// Buffers reused across searches: the points by dimension and per-query distances (direct
+/// Buffers reused across searches: the points by dimension (direct
 /// path), or the prepared points and a block of dot products (blocked path).
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
     by_dim: PointsByDim,
-    dists: Vec<f32>, // (S)
     prepared: Prepared,
     gram: Vec<f32>, // (BLOCK, S)
 }
@@ -85,12 +84,10 @@ pub fn nearest_parallel(queries: ArrayView2<f32>, points: ArrayView2<f32>, out: 
         .zip(q.axis_chunks_iter(Axis(0), TASK).into_par_iter());
     if m <= DIRECT_MAX_DIM {
         let by_dim = PointsByDim::new(p.view());
-        tasks.for_each_init(Vec::new, |dists, (o, qc)| {
-            dists.resize(by_dim.len(), 0.0); // (S)
+        tasks.for_each(|(o, qc)| {
             let qs = qc.as_slice().expect("rows of a standard-layout array");
             for (qr, o) in qs.chunks_exact(m).zip(o.iter_mut()) {
-                by_dim.sq_dists(qr, 0, dists);
-                *o = first_argmin(dists);
+                *o = by_dim.nearest_to(qr);
             }
         });
     } else {
@@ -178,26 +175,56 @@ impl PointsByDim {
     }
 }
 
-/// Lowest index holding the smallest non-NaN value (0 when there is none), the same answer as a
-/// strict `<` scan; the minimum is taken lane-wise first so the compiler can vectorise it.
-pub fn first_argmin(d: &[f32]) -> usize {
-    const LANES: usize = 8;
-    let mut acc = [f32::INFINITY; LANES];
-    let chunks = d.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..LANES {
-            acc[k] = if c[k] < acc[k] { c[k] } else { acc[k] };
+impl PointsByDim {
+    /// Index of the point nearest to `q` (m): the lowest index holding the smallest non-NaN
+    /// `sq_dists(q, 0, ..)` (0 when there is none), the same distances summed in the same
+    /// order, in one pass without storing them: 8 points at a time, each lane keeping its
+    /// first strict minimum, so the lowest index among the lanes holding the overall minimum
+    /// is the first index holding it.
+    pub fn nearest_to(&self, q: &[f32]) -> usize {
+        const LANES: usize = 8;
+        assert_eq!(q.len(), self.m, "query and points differ in dimension");
+        let s = self.s;
+        let full = s - s % LANES;
+        let mut best = [f32::INFINITY; LANES];
+        let mut at = [0u32; LANES];
+        for base in (0..full).step_by(LANES) {
+            let mut d = [0.0f32; LANES];
+            for (i, &qi) in q.iter().enumerate() {
+                let col = &self.data[i * s + base..i * s + base + LANES];
+                for (dl, &p) in d.iter_mut().zip(col) {
+                    let t = qi - p;
+                    *dl += t * t;
+                }
+            }
+            for l in 0..LANES {
+                let closer = d[l] < best[l];
+                best[l] = if closer { d[l] } else { best[l] };
+                at[l] = if closer { (base + l) as u32 } else { at[l] };
+            }
         }
+        let mut winner = (usize::MAX, f32::INFINITY);
+        for l in 0..LANES {
+            let (j, v) = (at[l] as usize, best[l]);
+            if v < winner.1 || (v == winner.1 && j < winner.0) {
+                winner = (j, v);
+            }
+        }
+        for j in full..s {
+            let mut d = 0.0f32;
+            for (i, &qi) in q.iter().enumerate() {
+                let t = qi - self.data[i * s + j];
+                d += t * t;
+            }
+            if d < winner.1 {
+                winner = (j, d);
+            }
+        }
+        if winner.1 == f32::INFINITY {
+            return 0; // no finite distance: as `first_argmin`
+        }
+        winner.0
     }
-    let min = acc
-        .iter()
-        .chain(rest)
-        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
-    if min == f32::INFINITY {
-        return 0;
-    }
-    d.iter().position(|&v| v == min).unwrap_or(0)
 }
 
 /// The direct squared-difference search, vectorised across points.
@@ -208,12 +235,10 @@ fn nearest_direct(qs: &[f32], points: ArrayView2<f32>, out: &mut [usize], scratc
         out.fill(0);
         return;
     }
-    let Scratch { by_dim, dists, .. } = scratch;
+    let by_dim = &mut scratch.by_dim;
     by_dim.fill(points);
-    dists.resize(by_dim.len(), 0.0); // (S)
     for (q, o) in qs.chunks_exact(m).zip(out.iter_mut()) {
-        by_dim.sq_dists(q, 0, dists);
-        *o = first_argmin(dists);
+        *o = by_dim.nearest_to(q);
     }
 }
 
