@@ -1,49 +1,34 @@
-//! `vqsim bench`: every ratio of issue 10 in one run. Training steps per second and the step's
-//! FLOP rate against the single-core peak of the GEMM code vqsim uses (`sim::matmul`, faer);
-//! the time of one default run; a 16-run early sweep, whole (metrics and result
-//! files included), and how much of it is not training; how the mixed 16-run sweep scales from
-//! 1 thread to more; runs per second of the capacity scenario. Optionally times the PyTorch
-//! references on the same work: `torch_ref.py` (one run) and `torch_batched.py` (16 runs in
-//! lockstep).
+//! `vqsim bench`: every ratio of the performance page in one run. Training steps per second
+//! and the step's FLOP rate against the single-core peak of the GEMM code vqsim uses
+//! (`sim::matmul`, faer), the step's products on faer and matrixmultiply (`gemm`); the time of
+//! one default run and of one at S = 1 024, and what their evaluations add; a 16-run early
+//! sweep, whole (metrics and result files included); how the mixed 16-run sweep scales from 1
+//! thread to more; the scale case (S = 4 096) with k-means init against normal init; runs per
+//! second of the capacity scenario. Optionally times the PyTorch references on the same work
+//! (`torch`): `torch_ref.py` (one run, at both codebook sizes) and `torch_batched.py` (16 runs
+//! in lockstep).
 //!
 //! Timings are medians over `repeat` rounds; in each round the compared programs run one after
 //! the other, so a change of machine load hits both.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+mod engine;
+mod gemm;
+mod torch;
 
-use ndarray::{s, Array2};
-use rand::seq::SliceRandom;
+use std::fmt;
+use std::path::PathBuf;
+
+pub use engine::{
+    step_flops, steps_per_second, sweep_timed, ONE_RUN, ONE_RUN_S1024, SCALE, SPARSE_HISTORY,
+    SWEEP, SWEEP_EARLY,
+};
+pub use gemm::{gemm_peak, product_rates, sse_after_product, ProductRate};
+pub use torch::{batched_seconds, json_seconds, torch_seconds, TorchRef};
 
 use crate::sim::config::RunConfig;
-use ndarray::linalg::general_mat_mul;
+use crate::study::sweep::SweepError;
+use engine::{capacity, write_scratch};
 
-use crate::sim::data::Mixture;
-use crate::sim::matmul::{clear_upper_registers, matmul, Into};
-use crate::sim::model::Autoencoder;
-use crate::sim::rng::{stream, Stream};
-use crate::sim::vq::Quantizer;
-use crate::study::scenario::Scenario;
-use crate::study::sweep::{self, ProgressMode, SweepError, SweepOptions};
-
-/// The one default run: the built-in scenario's early arm, seed 0 (`scripts/torch_ref.py`
-/// reads the same text).
-pub const ONE_RUN: &str = "name = \"bench_early\"\nseeds = [0]\n[schedule]\nkind = \"early\"\n";
-/// 16 default-size runs: both schedules × 8 seeds.
-pub const SWEEP: &str = "name = \"bench_sweep\"\nseeds = [0, 1, 2, 3, 4, 5, 6, 7]\n\
-                         [sweep]\n\"schedule.kind\" = [\"early\", \"deferred\"]\n";
-/// 16 early default runs: what `torch_batched.py 16` trains in lockstep.
-pub const SWEEP_EARLY: &str = "name = \"bench_early16\"\n\
-                               seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]\n\
-                               [schedule]\nkind = \"early\"\n";
-/// History rows every epoch cost a share of the training; what measuring every 5th saves.
-const SPARSE_HISTORY: &str = "[train]\nhistory_every = 5\n";
-/// Quantized steps timed per round of the steps-per-second measurement (after one warm-up epoch).
-const TIMED_STEPS: usize = 400;
 /// Side of the square product whose rate is the GEMM peak: large enough that packing and call
 /// overhead vanish, small enough to stay in cache.
 const PEAK_SIDE: usize = 512;
@@ -63,17 +48,6 @@ pub enum BenchError {
     Capacity(String),
     #[error("cannot run the PyTorch reference `{command}`: {reason}")]
     Torch { command: String, reason: String },
-}
-
-/// Where the PyTorch reference lives.
-#[derive(Debug, Clone)]
-pub struct TorchRef {
-    /// A Python with torch, numpy and scikit-learn.
-    pub python: PathBuf,
-    /// `torch_ref.py`.
-    pub script: PathBuf,
-    /// `torch_batched.py`.
-    pub batched: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +99,16 @@ pub struct BenchReport {
     pub run_seconds: f64,
     /// `seconds` reported by torch_ref.py for the same run, when asked for.
     pub torch_seconds: Option<f64>,
+    /// Wall time of the one default run's sweep (1 thread): with `run_seconds`, what its
+    /// evaluations (a history row every epoch), data and result files add.
+    pub run_wall: f64,
+    /// The same three at S = 1 024: `seconds`, torch_ref.py's, and the wall time.
+    pub s1024_seconds: f64,
+    pub s1024_torch: Option<f64>,
+    pub s1024_wall: f64,
+    /// `seconds` of the scale case with k-means init and with normal init (`threads` threads).
+    pub scale_kmeans: f64,
+    pub scale_normal: f64,
     /// Wall time of the 16 early runs, 1 thread, whole `vqsim run --no-report`.
     pub early16_wall: f64,
     /// Sum of the 16 runs' `seconds` (training and codebook init) in that sweep.
@@ -146,6 +130,26 @@ impl BenchReport {
     /// How many times faster than the PyTorch reference the one run is.
     pub fn speedup_vs_torch(&self) -> Option<f64> {
         self.torch_seconds.map(|t| t / self.run_seconds)
+    }
+
+    /// How many times faster than torch_ref.py the S = 1 024 run is.
+    pub fn s1024_speedup(&self) -> Option<f64> {
+        self.s1024_torch.map(|t| t / self.s1024_seconds)
+    }
+
+    /// What the one default run's evaluations and files add to its training seconds.
+    pub fn eval_overhead(&self) -> f64 {
+        self.run_wall / self.run_seconds - 1.0
+    }
+
+    /// The same at S = 1 024.
+    pub fn eval_overhead_s1024(&self) -> f64 {
+        self.s1024_wall / self.s1024_seconds - 1.0
+    }
+
+    /// The scale case's k-means-init run over its normal-init run.
+    pub fn scale_ratio(&self) -> f64 {
+        self.scale_kmeans / self.scale_normal
     }
 
     /// FLOP rate of the training step (FLOP/s).
@@ -183,7 +187,7 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.repeat;
         let g = 1e-9;
-        writeln!(f, "medians of {r}; targets of issue 10 in brackets")?;
+        writeln!(f, "medians of {r}; targets in brackets")?;
         writeln!(
             f,
             "training steps:    {:.0} steps/s (default model, batch 256, quantized, 1 thread)",
@@ -239,6 +243,31 @@ impl fmt::Display for BenchReport {
         }
         writeln!(
             f,
+            "S = 1 024 run:     {:.3} s (the same run with codebook_size = 1024)",
+            self.s1024_seconds
+        )?;
+        if let (Some(t), Some(x)) = (self.s1024_torch, self.s1024_speedup()) {
+            writeln!(
+                f,
+                "torch_ref.py:      {t:.3} s (same run, --threads 1): vqsim is {x:.1}× faster [≥ 8×]"
+            )?;
+        }
+        writeln!(
+            f,
+            "evaluation:        {:.0}% of the training seconds at S = 64, {:.0}% at S = 1 024 (one run each, a history row every epoch, files included) [≤ 30%]",
+            100.0 * self.eval_overhead(),
+            100.0 * self.eval_overhead_s1024()
+        )?;
+        writeln!(
+            f,
+            "scale case:        {:.2} s with k-means init, {:.2} s with normal init ({} threads; d = 64, m = 16, S = 4 096, 40 000 points, 5 early epochs): ratio {:.2} [≤ 1.5]",
+            self.scale_kmeans,
+            self.scale_normal,
+            self.threads,
+            self.scale_ratio()
+        )?;
+        writeln!(
+            f,
             "16 early runs:     {:.2} s wall (1 thread, metrics and files included), {:.2} s of it training",
             self.early16_wall, self.early16_training
         )?;
@@ -292,15 +321,19 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
         progress("the step's products, faer and matrixmultiply");
         let products = product_rates(repeat);
         let sse_after = sse_after_product(repeat);
-        let scenario_file = write_scratch(scratch, "bench_early.toml", ONE_RUN)?;
-        let (mut ours, mut torch) = (Vec::new(), Vec::new());
+        progress("one default run");
+        let (run_wall, ours, torch) = one_run(opts, ONE_RUN, "bench_early.toml")?;
+        progress("one run at S = 1 024");
+        let (s1024_wall, s1024, s1024_torch) =
+            one_run(opts, ONE_RUN_S1024, "bench_early_s1024.toml")?;
+        let (mut scale_kmeans, mut scale_normal) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
-            progress("one default run");
-            ours.push(sweep_timed(scratch, ONE_RUN, 1)?.1);
-            if let Some(t) = &opts.torch {
-                progress("torch_ref.py");
-                torch.push(torch_seconds(t, &scenario_file)?);
-            }
+            progress("scale case, k-means init");
+            let text = format!("{SCALE}init = \"kmeans\"\n");
+            scale_kmeans.push(sweep_timed(scratch, &text, opts.threads)?.1);
+            progress("scale case, normal init");
+            let text = format!("{SCALE}init = \"normal\"\n");
+            scale_normal.push(sweep_timed(scratch, &text, opts.threads)?.1);
         }
         let (mut wall, mut training, mut batched) = (Vec::new(), Vec::new(), Vec::new());
         let (mut sparse_wall, mut sparse_training) = (Vec::new(), Vec::new());
@@ -339,8 +372,14 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
             gemm_peak: peak,
             products,
             sse_after,
-            run_seconds: median(ours),
-            torch_seconds: (!torch.is_empty()).then(|| median(torch)),
+            run_seconds: ours,
+            torch_seconds: torch,
+            run_wall,
+            s1024_seconds: s1024,
+            s1024_torch,
+            s1024_wall,
+            scale_kmeans: median(scale_kmeans),
+            scale_normal: median(scale_normal),
             early16_wall: median(wall),
             early16_training: median(training),
             early16_sparse: (median(sparse_wall), median(sparse_training)),
@@ -356,268 +395,28 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
     result
 }
 
-/// Quantized training steps per second on the default run's data, model and codebook (seed 0),
-/// on this thread, after one warm-up epoch.
-pub fn steps_per_second(cfg: &RunConfig) -> Result<f64, BenchError> {
-    let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
-    let mut model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
-    let z = model.encoder.infer(data.x.view());
-    let mut vq = Quantizer::init(cfg, z.view(), 0).map_err(|_| BenchError::Init)?;
-    let mut shuffle = stream(0, Stream::Shuffle);
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let b = cfg.train.batch_size;
-    let mut batch = Array2::zeros((b, cfg.data.dim)); // (batch, d)
-    let mut steps = 0;
-    let mut start = Instant::now();
-    let warm_up = data.len().div_ceil(b);
-    while steps < warm_up + TIMED_STEPS {
-        order.shuffle(&mut shuffle);
-        for chunk in order.chunks(b) {
-            if steps == warm_up {
-                start = Instant::now();
-            }
-            let mut rows = batch.slice_mut(s![..chunk.len(), ..]);
-            for (mut row, &i) in rows.outer_iter_mut().zip(chunk) {
-                row.assign(&data.x.row(i));
-            }
-            model.step(rows.view(), Some(&mut vq));
-            steps += 1;
-            if steps == warm_up + TIMED_STEPS {
-                break;
-            }
+/// The one run of scenario `text` (1 thread) against torch_ref.py on the same text, saved as
+/// `file`, `repeat` rounds: medians of the wall time, the run's `seconds` and torch_ref.py's.
+fn one_run(
+    opts: &BenchOptions,
+    text: &str,
+    file: &str,
+) -> Result<(f64, f64, Option<f64>), BenchError> {
+    let scenario_file = write_scratch(&opts.scratch, file, text)?;
+    let (mut wall, mut ours, mut torch) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..opts.repeat.max(1) {
+        let (w, t) = sweep_timed(&opts.scratch, text, 1)?;
+        wall.push(w);
+        ours.push(t);
+        if let Some(t) = &opts.torch {
+            torch.push(torch_seconds(t, &scenario_file)?);
         }
     }
-    Ok(TIMED_STEPS as f64 / start.elapsed().as_secs_f64())
-}
-
-/// FLOPs of one training step of `cfg`'s model at full batch: 2·batch·fan_in·fan_out per
-/// product; forward, then backward's xᵀ·gy for every layer and gy·Wᵀ for every layer but the
-/// encoder's first (its input needs no gradient).
-pub fn step_flops(cfg: &RunConfig) -> f64 {
-    let model = Autoencoder::new(cfg, &mut stream(0, Stream::Weights));
-    let batch = cfg
-        .train
-        .batch_size
-        .min(cfg.data.modes * cfg.data.points_per_mode) as f64;
-    let product = |l: &crate::sim::nn::Linear| 2.0 * batch * (l.fan_in() * l.fan_out()) as f64;
-    let layers = model.encoder.layers().iter().chain(model.decoder.layers());
-    let all: f64 = layers.map(product).sum();
-    3.0 * all - product(&model.encoder.layers()[0])
-}
-
-/// The matrix products of one training step at the default shapes (batch 256, width 64,
-/// d = m = 2): what, rows × inner → cols, and whether the left / right operand is a transposed
-/// view, as the layers pass them.
-const PRODUCTS: [Product; 8] = [
-    ("first layer, forward", (256, 2, 64), false, false),
-    ("hidden layer, forward", (256, 64, 64), false, false),
-    ("output layer, forward", (256, 64, 2), false, false),
-    ("first layer, dW = xᵀ·gy", (2, 256, 64), true, false),
-    ("hidden layer, dW", (64, 256, 64), true, false),
-    ("output layer, dW", (64, 256, 2), true, false),
-    ("hidden layer, dx = gy·Wᵀ", (256, 64, 64), false, true),
-    ("output layer, dx", (256, 2, 64), false, true),
-];
-
-/// What, (rows, inner, cols), left operand transposed, right operand transposed.
-type Product = (&'static str, (usize, usize, usize), bool, bool);
-
-/// One product of `PRODUCTS` on both GEMM codes (FLOP/s, 1 thread).
-#[derive(Debug, Clone)]
-pub struct ProductRate {
-    pub what: &'static str,
-    pub shape: (usize, usize, usize),
-    /// vqsim's `matmul` (faer).
-    pub faer: f64,
-    /// ndarray's `general_mat_mul` (matrixmultiply), what vqsim used before.
-    pub matrixmultiply: f64,
-}
-
-/// Rates of every product of `PRODUCTS` on both GEMM codes, medians of `repeat` rounds that
-/// alternate the two.
-pub fn product_rates(repeat: usize) -> Vec<ProductRate> {
-    PRODUCTS
-        .iter()
-        .map(|&(what, (m, k, n), ta, tb)| {
-            let a = operand(if ta { (k, m) } else { (m, k) });
-            let b = operand(if tb { (n, k) } else { (k, n) });
-            let a = if ta { a.t() } else { a.view() };
-            let b = if tb { b.t() } else { b.view() };
-            let mut c = Array2::<f32>::zeros((m, n)); // (m, n)
-            let flops = (2 * m * k * n) as f64;
-            let (mut faer, mut mm) = (Vec::new(), Vec::new());
-            for _ in 0..repeat {
-                faer.push(rate(flops, || matmul(c.view_mut(), Into::Overwrite, a, b)));
-                mm.push(rate(flops, || general_mat_mul(1.0, &a, &b, 0.0, &mut c)));
-            }
-            std::hint::black_box(&c);
-            ProductRate {
-                what,
-                shape: (m, k, n),
-                faer: median(faer),
-                matrixmultiply: median(mm),
-            }
-        })
-        .collect()
-}
-
-/// Time of an SSE loop (ndarray's dot, as the losses and metrics use it) right after a
-/// product over its time after none: after vqsim's `matmul`, and after faer's product alone.
-pub fn sse_after_product(repeat: usize) -> (f64, f64) {
-    let (a, b) = (operand((256, 64)), operand((64, 64)));
-    let mut c = Array2::<f32>::zeros((256, 64)); // (256, 64)
-    let v = ndarray::Array1::from_iter((0..1024).map(|i| i as f32 * 1e-3));
-    let sse = || {
-        let start = Instant::now();
-        let s: f32 = (0..20_000).map(|_| v.dot(&v)).sum();
-        std::hint::black_box(s);
-        start.elapsed().as_secs_f64()
-    };
-    let (mut ours, mut alone) = (Vec::new(), Vec::new());
-    for _ in 0..repeat {
-        clear_upper_registers();
-        let clean = sse();
-        matmul(c.view_mut(), Into::Overwrite, a.view(), b.view());
-        ours.push(sse() / clean);
-        faer::linalg::matmul::matmul(
-            faer::MatMut::from_row_major_slice_mut(c.as_slice_mut().expect("standard"), 256, 64),
-            faer::Accum::Replace,
-            faer::MatRef::from_row_major_slice(a.as_slice().expect("standard"), 256, 64),
-            faer::MatRef::from_row_major_slice(b.as_slice().expect("standard"), 64, 64),
-            1.0,
-            faer::Par::Seq,
-        );
-        alone.push(sse() / clean);
-        clear_upper_registers();
-    }
-    (median(ours), median(alone))
-}
-
-/// FLOP/s of vqsim's `matmul` on a `side`³ product, on this thread.
-pub fn gemm_peak(side: usize) -> f64 {
-    let (a, b) = (operand((side, side)), operand((side, side)));
-    let mut c = Array2::<f32>::zeros((side, side));
-    let peak = rate((2 * side * side * side) as f64, || {
-        matmul(c.view_mut(), Into::Overwrite, a.view(), b.view())
-    });
-    std::hint::black_box(&c);
-    peak
-}
-
-/// A (rows, cols) matrix of small integers, exact in f32.
-fn operand((rows, cols): (usize, usize)) -> Array2<f32> {
-    Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0)
-}
-
-/// FLOP/s of `product` (`flops` a call) over about 10⁹ FLOPs, after one warm-up call.
-fn rate(flops: f64, mut product: impl FnMut()) -> f64 {
-    product();
-    let reps = (1e9 / flops).ceil() as usize;
-    let start = Instant::now();
-    for _ in 0..reps {
-        product();
-    }
-    flops * reps as f64 / start.elapsed().as_secs_f64()
-}
-
-/// Wall time of the sweep `text` with `threads` threads, from scratch, and the sum of its runs'
-/// `seconds` (training and codebook init).
-pub fn sweep_timed(scratch: &Path, text: &str, threads: usize) -> Result<(f64, f64), BenchError> {
-    let scenario = Scenario::from_str(text, None, "bench_sweep")
-        .unwrap_or_else(|e| unreachable!("the bench scenario is valid: {e}"));
-    let training = Arc::new(Mutex::new(0.0));
-    let mut opts = quiet_sweep(scratch, threads)?;
-    let sum = training.clone();
-    opts.on_run_done = Some(Arc::new(move |_, outcome| {
-        *sum.lock().unwrap_or_else(|e| e.into_inner()) += outcome.seconds;
-    }));
-    let start = Instant::now();
-    sweep::run_sweep(&scenario, &opts)?;
-    let wall = start.elapsed().as_secs_f64();
-    let training = *training.lock().unwrap_or_else(|e| e.into_inner());
-    Ok((wall, training))
-}
-
-/// Runs of the scenario at `path` and the wall time of its whole sweep with `threads` threads.
-fn capacity(scratch: &Path, path: &Path, threads: usize) -> Result<(usize, f64), BenchError> {
-    let scenario = Scenario::load(path).map_err(|e| BenchError::Capacity(e.to_string()))?;
-    let opts = quiet_sweep(scratch, threads)?;
-    let start = Instant::now();
-    sweep::run_sweep(&scenario, &opts)?;
-    Ok((scenario.runs.len(), start.elapsed().as_secs_f64()))
-}
-
-/// Writes `text` to `scratch/name`.
-fn write_scratch(scratch: &Path, name: &str, text: &str) -> Result<PathBuf, BenchError> {
-    let path = scratch.join(name);
-    std::fs::write(&path, text).map_err(|source| BenchError::Scratch {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
-}
-
-/// Options for a sweep into a fresh `scratch/out`, without progress output.
-fn quiet_sweep(scratch: &Path, threads: usize) -> Result<SweepOptions, BenchError> {
-    let out = scratch.join("out");
-    if out.exists() {
-        std::fs::remove_dir_all(&out).map_err(|source| BenchError::Scratch {
-            path: out.clone(),
-            source,
-        })?;
-    }
-    let mut opts = SweepOptions::new(out);
-    opts.threads = Some(threads);
-    opts.progress = ProgressMode::Quiet;
-    opts.cancel = Arc::new(AtomicBool::new(false));
-    Ok(opts)
-}
-
-/// `seconds` printed by `torch_ref.py SCENARIO --threads 1`.
-pub fn torch_seconds(torch: &TorchRef, scenario: &Path) -> Result<f64, BenchError> {
-    let mut cmd = Command::new(&torch.python);
-    cmd.arg(&torch.script)
-        .arg(scenario)
-        .args(["--threads", "1"]);
-    python_seconds(cmd)
-}
-
-/// `seconds` printed by `torch_batched.py 16 --threads 1` (k-means init and training of 16
-/// early default runs in lockstep).
-pub fn batched_seconds(torch: &TorchRef) -> Result<f64, BenchError> {
-    let mut cmd = Command::new(&torch.python);
-    cmd.arg(&torch.batched).args(["16", "--threads", "1"]);
-    python_seconds(cmd)
-}
-
-/// Runs `cmd` and reads `seconds` from the last line it prints.
-fn python_seconds(mut cmd: Command) -> Result<f64, BenchError> {
-    let command = format!("{cmd:?}");
-    let fail = |reason: String| BenchError::Torch {
-        command: command.clone(),
-        reason,
-    };
-    let out = cmd.output().map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().last().unwrap_or("").to_string();
-        return Err(fail(format!("{}: {last}", out.status)));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or("");
-    json_number(last, "seconds")
-        .ok_or_else(|| fail(format!("no `seconds` in its output: {stdout}")))
-}
-
-/// The number after `"key":` in a flat JSON object (no JSON crate for one field).
-pub fn json_number(json: &str, key: &str) -> Option<f64> {
-    let pattern = format!("\"{key}\"");
-    let rest = &json[json.find(&pattern)? + pattern.len()..];
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
+    Ok((
+        median(wall),
+        median(ours),
+        (!torch.is_empty()).then(|| median(torch)),
+    ))
 }
 
 /// Median of the measurements (upper middle for an even count); NaN for none.
@@ -629,16 +428,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_seconds_from_torch_ref_output() {
-        let line = r#"{"seed": 0, "mse": 17.9, "modes_hit": 5, "seconds": 1.9427596519999497}"#;
-        assert_eq!(json_number(line, "seconds"), Some(1.9427596519999497));
-        assert_eq!(json_number(line, "mse"), Some(17.9));
-        assert_eq!(json_number(r#"{"seconds" : 2e-3}"#, "seconds"), Some(0.002));
-        assert_eq!(json_number(line, "missing"), None);
-        assert_eq!(json_number(r#"{"seconds": "x"}"#, "seconds"), None);
-    }
+    use crate::study::scenario::Scenario;
 
     #[test]
     fn bench_scenarios_are_the_default_run_and_16_default_size_runs() {
@@ -656,6 +446,27 @@ mod tests {
             let mut cfg = run.config.clone();
             cfg.schedule.kind = early.schedule.kind;
             assert_eq!(cfg, early, "every run has the default size");
+        }
+    }
+
+    #[test]
+    fn the_s1024_run_and_the_scale_case_are_what_the_report_says() {
+        let mut early = RunConfig::default();
+        early.schedule.kind = crate::sim::config::ScheduleKind::Early;
+        let one = Scenario::from_str(ONE_RUN_S1024, None, "x").unwrap();
+        let mut big = early.clone();
+        big.quantizer.codebook_size = 1024;
+        assert_eq!((one.runs.len(), &one.runs[0].config), (1, &big));
+        for init in ["kmeans", "normal"] {
+            let text = format!("{SCALE}init = \"{init}\"\n");
+            let scale = Scenario::from_str(&text, None, "x").unwrap();
+            let cfg = &scale.runs[0].config;
+            assert_eq!(scale.runs.len(), 1);
+            assert_eq!((cfg.data.modes * cfg.data.points_per_mode, cfg.data.dim), (40_000, 64));
+            assert_eq!((cfg.model.latent_dim, cfg.model.width), (16, 128));
+            assert_eq!((cfg.quantizer.codebook_size, cfg.train.epochs), (4096, 5));
+            assert_eq!(cfg.schedule.kind, early.schedule.kind);
+            assert_eq!(format!("{:?}", cfg.quantizer.init).to_lowercase(), init);
         }
     }
 
