@@ -493,7 +493,13 @@ fn check_nearest(q: ArrayView2<f32>, p: ArrayView2<f32>) {
     let want = brute_force(q, p);
     let mut parallel = vec![usize::MAX; q.nrows()];
     nearest_parallel(q, p, &mut parallel);
-    assert_eq!(parallel, want, "nearest_parallel, q {:?}, p {:?}", q.dim(), p.dim());
+    assert_eq!(
+        parallel,
+        want,
+        "nearest_parallel, q {:?}, p {:?}",
+        q.dim(),
+        p.dim()
+    );
     let bad = out.iter().zip(&want).filter(|(a, b)| a != b).count();
     assert_eq!(
         bad,

@@ -107,7 +107,11 @@ pub fn sweep_timed(scratch: &Path, text: &str, threads: usize) -> Result<(f64, f
 }
 
 /// Runs of the scenario at `path` and the wall time of its whole sweep with `threads` threads.
-pub(super) fn capacity(scratch: &Path, path: &Path, threads: usize) -> Result<(usize, f64), BenchError> {
+pub(super) fn capacity(
+    scratch: &Path,
+    path: &Path,
+    threads: usize,
+) -> Result<(usize, f64), BenchError> {
     let scenario = Scenario::load(path).map_err(|e| BenchError::Capacity(e.to_string()))?;
     let opts = quiet_sweep(scratch, threads)?;
     let start = Instant::now();
@@ -140,4 +144,3 @@ pub(super) fn quiet_sweep(scratch: &Path, threads: usize) -> Result<SweepOptions
     opts.cancel = Arc::new(AtomicBool::new(false));
     Ok(opts)
 }
-

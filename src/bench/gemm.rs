@@ -124,4 +124,3 @@ fn rate(flops: f64, mut product: impl FnMut()) -> f64 {
     }
     flops * reps as f64 / start.elapsed().as_secs_f64()
 }
-

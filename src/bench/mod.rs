@@ -462,7 +462,10 @@ mod tests {
             let scale = Scenario::from_str(&text, None, "x").unwrap();
             let cfg = &scale.runs[0].config;
             assert_eq!(scale.runs.len(), 1);
-            assert_eq!((cfg.data.modes * cfg.data.points_per_mode, cfg.data.dim), (40_000, 64));
+            assert_eq!(
+                (cfg.data.modes * cfg.data.points_per_mode, cfg.data.dim),
+                (40_000, 64)
+            );
             assert_eq!((cfg.model.latent_dim, cfg.model.width), (16, 128));
             assert_eq!((cfg.quantizer.codebook_size, cfg.train.epochs), (4096, 5));
             assert_eq!(cfg.schedule.kind, early.schedule.kind);

@@ -107,7 +107,12 @@ fn mk_means(
     let inertia: Array1<f32> = zs
         .chunks_exact(m.max(1))
         .zip(&assign)
-        .map(|(p, &a)| sq_dist(&next.as_slice().expect("standard layout")[a * m..(a + 1) * m], p))
+        .map(|(p, &a)| {
+            sq_dist(
+                &next.as_slice().expect("standard layout")[a * m..(a + 1) * m],
+                p,
+            )
+        })
         .collect();
     if inertia.sum() < f32::INFINITY {
         Ok(centroids)
@@ -128,8 +133,8 @@ pub fn plusplus(z: ArrayView2<f32>, k: usize, rng: &mut impl Rng) -> Array2<f32>
     let n = z.nrows();
     let by_dim = PointsByDim::new(z); // (m, n): each new centroid's distances in m passes
     let mut centroids = Array2::zeros((k, z.ncols())); // (k, m)
-    // Squared distance of each point to its nearest centroid so far, (n); the points go out
-    // to rayon's threads in tasks, each point's minimum its own, so any split gives the same.
+                                                       // Squared distance of each point to its nearest centroid so far, (n); the points go out
+                                                       // to rayon's threads in tasks, each point's minimum its own, so any split gives the same.
     let mut min_d = vec![f32::INFINITY; n];
     let closer = |c: &[f32], min_d: &mut [f32], first: bool| {
         min_d
@@ -149,10 +154,18 @@ pub fn plusplus(z: ArrayView2<f32>, k: usize, rng: &mut impl Rng) -> Array2<f32>
         .expect("at least one point")
         .sample(rng);
     centroids.row_mut(0).assign(&z.row(first));
-    closer(centroids.row(0).as_slice().expect("standard layout"), &mut min_d, true);
+    closer(
+        centroids.row(0).as_slice().expect("standard layout"),
+        &mut min_d,
+        true,
+    );
     for c in 1..k {
         if c > 1 {
-            closer(centroids.row(c - 1).as_slice().expect("standard layout"), &mut min_d, false);
+            closer(
+                centroids.row(c - 1).as_slice().expect("standard layout"),
+                &mut min_d,
+                false,
+            );
         }
         let next = WeightedIndex::new(&min_d)
             .map(|w| w.sample(rng))
@@ -237,7 +250,11 @@ mod tests {
             let z = Array2::<f32>::random_using((n, m), StandardNormal, &mut gen);
             let rng = ChaCha8Rng::seed_from_u64(1);
             let ours = kmeans(z.view(), k, &rng).unwrap();
-            assert_eq!(ours, linfa_from_our_seeds(z.view(), k, &rng), "n={n} m={m} k={k}");
+            assert_eq!(
+                ours,
+                linfa_from_our_seeds(z.view(), k, &rng),
+                "n={n} m={m} k={k}"
+            );
         }
     }
 
@@ -261,7 +278,10 @@ mod tests {
         // Every distance is 0 after the first draw: the remaining seeds are point 0, as linfa.
         let z = Array2::<f32>::ones((10, 2));
         let rng = ChaCha8Rng::seed_from_u64(1);
-        assert_eq!(kmeans(z.view(), 4, &rng).unwrap(), linfa_plusplus(z.view(), 4, &rng));
+        assert_eq!(
+            kmeans(z.view(), 4, &rng).unwrap(),
+            linfa_plusplus(z.view(), 4, &rng)
+        );
         // 5 distinct points, each repeated, for 8 clusters: at least 3 clusters are empty and
         // keep their centres (m_k-means), in both search paths.
         for m in [3, 11] {
@@ -279,7 +299,11 @@ mod tests {
                 nearest_parallel(z.view(), ours.view(), &mut used);
                 used.sort_unstable();
                 used.dedup();
-                assert!(used.len() <= 5, "m={m}: {} clusters hold points", used.len());
+                assert!(
+                    used.len() <= 5,
+                    "m={m}: {} clusters hold points",
+                    used.len()
+                );
             }
         }
     }

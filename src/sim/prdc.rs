@@ -94,22 +94,19 @@ pub fn knn_radii(points: ArrayView2<f32>, k: usize) -> (usize, Vec<f32>) {
     let ps = p.as_slice().expect("standard layout");
     let by_dim = PointsByDim::new(p.view());
     let mut radii = vec![0.0f32; n];
-    radii
-        .par_chunks_mut(RADII_TASK)
-        .enumerate()
-        .for_each_init(
-            || (vec![0.0f32; n], vec![0.0f32; k]),
-            |(d, best), (t, out)| {
-                for (r, i) in out.iter_mut().zip(t * RADII_TASK..) {
-                    by_dim.sq_dists(&ps[i * m..(i + 1) * m], 0, d);
-                    // The k smallest of the others, ascending, offered in index order.
-                    best.fill(f32::INFINITY);
-                    insert_all(best, &d[..i]);
-                    insert_all(best, &d[i + 1..]);
-                    *r = best[k - 1];
-                }
-            },
-        );
+    radii.par_chunks_mut(RADII_TASK).enumerate().for_each_init(
+        || (vec![0.0f32; n], vec![0.0f32; k]),
+        |(d, best), (t, out)| {
+            for (r, i) in out.iter_mut().zip(t * RADII_TASK..) {
+                by_dim.sq_dists(&ps[i * m..(i + 1) * m], 0, d);
+                // The k smallest of the others, ascending, offered in index order.
+                best.fill(f32::INFINITY);
+                insert_all(best, &d[..i]);
+                insert_all(best, &d[i + 1..]);
+                *r = best[k - 1];
+            }
+        },
+    );
     (k, radii)
 }
 
