@@ -41,13 +41,10 @@ pub fn nearest_with(
     out: &mut [usize],
     scratch: &mut Scratch,
 ) {
-    let (n, m) = queries.dim();
-    assert_eq!(points.ncols(), m, "queries and points differ in dimension");
-    assert_eq!(out.len(), n, "out must have one slot per query");
-    if n == 0 {
+    if !has_queries(queries, points, out) {
         return;
     }
-    assert!(points.nrows() > 0, "cannot search an empty point set");
+    let m = queries.ncols();
     let q = queries.as_standard_layout();
     let p = points.as_standard_layout();
     let qs = q.as_slice().unwrap();
@@ -58,6 +55,19 @@ pub fn nearest_with(
     }
 }
 
+/// The searches' preconditions (same dimension, one slot per query, points to search when
+/// there are queries); false when there is no query.
+fn has_queries(queries: ArrayView2<f32>, points: ArrayView2<f32>, out: &[usize]) -> bool {
+    let (n, m) = queries.dim();
+    assert_eq!(points.ncols(), m, "queries and points differ in dimension");
+    assert_eq!(out.len(), n, "out must have one slot per query");
+    if n == 0 {
+        return false;
+    }
+    assert!(points.nrows() > 0, "cannot search an empty point set");
+    true
+}
+
 /// Queries per task of `nearest_parallel`: a few blocks, so a task outweighs rayon's hand-off.
 const TASK: usize = 4 * BLOCK;
 
@@ -66,13 +76,10 @@ const TASK: usize = 4 * BLOCK;
 /// result is the same whatever the number of threads and however the tasks fall; a thread busy
 /// with a run of its own takes none of them, an idle one steals.
 pub fn nearest_parallel(queries: ArrayView2<f32>, points: ArrayView2<f32>, out: &mut [usize]) {
-    let (n, m) = queries.dim();
-    assert_eq!(points.ncols(), m, "queries and points differ in dimension");
-    assert_eq!(out.len(), n, "out must have one slot per query");
-    if n == 0 {
+    if !has_queries(queries, points, out) {
         return;
     }
-    assert!(points.nrows() > 0, "cannot search an empty point set");
+    let m = queries.ncols();
     if m == 0 {
         out.fill(0); // every point at distance 0: the lowest index wins
         return;
