@@ -10,13 +10,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use ndarray::{s, Array2};
-use rand::seq::SliceRandom;
 use vqsim::sim::checked::ValidRun;
 use vqsim::sim::config::{Activation, Distance, Init, RunConfig, Update};
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::rng::{stream, Stream};
+use vqsim::sim::train::Epochs;
 use vqsim::sim::valid::validate;
 use vqsim::sim::vq::Quantizer;
 
@@ -97,19 +96,19 @@ fn second_epoch_allocations(cfg: &RunConfig, quantized: bool) -> usize {
     let mut model = Autoencoder::new(&run, &mut stream(0, Stream::Weights));
     let z = model.encoder.infer(data.x.view());
     let mut vq = Quantizer::init(&run, z.view(), 0).unwrap();
-    let mut shuffle = stream(0, Stream::Shuffle);
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let mut batch = Array2::zeros((cfg.train.batch_size, cfg.data.dim));
+    let mut epochs = Epochs::new(
+        (0..data.len()).collect(),
+        cfg.train.batch_size,
+        cfg.data.dim,
+        0,
+    );
     let mut epoch = || {
-        order.shuffle(&mut shuffle);
-        for chunk in order.chunks(cfg.train.batch_size) {
-            let mut b = batch.slice_mut(s![..chunk.len(), ..]);
-            for (mut row, &i) in b.outer_iter_mut().zip(chunk) {
-                row.assign(&data.x.row(i));
-            }
-            let loss = model.step(b.view(), quantized.then_some(&mut vq));
+        let stepped = epochs.run(data.x.view(), |b| {
+            let loss = model.step(b, quantized.then_some(&mut vq));
             assert!(loss.is_finite());
-        }
+            Ok::<(), ()>(())
+        });
+        assert!(stepped.is_ok());
     };
     epoch();
     allocations_in(epoch)

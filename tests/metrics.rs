@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use vqsim::sim::generation::generation;
 use vqsim::sim::kmeans::kmeans;
 use vqsim::sim::metrics::*;
-use vqsim::sim::nearest::{nearest, sq_dist};
+use vqsim::sim::nearest::{nearest, nearest_parallel, sq_dist};
 use vqsim::sim::prdc;
 
 mod common;
@@ -486,10 +486,20 @@ fn brute_force(q: ArrayView2<f32>, p: ArrayView2<f32>) -> Vec<usize> {
         .collect()
 }
 
+/// `nearest` and `nearest_parallel` against the brute-force argmin.
 fn check_nearest(q: ArrayView2<f32>, p: ArrayView2<f32>) {
     let mut out = vec![usize::MAX; q.nrows()];
     nearest(q, p, &mut out);
     let want = brute_force(q, p);
+    let mut parallel = vec![usize::MAX; q.nrows()];
+    nearest_parallel(q, p, &mut parallel);
+    assert_eq!(
+        parallel,
+        want,
+        "nearest_parallel, q {:?}, p {:?}",
+        q.dim(),
+        p.dim()
+    );
     let bad = out.iter().zip(&want).filter(|(a, b)| a != b).count();
     assert_eq!(
         bad,
@@ -528,8 +538,9 @@ fn nearest_is_exact_far_from_the_origin() {
 fn nearest_breaks_ties_toward_the_lowest_index() {
     // Integer grid codes (with duplicates) and half-integer queries: many exact ties.
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    for &m in &[2, 10] {
-        let p = Array2::from_shape_fn((96, m), |_| rng.gen_range(-2..=2) as f32);
+    // 101 codes: the lanes of 8 and a tail of 5 in the direct path.
+    for (m, s) in [(2, 96), (2, 101), (10, 96)] {
+        let p = Array2::from_shape_fn((s, m), |_| rng.gen_range(-2..=2) as f32);
         let q = Array2::from_shape_fn((400, m), |_| rng.gen_range(-5..=5) as f32 * 0.5);
         check_nearest(q.view(), p.view());
     }

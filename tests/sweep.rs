@@ -113,6 +113,44 @@ fn thread_count_does_not_change_the_results() {
     assert!(read(&one.dir.join("manifest.toml")).contains("missing = 0"));
 }
 
+/// Two runs large enough that their k-means (init and restart), evaluations and searches are
+/// split into tasks, wide enough (m > 8) for the matrix-product screen.
+const WIDE: &str = r#"name = "wide"
+seeds = [0]
+[data]
+modes = 4
+points_per_mode = 1500
+dim = 12
+[model]
+latent_dim = 10
+width = 32
+[quantizer]
+codebook_size = 300
+kmeans_every = 1
+[train]
+epochs = 2
+[sweep]
+"quantizer.restart" = ["none", "kmeans"]
+"#;
+
+#[test]
+fn threads_idle_beside_fewer_runs_change_no_result() {
+    // 4 threads for 2 runs: the idle ones take tasks from inside the runs.
+    let tmp = tempfile::tempdir().unwrap();
+    let s = load(tmp.path(), "wide.toml", WIDE);
+    assert_eq!(s.runs.len(), 2);
+    let one = sweep::run_sweep(&s, &opts(&tmp.path().join("t1"), 1)).unwrap();
+    let four = sweep::run_sweep(&s, &opts(&tmp.path().join("t4"), 4)).unwrap();
+    assert_same_tables(&one.dir, &four.dir);
+    for id in run_dirs(&one.dir) {
+        for file in ["history.csv", "snapshot.npz"] {
+            let a = one.dir.join("runs").join(&id).join(file);
+            let b = four.dir.join("runs").join(&id).join(file);
+            assert_eq!(fs::read(&a).ok(), fs::read(&b).ok(), "{file}");
+        }
+    }
+}
+
 #[test]
 fn resume_after_cancel_skips_finished_runs_and_ends_with_the_same_tables() {
     let tmp = tempfile::tempdir().unwrap();

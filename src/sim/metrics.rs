@@ -6,6 +6,7 @@
 //! is the same bit for bit whatever thread computes it.
 
 use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::sim::generation::generation;
@@ -291,7 +292,7 @@ pub fn codebook_cos(codebook: ArrayView2<f32>) -> f64 {
         return f64::NAN;
     }
     // For unit vectors 1 − cos = ‖u − v‖² / 2, so the distance kernel does the work.
-    let mut unit = codebook.to_owned(); // (S, m)
+    let mut unit = codebook.as_standard_layout().into_owned(); // (S, m)
     let mut zero = vec![false; s];
     for (mut row, z) in unit.rows_mut().into_iter().zip(&mut zero) {
         let norm = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
@@ -301,20 +302,19 @@ pub fn codebook_cos(codebook: ArrayView2<f32>) -> f64 {
         }
     }
     let by_dim = PointsByDim::new(unit.view());
-    let mut d = vec![0.0f32; s]; // (S)
-    let mut sum = 0.0;
-    for (i, row) in unit.rows().into_iter().enumerate() {
+    let unit = unit.as_slice().expect("standard layout");
+    let m = codebook.ncols();
+    let sum = sum_rows(s, |i, d| {
         if zero[i] {
-            sum += (s - 1 - i) as f64;
-            continue;
+            return (s - 1 - i) as f64;
         }
-        by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
-        sum += d[..s - 1 - i]
+        by_dim.sq_dists(&unit[i * m..(i + 1) * m], i + 1, d);
+        d[..s - 1 - i]
             .iter()
             .zip(&zero[i + 1..])
             .map(|(&dj, &zj)| if zj { 1.0 } else { dj as f64 / 2.0 })
-            .sum::<f64>();
-    }
+            .sum::<f64>()
+    });
     sum / pairs(s)
 }
 
@@ -350,13 +350,16 @@ pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>) -> f64 {
     if size < 2 {
         return f64::NAN;
     }
-    let total: f64 = (0..COVERAGE_DRAWS)
+    // The draws run on rayon's threads; their shares are added in draw order.
+    let shares: Vec<f64> = (0..COVERAGE_DRAWS)
+        .into_par_iter()
         .map(|draw| {
             let mut rng = stream(draw, Stream::Coverage);
             let idx = rand::seq::index::sample(&mut rng, z.nrows(), size).into_vec();
             prdc::coverage(gather(z, &idx).view(), codebook, prdc::K)
         })
-        .sum();
+        .collect();
+    let total: f64 = shares.into_iter().sum();
     total / COVERAGE_DRAWS as f64
 }
 
@@ -485,15 +488,34 @@ pub fn mean_pairwise_dist(points: ArrayView2<f32>) -> f64 {
         return f64::NAN;
     }
     let rows = points.as_standard_layout();
+    let rows = rows.as_slice().expect("standard layout");
+    let m = points.ncols();
     let by_dim = PointsByDim::new(points);
-    let mut d = vec![0.0f32; n]; // (n)
-    let mut sum = 0.0;
-    for (i, row) in rows.rows().into_iter().enumerate() {
-        by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
-        sum += d[..n - 1 - i].iter().map(|&v| v.sqrt() as f64).sum::<f64>();
-    }
+    let sum = sum_rows(n, |i, d| {
+        by_dim.sq_dists(&rows[i * m..(i + 1) * m], i + 1, d);
+        d[..n - 1 - i].iter().map(|&v| v.sqrt() as f64).sum::<f64>()
+    });
     sum / pairs(n)
 }
+
+/// Σ_i row(i, buffer) over i = 0..n, with `buffer` (n) scratch for the row: the rows go to
+/// rayon's threads, and their values are added in row order, so the sum is the same as the
+/// sequential loop's whatever the thread count.
+fn sum_rows(n: usize, row: impl Fn(usize, &mut [f32]) -> f64 + Sync) -> f64 {
+    let per_row: Vec<f64> = (0..n)
+        .into_par_iter()
+        .with_min_len(ROWS_TASK)
+        .map_init(|| vec![0.0f32; n], |d, i| row(i, d))
+        .collect();
+    let mut sum = 0.0;
+    for v in per_row {
+        sum += v;
+    }
+    sum
+}
+
+/// Least rows per task of `sum_rows`.
+const ROWS_TASK: usize = 64;
 
 /// Rows `idx` of `a`, (len(idx), m).
 fn gather(a: ArrayView2<f32>, idx: &[usize]) -> Array2<f32> {

@@ -142,12 +142,7 @@ impl Autoencoder {
         let (recon, decoded_codes) = match vq {
             Some(vq) => {
                 let mut q = Array2::zeros(z.raw_dim());
-                vq.quantize(
-                    z.view(),
-                    &mut assign,
-                    q.view_mut(),
-                    &mut vq::Scratch::default(),
-                );
+                vq.quantize_all(z.view(), &mut assign, q.view_mut());
                 // dec(q(z)) takes only S values: decode the codes once and gather, instead of
                 // decoding every point. `infer` treats rows independently, so this is bit for bit
                 // `decoder.infer(q)` (a test checks it).

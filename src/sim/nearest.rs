@@ -8,6 +8,7 @@
 //! allocate nothing once it has grown to their sizes.
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
 
 use crate::sim::matmul::{matmul, Into};
 
@@ -16,12 +17,11 @@ const DIRECT_MAX_DIM: usize = 8;
 /// Queries per matrix product in the blocked path: (BLOCK, S) scratch stays cache sized.
 const BLOCK: usize = 128;
 
-/// Buffers reused across searches: the points by dimension and per-query distances (direct
+/// Buffers reused across searches: the points by dimension (direct
 /// path), or the prepared points and a block of dot products (blocked path).
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
     by_dim: PointsByDim,
-    dists: Vec<f32>, // (S)
     prepared: Prepared,
     gram: Vec<f32>, // (BLOCK, S)
 }
@@ -41,13 +41,10 @@ pub fn nearest_with(
     out: &mut [usize],
     scratch: &mut Scratch,
 ) {
-    let (n, m) = queries.dim();
-    assert_eq!(points.ncols(), m, "queries and points differ in dimension");
-    assert_eq!(out.len(), n, "out must have one slot per query");
-    if n == 0 {
+    if !has_queries(queries, points, out) {
         return;
     }
-    assert!(points.nrows() > 0, "cannot search an empty point set");
+    let m = queries.ncols();
     let q = queries.as_standard_layout();
     let p = points.as_standard_layout();
     let qs = q.as_slice().unwrap();
@@ -55,6 +52,58 @@ pub fn nearest_with(
         nearest_direct(qs, p.view(), out, scratch);
     } else {
         nearest_blocked(q.view(), p.view(), out, scratch);
+    }
+}
+
+/// The searches' preconditions (same dimension, one slot per query, points to search when
+/// there are queries); false when there is no query.
+fn has_queries(queries: ArrayView2<f32>, points: ArrayView2<f32>, out: &[usize]) -> bool {
+    let (n, m) = queries.dim();
+    assert_eq!(points.ncols(), m, "queries and points differ in dimension");
+    assert_eq!(out.len(), n, "out must have one slot per query");
+    if n == 0 {
+        return false;
+    }
+    assert!(points.nrows() > 0, "cannot search an empty point set");
+    true
+}
+
+/// Queries per task of `nearest_parallel`: a few blocks, so a task outweighs rayon's hand-off.
+const TASK: usize = 4 * BLOCK;
+
+/// `nearest` for many queries on rayon's threads: the points are prepared once, and the queries
+/// go out in tasks of `TASK` rows. Each answer is the exact argmin of its own query, so the
+/// result is the same whatever the number of threads and however the tasks fall; a thread busy
+/// with a run of its own takes none of them, an idle one steals.
+pub fn nearest_parallel(queries: ArrayView2<f32>, points: ArrayView2<f32>, out: &mut [usize]) {
+    if !has_queries(queries, points, out) {
+        return;
+    }
+    let m = queries.ncols();
+    if m == 0 {
+        out.fill(0); // every point at distance 0: the lowest index wins
+        return;
+    }
+    let q = queries.as_standard_layout();
+    let p = points.as_standard_layout();
+    let tasks = out
+        .par_chunks_mut(TASK)
+        .zip(q.axis_chunks_iter(Axis(0), TASK).into_par_iter());
+    if m <= DIRECT_MAX_DIM {
+        let by_dim = PointsByDim::new(p.view());
+        tasks.for_each(|(o, qc)| {
+            let qs = qc.as_slice().expect("rows of a standard-layout array");
+            for (qr, o) in qs.chunks_exact(m).zip(o.iter_mut()) {
+                *o = by_dim.nearest_to(qr);
+            }
+        });
+    } else {
+        let prepared = Prepared::new(p.view());
+        tasks.for_each_init(Vec::new, |gram, (o, qc)| {
+            for (qb, ob) in qc.axis_chunks_iter(Axis(0), BLOCK).zip(o.chunks_mut(BLOCK)) {
+                prepared.nearest(qb, ob, gram);
+            }
+        });
     }
 }
 
@@ -114,11 +163,17 @@ impl PointsByDim {
 
     /// Squared distances from `q` (m) to points `from..S`, written to `out[..S − from]`.
     pub fn sq_dists(&self, q: &[f32], from: usize, out: &mut [f32]) {
+        self.sq_dists_in(q, from..self.s, out);
+    }
+
+    /// Squared distances from `q` (m) to the points in `range`, written to `out[..range.len()]`.
+    pub fn sq_dists_in(&self, q: &[f32], range: std::ops::Range<usize>, out: &mut [f32]) {
         assert_eq!(q.len(), self.m, "query and points differ in dimension");
-        let out = &mut out[..self.s - from];
+        assert!(range.end <= self.s, "points {range:?} of {}", self.s);
+        let out = &mut out[..range.len()];
         out.fill(0.0);
         for (i, &qi) in q.iter().enumerate().take(self.m) {
-            let col = &self.data[i * self.s + from..(i + 1) * self.s];
+            let col = &self.data[i * self.s + range.start..i * self.s + range.end];
             for (o, &p) in out.iter_mut().zip(col) {
                 let t = qi - p;
                 *o += t * t;
@@ -127,26 +182,56 @@ impl PointsByDim {
     }
 }
 
-/// Lowest index holding the smallest non-NaN value (0 when there is none), the same answer as a
-/// strict `<` scan; the minimum is taken lane-wise first so the compiler can vectorise it.
-pub fn first_argmin(d: &[f32]) -> usize {
-    const LANES: usize = 8;
-    let mut acc = [f32::INFINITY; LANES];
-    let chunks = d.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..LANES {
-            acc[k] = if c[k] < acc[k] { c[k] } else { acc[k] };
+impl PointsByDim {
+    /// Index of the point nearest to `q` (m): the lowest index holding the smallest non-NaN
+    /// `sq_dists(q, 0, ..)` (0 when there is none), the same distances summed in the same
+    /// order, in one pass without storing them: 8 points at a time, each lane keeping its
+    /// first strict minimum, so the lowest index among the lanes holding the overall minimum
+    /// is the first index holding it.
+    pub fn nearest_to(&self, q: &[f32]) -> usize {
+        const LANES: usize = 8;
+        assert_eq!(q.len(), self.m, "query and points differ in dimension");
+        let s = self.s;
+        let full = s - s % LANES;
+        let mut best = [f32::INFINITY; LANES];
+        let mut at = [0u32; LANES];
+        for base in (0..full).step_by(LANES) {
+            let mut d = [0.0f32; LANES];
+            for (i, &qi) in q.iter().enumerate() {
+                let col = &self.data[i * s + base..i * s + base + LANES];
+                for (dl, &p) in d.iter_mut().zip(col) {
+                    let t = qi - p;
+                    *dl += t * t;
+                }
+            }
+            for l in 0..LANES {
+                let closer = d[l] < best[l];
+                best[l] = if closer { d[l] } else { best[l] };
+                at[l] = if closer { (base + l) as u32 } else { at[l] };
+            }
         }
+        let mut winner = (usize::MAX, f32::INFINITY);
+        for l in 0..LANES {
+            let (j, v) = (at[l] as usize, best[l]);
+            if v < winner.1 || (v == winner.1 && j < winner.0) {
+                winner = (j, v);
+            }
+        }
+        for j in full..s {
+            let mut d = 0.0f32;
+            for (i, &qi) in q.iter().enumerate() {
+                let t = qi - self.data[i * s + j];
+                d += t * t;
+            }
+            if d < winner.1 {
+                winner = (j, d);
+            }
+        }
+        if winner.1 == f32::INFINITY {
+            return 0; // no finite distance: as `first_argmin`
+        }
+        winner.0
     }
-    let min = acc
-        .iter()
-        .chain(rest)
-        .fold(f32::INFINITY, |m, &v| if v < m { v } else { m });
-    if min == f32::INFINITY {
-        return 0;
-    }
-    d.iter().position(|&v| v == min).unwrap_or(0)
 }
 
 /// The direct squared-difference search, vectorised across points.
@@ -157,12 +242,10 @@ fn nearest_direct(qs: &[f32], points: ArrayView2<f32>, out: &mut [usize], scratc
         out.fill(0);
         return;
     }
-    let Scratch { by_dim, dists, .. } = scratch;
+    let by_dim = &mut scratch.by_dim;
     by_dim.fill(points);
-    dists.resize(by_dim.len(), 0.0); // (S)
     for (q, o) in qs.chunks_exact(m).zip(out.iter_mut()) {
-        by_dim.sq_dists(q, 0, dists);
-        *o = first_argmin(dists);
+        *o = by_dim.nearest_to(q);
     }
 }
 

@@ -13,8 +13,9 @@
 //! Distances are compared squared, in f32 through the vectorised kernel of `nearest`.
 
 use ndarray::ArrayView2;
+use rayon::prelude::*;
 
-use crate::sim::nearest::PointsByDim;
+use crate::sim::nearest::{nearest_parallel, sq_dist, PointsByDim};
 
 /// Neighbours that define a ball (Kynkäänniemi et al. and Naeem et al. use k = 5).
 pub const K: usize = 5;
@@ -54,36 +55,82 @@ pub fn prdc(real: ArrayView2<f32>, fake: ArrayView2<f32>, k: usize) -> Prdc {
 }
 
 /// Coverage alone (no fake balls needed): share of the real k-NN balls holding at least one
-/// fake point. NaN when `real` has fewer than 2 points or `fake` is empty.
+/// fake point. NaN when `real` has fewer than 2 points or `fake` is empty. A ball holds a fake
+/// exactly when it holds its nearest fake, so one exact nearest search (a matrix-product screen
+/// for wide points) settles each ball instead of a distance to every fake.
 pub fn coverage(real: ArrayView2<f32>, fake: ArrayView2<f32>, k: usize) -> f64 {
     if real.nrows() < 2 || fake.nrows() == 0 {
         return f64::NAN;
     }
     let (_, radii) = knn_radii(real, k);
-    let hits = balls(real, &radii, fake).per_ball;
-    hits.iter().filter(|&&c| c > 0).count() as f64 / hits.len() as f64
+    let real = real.as_standard_layout();
+    let fake = fake.as_standard_layout();
+    let mut nearest = vec![0; real.nrows()];
+    nearest_parallel(real.view(), fake.view(), &mut nearest);
+    let m = real.ncols();
+    let fs = fake.as_slice().expect("standard layout");
+    let held = real
+        .rows()
+        .into_iter()
+        .zip(&nearest)
+        .zip(&radii)
+        .filter(|((row, &j), &r)| {
+            let row = row.to_slice().expect("standard layout");
+            sq_dist(row, &fs[j * m..(j + 1) * m]) <= r
+        })
+        .count();
+    held as f64 / real.nrows() as f64
 }
 
 /// The k actually used (min(k, n − 1), n ≥ 2) and each point's squared distance to its k-th
-/// nearest other point. Each pair is computed once and offered to both ends.
+/// nearest other point. Each point's distances to all others are one vectorised pass, and
+/// the points go to rayon's threads in tasks (each radius its own, so any split gives the same).
 pub fn knn_radii(points: ArrayView2<f32>, k: usize) -> (usize, Vec<f32>) {
     let n = points.nrows();
     assert!(n >= 2 && k >= 1, "k-NN radii need 2 points and k ≥ 1");
     let k = k.min(n - 1);
     let p = points.as_standard_layout();
+    let m = p.ncols();
+    let ps = p.as_slice().expect("standard layout");
     let by_dim = PointsByDim::new(p.view());
-    // The k smallest squared distances of each point, ascending.
-    let mut knn = vec![f32::INFINITY; n * k]; // (n, k)
-    let mut d = vec![0.0f32; n]; // (n)
-    for (i, row) in p.rows().into_iter().enumerate() {
-        by_dim.sq_dists(row.as_slice().unwrap(), i + 1, &mut d);
-        for (j, &dij) in d[..n - 1 - i].iter().enumerate() {
-            insert_smallest(&mut knn[i * k..(i + 1) * k], dij);
-            let o = i + 1 + j;
-            insert_smallest(&mut knn[o * k..(o + 1) * k], dij);
+    let mut radii = vec![0.0f32; n];
+    radii.par_chunks_mut(RADII_TASK).enumerate().for_each_init(
+        || (vec![0.0f32; n], vec![0.0f32; k]),
+        |(d, best), (t, out)| {
+            for (r, i) in out.iter_mut().zip(t * RADII_TASK..) {
+                by_dim.sq_dists(&ps[i * m..(i + 1) * m], 0, d);
+                // The k smallest of the others, ascending, offered in index order.
+                best.fill(f32::INFINITY);
+                insert_all(best, &d[..i]);
+                insert_all(best, &d[i + 1..]);
+                *r = best[k - 1];
+            }
+        },
+    );
+    (k, radii)
+}
+
+/// Points per task of `knn_radii`.
+const RADII_TASK: usize = 64;
+
+/// `insert_smallest` of every value of `d` in order, passing over each run of 8 that cannot
+/// change `best`: none below its last entry (a NaN, which `insert_smallest` would take, could).
+fn insert_all(best: &mut [f32], d: &[f32]) {
+    const LANES: usize = 8;
+    let last = best.len() - 1;
+    let chunks = d.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        let t = best[last];
+        let mut none = true;
+        for &v in c {
+            none &= v >= t;
+        }
+        if !none {
+            c.iter().for_each(|&v| insert_smallest(best, v));
         }
     }
-    (k, knn.chunks_exact(k).map(|c| c[k - 1]).collect())
+    rest.iter().for_each(|&v| insert_smallest(best, v));
 }
 
 /// Who is inside whom: for every probe, the number of balls (centre, squared radius) holding

@@ -113,9 +113,7 @@ pub fn run(
         data: &data,
         subsample: &subsample,
         model: Autoencoder::new(cfg, &mut stream(seed, Stream::Weights)),
-        shuffle: stream(seed, Stream::Shuffle),
-        order: train,
-        batch: Array2::zeros((cfg.train.batch_size.min(n), cfg.data.dim)),
+        epochs: Epochs::new(train, cfg.train.batch_size.min(n), cfg.data.dim, seed),
         history: Vec::new(),
         measuring: Duration::ZERO,
         total_epoch: 0,
@@ -180,7 +178,7 @@ fn outcome(
 }
 
 /// The quantizer a run starts with, from the encoder outputs `z` of the training points; a
-/// k-means that fails stops the run as `failed`, with linfa's message.
+/// k-means that fails stops the run as `failed`, with its message (linfa's words).
 fn codebook(cfg: &ValidRun, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, Stop> {
     Quantizer::init(cfg, z, seed).map_err(|e| Stop::Failed(e.to_string()))
 }
@@ -201,11 +199,7 @@ struct Trainer<'a> {
     /// Points held out of training, sorted.
     heldout: &'a [usize],
     model: Autoencoder,
-    shuffle: ChaCha8Rng,
-    /// Training points in the order of the current epoch.
-    order: Vec<usize>,
-    /// Scratch: the current batch, (batch_size, d).
-    batch: Array2<f32>,
+    epochs: Epochs,
     history: Vec<HistoryRow>,
     /// Time spent in per-epoch metrics, left out of the run's `seconds`.
     measuring: Duration,
@@ -270,20 +264,17 @@ impl Trainer<'_> {
     /// One pass over the shuffled data (last partial batch kept).
     fn epoch(&mut self, mut vq: Option<&mut Quantizer>) -> Result<(), Stop> {
         self.total_epoch += 1;
-        self.order.shuffle(&mut self.shuffle);
-        for chunk in self.order.chunks(self.cfg.train.batch_size) {
-            if self.cancel.load(Ordering::Relaxed) {
+        let (model, cancel, total_epoch) = (&mut self.model, self.cancel, self.total_epoch);
+        self.epochs.run(self.data.x.view(), |batch| {
+            if cancel.load(Ordering::Relaxed) {
                 return Err(Stop::Cancelled);
             }
-            let mut batch = self.batch.slice_mut(s![..chunk.len(), ..]);
-            for (mut row, &i) in batch.outer_iter_mut().zip(chunk) {
-                row.assign(&self.data.x.row(i));
-            }
-            let loss = self.model.step(batch.view(), vq.as_deref_mut());
+            let loss = model.step(batch, vq.as_deref_mut());
             if !loss.is_finite() {
-                return Err(Stop::Diverged(self.total_epoch));
+                return Err(Stop::Diverged(total_epoch));
             }
-        }
+            Ok(())
+        })?;
         if self.model.all_finite() {
             Ok(())
         } else {
@@ -322,6 +313,46 @@ impl Trainer<'_> {
         });
         self.measuring += start.elapsed();
         eval
+    }
+}
+
+/// The epoch loop of training, shared by `vqsim bench` and the allocation test: each epoch
+/// shuffles the training points (the seed's own stream) and hands `step` their rows batch by
+/// batch, the last partial batch kept, in a buffer reused from epoch to epoch.
+pub struct Epochs {
+    shuffle: ChaCha8Rng,
+    /// Training points in the order of the current epoch.
+    order: Vec<usize>,
+    /// The current batch, (batch_size, d).
+    batch: Array2<f32>,
+}
+
+impl Epochs {
+    /// Epochs over the rows `order` (of a data set of dimension `dim`) in batches of
+    /// `batch_size`, shuffled by `seed`'s stream.
+    pub fn new(order: Vec<usize>, batch_size: usize, dim: usize, seed: u64) -> Epochs {
+        Epochs {
+            shuffle: stream(seed, Stream::Shuffle),
+            order,
+            batch: Array2::zeros((batch_size, dim)),
+        }
+    }
+
+    /// One epoch over the rows of `x`: `step` on every batch, stopping at its first error.
+    pub fn run<E>(
+        &mut self,
+        x: ArrayView2<f32>,
+        mut step: impl FnMut(ArrayView2<f32>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.order.shuffle(&mut self.shuffle);
+        for chunk in self.order.chunks(self.batch.nrows().max(1)) {
+            let mut batch = self.batch.slice_mut(s![..chunk.len(), ..]);
+            for (mut row, &i) in batch.outer_iter_mut().zip(chunk) {
+                row.assign(&x.row(i));
+            }
+            step(batch.view())?;
+        }
+        Ok(())
     }
 }
 
@@ -382,7 +413,7 @@ mod tests {
         let cfg =
             crate::sim::valid::validate(&crate::sim::config::RunConfig::default(), None).unwrap();
         let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
-        // Non-finite embeddings: linfa finds no clustering of finite inertia.
+        // Non-finite embeddings: no clustering of finite inertia.
         let mut z = Array2::<f32>::ones((100, 2));
         z[[7, 0]] = f32::NAN;
         let Err(stop) = codebook(&cfg, z.view(), 0) else {

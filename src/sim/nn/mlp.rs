@@ -3,6 +3,7 @@
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
+use rayon::prelude::*;
 
 use super::activation;
 use super::linear::Linear;
@@ -200,40 +201,50 @@ impl Mlp {
 
     /// Inference on any number of rows, (n, d_in) -> (n, d_out); leaves the training caches
     /// alone. Runs `INFER_CHUNK` rows at a time so the hidden activations stay cache sized
-    /// whatever n is; rows are independent, so the result is the same as in one piece.
+    /// whatever n is; rows are independent, so the result is the same as in one piece. The
+    /// pieces go to rayon's threads (idle ones steal them; the pieces, and so the result, are
+    /// the same whatever the thread count).
     pub fn infer(&self, x: ArrayView2<f32>) -> Array2<f32> {
         assert_eq!(x.ncols(), self.d_in(), "input width differs from d_in");
         if self.layers.is_empty() {
             return x.to_owned();
         }
-        let n = x.nrows();
-        let mut out = Array2::zeros((n, self.d_out()));
+        let (n, d_out) = (x.nrows(), self.d_out());
+        let mut out = Array2::zeros((n, d_out));
         let width = self.layers[0].fan_out();
         let rows = n.min(INFER_CHUNK);
-        // Ping-pong hidden buffers, (rows, width) each.
-        let mut h = [Array2::zeros((rows, width)), Array2::zeros((rows, width))];
         let depth = self.layers.len() - 1;
-        for start in (0..n).step_by(INFER_CHUNK) {
-            let end = (start + INFER_CHUNK).min(n);
-            let xs = x.slice(s![start..end, ..]);
-            let [ha, hb] = &mut h;
-            let (mut cur, mut next) = (ha, hb);
-            for (i, layer) in self.layers.iter().enumerate() {
-                let input = if i == 0 {
-                    xs.view()
-                } else {
-                    cur.slice(s![..end - start, ..])
-                };
-                if i == depth {
-                    layer.forward(input, out.slice_mut(s![start..end, ..]));
-                } else {
-                    let mut pre = next.slice_mut(s![..end - start, ..]);
-                    layer.forward(input, pre.view_mut());
-                    activation::apply(self.act, pre);
-                    std::mem::swap(&mut cur, &mut next);
-                }
-            }
-        }
+        out.as_slice_mut()
+            .expect("standard layout")
+            .par_chunks_mut((INFER_CHUNK * d_out).max(1))
+            .enumerate()
+            .for_each_init(
+                // Ping-pong hidden buffers, (rows, width) each.
+                || [Array2::zeros((rows, width)), Array2::zeros((rows, width))],
+                |h, (c, piece)| {
+                    let start = c * INFER_CHUNK;
+                    let end = (start + INFER_CHUNK).min(n);
+                    let mut piece = ArrayViewMut2::from_shape((end - start, d_out), piece)
+                        .expect("rows of the output");
+                    let [ha, hb] = h;
+                    let (mut cur, mut next) = (ha, hb);
+                    for (i, layer) in self.layers.iter().enumerate() {
+                        let input = if i == 0 {
+                            x.slice(s![start..end, ..])
+                        } else {
+                            cur.slice(s![..end - start, ..])
+                        };
+                        if i == depth {
+                            layer.forward(input, piece.view_mut());
+                        } else {
+                            let mut pre = next.slice_mut(s![..end - start, ..]);
+                            layer.forward(input, pre.view_mut());
+                            activation::apply(self.act, pre);
+                            std::mem::swap(&mut cur, &mut next);
+                        }
+                    }
+                },
+            );
         out
     }
 

@@ -28,8 +28,9 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::sim::checked::ValidRun;
 use crate::sim::config::{Family, QuantizerConfig, Update};
@@ -38,6 +39,9 @@ use crate::sim::rng::{stream, Stream};
 
 use estimator::Estimator;
 use init::init_codebook;
+
+/// Rows per task of `Quantizer::quantize_all`.
+const QUANTIZE_TASK: usize = 1024;
 pub use init::InitError;
 use kind::Kind;
 use param::Param;
@@ -263,6 +267,29 @@ impl Quantizer {
         for (mut row, &k) in q.axis_iter_mut(Axis(0)).zip(assign.iter()) {
             row.assign(&decoded.row(k));
         }
+    }
+
+    /// `quantize` of many rows (a whole data set), in tasks of `QUANTIZE_TASK` rows on rayon's
+    /// threads; each row's code is its own, so any split gives the same.
+    pub fn quantize_all(
+        &self,
+        z: ArrayView2<f32>,
+        assign: &mut [usize],
+        mut q: ArrayViewMut2<f32>,
+    ) {
+        let width = q.ncols();
+        assert!(width > 0, "the decoder takes at least one input");
+        let qs = q.as_slice_mut().expect("standard layout");
+        assign
+            .par_chunks_mut(QUANTIZE_TASK)
+            .zip(qs.par_chunks_mut(QUANTIZE_TASK * width))
+            .enumerate()
+            .for_each_init(Scratch::default, |scratch, (t, (a, qt))| {
+                let start = t * QUANTIZE_TASK;
+                let rows = a.len();
+                let qt = ArrayViewMut2::from_shape((rows, width), qt).expect("rows of q");
+                self.quantize(z.slice(s![start..start + rows, ..]), a, qt, scratch);
+            });
     }
 
     /// The VQ terms of the loss for a batch (`assign` from `quantize`): codebook loss
