@@ -165,6 +165,9 @@ fn capacity_holds_when_smallest_collapses() {
 fn capacity_fails_without_a_difference() {
     let v = capacity(&capacity_sweep(|_, _| 1.9, |_, _| 10.0)).unwrap();
     assert!(!v.supported);
+    // Both metrics present and overlapping at both dims: not a gap in the fixture.
+    assert_eq!(v.evidence.matches("(overlap)").count(), 4, "{}", v.evidence);
+    assert!(!v.evidence.contains("missing"), "{}", v.evidence);
 }
 
 #[test]
@@ -173,7 +176,16 @@ fn capacity_fails_when_one_metric_goes_the_other_way() {
         |d, w| if (d, w) == ("0", "2") { 1.0 } else { 1.9 },
         |d, w| if (d, w) == ("0", "2") { 10.0 } else { 6.0 },
     );
-    assert!(!capacity(&s).unwrap().supported);
+    let v = capacity(&s).unwrap();
+    assert!(!v.supported);
+    // Separated both ways (rank lower, modes higher), at both dims.
+    assert!(
+        v.evidence.matches("modes_hit 10.0 [").count() == 2
+            && !v.evidence.contains("overlap")
+            && !v.evidence.contains("missing"),
+        "{}",
+        v.evidence
+    );
 }
 
 fn shrink_sweep(used: f64) -> Summary {
@@ -319,7 +331,8 @@ fn dynamics_is_not_decided_by_epoch_zero() {
     let v = dynamics_of(dir.path()).unwrap();
     assert!(!v.supported);
     assert!(
-        v.evidence.contains("fails at 4 of 4 epochs ≥ 1 ([1, 2, 3, 4])"),
+        v.evidence
+            .contains("fails at 4 of 4 epochs ≥ 1 ([1, 2, 3, 4])"),
         "{}",
         v.evidence
     );
@@ -333,7 +346,8 @@ fn dynamics_fails_when_early_catches_up() {
     let v = dynamics_of(dir.path()).unwrap();
     assert!(!v.supported);
     assert!(
-        v.evidence.contains("fails at 3 of 4 epochs ≥ 1 ([2, 3, 4])"),
+        v.evidence
+            .contains("fails at 3 of 4 epochs ≥ 1 ([2, 3, 4])"),
         "{}",
         v.evidence
     );
@@ -346,7 +360,9 @@ fn check_dispatches_by_scenario_name() {
     let s = summarize(dir.path()).unwrap();
     let v = check("dynamics", dir.path(), &s).unwrap();
     assert_eq!(v.len(), 1);
-    assert!(v[0].claim.contains("shrinks relative to the embeddings during training"));
+    assert!(v[0]
+        .claim
+        .contains("shrinks relative to the embeddings during training"));
     // The tokens claims need a codebook-size axis this sweep does not have.
     assert!(check("tokens", dir.path(), &s).unwrap().is_empty());
 }
