@@ -69,7 +69,7 @@ pub struct Snapshot {
 
 /// A run has diverged when a training step's loss is non-finite or above this many times its
 /// first step's loss (in absolute value): a loss that explodes but stays finite (`train.lr =
-/// 1000` reaches an MSE of 6e30) describes no trained model either.
+/// 100`, seed 0, ended with an MSE of 8e10 and status ok) describes no trained model either.
 pub const DIVERGED_LOSS_RATIO: f32 = 1e6;
 
 #[derive(Debug, Clone)]
@@ -411,8 +411,9 @@ mod tests {
 
     #[test]
     fn a_run_whose_loss_explodes_but_stays_finite_is_diverged() {
+        // Recorded ok with an MSE of 8e10 before the bound (lr = 1000 turns non-finite).
         let mut cfg = RunConfig::default();
-        cfg.train.lr = 1000.0;
+        cfg.train.lr = 100.0;
         let out = run(&cfg, 0, &AtomicBool::new(false), false).unwrap();
         assert_eq!(out.status, Status::Diverged);
         assert!(out.diverged_epoch.is_some() && out.metrics.mse.is_nan());
