@@ -6,11 +6,11 @@ use std::sync::atomic::AtomicBool;
 use ndarray::{array, Array2, ArrayView1, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vqsim::sim::config::{Init, Restart, RunConfig, ScheduleKind, Update};
+use vqsim::sim::config::{Init, RunConfig, ScheduleKind, Update};
 use vqsim::sim::train::run;
 use vqsim::sim::vq::Quantizer;
 
-fn config(restart: Restart, update: Update) -> RunConfig {
+fn config(restart: String, update: Update) -> RunConfig {
     let mut cfg = RunConfig::default();
     cfg.model.latent_dim = 2;
     cfg.quantizer.restart = restart;
@@ -32,9 +32,9 @@ fn is_row_of(code: ArrayView1<f32>, z: ArrayView2<f32>) -> bool {
 
 #[test]
 fn threshold_restarts_codes_whose_usage_ema_falls_below_it() {
-    let mut cfg = config(Restart::Threshold, Update::Loss);
-    cfg.quantizer.restart_threshold = 1.0;
-    cfg.quantizer.restart_decay = 0.5;
+    let mut cfg = config("threshold".into(), Update::Loss);
+    cfg.quantizer.params.set("restart_threshold", 1.0);
+    cfg.quantizer.params.set("restart_decay", 0.5);
     let codes = array![[0.0, 0.0], [5.0, 5.0], [9.0, 9.0]];
     let mut vq = quantizer(&cfg, codes.clone());
     let z = array![[0.1, 0.0], [0.0, 0.2], [0.3, 0.1], [5.0, 5.1]];
@@ -55,8 +55,8 @@ fn threshold_restarts_codes_whose_usage_ema_falls_below_it() {
 
 #[test]
 fn threshold_restart_picks_distinct_rows() {
-    let mut cfg = config(Restart::Threshold, Update::Loss);
-    cfg.quantizer.restart_decay = 0.0;
+    let mut cfg = config("threshold".into(), Update::Loss);
+    cfg.quantizer.params.set("restart_decay", 0.0);
     let codes = Array2::zeros((4, 2));
     let mut vq = quantizer(&cfg, codes);
     let z = array![[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0]];
@@ -73,9 +73,9 @@ fn threshold_restart_picks_distinct_rows() {
 
 #[test]
 fn lru_replaces_a_code_unused_for_timeout_steps() {
-    let mut cfg = config(Restart::Lru, Update::Loss);
-    cfg.quantizer.lru_timeout = 2;
-    cfg.quantizer.lru_jitter = 0.0;
+    let mut cfg = config("lru".into(), Update::Loss);
+    cfg.quantizer.params.set("lru_timeout", 2);
+    cfg.quantizer.params.set("lru_jitter", 0.0);
     let codes = array![[0.0, 0.0], [5.0, 5.0], [9.0, 9.0]];
     let mut vq = quantizer(&cfg, codes.clone());
     let z = array![[0.1, 0.0], [5.0, 5.1]];
@@ -96,10 +96,10 @@ fn lru_replaces_a_code_unused_for_timeout_steps() {
 
 #[test]
 fn lru_jitter_is_relative_to_the_row_norm() {
-    let mut cfg = config(Restart::Lru, Update::Loss);
-    cfg.quantizer.lru_timeout = 1;
+    let mut cfg = config("lru".into(), Update::Loss);
+    cfg.quantizer.params.set("lru_timeout", 1);
     let rho = 1e-3;
-    cfg.quantizer.lru_jitter = rho;
+    cfg.quantizer.params.set("lru_jitter", rho);
     // 400 dead codes land on rows of norm 50 and of norm 0.5; jitter of std ρ‖row‖ per
     // coordinate gives E‖offset‖² = 2(ρ‖row‖)² at both norms, which an absolute jitter of ρ
     // (ratio 0.0008 at norm 50, 8 at norm 0.5) or none (0) cannot.
@@ -131,8 +131,8 @@ fn lru_jitter_is_relative_to_the_row_norm() {
 
 #[test]
 fn kmeans_reinit_replaces_the_codebook_every_n_epochs() {
-    let mut cfg = config(Restart::Kmeans, Update::Loss);
-    cfg.quantizer.kmeans_every = 2;
+    let mut cfg = config("kmeans".into(), Update::Loss);
+    cfg.quantizer.params.set("kmeans_every", 2);
     let codes = array![[0.0, 0.0], [0.1, 0.1]];
     let mut vq = quantizer(&cfg, codes.clone());
     // Two tight clusters around (−4, 0) and (6, 2).
@@ -161,9 +161,9 @@ fn kmeans_reinit_replaces_the_codebook_every_n_epochs() {
 #[test]
 fn a_restart_resets_the_ema_statistics_of_the_code() {
     // EMA codebook, decay 0.5; threshold restart with decay 0 restarts code 1 (no points).
-    let mut cfg = config(Restart::Threshold, Update::Ema);
+    let mut cfg = config("threshold".into(), Update::Ema);
     cfg.quantizer.ema_decay = 0.5;
-    cfg.quantizer.restart_decay = 0.0;
+    cfg.quantizer.params.set("restart_decay", 0.0);
     let mut vq = quantizer(&cfg, array![[0.0, 0.0], [10.0, 10.0]]);
     let z = array![[2.0, 2.0]];
     vq.after_step(z.view(), &[0]);
@@ -182,7 +182,7 @@ fn a_restart_resets_the_ema_statistics_of_the_code() {
 
 #[test]
 fn no_restart_leaves_codes_and_counts_zero() {
-    let cfg = config(Restart::None, Update::Loss);
+    let cfg = config("none".into(), Update::Loss);
     let codes = array![[0.0, 0.0], [9.0, 9.0]];
     let mut vq = quantizer(&cfg, codes.clone());
     vq.after_step(array![[0.1, 0.1]].view(), &[0]);
@@ -193,7 +193,7 @@ fn no_restart_leaves_codes_and_counts_zero() {
 /// A scenario nobody tuned: 7 modes in 3 dimensions, 48 codes, quantized from the first step
 /// on the untrained encoder's k-means codebook; batches of 64 give 264 steps, enough for the
 /// usage averages (decay 0.99) to notice dead codes.
-fn untuned(restart: Restart) -> RunConfig {
+fn untuned(restart: String) -> RunConfig {
     let mut cfg = RunConfig::default();
     cfg.data.modes = 7;
     cfg.data.dim = 3;
@@ -216,12 +216,12 @@ fn share_used(cfg: &RunConfig, seed: u64) -> f64 {
 #[test]
 fn dead_code_restart_keeps_most_codes_in_use_under_early_quantization() {
     for seed in [0, 1, 2] {
-        let without = share_used(&untuned(Restart::None), seed);
+        let without = share_used(&untuned("none".into()), seed);
         assert!(
             without < 0.9,
             "seed {seed}: collapses without restarts ({without:.3})"
         );
-        let used = share_used(&untuned(Restart::Threshold), seed);
+        let used = share_used(&untuned("threshold".into()), seed);
         assert!(used >= 0.9, "seed {seed}: {used:.3} of the codes used");
     }
 }

@@ -1,48 +1,45 @@
 //! How the decoder's gradient ∂L/∂q crosses the non-differentiable assignment to reach the
 //! encoder output z (`quantizer.estimator`), and with IBQ the codes too.
 
-mod ibq;
-mod rotation;
-
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-use crate::sim::config::Estimator as Choice;
+use super::Ctx;
+use crate::sim::config::family;
 
-#[derive(Debug, Clone)]
-pub(super) enum Estimator {
-    /// Straight-through (Bengio et al. 2013; van den Oord et al. 2017): z + sg(q − z), so
-    /// ∂L/∂z = ∂L/∂q.
-    Ste,
-    Rotation,
-    Ibq(ibq::Ibq),
+family! {
+    /// `quantizer.estimator` with its scratch.
+    pub(super) enum Estimator: Estimate(Some("quantizer.estimator"), "estimator", "gradient through the quantizer")
+    build(&Ctx<'_>) {
+        Ste(ste::Ste),
+        Rotation(rotation::Rotation),
+        Ibq(ibq::Ibq),
+    }
+    fn backward(
+        self: &mut Self,
+        z: ArrayView2<f32>,
+        q: ArrayView2<f32>,
+        assign: &[usize],
+        g_q: ArrayView2<f32>,
+        g_z: ArrayViewMut2<f32>,
+        codebook: (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
+    );
 }
 
-impl Estimator {
-    /// The estimator for a codebook of `s` codes of dimension `m`.
-    pub(super) fn new(choice: Choice, (s, m): (usize, usize)) -> Estimator {
-        match choice {
-            Choice::Ste => Estimator::Ste,
-            Choice::Rotation => Estimator::Rotation,
-            Choice::Ibq => Estimator::Ibq(ibq::Ibq::new(s, m)),
-        }
-    }
+/// A gradient estimator.
+pub(super) trait Estimate {
+    /// The estimator for the codebook of `ctx`, its scratch allocated once.
+    fn build(ctx: &Ctx) -> Self;
 
     /// Writes the reconstruction's gradient with respect to z into `g_z`, from `g_q`; an
     /// estimator that also moves the codes adds their gradient to `codebook`'s second half
     /// (None when the codes do not learn by gradient).
-    pub(super) fn backward(
+    fn backward(
         &mut self,
         z: ArrayView2<f32>,
         q: ArrayView2<f32>,
         assign: &[usize],
         g_q: ArrayView2<f32>,
-        mut g_z: ArrayViewMut2<f32>,
+        g_z: ArrayViewMut2<f32>,
         codebook: (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
-    ) {
-        match self {
-            Estimator::Ste => g_z.assign(&g_q),
-            Estimator::Rotation => rotation::backward(z, q, g_q, g_z),
-            Estimator::Ibq(ibq) => ibq.backward(z, assign, g_q, g_z, codebook),
-        }
-    }
+    );
 }

@@ -9,19 +9,20 @@
 //! the encoder), each a mean over batch × dims. With `update = "ema"` the codebook loss is
 //! replaced by exponential moving averages of the assigned embeddings (VQ-VAE, appendix A.1).
 //!
-//! Each choice is an enum matched in one place; a variant lives in its own file.
+//! The remedies come in families — restart rules, estimators, parameterizations, kinds,
+//! regularisers — each remedy one file declaring itself (`crate::sim::config::Remedy`), each
+//! family one `family!` list; `FAMILIES` is the registry the key table reads.
 
 mod distance;
 mod ema;
-mod entropy;
 mod estimator;
-pub mod fsq;
 mod gradient;
 mod init;
+mod kind;
 mod lookup;
-mod orthogonal;
 mod param;
 mod project;
+mod regulariser;
 mod restart;
 mod sync;
 #[cfg(test)]
@@ -30,12 +31,39 @@ mod tests;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::config::{QuantizerKind, RunConfig, Update};
+use crate::sim::config::{Family, QuantizerConfig, RunConfig, Update};
 use crate::sim::nearest::{self, nearest_with};
 use crate::sim::rng::{stream, Stream};
 
+use estimator::Estimator;
 use init::init_codebook;
 pub use init::InitError;
+use kind::Kind;
+use param::Param;
+use regulariser::Regulariser;
+use restart::Restart;
+
+/// The families of remedies; each lists its remedies in registry order.
+pub const RESTART: &Family = &Restart::FAMILY;
+pub const ESTIMATOR: &Family = &Estimator::FAMILY;
+pub const REGULARISER: &Family = &Regulariser::FAMILY;
+pub const PARAMETERIZATION: &Family = &Param::FAMILY;
+pub const KIND: &Family = &Kind::FAMILY;
+/// The registry: every family, in the key table's order of their keys.
+pub const FAMILIES: [&Family; 5] = [RESTART, ESTIMATOR, REGULARISER, PARAMETERIZATION, KIND];
+
+/// What a remedy's constructor sees: the configuration and the codebook it will serve.
+pub(crate) struct Ctx<'a> {
+    pub q: &'a QuantizerConfig,
+    /// Codes S and their dimension in the lookup space.
+    pub s: usize,
+    pub m: usize,
+    /// The largest batch a step sees: scratch sized for it keeps the step allocation-free.
+    pub batch: usize,
+    pub lr: f32,
+    /// The initial codebook, (S, m).
+    pub codes: ArrayView2<'a, f32>,
+}
 
 /// How the codebook learns (`quantizer.update`).
 #[derive(Debug, Clone)]
@@ -67,15 +95,6 @@ pub struct Scratch {
     inputs: Vec<f32>,
 }
 
-/// What the bottleneck is (`quantizer.kind`).
-#[derive(Debug, Clone)]
-enum Kind {
-    /// A learned codebook, nearest-code assignment: everything below.
-    Vq,
-    /// A fixed grid reached by rounding; the codebook, its state and its losses stay idle.
-    Fsq(fsq::Fsq),
-}
-
 /// A codebook (S, c) in the lookup space, with the state that trains it. Without `code_dim`
 /// and cosine distance (the defaults) the lookup space is the latent space (c = m).
 #[derive(Debug, Clone)]
@@ -85,16 +104,17 @@ pub struct Quantizer {
     param: param::Param,
     lookup: lookup::Lookup,
     kind: Kind,
+    /// Whether `kind` quantizes by itself (a fixed grid): the codebook, its state and its
+    /// losses stay idle.
+    fixed: bool,
     beta: f32,
     learner: Learner,
-    estimator: estimator::Estimator,
+    estimator: Estimator,
     /// ν of the synchronised update (0 = off).
     sync_nu: f32,
-    /// The entropy regulariser, when its weight is not 0.
-    entropy: Option<entropy::Entropy>,
-    /// The orthogonality regulariser, when its weight is not 0.
-    orthogonal: Option<orthogonal::Orthogonal>,
-    restart: restart::Restart,
+    /// The regularisers that are on.
+    regularisers: Vec<Regulariser>,
+    restart: Restart,
     /// The run's restart stream.
     rng: ChaCha8Rng,
     /// Scratch: codes restarted by the last step, (≤ S).
@@ -110,8 +130,8 @@ impl Quantizer {
     /// needs neither.
     pub fn init(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, InitError> {
         let lookup = Quantizer::lookup(cfg, &mut stream(seed, Stream::Projection));
-        let codes = if let Kind::Fsq(f) = kind(cfg) {
-            f.grid(z.ncols())
+        let codes = if let Some(grid) = kind(cfg).grid(z.ncols()) {
+            grid
         } else if lookup.is_identity() {
             init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?
         } else {
@@ -162,21 +182,32 @@ impl Quantizer {
         };
         let (s, m) = codes.dim();
         lookup.refresh(codes.view());
+        let ctx = Ctx {
+            q,
+            s,
+            m,
+            batch: max_batch(cfg),
+            lr,
+            codes: codes.view(),
+        };
+        let kind = kind(cfg);
+        let fixed = kind.fixed();
+        let param = Param::BUILD[chosen(PARAMETERIZATION, &q.parameterization)](&ctx);
+        let estimator = Estimator::BUILD[chosen(ESTIMATOR, &q.estimator)](&ctx);
+        let regularisers = Regulariser::chosen(&ctx);
+        let restart = Restart::BUILD[chosen(RESTART, &q.restart)](&ctx);
         Quantizer {
-            param: param::Param::new(q.parameterization, codes.view(), lr),
+            param,
             lookup,
             codes,
-            kind: kind(cfg),
+            kind,
+            fixed,
             beta: q.beta as f32,
             learner,
-            estimator: estimator::Estimator::new(q.estimator, (s, m)),
+            estimator,
             sync_nu: q.sync_nu as f32,
-            entropy: (q.entropy_weight > 0.0).then(|| {
-                entropy::Entropy::new(q.entropy_weight as f32, q.entropy_temperature as f32, s)
-            }),
-            orthogonal: (q.orthogonal_weight > 0.0)
-                .then(|| orthogonal::Orthogonal::new(q.orthogonal_weight as f32, s, m)),
-            restart: restart::Restart::new(q, s, m, max_batch(cfg)),
+            regularisers,
+            restart,
             rng,
             restarted: Vec::with_capacity(s),
             restarts: 0,
@@ -191,8 +222,8 @@ impl Quantizer {
     /// ∂L/∂E of the last `backward` (lookup space, before any parameterization); None when
     /// the codebook does not learn by gradient.
     pub fn codebook_grad(&self) -> Option<ArrayView2<'_, f32>> {
-        match (&self.kind, &self.learner) {
-            (Kind::Vq, Learner::Gradient(g)) => Some(g.grad.view()),
+        match &self.learner {
+            Learner::Gradient(g) if !self.fixed => Some(g.grad.view()),
             _ => None,
         }
     }
@@ -200,10 +231,7 @@ impl Quantizer {
     /// The encoder outputs `z` as the metrics and snapshots see them: in the space where the
     /// codes live, so that each one's nearest code is its code (FSQ: bounded, in grid units).
     pub fn embedded(&self, z: Array2<f32>) -> Array2<f32> {
-        match &self.kind {
-            Kind::Vq => z,
-            Kind::Fsq(f) => f.embed(z),
-        }
+        self.kind.embed(z)
     }
 
     /// Nearest code (in the lookup space) of each row of `z` into `assign`, and what the
@@ -215,8 +243,8 @@ impl Quantizer {
         mut q: ArrayViewMut2<f32>,
         scratch: &mut Scratch,
     ) {
-        if let Kind::Fsq(f) = &self.kind {
-            return f.quantize(z, assign, q);
+        if self.kind.quantize(z, assign, q.view_mut()) {
+            return;
         }
         let table = self.lookup.table(self.codes.view());
         if self.lookup.is_identity() {
@@ -241,7 +269,7 @@ impl Quantizer {
     /// where their gradient goes), plus the regularisers that are on. û = z and ê = q without a
     /// lookup of its own. Keeps what `backward` needs.
     pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
-        if let Kind::Fsq(_) = self.kind {
+        if self.fixed {
             return 0.0;
         }
         if !self.lookup.is_identity() {
@@ -261,9 +289,11 @@ impl Quantizer {
             Learner::Gradient(_) => mean,
             Learner::Ema(_) => 0.0,
         };
-        let entropy = self.entropy.as_mut().map_or(0.0, |en| en.forward(u, table));
-        let orthogonal = self.orthogonal.as_ref().map_or(0.0, |o| o.loss(table));
-        codebook + self.beta * mean + entropy + orthogonal
+        let mut total = codebook + self.beta * mean;
+        for r in &mut self.regularisers {
+            total += r.loss(u, table);
+        }
+        total
     }
 
     /// Backward of the VQ bottleneck, after `loss` on the same batch. `g_q` holds ∂recon/∂q
@@ -278,10 +308,10 @@ impl Quantizer {
         q: ArrayView2<f32>,
         assign: &[usize],
         g_q: ArrayView2<f32>,
-        g_z: ArrayViewMut2<f32>,
+        mut g_z: ArrayViewMut2<f32>,
     ) {
-        if let Kind::Fsq(f) = &self.kind {
-            return f.backward(z, g_q, g_z);
+        if self.kind.backward(z, g_q, g_z.view_mut()) {
+            return;
         }
         let mut grad = match &mut self.learner {
             Learner::Gradient(g) => Some(g),
@@ -291,8 +321,7 @@ impl Quantizer {
             estimator: &mut self.estimator,
             sync_nu: self.sync_nu,
             beta: self.beta,
-            entropy: self.entropy.as_ref(),
-            orthogonal: self.orthogonal.as_mut(),
+            regularisers: &mut self.regularisers,
             assign,
         };
         if self.lookup.is_identity() {
@@ -313,7 +342,7 @@ impl Quantizer {
     /// `assign`: an Adam step along the last gradient (through the parameterization), or the
     /// EMA update, in the lookup space; then dead-code restarts and the projections' step.
     pub fn after_step(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
-        if let Kind::Fsq(_) = self.kind {
+        if self.fixed {
             return;
         }
         // The batch as the codebook saw it (kept by `loss`), and before normalisation.
@@ -323,9 +352,10 @@ impl Quantizer {
             (self.lookup.batch().0, self.lookup.u())
         };
         match &mut self.learner {
-            Learner::Gradient(g) => self.param.step(g, self.codes.view_mut(), raw),
+            Learner::Gradient(g) => self.param.update(g, self.codes.view_mut(), raw),
             Learner::Ema(ema) => ema.update(self.codes.view_mut(), seen, assign),
         }
+        self.restarted.clear();
         self.restart.after_step(
             self.codes.view_mut(),
             seen,
@@ -368,11 +398,10 @@ impl Quantizer {
 
 /// The bottleneck's loss terms, for their backward in the lookup space.
 struct Terms<'a> {
-    estimator: &'a mut estimator::Estimator,
+    estimator: &'a mut Estimator,
     sync_nu: f32,
     beta: f32,
-    entropy: Option<&'a entropy::Entropy>,
-    orthogonal: Option<&'a mut orthogonal::Orthogonal>,
+    regularisers: &'a mut [Regulariser],
     assign: &'a [usize],
 }
 
@@ -404,24 +433,27 @@ impl Terms<'_> {
         Zip::from(&mut g_u).and(u).and(e).for_each(|gz, &a, &b| {
             *gz += commit * (a - b);
         });
-        if let Some(en) = self.entropy {
+        for r in self.regularisers {
             let grad = grad.as_mut().map(|g| g.view_mut());
-            en.backward(u, table, g_u.view_mut(), grad);
-        }
-        if let (Some(o), Some(grad)) = (self.orthogonal, grad) {
-            o.backward(table, grad);
+            r.backward(u, table, g_u.view_mut(), grad);
         }
     }
 }
 
-/// The bottleneck `cfg` asks for; validation made FSQ's levels exist.
+/// The bottleneck `cfg` asks for.
 fn kind(cfg: &RunConfig) -> Kind {
-    match cfg.quantizer.kind {
-        QuantizerKind::Vq => Kind::Vq,
-        QuantizerKind::Fsq => {
-            let levels = fsq::levels(cfg.quantizer.codebook_size, cfg.model.latent_dim)
-                .expect("validated: codebook_size = L^latent_dim with L ≥ 3");
-            Kind::Fsq(fsq::Fsq::new(levels))
-        }
-    }
+    let shape = kind::Shape {
+        q: &cfg.quantizer,
+        m: cfg.model.latent_dim,
+    };
+    Kind::BUILD[chosen(KIND, &cfg.quantizer.kind)](&shape)
+}
+
+/// The position in `family` of the remedy called `word`.
+fn chosen(family: &Family, word: &str) -> usize {
+    family
+        .remedies
+        .iter()
+        .position(|r| r.word == word)
+        .expect("validated: the word is the family's")
 }

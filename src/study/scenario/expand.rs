@@ -11,10 +11,11 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::error::{closest, ScenarioError};
-use super::validate::{self, check_value, describe, rule_of, section_keys, ValueError, SECTIONS};
 use super::{Axis, RunSpec, ARMS, TOP_LEVEL_KEYS};
+use crate::sim::config::key::{check_value, describe, ValueError};
 use crate::sim::config::RunConfig;
 use crate::sim::data::DataFile;
+use crate::sim::valid::{self as validate, rule_of, section_keys, SECTIONS};
 
 /// More runs than this is a mistake in the file, not an experiment.
 pub const MAX_RUNS: usize = 100_000;
@@ -411,12 +412,16 @@ fn set(table: &mut toml::Table, dotted: &str, value: toml::Value) {
 }
 
 pub(super) fn deserialize(file: &str, table: toml::Table) -> Result<RunConfig, ScenarioError> {
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| ScenarioError::Invalid {
-            file: file.into(),
-            message: format!("invalid configuration: {}", e.message()),
-        })
+    let mut cfg: RunConfig =
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ScenarioError::Invalid {
+                file: file.into(),
+                message: format!("invalid configuration: {}", e.message()),
+            })?;
+    // A remedy's key written at its default equals one left out.
+    cfg.quantizer.params.drop_defaults(validate::remedy_keys());
+    Ok(cfg)
 }
 
 /// Bumped whenever a change of algorithm alters the results of some configuration, so that
@@ -552,12 +557,13 @@ mod tests {
         for field in validate::fields(&base) {
             let (section, key) = field.key.split_once('.').unwrap();
             let mut t = table.clone();
-            let changed = match &t[section][key] {
+            let current = field.value.to_toml();
+            let changed = match &current {
                 toml::Value::Integer(i) => toml::Value::Integer(i + 1),
                 // Halving leaves 0 as it is: move it off zero instead.
                 toml::Value::Float(x) => toml::Value::Float(if *x == 0.0 { 0.25 } else { x * 0.5 }),
                 toml::Value::String(_) => match field.rule {
-                    validate::Rule::Choice(words) => {
+                    crate::sim::config::Rule::Choice(words) => {
                         let other = words
                             .iter()
                             .find(|w| **w != field.value.to_string())
@@ -570,7 +576,10 @@ mod tests {
                 toml::Value::Boolean(b) => toml::Value::Boolean(!b),
                 other => panic!("unexpected {other:?}"),
             };
-            t[section][key] = changed;
+            t[section]
+                .as_table_mut()
+                .unwrap()
+                .insert(key.into(), changed);
             let cfg: RunConfig = t.try_into().unwrap();
             assert_ne!(run_id(&cfg, 0), id, "{} does not change the id", field.key);
         }

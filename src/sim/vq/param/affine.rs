@@ -12,7 +12,17 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 
+use super::{ByGradient, Ctx, Parameterize};
+use crate::sim::config::Remedy;
 use crate::sim::nn::Adam;
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "affine",
+    doc: "raw codes scaled and shifted so their running mean/std match the inputs', momentum 0.1; needs update = \"loss\" and restart = \"none\"",
+    cite: "Huh et al. 2023, vqtorch",
+    keys: &[],
+    rules: &[super::learned_by_loss_only],
+};
 
 /// Weight of a new batch in the running statistics (vqtorch's default).
 const MOMENTUM: f32 = 0.1;
@@ -99,7 +109,18 @@ impl Affine {
         blend(&mut self.p_var, &self.var, first);
     }
 
-    pub(super) fn all_finite(&self) -> bool {
+}
+
+impl Parameterize for Affine {
+    fn build(c: &Ctx) -> Affine {
+        Affine::new(c.codes, c.lr)
+    }
+
+    fn update(&mut self, g: &mut ByGradient, codes: ArrayViewMut2<f32>, u: ArrayView2<f32>) {
+        self.step(g.grad.view(), codes, u);
+    }
+
+    fn all_finite(&self) -> bool {
         self.raw.iter().all(|v| v.is_finite())
     }
 }

@@ -10,8 +10,18 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
+use super::{ByGradient, Ctx, Parameterize};
+use crate::sim::config::Remedy;
 use crate::sim::matmul::{matmul, Into};
 use crate::sim::nn::Adam;
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "simvq",
+    doc: "frozen basis C (the init codebook) × learned map W, W = I at start; needs update = \"loss\" and restart = \"none\"",
+    cite: "Zhu et al. 2024",
+    keys: &[],
+    rules: &[super::learned_by_loss_only],
+};
 
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct SimVq {
@@ -44,7 +54,18 @@ impl SimVq {
         matmul(codes, Into::Overwrite, self.basis.view(), self.w.view());
     }
 
-    pub(super) fn all_finite(&self) -> bool {
+}
+
+impl Parameterize for SimVq {
+    fn build(c: &Ctx) -> SimVq {
+        SimVq::new(c.codes, c.lr)
+    }
+
+    fn update(&mut self, g: &mut ByGradient, codes: ArrayViewMut2<f32>, _u: ArrayView2<f32>) {
+        self.step(g.grad.view(), codes);
+    }
+
+    fn all_finite(&self) -> bool {
         self.w.iter().all(|v| v.is_finite())
     }
 }

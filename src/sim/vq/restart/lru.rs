@@ -6,6 +6,33 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand_chacha::ChaCha8Rng;
 
+use super::{Ctx, RestartRule};
+use crate::sim::config::key::{INCL, MAX_FLOAT};
+use crate::sim::config::{Key, Remedy};
+
+const TIMEOUT: Key = Key::int(
+    "quantizer.lru_timeout",
+    100,
+    (1, 1_000_000_000),
+    "LRU timeout",
+    "restart = \"lru\": steps without use before a code is replaced (vqtorch: 100)",
+);
+const JITTER: Key = Key::float(
+    "quantizer.lru_jitter",
+    1e-4,
+    ((0.0, INCL), (MAX_FLOAT, INCL)),
+    "LRU jitter",
+    "restart = \"lru\": Gaussian jitter of a replacement, relative to its norm (vqtorch: 1e-4)",
+);
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "lru",
+    doc: "codes unused for lru_timeout steps move to random batch outputs plus jitter",
+    cite: "Huh et al. 2023",
+    keys: &[TIMEOUT, JITTER],
+    rules: &[],
+};
+
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Lru {
     timeout: usize,
@@ -25,8 +52,15 @@ impl Lru {
             perm: Vec::with_capacity(batch),
         }
     }
+}
 
-    pub(super) fn after_step(
+impl RestartRule for Lru {
+    fn build(c: &Ctx) -> Lru {
+        let p = &c.q.params;
+        Lru::new(c.s, p.int(&TIMEOUT), p.float(&JITTER) as f32, c.batch)
+    }
+
+    fn after_step(
         &mut self,
         codes: ArrayViewMut2<f32>,
         z: ArrayView2<f32>,

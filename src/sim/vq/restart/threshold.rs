@@ -7,6 +7,33 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand_chacha::ChaCha8Rng;
 
+use super::{Ctx, RestartRule};
+use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
+use crate::sim::config::{Key, Remedy};
+
+const THRESHOLD: Key = Key::float(
+    "quantizer.restart_threshold",
+    1.0,
+    ((0.0, EXCL), (MAX_FLOAT, INCL)),
+    "restart threshold",
+    "restart = \"threshold\": usage EMA (points per step) below which a code restarts (Jukebox: 1)",
+);
+const DECAY: Key = Key::float(
+    "quantizer.restart_decay",
+    0.99,
+    ((0.0, INCL), (1.0, EXCL)),
+    "usage decay",
+    "restart = \"threshold\": decay of the usage EMA (Jukebox: 0.99)",
+);
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "threshold",
+    doc: "codes whose usage EMA falls below restart_threshold move to random encoder outputs of the batch",
+    cite: "Dhariwal et al. 2020, Jukebox; Zeghidour et al. 2021, SoundStream",
+    keys: &[THRESHOLD, DECAY],
+    rules: &[],
+};
+
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Threshold {
     threshold: f32,
@@ -29,8 +56,15 @@ impl Threshold {
             perm: Vec::with_capacity(batch),
         }
     }
+}
 
-    pub(super) fn after_step(
+impl RestartRule for Threshold {
+    fn build(c: &Ctx) -> Threshold {
+        let p = &c.q.params;
+        Threshold::new(c.s, p.float(&THRESHOLD) as f32, p.float(&DECAY) as f32, c.batch)
+    }
+
+    fn after_step(
         &mut self,
         codes: ArrayViewMut2<f32>,
         z: ArrayView2<f32>,

@@ -10,8 +10,35 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use super::{Ctx, Regularise};
+use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
+use crate::sim::config::{Key, Remedy};
+
+const WEIGHT: Key = Key::float(
+    "quantizer.entropy_weight",
+    0.0,
+    ((0.0, INCL), (MAX_FLOAT, INCL)),
+    "entropy weight",
+    "weight of the code-usage entropy loss mean_i H(p_i) − H(mean_i p_i), p_i = softmax(−‖z_i − e‖/τ) (MAGVIT-v2, Yu et al. 2024); 0 = off",
+);
+const TEMPERATURE: Key = Key::float(
+    "quantizer.entropy_temperature",
+    0.01,
+    ((0.0, EXCL), (MAX_FLOAT, INCL)),
+    "entropy τ",
+    "temperature τ of the entropy loss's soft assignments (lucidrains: 0.01)",
+);
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "entropy",
+    doc: "code-usage entropy loss",
+    cite: "MAGVIT-v2, Yu et al. 2024",
+    keys: &[WEIGHT, TEMPERATURE],
+    rules: &[],
+};
+
 #[derive(Debug, Clone)]
-pub(super) struct Entropy {
+pub(in crate::sim::vq) struct Entropy {
     weight: f32,
     temperature: f32,
     /// Soft assignments of the last forward, (n, S) row-major; grows to the largest batch.
@@ -36,8 +63,16 @@ impl Entropy {
         }
     }
 
+}
+
+impl Regularise for Entropy {
+    fn build(c: &Ctx) -> Entropy {
+        let p = &c.q.params;
+        Entropy::new(p.float(&WEIGHT) as f32, p.float(&TEMPERATURE) as f32, c.s)
+    }
+
     /// Soft assignments of the batch `z` to `codes`, kept for `backward`; returns the loss.
-    pub(super) fn forward(&mut self, z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
+    fn loss(&mut self, z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
         let (n, s) = (z.nrows(), codes.nrows());
         self.p.resize(n * s, 0.0);
         self.d.resize(n * s, 0.0);
@@ -91,8 +126,8 @@ impl Entropy {
     /// Adds the loss's gradient to `g_z` and, when the codes learn by gradient, to `g_codes`.
     /// ∂L/∂l_ik = (w/n)·p_ik·(ln p̄_k − Σ_j p_ij ln p̄_j − ln p_ik − H(p_i)) for the logits
     /// l_ik = −d_ik/τ, and ∂d_ik/∂z_i = (z_i − e_k)/d_ik = −∂d_ik/∂e_k.
-    pub(super) fn backward(
-        &self,
+    fn backward(
+        &mut self,
         z: ArrayView2<f32>,
         codes: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,
