@@ -2,7 +2,7 @@
 """Compare vqsim's remedies with lucidrains/vector-quantize-pytorch's, arm by arm.
 
 Each arm is one remedy that both implement, run on the same data, encoder and decoder (the
-SPEC defaults, early quantization from a k-means init on the untrained encoder, as in the zoo)
+built-in defaults, early quantization from a k-means init on the untrained encoder, as in the zoo)
 over the same seeds, one thread each: vqsim through its CLI, the library's `VectorQuantize`
 inside the PyTorch model of scripts/torch_ref.py. Random streams differ, so runs are compared
 as distributions over seeds: per arm, metric and side the mean with its 95% t-interval, as a
@@ -254,7 +254,7 @@ def main():
 
 
 def print_table(results, seeds):
-    print(f"SPEC defaults, early quantization from k-means on the untrained encoder unless the arm "
+    print(f"Built-in defaults, early quantization from k-means on the untrained encoder unless the arm "
           f"says otherwise; mean [95% t-interval] over seeds {seeds}; overlap: do the two "
           f"intervals overlap\n")
     print("| arm | metric | vqsim | vector-quantize-pytorch | overlap |")
