@@ -392,8 +392,10 @@ fn paper(args: &PaperArgs) -> Result<()> {
 fn theory(out: &Path) -> Result<()> {
     let dir = out.join("theory");
     let (rows, _) = vqsim::report::theory::run(&dir)?;
+    let (constructed, _) = vqsim::report::theory::split(&rows);
+    outln!("constructed (tokens placed as the formula assumes):");
     outln!("active_modes  h_measured  h_predicted  q_measured  q_predicted");
-    for r in &rows {
+    for r in &constructed {
         outln!(
             "{:>12}  {:>10.4}  {:>11.4}  {:>10.4}  {:>11.4}",
             r.active_modes,
@@ -403,13 +405,17 @@ fn theory(out: &Path) -> Result<()> {
             r.q_predicted
         );
     }
-    let v = vqsim::report::theory::verdict(&rows);
-    let verdict = if v.supported {
-        "supported"
-    } else {
-        "NOT supported"
-    };
-    outln!("{verdict}: {}\n{}", v.claim, v.evidence);
+    for v in [
+        vqsim::report::theory::verdict(&rows),
+        vqsim::report::theory::trained_verdict(&rows),
+    ] {
+        let verdict = if v.supported {
+            "supported"
+        } else {
+            "NOT supported"
+        };
+        outln!("{verdict}: {}\n{}", v.claim, v.evidence);
+    }
     outln!("wrote {}", dir.join("theory.csv").display());
     Ok(())
 }

@@ -23,17 +23,18 @@ fn summary_of(arms: &[Arm]) -> Summary {
     Results::load(dir.path()).unwrap().summary
 }
 
-/// Token sweep: `ppl(kind, size)` and `dist(kind)` give the mean of each arm (spread 1% of it).
-fn tokens(ppl: impl Fn(&str, u32) -> f64, dist: impl Fn(&str) -> f64) -> Summary {
+/// Token sweep: `ppl(kind, size)` and `ratio(kind)` (shrink_ratio) give the mean of each arm
+/// (spread 1% of it).
+fn tokens(ppl: impl Fn(&str, u32) -> f64, ratio: impl Fn(&str) -> f64) -> Summary {
     let mut arms = Vec::new();
     for size in [8u32, 64, 256, 1024] {
         for kind in ["early", "deferred"] {
             let p = ppl(kind, size);
-            let d = dist(kind);
+            let r = ratio(kind);
             let s = size.to_string();
             arms.push(arm(
                 &[(KIND, kind), (SIZE, &s)],
-                &[("perplexity", p, 0.01 * p), ("codebook_dist", d, 0.01 * d)],
+                &[("perplexity", p, 0.01 * p), ("shrink_ratio", r, 0.01 * r)],
             ));
         }
     }
@@ -47,17 +48,17 @@ fn paper_ppl(kind: &str, size: u32) -> f64 {
     }
 }
 
-fn paper_dist(kind: &str) -> f64 {
+fn paper_ratio(kind: &str) -> f64 {
     if kind == "early" {
-        1.0
+        0.1
     } else {
-        11.0
+        1.0
     }
 }
 
 #[test]
 fn token_gap_holds_when_deferred_is_higher_everywhere() {
-    let v = token_gap(&tokens(paper_ppl, paper_dist)).unwrap();
+    let v = token_gap(&tokens(paper_ppl, paper_ratio)).unwrap();
     assert!(v.supported, "{}", v.evidence);
     assert!(v.evidence.contains("S=64") && v.evidence.contains("S=1024"));
     assert!(
@@ -71,7 +72,7 @@ fn token_gap_fails_when_one_size_overlaps() {
     // At S = 256 deferred's perplexity collapses onto early's.
     let s = tokens(
         |k, n| if n == 256 { 7.6 } else { paper_ppl(k, n) },
-        paper_dist,
+        paper_ratio,
     );
     let v = token_gap(&s).unwrap();
     assert!(!v.supported);
@@ -79,24 +80,29 @@ fn token_gap_fails_when_one_size_overlaps() {
 }
 
 #[test]
-fn token_gap_fails_when_distance_is_lower_under_deferred() {
-    let v = token_gap(&tokens(
-        paper_ppl,
-        |k| if k == "early" { 11.0 } else { 1.0 },
-    ))
-    .unwrap();
+fn token_gap_fails_when_shrink_ratio_is_lower_under_deferred() {
+    let v = token_gap(&tokens(paper_ppl, |k| if k == "early" { 1.0 } else { 0.1 })).unwrap();
     assert!(!v.supported);
+    // Perplexity holds at every size: the verdict must fail on the ratio, not on a gap in the
+    // fixture.
+    assert!(
+        v.evidence.contains("shrink_ratio 1.00 [")
+            && v.evidence.matches("(not separated)").count() == 3
+            && !v.evidence.contains("missing"),
+        "{}",
+        v.evidence
+    );
 }
 
 #[test]
 fn token_scaling_holds_when_early_flattens() {
-    let v = token_scaling(&tokens(paper_ppl, paper_dist)).unwrap();
+    let v = token_scaling(&tokens(paper_ppl, paper_ratio)).unwrap();
     assert!(v.supported, "{}", v.evidence);
 }
 
 #[test]
 fn token_scaling_fails_when_early_grows_as_fast() {
-    let v = token_scaling(&tokens(|_, n| 0.9 * n as f64, paper_dist)).unwrap();
+    let v = token_scaling(&tokens(|_, n| 0.9 * n as f64, paper_ratio)).unwrap();
     assert!(!v.supported);
     assert!(v.evidence.contains("early flattens: no"), "{}", v.evidence);
 }
@@ -111,7 +117,7 @@ fn token_scaling_fails_when_deferred_stalls() {
                 paper_ppl(k, n)
             }
         },
-        paper_dist,
+        paper_ratio,
     );
     let v = token_scaling(&s).unwrap();
     assert!(!v.supported);
@@ -160,6 +166,9 @@ fn capacity_holds_when_smallest_collapses() {
 fn capacity_fails_without_a_difference() {
     let v = capacity(&capacity_sweep(|_, _| 1.9, |_, _| 10.0)).unwrap();
     assert!(!v.supported);
+    // Both metrics present and overlapping at both dims: not a gap in the fixture.
+    assert_eq!(v.evidence.matches("(overlap)").count(), 4, "{}", v.evidence);
+    assert!(!v.evidence.contains("missing"), "{}", v.evidence);
 }
 
 #[test]
@@ -168,7 +177,16 @@ fn capacity_fails_when_one_metric_goes_the_other_way() {
         |d, w| if (d, w) == ("0", "2") { 1.0 } else { 1.9 },
         |d, w| if (d, w) == ("0", "2") { 10.0 } else { 6.0 },
     );
-    assert!(!capacity(&s).unwrap().supported);
+    let v = capacity(&s).unwrap();
+    assert!(!v.supported);
+    // Separated both ways (rank lower, modes higher), at both dims.
+    assert!(
+        v.evidence.matches("modes_hit 10.0 [").count() == 2
+            && !v.evidence.contains("overlap")
+            && !v.evidence.contains("missing"),
+        "{}",
+        v.evidence
+    );
 }
 
 fn shrink_sweep(used: f64) -> Summary {
@@ -248,8 +266,8 @@ fn claims_without_their_axes_are_none() {
     assert!(shrinkage(&s).is_none());
 }
 
-/// Six runs (early r0–r2, deferred r3–r5) and a history of `epochs` quantized epochs where
-/// codebook_dist is `early(epoch)` / `deferred(epoch)` plus a seed jitter.
+/// Six runs (early r0–r2, deferred r3–r5) and a history of 5 quantized epochs where
+/// shrink_ratio is `early(epoch)` / `deferred(epoch)` plus a seed jitter.
 fn dynamics_dir(dir: &Path, early: impl Fn(u64) -> f64, deferred: impl Fn(u64) -> f64) {
     write_runs(
         dir,
@@ -258,9 +276,9 @@ fn dynamics_dir(dir: &Path, early: impl Fn(u64) -> f64, deferred: impl Fn(u64) -
             arm(&[(KIND, "deferred")], &[]),
         ],
     );
-    let mut lines = vec!["run_id,phase,epoch,total_epoch,codebook_dist".to_string()];
+    let mut lines = vec!["run_id,phase,epoch,total_epoch,shrink_ratio".to_string()];
     for run in 0..6u64 {
-        let jitter = (run % 3) as f64 * 0.1;
+        let jitter = (run % 3) as f64 * 0.01;
         for epoch in 0..5u64 {
             let (phase, total, v) = if run < 3 {
                 ("quantized", epoch, early(epoch))
@@ -281,14 +299,41 @@ fn dynamics_of(dir: &Path) -> Option<vqsim::report::claims::Verdict> {
     dynamics(&runs, &history).unwrap()
 }
 
+/// Both codebooks start as k-means fits (shrink_ratio ≈ 1 at epoch 0), then early's shrinks.
+fn early_shrinks(epoch: u64) -> f64 {
+    if epoch == 0 {
+        1.0
+    } else {
+        0.3 - 0.05 * epoch as f64
+    }
+}
+
 #[test]
-fn dynamics_holds_when_early_stays_small() {
+fn dynamics_holds_when_early_shrinks_after_init() {
     let dir = tempfile::tempdir().unwrap();
-    dynamics_dir(dir.path(), |e| 1.0 - 0.1 * e as f64, |_| 11.0);
+    dynamics_dir(dir.path(), early_shrinks, |_| 1.0);
     let v = dynamics_of(dir.path()).unwrap();
     assert!(v.supported, "{}", v.evidence);
     assert!(
-        v.evidence.contains("fails at 0 of 5 epochs"),
+        v.evidence.contains("epoch 0: 1.01 [")
+            && v.evidence.contains("(not tested)")
+            && v.evidence.contains("fails at 0 of 4 epochs ≥ 1"),
+        "{}",
+        v.evidence
+    );
+}
+
+#[test]
+fn dynamics_is_not_decided_by_epoch_zero() {
+    // Shrunk at init only (as the raw codebook_dist of an untrained encoder's k-means is), equal
+    // afterwards: the claim is about training, so it fails.
+    let dir = tempfile::tempdir().unwrap();
+    dynamics_dir(dir.path(), |e| if e == 0 { 0.1 } else { 1.0 }, |_| 1.0);
+    let v = dynamics_of(dir.path()).unwrap();
+    assert!(!v.supported);
+    assert!(
+        v.evidence
+            .contains("fails at 4 of 4 epochs ≥ 1 ([1, 2, 3, 4])"),
         "{}",
         v.evidence
     );
@@ -297,12 +342,13 @@ fn dynamics_holds_when_early_stays_small() {
 #[test]
 fn dynamics_fails_when_early_catches_up() {
     let dir = tempfile::tempdir().unwrap();
-    // Epoch 2: 6 vs 11 is above half; epochs 3 and 4 overlap or exceed.
-    dynamics_dir(dir.path(), |e| 1.0 + 2.5 * e as f64, |_| 11.0);
+    // Epoch 2: 0.55 vs 1 is above half; epochs 3 and 4 overlap or exceed.
+    dynamics_dir(dir.path(), |e| 0.05 + 0.25 * e as f64, |_| 1.0);
     let v = dynamics_of(dir.path()).unwrap();
     assert!(!v.supported);
     assert!(
-        v.evidence.contains("fails at 3 of 5 epochs ([2, 3, 4])"),
+        v.evidence
+            .contains("fails at 3 of 4 epochs ≥ 1 ([2, 3, 4])"),
         "{}",
         v.evidence
     );
@@ -311,11 +357,13 @@ fn dynamics_fails_when_early_catches_up() {
 #[test]
 fn check_dispatches_by_scenario_name() {
     let dir = tempfile::tempdir().unwrap();
-    dynamics_dir(dir.path(), |_| 1.0, |_| 11.0);
+    dynamics_dir(dir.path(), early_shrinks, |_| 1.0);
     let results = Results::load(dir.path()).unwrap();
     let v = check("dynamics", &results).unwrap();
     assert_eq!(v.len(), 1);
-    assert!(v[0].claim.contains("throughout training"));
+    assert!(v[0]
+        .claim
+        .contains("shrinks relative to the embeddings during training"));
     // The tokens claims need a codebook-size axis this sweep does not have.
     assert!(check("tokens", &results).unwrap().is_empty());
 }

@@ -55,9 +55,10 @@ fn known_answers_on_a_hand_made_codebook() {
     assert!((d.embed_dist - sum / 6.0).abs() < 1e-6, "{d:?}");
     assert!((d.shrink_ratio - d.codebook_dist / d.embed_dist).abs() < 1e-12);
     // Class means (0.5, 0.5) and (2.5, 2.5): code (0,0) → class 0; (4,0) and (0,4) are
-    // 12.5 vs 8.5 (squared) away → class 1. Shares 1/3, 2/3.
+    // 12.5 vs 8.5 (squared) away → class 1, and so is the dead code (100, 100). The paper's H
+    // counts every code (p_k = |T_k|/S, as a run's token_mode_entropy): shares 1/4, 3/4.
     assert_eq!(d.classes_hit, 2.0);
-    let h = -(1.0f64 / 3.0 * (1.0f64 / 3.0).ln() + 2.0 / 3.0 * (2.0f64 / 3.0).ln());
+    let h = -(0.25f64 * 0.25f64.ln() + 0.75 * 0.75f64.ln());
     assert!((d.token_class_entropy - h).abs() < 1e-12, "{d:?}");
     // Sparse, huge label values are classes like any other.
     let sparse = run(&codes, &z, Some(&[7, 7, usize::MAX, usize::MAX]));

@@ -105,14 +105,35 @@ fn lru_replaces_a_code_unused_for_timeout_steps() {
 fn lru_jitter_is_relative_to_the_row_norm() {
     let mut cfg = config("lru".into(), Update::Loss);
     cfg.quantizer.params.set("lru_timeout", 1);
-    cfg.quantizer.params.set("lru_jitter", 1e-3);
-    let mut vq = quantizer(&cfg, array![[0.0, 0.0], [1.0, 1.0]]);
-    let z = array![[30.0, 40.0]]; // norm 50
-    vq.after_step(z.view(), &[0]);
-    let moved = vq.codebook().row(1).to_owned();
-    let off = ((moved[0] - 30.0).powi(2) + (moved[1] - 40.0).powi(2)).sqrt();
-    // ρ‖z‖ = 0.05 per coordinate: the offset is non-zero and a few times that at most.
-    assert!(off > 0.0 && off < 0.05 * 6.0, "offset {off}");
+    let rho = 1e-3;
+    cfg.quantizer.params.set("lru_jitter", rho);
+    // 400 dead codes land on rows of norm 50 and of norm 0.5; jitter of std ρ‖row‖ per
+    // coordinate gives E‖offset‖² = 2(ρ‖row‖)² at both norms, which an absolute jitter of ρ
+    // (ratio 0.0008 at norm 50, 8 at norm 0.5) or none (0) cannot.
+    let mut vq = quantizer(&cfg, Array2::zeros((401, 2)));
+    let z = Array2::from_shape_fn((100, 2), |(i, c)| {
+        let v = if c == 0 { 3.0 } else { 4.0 };
+        if i % 2 == 0 {
+            10.0 * v
+        } else {
+            0.1 * v
+        }
+    });
+    vq.after_step(z.view(), &[0; 100]);
+    for norm in [50.0f32, 0.5] {
+        let base = [0.6 * norm, 0.8 * norm];
+        let ratios: Vec<f32> = vq
+            .codebook()
+            .outer_iter()
+            .skip(1)
+            .map(|c| (c[0] - base[0]).powi(2) + (c[1] - base[1]).powi(2))
+            .filter(|&d2| d2 < (0.1 * norm).powi(2))
+            .map(|d2| d2 / (rho as f32 * norm).powi(2))
+            .collect();
+        let mean = ratios.iter().sum::<f32>() / ratios.len() as f32;
+        assert!(ratios.len() > 150, "norm {norm}: {} codes", ratios.len());
+        assert!((1.6..2.4).contains(&mean), "norm {norm}: mean ratio {mean}");
+    }
 }
 
 #[test]

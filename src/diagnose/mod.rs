@@ -75,8 +75,9 @@ pub struct Diagnosis {
     /// With labels: classes whose mean (in latent space) is the nearest class mean of at least
     /// one live code.
     pub classes_hit: f64,
-    /// With labels: entropy of the live codes' nearest-class-mean shares (max ln K), the
-    /// paper's H with classes as modes.
+    /// With labels: entropy of every code's nearest-class-mean shares (max ln K), the paper's
+    /// H with classes as modes: p_k = |T_k|/S counts dead codes too, as `token_mode_entropy`
+    /// of a run does.
     pub token_class_entropy: f64,
 }
 
@@ -139,7 +140,7 @@ pub fn diagnose(
             },
         );
     let (classes_hit, token_class_entropy) = match labels {
-        Some(l) => class_metrics(z, l, live_codes.view()),
+        Some(l) => class_metrics(z, l, codebook, &usage),
         None => (f64::NAN, f64::NAN),
     };
     let diagnosis = Diagnosis {
@@ -355,7 +356,7 @@ fn meaning(name: &str) -> &'static str {
         "live_var_share" => "variance of the live codes / variance of the embeddings",
         "classes_hit" => "classes whose mean is nearest to some live code (needs labels)",
         "token_class_entropy" => {
-            "entropy of live codes' nearest-class shares, max ln K (needs labels)"
+            "entropy of all codes' nearest-class shares (dead ones too), max ln K (needs labels)"
         }
         _ => "",
     }
@@ -373,9 +374,16 @@ fn sample_rows(a: ArrayView2<f32>, k: usize, seed: u64) -> Array2<f32> {
     a.select(Axis(0), &rows)
 }
 
-/// (classes_hit, token_class_entropy) with the class means of `z` as the modes and the live
-/// codes as the tokens. Classes are the distinct label values, however large or sparse.
-fn class_metrics(z: ArrayView2<f32>, labels: &[usize], live: ArrayView2<f32>) -> (f64, f64) {
+/// (classes_hit, token_class_entropy) with the class means of `z` as the modes: classes hit by
+/// the live codes (`usage` > 0), and the entropy over all codes (the paper's p_k = |T_k|/S,
+/// as a run's `token_mode_entropy`). Classes are the distinct label values, however large or
+/// sparse.
+fn class_metrics(
+    z: ArrayView2<f32>,
+    labels: &[usize],
+    codebook: ArrayView2<f32>,
+    usage: &[usize],
+) -> (f64, f64) {
     let dense = dense_classes(labels);
     let k = dense.iter().max().map_or(0, |&c| c + 1);
     let mut sums = Array2::<f64>::zeros((k, z.ncols()));
@@ -390,10 +398,14 @@ fn class_metrics(z: ArrayView2<f32>, labels: &[usize], live: ArrayView2<f32>) ->
     let means = Array2::from_shape_fn((k, z.ncols()), |(c, j)| {
         (sums[[c, j]] / counts[c] as f64) as f32
     });
-    let shares = metrics::mode_counts(live, means.view());
+    let live: Vec<usize> = usage.iter().map(|&u| usize::from(u > 0)).collect();
     (
-        metrics::modes_hit(&shares) as f64,
-        metrics::entropy(&shares),
+        metrics::modes_hit(&metrics::mode_counts_weighted(
+            codebook,
+            means.view(),
+            &live,
+        )) as f64,
+        metrics::entropy(&metrics::mode_counts(codebook, means.view())),
     )
 }
 

@@ -109,8 +109,10 @@ pub fn with_runs(v: Verdict, counts: &RunCounts) -> Verdict {
     }
 }
 
-/// (a) Perplexity and codebook distance are higher under deferred quantization at every
-/// codebook size ≥ 64, CIs disjoint (paper Fig. 4).
+/// (a) Perplexity and the codebook's spread are higher under deferred quantization at every
+/// codebook size ≥ 64, CIs disjoint (paper Fig. 4). The spread is `shrink_ratio` (codebook
+/// distance over embedding distance), not the raw `codebook_dist`, which grows with whatever
+/// scale the embeddings take.
 pub fn token_gap(s: &Summary) -> Option<Verdict> {
     if !s.varies(SCHEDULE) || !s.varies(SIZE) {
         return None;
@@ -128,7 +130,7 @@ pub fn token_gap(s: &Summary) -> Option<Verdict> {
         for (_, size) in &sizes {
             let (holds, parts) = deferred_above(
                 s,
-                &["perplexity", "codebook_dist"],
+                &["perplexity", "shrink_ratio"],
                 &at(slice, &[(SIZE, size)]),
             );
             ok &= holds;
@@ -138,8 +140,9 @@ pub fn token_gap(s: &Summary) -> Option<Verdict> {
     });
     Some(combine(
         format!(
-            "Perplexity and codebook distance are higher under deferred than early quantization \
-             at every codebook size ≥ {GAP_FROM_SIZE} (95% CIs disjoint)"
+            "Perplexity and shrink_ratio (codebook over embedding spread) are higher under \
+             deferred than early quantization at every codebook size ≥ {GAP_FROM_SIZE} (95% CIs \
+             disjoint)"
         ),
         "early vs deferred, mean [95% CI]",
         verdicts,
@@ -386,7 +389,9 @@ pub fn shrinkage(s: &Summary) -> Option<Verdict> {
 ///
 /// Criterion: at d = 2 and at d = 8 (both must be in the sweep), early's generated set hits
 /// fewer modes (`gen_modes_hit`) and has a lower pairwise-distance ratio to the real data
-/// (`gen_pairwise_ratio`) than deferred's, each with disjoint 95% CIs.
+/// (`gen_pairwise_ratio`) than deferred's, each with disjoint 95% CIs. With tokens drawn from
+/// the empirical code usage, `gen_modes_hit` restates the reconstructions' `modes_hit` (see
+/// `sim::generation`): its half of the claim is the reconstruction gap, not a separate one.
 pub fn generation(s: &Summary) -> Option<Verdict> {
     if !s.varies(SCHEDULE) || !s.varies(DIM) {
         return None;
@@ -500,11 +505,14 @@ pub fn remedies(s: &Summary) -> Option<Verdict> {
     ))
 }
 
-/// (f) Under early quantization the codebook distance stays small compared with deferred's
-/// throughout training.
+/// (f) Under early quantization the codebook shrinks relative to the embeddings during
+/// training, while deferred's keeps their spread.
 ///
-/// Criterion: at every epoch of the quantized phase (epoch 0 = right after codebook init),
-/// early's mean codebook_dist over seeds is at most half of deferred's, with CIs disjoint.
+/// Criterion: at every measured epoch ≥ 1 of the quantized phase, early's mean shrink_ratio
+/// over seeds is at most half of deferred's, with CIs disjoint. Epoch 0 (right after codebook
+/// init) is reported but not tested: both codebooks are then k-means fits of the current
+/// embeddings, so the gap must come from training, not be there by construction (as it was
+/// for the raw codebook_dist, which compares an untrained encoder's spread with a trained one's).
 /// `runs` supplies each run's schedule, status and other swept parameters.
 pub fn dynamics(runs: &Table, history: &Table) -> Result<Option<Verdict>, SummaryError> {
     let (params, _) = layout(runs)?;
@@ -542,7 +550,7 @@ pub fn dynamics(runs: &Table, history: &Table) -> Result<Option<Verdict>, Summar
         let Ok(epoch) = history.get(i, "epoch")?.parse::<u64>() else {
             continue;
         };
-        let v = history.num(i, "codebook_dist")?;
+        let v = history.num(i, "shrink_ratio")?;
         let cell = by
             .entry(slice.clone())
             .or_default()
@@ -561,7 +569,7 @@ pub fn dynamics(runs: &Table, history: &Table) -> Result<Option<Verdict>, Summar
     for (slice, epochs) in &by {
         let mut failed = Vec::new();
         let mut worst = (f64::NEG_INFINITY, 0);
-        for (&epoch, (e, d)) in epochs {
+        for (&epoch, (e, d)) in epochs.range(1..) {
             let (e, d) = (mean_ci(e, LEVEL), mean_ci(d, LEVEL));
             let ratio = e.mean / d.mean;
             if !(e.separated(&d) && e.mean < d.mean && ratio <= SMALL_SHARE) {
@@ -581,14 +589,14 @@ pub fn dynamics(runs: &Table, history: &Table) -> Result<Option<Verdict>, Summar
             })
         };
         let ev = format!(
-            "{}; {}; largest early/deferred ratio {} at epoch {}; criterion fails at {} of {} \
-             epochs{}",
+            "{} (not tested); {}; largest early/deferred ratio {} at epoch {}; criterion fails \
+             at {} of {} epochs ≥ 1{}",
             at_epoch(epochs.iter().next()),
             at_epoch(epochs.iter().next_back()),
             g(worst.0),
             worst.1,
             failed.len(),
-            epochs.len(),
+            epochs.range(1..).count(),
             if failed.is_empty() {
                 String::new()
             } else {
@@ -605,13 +613,14 @@ pub fn dynamics(runs: &Table, history: &Table) -> Result<Option<Verdict>, Summar
     Ok(Some(Verdict {
         runs: String::new(),
         claim: format!(
-            "Under early quantization the codebook's mean pairwise distance stays small compared \
-             with deferred throughout training: at every quantized epoch early's mean ≤ \
-             {SMALL_SHARE} × deferred's, 95% CIs disjoint"
+            "Under early quantization the codebook shrinks relative to the embeddings during \
+             training while deferred's does not: at every measured quantized epoch ≥ 1, early's \
+             mean shrink_ratio ≤ {SMALL_SHARE} × deferred's, 95% CIs disjoint (epoch 0, right \
+             after both k-means inits, reported, not tested)"
         ),
         supported: verdicts.iter().all(|v| v.0),
         evidence: format!(
-            "codebook_dist early vs deferred, mean [95% CI]: {}",
+            "shrink_ratio early vs deferred, mean [95% CI]: {}",
             verdicts
                 .into_iter()
                 .map(|v| v.1)

@@ -6,6 +6,12 @@
 //! the real data: modes it reaches, its spread, a Fréchet distance, and the k-NN manifold
 //! metrics of `prdc` on equal-size subsets.
 //!
+//! Drawn from the empirical usage, the generated set is the reconstructions resampled:
+//! `gen_modes_hit` and `gen_mode_entropy` restate `modes_hit` and `mode_entropy` (the same
+//! decoded codes with the same weights, up to the draw's noise: a code used by a few points may
+//! be missed, shares wobble by about 1/√N). They carry no information of their own; the
+//! spread, Fréchet and k-NN metrics compare the set with the real data.
+//!
 //! The generated set holds at most S distinct points (one per live code), each repeated about
 //! N/S times. Its own k-NN balls therefore have radius 0 as soon as a code is drawn more than k
 //! times, and `recall` (which uses them) then counts only real points lying exactly on a

@@ -68,10 +68,16 @@ pub struct Snapshot {
     pub means: Array2<f32>,
 }
 
+/// A run has diverged when a training step's loss is non-finite or above this many times its
+/// first step's loss (in absolute value): a loss that explodes but stays finite (`train.lr =
+/// 100`, seed 0, ended with an MSE of 8e10 and status ok) describes no trained model either.
+pub const DIVERGED_LOSS_RATIO: f32 = 1e6;
+
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub status: Status,
-    /// Total epoch at which a non-finite loss or parameter appeared.
+    /// Total epoch at which a non-finite or exploded loss (`DIVERGED_LOSS_RATIO`) or a
+    /// non-finite parameter appeared.
     pub diverged_epoch: Option<usize>,
     /// Why a failed run failed; empty otherwise.
     pub message: String,
@@ -117,6 +123,7 @@ pub fn run(
         history: Vec::new(),
         measuring: Duration::ZERO,
         total_epoch: 0,
+        first_loss: None,
         cancel,
     };
     let start = Instant::now();
@@ -204,6 +211,8 @@ struct Trainer<'a> {
     /// Time spent in per-epoch metrics, left out of the run's `seconds`.
     measuring: Duration,
     total_epoch: usize,
+    /// The loss of the run's first training step, the scale of `DIVERGED_LOSS_RATIO`.
+    first_loss: Option<f32>,
     cancel: &'a AtomicBool,
 }
 
@@ -265,12 +274,14 @@ impl Trainer<'_> {
     fn epoch(&mut self, mut vq: Option<&mut Quantizer>) -> Result<(), Stop> {
         self.total_epoch += 1;
         let (model, cancel, total_epoch) = (&mut self.model, self.cancel, self.total_epoch);
+        let first_loss = &mut self.first_loss;
         self.epochs.run(self.data.x.view(), |batch| {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Stop::Cancelled);
             }
             let loss = model.step(batch, vq.as_deref_mut());
-            if !loss.is_finite() {
+            let first = *first_loss.get_or_insert(loss);
+            if !loss.is_finite() || exploded(loss, first) {
                 return Err(Stop::Diverged(total_epoch));
             }
             Ok(())
@@ -356,6 +367,12 @@ impl Epochs {
     }
 }
 
+/// Whether `loss` is more than `DIVERGED_LOSS_RATIO` times the first step's `first` (a first
+/// loss of 0 counts as the smallest positive f32).
+fn exploded(loss: f32, first: f32) -> bool {
+    loss.abs() > DIVERGED_LOSS_RATIO * first.abs().max(f32::MIN_POSITIVE)
+}
+
 /// The rows of `x` (n, d) not in `heldout` (sorted), in index order: all of `x` without a
 /// held-out split.
 fn training_rows(x: ArrayView2<f32>, heldout: &[usize]) -> Array2<f32> {
@@ -424,6 +441,24 @@ mod tests {
         assert_eq!(out.diverged_epoch, None);
         assert!(out.message.contains("k-means"), "{}", out.message);
         assert!(out.metrics.mse.is_nan() && out.snapshot.is_none());
+    }
+
+    #[test]
+    fn a_run_whose_loss_explodes_but_stays_finite_is_diverged() {
+        // Recorded ok with an MSE of 8e10 before the bound (lr = 1000 turns non-finite).
+        let mut cfg = crate::sim::config::RunConfig::default();
+        cfg.train.lr = 100.0;
+        let cfg = crate::sim::valid::validate(&cfg, None).unwrap();
+        let out = run(&cfg, 0, &AtomicBool::new(false), false).unwrap();
+        assert_eq!(out.status, Status::Diverged);
+        assert!(out.diverged_epoch.is_some() && out.metrics.mse.is_nan());
+    }
+
+    #[test]
+    fn the_divergence_bound_is_relative_to_the_first_loss() {
+        assert!(!exploded(1e6, 1.0) && exploded(1.01e6, 1.0));
+        assert!(!exploded(-5e6, -10.0) && exploded(2e-3, 1e-9));
+        assert!(exploded(1e-30, 0.0) && !exploded(0.0, 0.0));
     }
 
     #[test]
