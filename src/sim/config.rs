@@ -197,10 +197,15 @@ pub enum Distance {
 pub enum Parameterization {
     /// The codes are the parameters.
     Direct,
-    /// A frozen basis C times a learned linear map W (Zhu et al. 2024, SimVQ).
+    /// A frozen random basis C times a learned linear map W plus bias (Zhu et al. 2024, SimVQ).
     Simvq,
-    /// Codes shifted and scaled to the running statistics of the inputs (Huh et al. 2023).
+    /// Codes scaled and shifted by a learned per-dimension affine map (Huh et al. 2023,
+    /// vqtorch's `VectorQuant` with `affine_lr`).
     Affine,
+    /// Codes shifted and scaled to the running statistics of the inputs (vqtorch's
+    /// `AffineTransform(use_running_statistics=True)`).
+    #[serde(rename = "affine_running")]
+    AffineRunning,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

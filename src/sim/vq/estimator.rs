@@ -8,6 +8,16 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::sim::config::Estimator as Choice;
 
+/// The weights of mean‖sg(û) − ê‖² (codebook), mean‖û − sg(ê)‖² (commitment) and IBQ's double
+/// quantization term mean‖q − û‖² through the soft one-hot (whose gradient the estimator
+/// carries itself) in the loss. All three share the value mean‖û − ê‖².
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Weights {
+    pub(super) codebook: f32,
+    pub(super) commitment: f32,
+    pub(super) double: f32,
+}
+
 #[derive(Debug, Clone)]
 pub(super) enum Estimator {
     /// Straight-through (Bengio et al. 2013; van den Oord et al. 2017): z + sg(q − z), so
@@ -24,6 +34,23 @@ impl Estimator {
             Choice::Ste => Estimator::Ste,
             Choice::Rotation => Estimator::Rotation,
             Choice::Ibq => Estimator::Ibq(ibq::Ibq::new(s, m)),
+        }
+    }
+
+    /// The weights of the VQ loss's terms for commitment weight `beta`: VQ-VAE's codebook 1 and
+    /// commitment β, or IBQ's codebook β, commitment 1 and its double quantization term 1.
+    pub(super) fn weights(&self, beta: f32) -> Weights {
+        match self {
+            Estimator::Ste | Estimator::Rotation => Weights {
+                codebook: 1.0,
+                commitment: beta,
+                double: 0.0,
+            },
+            Estimator::Ibq(_) => Weights {
+                codebook: beta,
+                commitment: 1.0,
+                double: 1.0,
+            },
         }
     }
 

@@ -6,8 +6,9 @@
 //! Forward: q(z) = e_k with k = argmin_j ‖z − e_j‖. The decoder sees q(z); the encoder receives
 //! the decoder's gradient unchanged through the straight-through estimator z + sg(q − z).
 //! Loss = recon + ‖sg(z) − q‖² (codebook loss, moves codes) + β‖z − sg(q)‖² (commitment, moves
-//! the encoder), each a mean over batch × dims. With `update = "ema"` the codebook loss is
-//! replaced by exponential moving averages of the assigned embeddings (VQ-VAE, appendix A.1).
+//! the encoder), each a mean over batch × dims (IBQ weighs them as its reference does and adds
+//! its double quantization term: `estimator::Weights`). With `update = "ema"` the codebook loss
+//! is replaced by exponential moving averages of the assigned embeddings (VQ-VAE, appendix A.1).
 //!
 //! Each choice is an enum matched in one place; a variant lives in its own file.
 
@@ -101,6 +102,8 @@ pub struct Quantizer {
     restarted: Vec<usize>,
     /// Codes restarted since the last `after_epoch`.
     restarts: usize,
+    /// The codebook as the decoder first received it, (S, m): where `code_travel` starts.
+    start: Array2<f32>,
 }
 
 impl Quantizer {
@@ -112,6 +115,8 @@ impl Quantizer {
         let lookup = Quantizer::lookup(cfg, &mut stream(seed, Stream::Projection));
         let codes = if let Kind::Fsq(f) = kind(cfg) {
             f.grid(z.ncols())
+        } else if param::Param::draws_its_codes(cfg.quantizer.parameterization) {
+            Array2::zeros((cfg.quantizer.codebook_size, lookup.c))
         } else if lookup.is_identity() {
             init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?
         } else {
@@ -127,14 +132,16 @@ impl Quantizer {
             lookup,
             codes,
             stream(seed, Stream::Restart),
+            &mut stream(seed, Stream::Codebook),
         ))
     }
 
     /// A quantizer starting from the given codebook, (S, c) in the lookup space (FSQ: its
-    /// grid); `rng` drives its restarts. Projections, if any, come from the projection stream of seed 0.
+    /// grid; SimVQ: its own, drawn from the codebook stream of seed 0); `rng` drives its
+    /// restarts. Projections, if any, come from the projection stream of seed 0.
     pub fn new(cfg: &RunConfig, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
         let lookup = Quantizer::lookup(cfg, &mut stream(0, Stream::Projection));
-        Quantizer::with_lookup(cfg, lookup, codes, rng)
+        Quantizer::with_lookup(cfg, lookup, codes, rng, &mut stream(0, Stream::Codebook))
     }
 
     fn lookup(cfg: &RunConfig, rng: &mut ChaCha8Rng) -> lookup::Lookup {
@@ -148,22 +155,26 @@ impl Quantizer {
         )
     }
 
+    /// `rng` drives the restarts, `draw` the parameterization's own initialisation.
     fn with_lookup(
         cfg: &RunConfig,
         mut lookup: lookup::Lookup,
-        codes: Array2<f32>,
+        mut codes: Array2<f32>,
         rng: ChaCha8Rng,
+        draw: &mut ChaCha8Rng,
     ) -> Quantizer {
         let q = &cfg.quantizer;
         let lr = cfg.train.lr as f32;
+        let param = param::Param::new(q.parameterization, &mut codes, lr, draw);
         let learner = match q.update {
             Update::Loss => Learner::Gradient(gradient::ByGradient::new(codes.dim(), lr)),
             Update::Ema => Learner::Ema(ema::Ema::new(codes.view(), q.ema_decay as f32)),
         };
         let (s, m) = codes.dim();
         lookup.refresh(codes.view());
+        let start = lookup.decoded(codes.view()).to_owned();
         Quantizer {
-            param: param::Param::new(q.parameterization, codes.view(), lr),
+            param,
             lookup,
             codes,
             kind: kind(cfg),
@@ -176,11 +187,17 @@ impl Quantizer {
             }),
             orthogonal: (q.orthogonal_weight > 0.0)
                 .then(|| orthogonal::Orthogonal::new(q.orthogonal_weight as f32, s, m)),
-            restart: restart::Restart::new(q, s, m, max_batch(cfg)),
+            restart: restart::Restart::new(q, s, m, max_batch(cfg), cfg.train.epochs),
             rng,
             restarted: Vec::with_capacity(s),
             restarts: 0,
+            start,
         }
+    }
+
+    /// The codebook as the decoder first received it, (S, m).
+    pub fn start(&self) -> ArrayView2<'_, f32> {
+        self.start.view()
     }
 
     /// The codebook as the decoder receives it, (S, m): what the metrics measure.
@@ -238,7 +255,7 @@ impl Quantizer {
     /// The VQ terms of the loss for a batch (`assign` from `quantize`): codebook loss
     /// ‖sg(û) − ê‖² (when the codebook learns by gradient) plus commitment β‖û − sg(ê)‖²,
     /// means over batch × lookup dims (both share the value mean‖û − ê‖²; they differ only in
-    /// where their gradient goes), plus the regularisers that are on. û = z and ê = q without a
+    /// where their gradient goes; IBQ's weights are its own), plus the regularisers that are on. û = z and ê = q without a
     /// lookup of its own. Keeps what `backward` needs.
     pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
         if let Kind::Fsq(_) = self.kind {
@@ -257,19 +274,20 @@ impl Quantizer {
             .and(e)
             .fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
         let mean = sq / u.len() as f32;
+        let w = self.estimator.weights(self.beta);
         let codebook = match self.learner {
-            Learner::Gradient(_) => mean,
+            Learner::Gradient(_) => w.codebook,
             Learner::Ema(_) => 0.0,
         };
         let entropy = self.entropy.as_mut().map_or(0.0, |en| en.forward(u, table));
         let orthogonal = self.orthogonal.as_ref().map_or(0.0, |o| o.loss(table));
-        codebook + self.beta * mean + entropy + orthogonal
+        (codebook + w.commitment + w.double) * mean + entropy + orthogonal
     }
 
     /// Backward of the VQ bottleneck, after `loss` on the same batch. `g_q` holds ∂recon/∂q
     /// from the decoder; W_out (if any) carries it to ê, the estimator carries it to û
     /// (straight-through: unchanged; IBQ also to every code), the synchronised update passes
-    /// ν of it to the selected codes, the commitment term adds 2β(û − ê)/(n·c), the
+    /// ν of it to the selected codes, the commitment term adds 2β(û − ê)/(n·c) (IBQ: β = 1), the
     /// regularisers add theirs, and the normalisation and W_in (if any) carry it to z. The
     /// codebook loss's gradient goes to the codebook's own state.
     pub fn backward(
@@ -288,9 +306,9 @@ impl Quantizer {
             Learner::Ema(_) => None,
         };
         let terms = Terms {
+            weights: self.estimator.weights(self.beta),
             estimator: &mut self.estimator,
             sync_nu: self.sync_nu,
-            beta: self.beta,
             entropy: self.entropy.as_ref(),
             orthogonal: self.orthogonal.as_mut(),
             assign,
@@ -368,9 +386,9 @@ impl Quantizer {
 
 /// The bottleneck's loss terms, for their backward in the lookup space.
 struct Terms<'a> {
+    weights: estimator::Weights,
     estimator: &'a mut estimator::Estimator,
     sync_nu: f32,
-    beta: f32,
     entropy: Option<&'a entropy::Entropy>,
     orthogonal: Option<&'a mut orthogonal::Orthogonal>,
     assign: &'a [usize],
@@ -391,7 +409,7 @@ impl Terms<'_> {
     ) {
         // The codebook loss's gradient first: IBQ and the synchronised update add to it.
         let mut grad = learner.map(|g| {
-            g.backward(u, e, self.assign);
+            g.backward(u, e, self.assign, self.weights.codebook);
             g.grad.view_mut()
         });
         let codebook = (table, grad.as_mut().map(|g| g.view_mut()));
@@ -400,7 +418,7 @@ impl Terms<'_> {
         if let Some(grad) = grad.as_mut().filter(|_| self.sync_nu > 0.0) {
             sync::backward(self.sync_nu, self.assign, g_e, grad.view_mut());
         }
-        let commit = self.beta * (2.0 / u.len() as f32);
+        let commit = self.weights.commitment * (2.0 / u.len() as f32);
         Zip::from(&mut g_u).and(u).and(e).for_each(|gz, &a, &b| {
             *gz += commit * (a - b);
         });
@@ -412,6 +430,29 @@ impl Terms<'_> {
             o.backward(table, grad);
         }
     }
+}
+
+/// The batch's mean margin between each row's nearest and second-nearest code,
+/// mean_i (‖z_i − e_(2)‖² − ‖z_i − e_(1)‖²): the latent scale that soft assignments are
+/// measured against (IBQ's and the entropy loss's temperatures), so that at temperature 1 a
+/// point's two nearest codes are one logit apart on average, whatever the latents' scale and
+/// however well the codes fit. Kept above the smallest normal float (a batch whose rows all
+/// sit midway between two codes still gives finite logits).
+fn margin(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
+    let mut total = 0.0f32;
+    for zi in z.outer_iter() {
+        let (mut first, mut second) = (f32::INFINITY, f32::INFINITY);
+        for e in codes.outer_iter() {
+            let d2: f32 = zi.iter().zip(e).map(|(x, y)| (x - y) * (x - y)).sum();
+            if d2 < first {
+                (first, second) = (d2, first);
+            } else if d2 < second {
+                second = d2;
+            }
+        }
+        total += second - first;
+    }
+    (total / z.nrows().max(1) as f32).max(f32::MIN_POSITIVE)
 }
 
 /// The bottleneck `cfg` asks for; validation made FSQ's levels exist.

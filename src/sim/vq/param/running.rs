@@ -1,6 +1,8 @@
-//! Affine reparameterisation from running statistics (Huh et al. 2023, "Straightening out the
-//! straight-through estimator", §4; `AffineTransform(use_running_statistics=True)` in
-//! minyoungg/vqtorch): E = s ⊙ P + b per dimension, with s = √(var_z / (var_P + 1e-8)) and
+//! `parameterization = "affine_running"`: the affine reparameterisation from running statistics
+//! (Huh et al. 2023, "Straightening out the straight-through estimator", §4;
+//! `AffineTransform(use_running_statistics=True)` in minyoungg/vqtorch `vqtorch/nn/affine.py`
+//! L26–33, L51–70, L88–89 — an option of that class that `VectorQuant` never selects, see
+//! `affine.rs`): E = s ⊙ P + b per dimension, with s = √(var_z / (var_P + 1e-8)) and
 //! b = mean_z − s ⊙ mean_P from running means and (biased) variances of the encoder outputs z
 //! and of the raw codes P. The whole codebook follows the embeddings' spread and centre even
 //! when only a few codes are selected.
@@ -20,7 +22,7 @@ const MOMENTUM: f32 = 0.1;
 const VAR_EPS: f32 = 1e-8;
 
 #[derive(Debug, Clone)]
-pub(in crate::sim::vq) struct Affine {
+pub(in crate::sim::vq) struct Running {
     /// Raw codes P, (S, c).
     raw: Array2<f32>,
     /// Scratch: ∂L/∂P, (S, c).
@@ -38,10 +40,10 @@ pub(in crate::sim::vq) struct Affine {
     var: Array1<f32>,
 }
 
-impl Affine {
-    pub(super) fn new(codes: ArrayView2<f32>, lr: f32) -> Affine {
+impl Running {
+    pub(super) fn new(codes: ArrayView2<f32>, lr: f32) -> Running {
         let c = codes.ncols();
-        Affine {
+        Running {
             raw: codes.to_owned(),
             grad: Array2::zeros(codes.raw_dim()),
             adam: Adam::new(lr),
@@ -132,7 +134,7 @@ mod tests {
 
     /// A step with a zero gradient leaves P alone (Adam's update is 0), so only the statistics
     /// move the codes.
-    fn step_without_gradient(a: &mut Affine, codes: &mut Array2<f32>, u: ArrayView2<f32>) {
+    fn step_without_gradient(a: &mut Running, codes: &mut Array2<f32>, u: ArrayView2<f32>) {
         let zero = Array2::zeros(codes.raw_dim());
         a.step(zero.view(), codes.view_mut(), u);
     }
@@ -141,7 +143,7 @@ mod tests {
     fn running_statistics_follow_the_vqtorch_rule_on_a_hand_made_batch() {
         // Raw codes in one dimension: 0 and 2 (mean 1, var 1); second dimension 1 and 1.
         let raw = array![[0.0f32, 1.0], [2.0, 1.0]];
-        let mut a = Affine::new(raw.view(), 1e-3);
+        let mut a = Running::new(raw.view(), 1e-3);
         let mut codes = raw.clone();
         // Batch 1: first dim 4, 8 (mean 6, var 4); second 0, 0 (mean 0, var 0).
         step_without_gradient(&mut a, &mut codes, array![[4.0f32, 0.0], [8.0, 0.0]].view());
@@ -163,7 +165,7 @@ mod tests {
     fn gradient_of_raw_codes_is_scaled_by_s() {
         // L = Σ G ⊙ E with E = s ⊙ P + b (s, b frozen): ∂L/∂P = s ⊙ G, checked by differences.
         let raw = array![[0.0f32, 1.0], [2.0, 3.0]];
-        let mut a = Affine::new(raw.view(), 1e-3);
+        let mut a = Running::new(raw.view(), 1e-3);
         let mut codes = raw.clone();
         step_without_gradient(&mut a, &mut codes, array![[4.0f32, 1.0], [8.0, 0.0]].view());
         let g = array![[0.3f32, -1.0], [0.5, 2.0]];

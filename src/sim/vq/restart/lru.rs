@@ -44,6 +44,7 @@ impl Lru {
                 *l = self.timeout;
             }
         }
-        super::move_to_random_rows(codes, z, restarted, self.jitter, rng, &mut self.perm);
+        let jitter = super::Jitter::Relative(self.jitter);
+        super::move_to_random_rows(codes, z, restarted, jitter, rng, &mut self.perm);
     }
 }
