@@ -5,7 +5,7 @@ Both sides run the same configuration (the SPEC defaults, changed by `--set sect
 early and deferred, on the same seeds, one thread each. Their random streams differ (different
 data draws, inits and shuffles), so runs are compared as distributions over seeds, not run by
 run: per arm, metric and side the mean over seeds with its 95% t-interval, as a Markdown table
-(the README's agreement table), and the metrics whose intervals do not overlap.
+(the agreement table of docs/paper.md), and the metrics whose intervals do not overlap.
 
     /usr/bin/python3 scripts/compare_torch.py --python /usr/bin/python3 \
         --set data.dim=8 --seeds 0 1 2 3 4 5 6 7 8 9

@@ -1,4 +1,4 @@
-"""Write the inputs of the diagnose scale measurement (README, "vqsim diagnose"): 200 000
+"""Write the inputs of the diagnose scale measurement (docs/diagnose.md, "Scale"): 200 000
 embeddings of dimension 256 and a codebook of 16 384 codes, float32 .npy, into DIR.
 
 Embeddings come from a mixture of 64 Gaussians; the codebook is 16 384 of the embeddings'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's Slurm recipe on a real one-node Slurm cluster on localhost.
+# The Slurm recipe of docs/operations.md on a real one-node Slurm cluster on localhost.
 #
 #   scripts/test_slurm.sh [VQSIM]      (VQSIM: the vqsim binary, default target/release/vqsim)
 #
@@ -94,7 +94,7 @@ for _ in $(seq 60); do
 done
 sinfo -h -o %T | grep -qx idle || fail "the node did not come up: $(sinfo 2>&1)"
 
-# The README's recipe: a 3-task array of shards, 1 CPU each, then merge and plot.
+# The recipe of docs/operations.md: a 3-task array of shards, 1 CPU each, then merge and plot.
 cd "$work/out"
 jid=$(VQSIM=$vqsim sbatch --parsable --array=1-3 --cpus-per-task=1 --time=10 \
     "$repo/scripts/slurm_sweep.sh" "$scenario" "$work/out") || fail "sbatch failed"

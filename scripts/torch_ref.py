@@ -8,7 +8,7 @@ ignored, the first seed is used unless --seed is given), trains the VQ autoencod
 prints one JSON line: the final metrics under vqsim's names and `seconds`, the wall time of
 training (codebook initialisation included, metrics excluded), as vqsim's runs.csv has it.
 
-Same model and method as vqsim (README, "Model, training and conventions"): K isotropic
+Same model and method as vqsim (docs/metrics.md, "Model, training and conventions"): K isotropic
 Gaussians with means uniform in [-r, r]^d; MLP encoder and mirror decoder initialised as
 nn.Linear; nearest code with the straight-through estimator; loss = recon MSE +
 ||sg(z) - q||^2 + beta ||z - sg(q)||^2 (means over batch x dims); the codebook has its own

@@ -64,7 +64,7 @@ enum Command {
     /// and an offline index.html with each claim's verdict.
     Paper(PaperArgs),
     /// Time training steps, one default run and a 16-run sweep on 1 vs N threads (optionally
-    /// against the PyTorch reference), for the README's performance section.
+    /// against the PyTorch reference), for docs/performance.md.
     Bench(BenchArgs),
     /// Check the paper's §4.2 formula: tokens on M = 1 … K modes with identity encoder and
     /// decoder, measured vs predicted diversity H and quantization error Q; writes
@@ -75,7 +75,7 @@ enum Command {
     /// figure and a verdict in words.
     Diagnose(DiagnoseArgs),
     /// List every scenario key with its default, what it accepts and what it means (the
-    /// README's key table is this output).
+    /// key table of docs/keys.md is this output).
     Keys,
 }
 

@@ -1,4 +1,4 @@
-//! The promises of the README's "Reliability" section, each tried on the real binary:
+//! The promises of the "Reliability" section of docs/operations.md, each tried on the real binary:
 //! SIGKILL at random moments and resume, two processes on one `--out`, a read-only or full
 //! file system, Ctrl-C while figures are drawn, and the `--threads` bound.
 

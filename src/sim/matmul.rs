@@ -2,7 +2,7 @@
 //!
 //! faer rather than ndarray's matrixmultiply: at the model's shapes its single-core kernels are
 //! 1.14–1.32× faster on the 64-wide products, which hold 95% of a step's FLOPs, and 0.87–0.89×
-//! on the two with an inner side of 2 (`vqsim bench`; README, "Which GEMM"). Always sequential: a run is the unit of parallelism, and its results must not depend
+//! on the two with an inner side of 2 (`vqsim bench`; docs/performance.md, "Which GEMM"). Always sequential: a run is the unit of parallelism, and its results must not depend
 //! on the number of threads.
 
 use faer::{Accum, MatMut, MatRef, Par};
