@@ -34,7 +34,8 @@ use vqsim::arrays::{self, ArrayError, Shape, Source};
 use vqsim::bench::{BenchOptions, TorchRef};
 use vqsim::report::paper::{self as paper_mod, PaperError, PaperScenario};
 use vqsim::report::plot::Projection;
-use vqsim::report::{plot, summary};
+use vqsim::report::results::Results;
+use vqsim::report::{plot, text};
 use vqsim::study::memory;
 use vqsim::study::scenario::{Scenario, ScenarioError};
 use vqsim::study::shard::Shard;
@@ -246,7 +247,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Check(args) => check(&args),
         Command::Merge(args) => merge(&args.dir),
-        Command::Plot(args) => report(&args.dir.dir, args.figures.projection()),
+        Command::Plot(args) => plot(&args.dir.dir, args.figures.projection()),
         Command::Paper(args) => paper(&args),
         Command::Bench(args) => bench(&args),
         Command::Theory(args) => theory(&args.out),
@@ -311,10 +312,11 @@ fn run(args: &RunArgs) -> Result<()> {
     let mut opts = args.sweep.options(&args.out);
     opts.shard = args.shard;
     let done = sweep::run_sweep(&scenario, &opts)?;
-    out!("{}", sweep::summary(&done.dir)?);
+    let results = Results::load(&done.dir)?;
+    out!("{}", text::summary(&results)?);
     // A shard sees only part of the runs: its figures would mislead, so they wait for the merge.
     if !args.no_report && done.assembly.missing.is_empty() {
-        report(&done.dir, args.figures.projection())?;
+        report(&results, args.figures.projection())?;
     }
     Ok(())
 }
@@ -324,23 +326,28 @@ fn merge(dir: &std::path::Path) -> Result<()> {
     for (index, id) in &merged.missing {
         outln!("missing: run {index} ({id})");
     }
-    out!("{}", sweep::summary(dir)?);
+    out!("{}", text::summary(&Results::load(dir)?)?);
     Ok(())
 }
 
 /// Summary tables with confidence intervals, then every figure that fits.
-fn report(dir: &std::path::Path, projection: Projection) -> Result<()> {
-    sweep::require_sweep_dir(dir)?;
-    let stats = summary::summarize(dir)?;
-    summary::write(dir, &stats)?;
-    let figures = plot::plot_all(dir, projection)
+fn report(results: &Results, projection: Projection) -> Result<()> {
+    let dir = &results.dir;
+    results.write_tables()?;
+    let drawn = plot::plot_all(results, projection)
         .with_context(|| format!("drawing figures for {}", dir.display()))?;
     outln!(
         "wrote {} and {} figure files",
         dir.join("summary.csv").display(),
-        figures.len()
+        drawn.iter().map(|d| d.files.len()).sum::<usize>()
     );
     Ok(())
+}
+
+/// `vqsim plot DIR`: the results in DIR loaded once, then reported.
+fn plot(dir: &Path, projection: Projection) -> Result<()> {
+    sweep::require_sweep_dir(dir)?;
+    report(&Results::load(dir)?, projection)
 }
 
 fn paper(args: &PaperArgs) -> Result<()> {

@@ -12,10 +12,7 @@ use std::cell::Cell;
 
 use ndarray::{s, Array2};
 use rand::seq::SliceRandom;
-use vqsim::sim::config::{
-    Activation, Distance, Estimator, Init, Parameterization, QuantizerKind, Restart, RunConfig,
-    Update,
-};
+use vqsim::sim::config::{Activation, Distance, Init, RunConfig, Update};
 use vqsim::sim::data::Mixture;
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::rng::{stream, Stream};
@@ -135,53 +132,55 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
-            c.quantizer.restart = Restart::Threshold;
-            c.quantizer.restart_threshold = 1e6;
+            c.quantizer.restart = "threshold".into();
+            c.quantizer.params.set("restart_threshold", 1e6);
         }),
         ("lru restart, ema", |c| {
-            c.quantizer.restart = Restart::Lru;
-            c.quantizer.lru_timeout = 1;
+            c.quantizer.restart = "lru".into();
+            c.quantizer.params.set("lru_timeout", 1);
             c.quantizer.update = Update::Ema;
         }),
         ("kmeans re-init buffer", |c| {
-            c.quantizer.restart = Restart::Kmeans
+            c.quantizer.restart = "kmeans".into()
         }),
         ("rotation trick", |c| {
-            c.quantizer.estimator = Estimator::Rotation
+            c.quantizer.estimator = "rotation".into()
         }),
         ("index backpropagation", |c| {
-            c.quantizer.estimator = Estimator::Ibq
+            c.quantizer.estimator = "ibq".into()
         }),
         ("synchronised update", |c| c.quantizer.sync_nu = 0.2),
-        ("fsq", |c| c.quantizer.kind = QuantizerKind::Fsq),
+        ("fsq", |c| c.quantizer.kind = "fsq".into()),
         ("fsq, latent 3", |c| {
-            c.quantizer.kind = QuantizerKind::Fsq;
+            c.quantizer.kind = "fsq".into();
             c.quantizer.codebook_size = 125;
             c.model.latent_dim = 3;
         }),
-        ("orthogonal codes", |c| c.quantizer.orthogonal_weight = 0.1),
-        ("entropy loss", |c| c.quantizer.entropy_weight = 0.1),
+        ("orthogonal codes", |c| {
+            c.quantizer.params.set("orthogonal_weight", 0.1)
+        }),
+        ("entropy loss", |c| {
+            c.quantizer.params.set("entropy_weight", 0.1)
+        }),
         ("cosine distance", |c| {
             c.quantizer.distance = Distance::Cosine
         }),
         ("code_dim 1, ema, lru", |c| {
             c.quantizer.code_dim = 1;
             c.quantizer.update = Update::Ema;
-            c.quantizer.restart = Restart::Lru;
-            c.quantizer.lru_timeout = 1;
+            c.quantizer.restart = "lru".into();
+            c.quantizer.params.set("lru_timeout", 1);
         }),
         ("code_dim 12 of 16, cosine, rotation, entropy", |c| {
             c.model.latent_dim = 16;
             c.quantizer.code_dim = 12;
             c.quantizer.distance = Distance::Cosine;
-            c.quantizer.estimator = Estimator::Rotation;
-            c.quantizer.entropy_weight = 0.1;
+            c.quantizer.estimator = "rotation".into();
+            c.quantizer.params.set("entropy_weight", 0.1);
         }),
-        ("simvq", |c| {
-            c.quantizer.parameterization = Parameterization::Simvq
-        }),
+        ("simvq", |c| c.quantizer.parameterization = "simvq".into()),
         ("affine, code_dim 1", |c| {
-            c.quantizer.parameterization = Parameterization::Affine;
+            c.quantizer.parameterization = "affine".into();
             c.quantizer.code_dim = 1;
         }),
         // Above 8 latent dims the code search screens with matrix products.

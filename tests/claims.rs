@@ -10,7 +10,8 @@ use vqsim::report::claims::{
     capacity, capacity_width, check, dynamics, generation, init, shrinkage, token_gap,
     token_scaling,
 };
-use vqsim::report::summary::{summarize, Summary};
+use vqsim::report::results::Results;
+use vqsim::report::summary::Summary;
 use vqsim::report::table::Table;
 
 const KIND: &str = "schedule.kind";
@@ -19,7 +20,7 @@ const SIZE: &str = "quantizer.codebook_size";
 fn summary_of(arms: &[Arm]) -> Summary {
     let dir = tempfile::tempdir().unwrap();
     write_runs(dir.path(), arms);
-    summarize(dir.path()).unwrap()
+    Results::load(dir.path()).unwrap().summary
 }
 
 /// Token sweep: `ppl(kind, size)` and `dist(kind)` give the mean of each arm (spread 1% of it).
@@ -311,12 +312,12 @@ fn dynamics_fails_when_early_catches_up() {
 fn check_dispatches_by_scenario_name() {
     let dir = tempfile::tempdir().unwrap();
     dynamics_dir(dir.path(), |_| 1.0, |_| 11.0);
-    let s = summarize(dir.path()).unwrap();
-    let v = check("dynamics", dir.path(), &s).unwrap();
+    let results = Results::load(dir.path()).unwrap();
+    let v = check("dynamics", &results).unwrap();
     assert_eq!(v.len(), 1);
     assert!(v[0].claim.contains("throughout training"));
     // The tokens claims need a codebook-size axis this sweep does not have.
-    assert!(check("tokens", dir.path(), &s).unwrap().is_empty());
+    assert!(check("tokens", &results).unwrap().is_empty());
 }
 
 /// Early vs deferred at `dims`: early's generated set hits `early_hit` modes (spread 0.5) with
@@ -438,8 +439,7 @@ fn shrink_table(dir: &Path, status: impl Fn(&str, u64) -> &'static str, skip: Op
 }
 
 fn shrink_verdict(dir: &Path) -> vqsim::report::claims::Verdict {
-    let s = summarize(dir).unwrap();
-    let mut v = check("shrinkage", dir, &s).unwrap();
+    let mut v = check("shrinkage", &Results::load(dir).unwrap()).unwrap();
     assert_eq!(
         v.len(),
         1,
@@ -512,4 +512,25 @@ fn a_claim_with_diverged_failed_or_missing_seeds_says_so_and_does_not_pass() {
         );
         assert!(v.runs.contains(what), "{what}: {}", v.runs);
     }
+}
+
+#[test]
+fn a_seed_missing_from_every_arm_is_missing_and_the_claim_does_not_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    // Seeds 0–2 ran in both arms; the stored scenario asked for seed 3 too.
+    shrink_table(dir.path(), |_, _| "ok", None);
+    fs::write(
+        dir.path().join("scenario.toml"),
+        "seeds = [0, 1, 2, 3]\n[sweep]\n\"schedule.kind\" = [\"early\", \"deferred\"]\n",
+    )
+    .unwrap();
+    let v = shrink_verdict(dir.path());
+    assert!(!v.supported, "passed on 3 of the 4 seeds asked for");
+    assert!(
+        v.runs.starts_with(
+            "incomplete: n = 3 of 4 per arm (2 arms; 0 runs diverged, 0 failed, 2 missing)"
+        ),
+        "{}",
+        v.runs
+    );
 }

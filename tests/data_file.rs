@@ -242,3 +242,26 @@ fn class_means_are_the_modes_of_the_metrics_and_no_labels_give_nan() {
     assert!(m.modes_hit.is_nan() && m.mode_entropy.is_nan());
     assert!(m.mse == 0.0);
 }
+
+#[test]
+fn plot_redraws_a_results_folder_whose_data_file_is_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_data(tmp.path(), 0.0);
+    let scenario = load(tmp.path(), SCENARIO);
+    let dir = run(&scenario, &tmp.path().join("out"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    fs::remove_file(tmp.path().join("x.csv")).unwrap();
+    fs::remove_file(tmp.path().join("y.csv")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vqsim"))
+        .arg("plot")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vqsim plot failed: {stderr}");
+    assert!(dir.join("summary.csv").is_file());
+    assert!(dir.join("figures").join("shrinkage.png").is_file());
+    assert!(dir.join("figures").join("dynamics.svg").is_file());
+}

@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use vqsim::report::plot::{Runs, Snapshot};
-use vqsim::report::summary;
+use vqsim::report::plot::Snapshot;
+use vqsim::report::results::Results;
 use vqsim::study::scenario::Scenario;
 use vqsim::study::sweep::{self, ProgressMode, SweepOptions};
 
@@ -313,10 +313,10 @@ fn mutated_result_files_never_panic_merge_or_plot_readers() {
             // merge rewrote runs.csv from the run directories; damage it again for the
             // readers of `plot`, which read it directly.
             fs::write(&file, &bytes).unwrap();
-            let summarized = summary::summarize(dir);
-            let runs = Runs::load(dir);
+            let results = Results::load(dir);
             let mut snapshots = Vec::new();
-            if let Ok(runs) = &runs {
+            if let Ok(results) = &results {
+                let runs = &results.runs;
                 for row in 0..runs.len() {
                     snapshots.push(Snapshot::read(dir, runs.text(row, "run_id")));
                 }
@@ -327,11 +327,8 @@ fn mutated_result_files_never_panic_merge_or_plot_readers() {
             if let Err(e) = merged {
                 check("merge", e.to_string())?;
             }
-            if let Err(e) = summarized {
-                check("summary", e.to_string())?;
-            }
-            if let Err(e) = runs {
-                check("runs", e.to_string())?;
+            if let Err(e) = results {
+                check("results", e.to_string())?;
             }
             for e in snapshots.into_iter().filter_map(Result::err) {
                 check("snapshot", e.to_string())?;

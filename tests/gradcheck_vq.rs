@@ -13,7 +13,7 @@ use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vqsim::sim::config::{Activation, Estimator, Init, QuantizerKind, RunConfig, Update};
+use vqsim::sim::config::{Activation, Init, RunConfig, Update};
 use vqsim::sim::model::Autoencoder;
 use vqsim::sim::nn::{loss, Mlp};
 use vqsim::sim::vq::Quantizer;
@@ -55,7 +55,7 @@ fn setup(act: Activation, update: Update, seed: u64) -> Setup {
 
 /// `setup` with its quantizer rebuilt on the same codes under `estimator`; also returns the
 /// config and the codes.
-fn setup_with(act: Activation, seed: u64, estimator: Estimator) -> (RunConfig, Setup, Array2<f32>) {
+fn setup_with(act: Activation, seed: u64, estimator: String) -> (RunConfig, Setup, Array2<f32>) {
     let mut cfg = config(act, Update::Loss);
     cfg.quantizer.estimator = estimator;
     let Setup { ae, vq, x } = setup(act, Update::Loss, seed);
@@ -312,7 +312,7 @@ fn rotation_of(z0: ArrayView2<f32>, q: ArrayView2<f32>) -> impl Fn(ArrayView2<f3
 #[test]
 fn rotation_trick_backward_matches_finite_differences() {
     for (seed, act) in [(7, Activation::Tanh), (8, Activation::Gelu)] {
-        let (cfg, Setup { mut ae, mut vq, x }, codes) = setup_with(act, seed, Estimator::Rotation);
+        let (cfg, Setup { mut ae, mut vq, x }, codes) = setup_with(act, seed, "rotation".into());
         let beta = cfg.quantizer.beta;
         let z0 = ae.encoder.infer(x.view());
         let (_, q) = quantize(&vq, z0.view());
@@ -364,7 +364,7 @@ fn orthogonal_loss(codes: ArrayView2<f32>) -> f64 {
 #[test]
 fn orthogonal_loss_is_zero_for_orthogonal_codes_and_half_for_parallel_ones() {
     let mut cfg = config(Activation::Tanh, Update::Loss);
-    cfg.quantizer.orthogonal_weight = 2.0;
+    cfg.quantizer.params.set("orthogonal_weight", 2.0);
     cfg.quantizer.beta = 0.0;
     let z = Array2::from_shape_vec((1, 2), vec![0.0, 0.0]).unwrap();
     for (codes, want) in [
@@ -382,7 +382,7 @@ fn orthogonal_loss_is_zero_for_orthogonal_codes_and_half_for_parallel_ones() {
 #[test]
 fn orthogonal_gradient_matches_finite_differences() {
     let mut cfg = config(Activation::Tanh, Update::Loss);
-    cfg.quantizer.orthogonal_weight = 0.7;
+    cfg.quantizer.params.set("orthogonal_weight", 0.7);
     let Setup { ae, vq, x } = setup(Activation::Tanh, Update::Loss, 11);
     let codes = vq.codebook().to_owned();
     let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
@@ -438,8 +438,8 @@ fn entropy_loss(z: ArrayView2<f32>, codes: ArrayView2<f32>, t: f64) -> f64 {
 fn entropy_regulariser_gradients_match_finite_differences() {
     let (w, tau) = (0.5, 0.7);
     let mut cfg = config(Activation::Tanh, Update::Loss);
-    cfg.quantizer.entropy_weight = w;
-    cfg.quantizer.entropy_temperature = tau;
+    cfg.quantizer.params.set("entropy_weight", w);
+    cfg.quantizer.params.set("entropy_temperature", tau);
     let Setup { mut ae, vq, x } = setup(Activation::Tanh, Update::Loss, 12);
     let codes = vq.codebook().to_owned();
     let mut vq = Quantizer::new(&cfg, codes.clone(), ChaCha8Rng::seed_from_u64(0));
@@ -544,7 +544,7 @@ fn ibq_input(
 #[test]
 fn ibq_backward_matches_finite_differences() {
     for (seed, act) in [(13, Activation::Tanh), (14, Activation::Gelu)] {
-        let (cfg, Setup { mut ae, mut vq, x }, codes) = setup_with(act, seed, Estimator::Ibq);
+        let (cfg, Setup { mut ae, mut vq, x }, codes) = setup_with(act, seed, "ibq".into());
         let beta = cfg.quantizer.beta;
         let z0 = ae.encoder.infer(x.view());
         let (assign, q) = quantize(&vq, z0.view());
@@ -623,7 +623,7 @@ fn synchronised_update_passes_nu_of_the_decoder_gradient_to_the_code() {
 
 fn fsq_config(codes: usize) -> RunConfig {
     let mut cfg = config(Activation::Tanh, Update::Loss);
-    cfg.quantizer.kind = QuantizerKind::Fsq;
+    cfg.quantizer.kind = "fsq".into();
     cfg.quantizer.codebook_size = codes;
     cfg
 }
@@ -722,8 +722,8 @@ fn entropy_loss_stays_finite_when_a_code_is_out_of_float_reach() {
     let mut cfg = config(Activation::Tanh, Update::Loss);
     cfg.quantizer.codebook_size = 2;
     cfg.quantizer.beta = 0.0;
-    cfg.quantizer.entropy_weight = 1.0;
-    cfg.quantizer.entropy_temperature = 0.01;
+    cfg.quantizer.params.set("entropy_weight", 1.0);
+    cfg.quantizer.params.set("entropy_temperature", 0.01);
     let codes = Array2::from_shape_vec((2, 2), vec![0.0, 0.0, 1.025, 0.0]).unwrap();
     let mut vq = Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0));
     let z = Array2::<f32>::zeros((16, 2));

@@ -5,8 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use vqsim::report::claims::Verdict;
-use vqsim::report::paper::{self, Headline, Paper, PaperFigure, PaperScenario, Section};
-use vqsim::report::plot::Figure;
+use vqsim::report::paper::{self, Headline, Paper, PaperFigure, PaperScenario, RunTally, Section};
 use vqsim::report::stats::{MeanCi, Paired, Welch};
 use vqsim::report::summary::Comparison;
 use vqsim::report::table::Table;
@@ -64,6 +63,30 @@ fn assert_valid_html(html: &str) {
     assert!(stack.is_empty(), "unclosed elements: {stack:?}");
 }
 
+/// Every `href` and `src` of the page in `dir` resolves: a relative path to a file or directory
+/// that exists, an in-page `#anchor` to an element with that id.
+fn assert_links_resolve(dir: &Path, html: &str) {
+    let mut checked = 0;
+    for attr in ["href=\"", "src=\""] {
+        for (i, _) in html.match_indices(attr) {
+            let rest = &html[i + attr.len()..];
+            let target = &rest[..rest.find('"').unwrap()];
+            match target.strip_prefix('#') {
+                Some(id) => assert!(html.contains(&format!("id=\"{id}\"")), "no #{id}"),
+                None => {
+                    let path = target.split('#').next().unwrap();
+                    assert!(
+                        dir.join(path).exists(),
+                        "{target} does not exist in {dir:?}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no links at all");
+}
+
 fn ci(mean: f64, half: f64) -> MeanCi {
     MeanCi {
         n: 5,
@@ -74,9 +97,15 @@ fn ci(mean: f64, half: f64) -> MeanCi {
 }
 
 fn fixture() -> Paper {
-    let fig = |stem: &str, kind, main| PaperFigure {
+    let files = || {
+        ["summary.csv", "comparisons.csv", "runs.csv"]
+            .map(String::from)
+            .to_vec()
+    };
+    let fig = |stem: &str, title, main| PaperFigure {
         stem: stem.into(),
-        kind,
+        title,
+        caption: format!("A {title} figure."),
         main,
     };
     Paper {
@@ -84,8 +113,11 @@ fn fixture() -> Paper {
             Section {
                 name: "shrinkage".into(),
                 about: vec!["Claim: codes <die> & the codebook \"shrinks\".".into()],
-                runs: 12,
-                diverged: 1,
+                runs: Some(RunTally {
+                    total: 12,
+                    diverged: 1,
+                }),
+                files: files(),
                 verdicts: vec![Verdict {
                     claim: "early shrink_ratio < 0.5 × deferred's & CIs disjoint".into(),
                     supported: true,
@@ -95,18 +127,20 @@ fn fixture() -> Paper {
                     runs: "n = 5 per arm (4 arms), none diverged, failed or missing".into(),
                 }],
                 figures: vec![
-                    fig("shrinkage-shrinkage_d2", Figure::Shrinkage, true),
-                    fig("shrinkage-shrinkage_d8", Figure::Shrinkage, true),
-                    fig("shrinkage-dynamics_d2", Figure::Dynamics, false),
+                    fig("shrinkage-shrinkage_d2", "shrinkage", true),
+                    fig("shrinkage-shrinkage_d8", "shrinkage", true),
+                    fig("shrinkage-dynamics_d2", "dynamics", false),
                 ],
-                switch: true,
                 remedies: vec![],
             },
             Section {
                 name: "capacity".into(),
                 about: vec!["With *untrained* encoders, `claims::capacity` says 2 * 3 *x".into()],
-                runs: 4,
-                diverged: 0,
+                runs: Some(RunTally {
+                    total: 4,
+                    diverged: 0,
+                }),
+                files: files(),
                 verdicts: vec![Verdict {
                     claim: "Embeddings collapse at the smallest capacity".into(),
                     supported: false,
@@ -116,10 +150,9 @@ fn fixture() -> Paper {
                         .into(),
                 }],
                 figures: vec![
-                    fig("capacity-capacity_d2", Figure::Capacity, true),
-                    fig("capacity-dynamics_d2", Figure::Dynamics, false),
+                    fig("capacity-capacity_d2", "capacity", true),
+                    fig("capacity-dynamics_d2", "dynamics", false),
                 ],
-                switch: false,
                 remedies: vec![],
             },
         ],
@@ -202,17 +235,6 @@ fn scenario_text_markdown_is_rendered_and_results_are_links() {
 }
 
 #[test]
-fn dynamics_captions_mention_a_switch_line_only_where_there_is_one() {
-    let html = paper::render_index(&fixture());
-    let at = |stem: &str| html.find(&format!("id=\"fig-{stem}\"")).unwrap();
-    let with = &html[at("shrinkage-dynamics_d2")..at("capacity-capacity_d2")];
-    let without = &html[at("capacity-dynamics_d2")..];
-    assert!(with.contains("switch quantization on"));
-    assert!(!without.contains("switch"), "capacity has no deferred runs");
-    assert!(without.contains("every run quantizes from the first epoch"));
-}
-
-#[test]
 fn each_figure_caption_shows_only_its_own_slice_of_the_evidence() {
     let html = paper::render_index(&fixture());
     let d8 = html.find("id=\"fig-shrinkage-shrinkage_d8\"").unwrap();
@@ -288,18 +310,22 @@ fn paper_runs_the_scenarios_and_links_every_figure_it_copied() {
         paper.sections[0].about,
         ["Tests tokens.", "Second paragraph."]
     );
-    assert_eq!(paper.sections[0].runs, 18);
+    assert_eq!(paper.sections[0].runs.map(|r| r.total), Some(18));
+    // The theory section is computed: no runs, and it links only the file it wrote.
+    assert_eq!(theory.runs, None);
+    assert_eq!(theory.files, ["theory.csv"]);
     // tokens: the gap and the scaling claim; dynamics: the codebook-distance claim.
     assert_eq!(paper.sections[0].verdicts.len(), 2);
     assert_eq!(paper.sections[1].verdicts.len(), 1);
     assert!(paper.sections[0]
         .figures
         .iter()
-        .any(|f| f.main && f.kind == Figure::TokenScaling));
+        .any(|f| f.main && f.title == "token scaling"));
 
     let dir = out.path().join("paper");
     let html = fs::read_to_string(dir.join("index.html")).unwrap();
     assert_valid_html(&html);
+    assert_links_resolve(&dir, &html);
     let figures: Vec<String> = listed(&dir)
         .into_iter()
         .filter(|f| f.ends_with(".png") || f.ends_with(".svg"))
@@ -367,11 +393,12 @@ fn the_remedies_section_appears_with_the_zoo_scenario() {
     assert!(s.verdicts[0]
         .claim
         .starts_with("Deferred quantization beats plain early"));
-    assert!(s.figures.iter().any(|f| f.main && f.kind == Figure::Zoo));
+    assert!(s.figures.iter().any(|f| f.main && f.title == "remedies"));
 
     let dir = out.path().join("paper");
     let html = fs::read_to_string(dir.join("index.html")).unwrap();
     assert_valid_html(&html);
+    assert_links_resolve(&dir, &html);
     assert!(html.contains("<h2 id=\"s-zoo\">zoo: remedies compared</h2>"));
     assert!(html.contains("<h3 id=\"remedies\">Remedies compared</h3>"));
     assert!(

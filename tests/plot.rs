@@ -11,7 +11,10 @@ use ndarray::{Array1, Array2};
 use ndarray_npy::NpzWriter;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vqsim::report::plot::{self, params, Figure, Projection, Runs};
+use vqsim::report::plot::{
+    self, params, Capacity, Dynamics, Figure, Generation, Projection, Shrinkage, TokenScaling,
+};
+use vqsim::report::results::Results;
 use vqsim::sim::config::RunConfig;
 use vqsim::study::scenario::flatten;
 use vqsim::study::store::metric_names;
@@ -361,6 +364,25 @@ fn assert_valid(paths: &[PathBuf]) {
     }
 }
 
+/// The stems of the figures that fit the results in `dir`.
+fn fitting(dir: &Path) -> Vec<&'static str> {
+    let results = Results::load(dir).unwrap();
+    plot::fitting(&results).iter().map(|f| f.stem()).collect()
+}
+
+/// The files `figure` draws from the results in `dir`.
+fn draw(figure: &dyn Figure, dir: &Path, projection: Projection) -> Vec<PathBuf> {
+    figure
+        .draw(&Results::load(dir).unwrap(), projection)
+        .unwrap()
+}
+
+/// Every file `plot_all` draws from the results in `dir`.
+fn plot_all(dir: &Path) -> Vec<PathBuf> {
+    let drawn = plot::plot_all(&Results::load(dir).unwrap(), Projection::Pca).unwrap();
+    drawn.into_iter().flat_map(|d| d.files).collect()
+}
+
 fn svg(dir: &Path, stem: &str) -> String {
     std::fs::read_to_string(dir.join("figures").join(format!("{stem}.svg"))).unwrap()
 }
@@ -377,15 +399,10 @@ fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
     write_results(&dir, &runs, true);
 
     assert_eq!(
-        plot::discover(&dir).unwrap(),
-        vec![
-            Figure::Shrinkage,
-            Figure::TokenScaling,
-            Figure::Dynamics,
-            Figure::Generation
-        ]
+        fitting(&dir),
+        ["shrinkage", "token_scaling", "dynamics", "generation"]
     );
-    let tokens = plot::token_scaling(&dir).unwrap();
+    let tokens = draw(&TokenScaling, &dir, Projection::Pca);
     assert_eq!(
         names(&tokens),
         vec!["token_scaling.png", "token_scaling.svg"]
@@ -397,7 +414,7 @@ fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
         "log2 ticks as numbers"
     );
 
-    let dynamics = plot::dynamics(&dir).unwrap();
+    let dynamics = draw(&Dynamics, &dir, Projection::Pca);
     assert_eq!(
         dynamics.len(),
         8,
@@ -407,7 +424,7 @@ fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
     assert_valid(&dynamics);
     assert!(svg(&dir, "dynamics_S64").contains("quantization switch"));
 
-    let shrink = plot::shrinkage(&dir, Projection::Pca).unwrap();
+    let shrink = draw(&Shrinkage, &dir, Projection::Pca);
     assert_eq!(
         names(&shrink),
         vec![
@@ -422,10 +439,10 @@ fn token_sweep_gets_shrinkage_token_scaling_and_dynamics() {
         ]
     );
     assert_valid(&shrink);
-    assert!(plot::capacity(&dir).unwrap().is_empty());
+    assert!(!Capacity.fits(&Results::load(&dir).unwrap()));
 
-    let all = plot::plot_all(&dir, Projection::Pca).unwrap();
-    let generation = plot::generation(&dir).unwrap();
+    let all = plot_all(&dir);
+    let generation = draw(&Generation, &dir, Projection::Pca);
     assert_valid(&generation);
     assert!(svg(&dir, "generation_S64").contains("deferred: generated, "));
     assert_eq!(
@@ -445,11 +462,8 @@ fn dimension_sweep_projects_high_dimensions_on_principal_components() {
     }
     write_results(&dir, &runs, false);
 
-    assert_eq!(
-        plot::discover(&dir).unwrap(),
-        vec![Figure::Shrinkage, Figure::Generation]
-    );
-    let all = plot::plot_all(&dir, Projection::Pca).unwrap();
+    assert_eq!(fitting(&dir), ["shrinkage", "generation"]);
+    let all = plot_all(&dir);
     assert_eq!(
         names(&all),
         vec![
@@ -481,14 +495,14 @@ fn dimension_sweep_projects_high_dimensions_on_principal_components() {
     assert!(e < f);
     assert!(d8.contains("d=8") && d8.contains("m=4") && d8.contains("K=10"));
     // t-SNE as the alternative projection: same files, t-SNE axes above 2 dimensions only.
-    let tsne = plot::shrinkage(&dir, Projection::Tsne).unwrap();
+    let tsne = draw(&Shrinkage, &dir, Projection::Tsne);
     assert_eq!(names(&tsne), names(&all));
     assert_valid(&tsne);
     let (d2, d8) = (svg(&dir, "shrinkage_d2_m2"), svg(&dir, "shrinkage_d8_m4"));
     assert!(d2.contains("x₁ (a.u.)") && !d2.contains("t-SNE"));
     assert!(d8.contains("t-SNE 1 of x") && d8.contains("t-SNE 2 of z") && !d8.contains("PC1"));
-    assert!(plot::token_scaling(&dir).unwrap().is_empty());
-    assert!(plot::dynamics(&dir).unwrap().is_empty());
+    let results = Results::load(&dir).unwrap();
+    assert!(!TokenScaling.fits(&results) && !Dynamics.fits(&results));
 }
 
 #[test]
@@ -511,16 +525,13 @@ fn depth_and_width_sweep_gets_heat_maps_without_diverged_runs() {
     runs.push(bad);
     write_results(&dir, &runs, false);
 
-    let loaded = Runs::load(&dir).unwrap();
+    let loaded = Results::load(&dir).unwrap().runs;
     assert_eq!(loaded.len(), runs.len() - 1);
     assert_eq!(loaded.distinct("model.width"), vec!["4", "16", "64"]);
     assert_eq!(loaded.arms, vec!["early", "deferred"]);
 
-    assert_eq!(
-        plot::discover(&dir).unwrap(),
-        vec![Figure::Shrinkage, Figure::Capacity, Figure::Generation]
-    );
-    let cap = plot::capacity(&dir).unwrap();
+    assert_eq!(fitting(&dir), ["shrinkage", "capacity", "generation"]);
+    let cap = draw(&Capacity, &dir, Projection::Pca);
     assert_eq!(names(&cap), vec!["capacity.png", "capacity.svg"]);
     assert_valid(&cap);
     let c = svg(&dir, "capacity");
@@ -530,7 +541,7 @@ fn depth_and_width_sweep_gets_heat_maps_without_diverged_runs() {
     assert!(c.contains("colour scale: effective rank (dims), all arms"));
     assert!(c.contains("colour scale: modes hit (of K), all arms"));
     // Only the group whose runs kept snapshots gets a shrinkage figure.
-    let shrink = plot::shrinkage(&dir, Projection::Pca).unwrap();
+    let shrink = draw(&Shrinkage, &dir, Projection::Pca);
     assert_eq!(
         names(&shrink),
         vec!["shrinkage_width4_depth0.png", "shrinkage_width4_depth0.svg"]
@@ -544,11 +555,8 @@ fn width_only_sweep_gets_capacity_curves() {
     let runs = sweep(&[("model.width", &["4", "8", "16", "32", "64"])], 3, false);
     write_results(&dir, &runs, false);
 
-    assert_eq!(
-        plot::discover(&dir).unwrap(),
-        vec![Figure::Shrinkage, Figure::Capacity, Figure::Generation]
-    );
-    let all = plot::plot_all(&dir, Projection::Pca).unwrap();
+    assert_eq!(fitting(&dir), ["shrinkage", "capacity", "generation"]);
+    let all = plot_all(&dir);
     assert_eq!(
         names(&all),
         vec!["capacity.png", "capacity.svg"],
@@ -566,8 +574,10 @@ fn results_without_ok_runs_are_an_error() {
     let mut runs = sweep(&[], 1, false);
     runs.iter_mut().for_each(|r| r.ok = false);
     write_results(&dir, &runs, false);
-    let err = plot::plot_all(&dir, Projection::Pca)
-        .unwrap_err()
+    let results = Results::load(&dir).unwrap();
+    let err = plot::plot_all(&results, Projection::Pca)
+        .err()
+        .unwrap()
         .to_string();
     assert!(err.contains("no run with status `ok`"), "{err}");
 }
@@ -597,8 +607,10 @@ fn deferred_arms_sharing_their_continuous_phase_get_one_grey_curve_in_the_legend
         "\"quantizer.init\" = [\"uniform\", \"kmeans\"]\n\"schedule.kind\" = [\"early\", \"deferred\"]",
         &mut keep,
     );
-    plot::dynamics(&dir).unwrap();
+    draw(&Dynamics, &dir, Projection::Pca);
     assert!(svg(&dir, "dynamics").contains("continuous phase shared by deferred arms"));
+    let caption = Dynamics.describe(&Results::load(&dir).unwrap());
+    assert!(caption.contains("switch quantization on"), "{caption}");
 
     // One deferred arm: its continuous phase keeps its own colour, no extra legend entry.
     let mut keep = None;
@@ -607,7 +619,18 @@ fn deferred_arms_sharing_their_continuous_phase_get_one_grey_curve_in_the_legend
         "\"schedule.kind\" = [\"early\", \"deferred\"]",
         &mut keep,
     );
-    plot::dynamics(&dir).unwrap();
+    draw(&Dynamics, &dir, Projection::Pca);
     let d = svg(&dir, "dynamics");
     assert!(d.contains("quantization switch") && !d.contains("shared by deferred arms"));
+
+    // Every run quantizes from the start: no switch line, and the caption says so.
+    let mut keep = None;
+    let dir = tiny_runs(
+        "early",
+        "\"quantizer.init\" = [\"uniform\", \"kmeans\"]",
+        &mut keep,
+    );
+    let caption = Dynamics.describe(&Results::load(&dir).unwrap());
+    assert!(!caption.contains("switch"), "{caption}");
+    assert!(caption.contains("every run quantizes from the first epoch"));
 }

@@ -4,7 +4,7 @@
 use ndarray::{array, Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vqsim::sim::config::{Estimator, Init, Parameterization, RunConfig};
+use vqsim::sim::config::{Init, RunConfig};
 use vqsim::sim::vq::Quantizer;
 
 fn quantizer(cfg: &RunConfig, codes: Array2<f32>) -> Quantizer {
@@ -104,7 +104,7 @@ fn entropy_loss_raises_the_batch_entropy_at_any_latent_scale() {
             let grad = |w: f64| {
                 let mut cfg = RunConfig::default();
                 cfg.quantizer.codebook_size = 8;
-                cfg.quantizer.entropy_weight = w;
+                cfg.quantizer.params.set("entropy_weight", w);
                 let mut vq = quantizer(&cfg, codes.clone());
                 backward(&mut vq, z.view(), Array2::zeros(z.raw_dim()).view()).1
             };
@@ -131,7 +131,7 @@ fn ibq_passes_the_decoder_gradient_to_the_encoder_at_any_latent_scale() {
     let g_q = Array2::from_shape_fn(z1.raw_dim(), |(i, j)| ((i * 7 + j * 3) % 5) as f32 - 2.0);
     let mut cfg = RunConfig::default();
     cfg.quantizer.codebook_size = 8;
-    cfg.quantizer.estimator = Estimator::Ibq;
+    cfg.quantizer.estimator = "ibq".into();
     let mut norms = Vec::new();
     for scale in [1.0f32, 100.0] {
         let z = &z1 * scale;
@@ -153,7 +153,7 @@ fn simvq_starts_from_the_authors_random_basis_not_from_quantizer_init() {
     let mut cfg = RunConfig::default();
     cfg.quantizer.codebook_size = 16;
     cfg.quantizer.init = Init::Kmeans;
-    cfg.quantizer.parameterization = Parameterization::Simvq;
+    cfg.quantizer.parameterization = "simvq".into();
     let z = Array2::from_shape_fn((200, 2), |(i, j)| 100.0 + (i * (j + 1) % 17) as f32);
     let vq = Quantizer::init(&cfg, z.view(), 4).unwrap();
     let cb = vq.codebook().to_owned();
@@ -172,23 +172,23 @@ fn simvq_starts_from_the_authors_random_basis_not_from_quantizer_init() {
 fn affine_is_learned_and_running_statistics_are_their_own_choice() {
     let codes = array![[0.0f32, 0.0], [3.0, 1.0], [-2.0, 4.0], [1.0, -3.0]];
     let z = Array2::from_shape_fn((8, 2), |(_, j)| codes[[0, j]]);
-    let step = |p: Parameterization| {
+    let step = |p: &str| {
         let mut cfg = RunConfig::default();
         cfg.quantizer.codebook_size = 4;
-        cfg.quantizer.parameterization = p;
+        cfg.quantizer.parameterization = p.into();
         let mut vq = quantizer(&cfg, codes.clone());
         let (assign, _) = quantize(&vq, z.view());
         backward(&mut vq, z.view(), Array2::zeros(z.raw_dim()).view());
         vq.after_step(z.view(), &assign);
         vq.codebook().to_owned()
     };
-    assert_eq!(step(Parameterization::Affine), codes);
-    let running = step(Parameterization::AffineRunning);
+    assert_eq!(step("affine"), codes);
+    let running = step("affine_running");
     assert!(running.iter().all(|v| v.abs() < 1e-6), "{running}");
     // Off by one unit: the learned shift moves the codes that were never selected too.
     let mut cfg = RunConfig::default();
     cfg.quantizer.codebook_size = 4;
-    cfg.quantizer.parameterization = Parameterization::Affine;
+    cfg.quantizer.parameterization = "affine".into();
     let mut vq = quantizer(&cfg, codes.clone());
     let off = &z + &array![1.0f32, 0.0];
     let (assign, _) = quantize(&vq, off.view());
@@ -206,5 +206,30 @@ fn affine_is_learned_and_running_statistics_are_their_own_choice() {
             codes[[k, 1]],
             "code {k}: no gradient in y"
         );
+    }
+}
+
+/// `quantizer.lr_scale` multiplies the codebook optimizer's rate: Adam's first step moves each
+/// coordinate of a code by exactly its learning rate, here train.lr × lr_scale.
+#[test]
+fn lr_scale_multiplies_the_codebook_learning_rate() {
+    for scale in [1.0, 10.0, 100.0] {
+        let mut cfg = RunConfig::default();
+        cfg.quantizer.codebook_size = 2;
+        cfg.quantizer.lr_scale = scale;
+        let codes = array![[0.0f32, 0.0], [5.0, 5.0]];
+        let mut vq = quantizer(&cfg, codes.clone());
+        let z = array![[1.0f32, -1.0]];
+        backward(&mut vq, z.view(), Array2::zeros(z.raw_dim()).view());
+        vq.after_step(z.view(), &[0]);
+        let step = (cfg.train.lr * scale) as f32;
+        let moved = vq.codebook().to_owned() - &codes;
+        for (got, want) in moved.row(0).iter().zip([step, -step]) {
+            assert!(
+                (got - want).abs() < 1e-3 * step,
+                "lr_scale {scale}: {moved}"
+            );
+        }
+        assert_eq!(moved.row(1), array![0.0f32, 0.0]);
     }
 }

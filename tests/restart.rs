@@ -6,11 +6,11 @@ use std::sync::atomic::AtomicBool;
 use ndarray::{array, Array2, ArrayView1, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vqsim::sim::config::{Init, Restart, RunConfig, ScheduleKind, Update};
+use vqsim::sim::config::{Init, RunConfig, ScheduleKind, Update};
 use vqsim::sim::train::run;
 use vqsim::sim::vq::Quantizer;
 
-fn config(restart: Restart, update: Update) -> RunConfig {
+fn config(restart: String, update: Update) -> RunConfig {
     let mut cfg = RunConfig::default();
     cfg.model.latent_dim = 2;
     cfg.quantizer.restart = restart;
@@ -32,9 +32,9 @@ fn is_row_of(code: ArrayView1<f32>, z: ArrayView2<f32>) -> bool {
 
 #[test]
 fn threshold_restarts_codes_whose_usage_ema_falls_below_it() {
-    let mut cfg = config(Restart::Threshold, Update::Loss);
-    cfg.quantizer.restart_threshold = 0.6;
-    cfg.quantizer.restart_decay = 0.5;
+    let mut cfg = config("threshold".into(), Update::Loss);
+    cfg.quantizer.params.set("restart_threshold", 0.6);
+    cfg.quantizer.params.set("restart_decay", 0.5);
     cfg.train.batch_size = 4;
     let codes = array![[0.0, 0.0], [5.0, 5.0], [9.0, 9.0]];
     let mut vq = quantizer(&cfg, codes.clone());
@@ -57,8 +57,8 @@ fn threshold_restarts_codes_whose_usage_ema_falls_below_it() {
 
 #[test]
 fn threshold_restart_picks_distinct_rows() {
-    let mut cfg = config(Restart::Threshold, Update::Loss);
-    cfg.quantizer.restart_decay = 0.0;
+    let mut cfg = config("threshold".into(), Update::Loss);
+    cfg.quantizer.params.set("restart_decay", 0.0);
     cfg.train.batch_size = 4;
     let codes = Array2::zeros((4, 2));
     let mut vq = quantizer(&cfg, codes);
@@ -80,10 +80,10 @@ fn threshold_restart_picks_distinct_rows() {
 /// looks dead; in shares none is.
 #[test]
 fn threshold_usage_is_measured_against_the_expected_share() {
-    let mut cfg = config(Restart::Threshold, Update::Loss);
+    let mut cfg = config("threshold".into(), Update::Loss);
     cfg.quantizer.codebook_size = 1024;
-    cfg.quantizer.restart_threshold = 0.5;
-    cfg.quantizer.restart_decay = 0.9;
+    cfg.quantizer.params.set("restart_threshold", 0.5);
+    cfg.quantizer.params.set("restart_decay", 0.9);
     cfg.train.batch_size = 256;
     let codes = Array2::from_shape_fn((1024, 2), |(k, j)| (k * 2 + j) as f32);
     let mut vq = quantizer(&cfg, codes.clone());
@@ -99,9 +99,9 @@ fn threshold_usage_is_measured_against_the_expected_share() {
 /// The last, short batch of an epoch moves the usage averages but reseeds no code.
 #[test]
 fn threshold_restart_never_reseeds_from_a_short_batch() {
-    let mut cfg = config(Restart::Threshold, Update::Loss);
+    let mut cfg = config("threshold".into(), Update::Loss);
     cfg.quantizer.codebook_size = 64;
-    cfg.quantizer.restart_decay = 0.0;
+    cfg.quantizer.params.set("restart_decay", 0.0);
     cfg.train.batch_size = 256;
     let codes = Array2::from_shape_fn((64, 2), |(k, j)| (k * 2 + j) as f32);
     let mut vq = quantizer(&cfg, codes.clone());
@@ -120,9 +120,9 @@ fn threshold_restart_never_reseeds_from_a_short_batch() {
 /// codes coincide (exact duplicates would split their points and one would die again).
 #[test]
 fn threshold_restart_tiles_rows_with_noise_when_codes_outnumber_them() {
-    let mut cfg = config(Restart::Threshold, Update::Loss);
+    let mut cfg = config("threshold".into(), Update::Loss);
     cfg.quantizer.codebook_size = 32;
-    cfg.quantizer.restart_decay = 0.0;
+    cfg.quantizer.params.set("restart_decay", 0.0);
     cfg.train.batch_size = 4;
     let mut vq = quantizer(&cfg, Array2::zeros((32, 2)));
     let z = array![[10.0, 0.0], [-10.0, 0.0], [0.0, 10.0], [0.0, -10.0]];
@@ -143,9 +143,9 @@ fn threshold_restart_tiles_rows_with_noise_when_codes_outnumber_them() {
 
 #[test]
 fn lru_replaces_a_code_unused_for_timeout_steps() {
-    let mut cfg = config(Restart::Lru, Update::Loss);
-    cfg.quantizer.lru_timeout = 2;
-    cfg.quantizer.lru_jitter = 0.0;
+    let mut cfg = config("lru".into(), Update::Loss);
+    cfg.quantizer.params.set("lru_timeout", 2);
+    cfg.quantizer.params.set("lru_jitter", 0.0);
     let codes = array![[0.0, 0.0], [5.0, 5.0], [9.0, 9.0]];
     let mut vq = quantizer(&cfg, codes.clone());
     let z = array![[0.1, 0.0], [5.0, 5.1]];
@@ -166,9 +166,9 @@ fn lru_replaces_a_code_unused_for_timeout_steps() {
 
 #[test]
 fn lru_jitter_is_relative_to_the_row_norm() {
-    let mut cfg = config(Restart::Lru, Update::Loss);
-    cfg.quantizer.lru_timeout = 1;
-    cfg.quantizer.lru_jitter = 1e-3;
+    let mut cfg = config("lru".into(), Update::Loss);
+    cfg.quantizer.params.set("lru_timeout", 1);
+    cfg.quantizer.params.set("lru_jitter", 1e-3);
     let mut vq = quantizer(&cfg, array![[0.0, 0.0], [1.0, 1.0]]);
     let z = array![[30.0, 40.0]]; // norm 50
     vq.after_step(z.view(), &[0]);
@@ -180,8 +180,8 @@ fn lru_jitter_is_relative_to_the_row_norm() {
 
 #[test]
 fn kmeans_reinit_replaces_the_codebook_every_n_epochs() {
-    let mut cfg = config(Restart::Kmeans, Update::Loss);
-    cfg.quantizer.kmeans_every = 2;
+    let mut cfg = config("kmeans".into(), Update::Loss);
+    cfg.quantizer.params.set("kmeans_every", 2);
     let codes = array![[0.0, 0.0], [0.1, 0.1]];
     let mut vq = quantizer(&cfg, codes.clone());
     // Two tight clusters around (−4, 0) and (6, 2).
@@ -212,8 +212,8 @@ fn kmeans_reinit_replaces_the_codebook_every_n_epochs() {
 /// decoder trains 20 more epochs with the codebook it is measured with.
 #[test]
 fn kmeans_reinit_stops_after_the_first_third_of_training() {
-    let mut cfg = config(Restart::Kmeans, Update::Loss);
-    cfg.quantizer.kmeans_every = 5;
+    let mut cfg = config("kmeans".into(), Update::Loss);
+    cfg.quantizer.params.set("kmeans_every", 5);
     cfg.train.epochs = 30;
     let mut vq = quantizer(&cfg, array![[0.0, 0.0], [0.1, 0.1]]);
     let z = array![[-4.0, 0.0], [-4.1, 0.0], [6.0, 2.0], [6.1, 2.0]];
@@ -229,9 +229,9 @@ fn kmeans_reinit_stops_after_the_first_third_of_training() {
 #[test]
 fn a_restart_resets_the_ema_statistics_of_the_code() {
     // EMA codebook, decay 0.5; threshold restart with decay 0 restarts code 1 (no points).
-    let mut cfg = config(Restart::Threshold, Update::Ema);
+    let mut cfg = config("threshold".into(), Update::Ema);
     cfg.quantizer.ema_decay = 0.5;
-    cfg.quantizer.restart_decay = 0.0;
+    cfg.quantizer.params.set("restart_decay", 0.0);
     cfg.train.batch_size = 1;
     let mut vq = quantizer(&cfg, array![[0.0, 0.0], [10.0, 10.0]]);
     let z = array![[2.0, 2.0]];
@@ -251,7 +251,7 @@ fn a_restart_resets_the_ema_statistics_of_the_code() {
 
 #[test]
 fn no_restart_leaves_codes_and_counts_zero() {
-    let cfg = config(Restart::None, Update::Loss);
+    let cfg = config("none".into(), Update::Loss);
     let codes = array![[0.0, 0.0], [9.0, 9.0]];
     let mut vq = quantizer(&cfg, codes.clone());
     vq.after_step(array![[0.1, 0.1]].view(), &[0]);
@@ -262,7 +262,7 @@ fn no_restart_leaves_codes_and_counts_zero() {
 /// A scenario nobody tuned: 7 modes in 3 dimensions, 48 codes, quantized from the first step
 /// on the untrained encoder's k-means codebook; batches of 64 give 264 steps, enough for the
 /// usage averages (decay 0.99) to notice dead codes.
-fn untuned(restart: Restart) -> RunConfig {
+fn untuned(restart: String) -> RunConfig {
     let mut cfg = RunConfig::default();
     cfg.data.modes = 7;
     cfg.data.dim = 3;
@@ -285,12 +285,12 @@ fn share_used(cfg: &RunConfig, seed: u64) -> f64 {
 #[test]
 fn dead_code_restart_keeps_most_codes_in_use_under_early_quantization() {
     for seed in [0, 1, 2] {
-        let without = share_used(&untuned(Restart::None), seed);
+        let without = share_used(&untuned("none".into()), seed);
         assert!(
             without < 0.9,
             "seed {seed}: collapses without restarts ({without:.3})"
         );
-        let used = share_used(&untuned(Restart::Threshold), seed);
+        let used = share_used(&untuned("threshold".into()), seed);
         assert!(used >= 0.9, "seed {seed}: {used:.3} of the codes used");
     }
 }

@@ -111,8 +111,8 @@ fn history_every_keeps_the_first_last_and_every_kth_epoch_and_changes_nothing_el
     let mut every = small(ScheduleKind::Deferred);
     every.schedule.continuous_epochs = 5;
     every.train.epochs = 7;
-    every.quantizer.restart = vqsim::sim::config::Restart::Threshold;
-    every.quantizer.restart_threshold = 40.0; // above the mean usage (32 points per code and step)
+    every.quantizer.restart = "threshold".into();
+    every.quantizer.params.set("restart_threshold", 40.0); // above the mean usage (32 points per code and step)
     let mut sparse = every.clone();
     sparse.train.history_every = 3;
     let (all, some) = (run(&every, 2), run(&sparse, 2));

@@ -6,7 +6,8 @@ use std::path::Path;
 mod common;
 
 use common::{header, row};
-use vqsim::report::summary::{arm_label, summarize, summarize_with, write, COMPARISON_COLUMNS};
+use vqsim::report::results::Results;
+use vqsim::report::summary::{arm_label, write, Summary, COMPARISON_COLUMNS};
 use vqsim::report::table::Table;
 use vqsim::study::store::metric_names;
 
@@ -39,7 +40,7 @@ fn close(got: f64, want: f64) {
 fn groups_by_swept_parameters_only() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     assert_eq!(s.params, ["quantizer.codebook_size", "schedule.kind"]);
     assert_eq!(s.metrics, metric_names());
     assert_eq!(s.rows.len(), 4 * metric_names().len());
@@ -52,7 +53,7 @@ fn groups_by_swept_parameters_only() {
 fn t_interval_per_group() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     // 5, 6, 7: mean 6, sd 1, t(0.975, 2) = 4.302653.
     let r = s
         .find(
@@ -70,7 +71,7 @@ fn t_interval_per_group() {
 fn diverged_runs_are_counted_not_averaged() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     let r = s
         .find(
             "perplexity",
@@ -90,7 +91,7 @@ fn diverged_runs_are_counted_not_averaged() {
 fn underspecified_lookup_finds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     assert!(s
         .find("perplexity", &[("schedule.kind", "early")])
         .is_none());
@@ -101,7 +102,7 @@ fn underspecified_lookup_finds_nothing() {
 fn comparisons_pair_early_and_deferred() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     assert_eq!(s.compare_params, ["quantizer.codebook_size"]);
     assert_eq!(s.comparisons.len(), 2 * metric_names().len());
     // S = 8: 6 ± 2.48 vs 7.5 ± 1.24 overlap.
@@ -149,7 +150,7 @@ fn no_comparisons_without_a_schedule_axis() {
         lines.push(row(seed, "ok", seed as u64, &[], &[]));
     }
     fs::write(dir.path().join("runs.csv"), lines.join("\n")).unwrap();
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     assert!(s.params.is_empty());
     assert_eq!(s.rows.len(), metric_names().len());
     assert!(s.comparisons.is_empty());
@@ -159,7 +160,7 @@ fn no_comparisons_without_a_schedule_axis() {
 fn written_files_read_back() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     write(dir.path(), &s).unwrap();
 
     let t = Table::read(&dir.path().join("summary.csv")).unwrap();
@@ -217,7 +218,7 @@ fn written_files_read_back() {
 #[test]
 fn missing_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(summarize(dir.path()).is_err());
+    assert!(Results::load(dir.path()).is_err());
 }
 
 /// Init × schedule, three seeds, perplexity per seed given by hand.
@@ -249,7 +250,8 @@ fn a_declared_baseline_compares_every_other_arm_with_it() {
         ("quantizer.init".to_string(), "kmeans".to_string()),
         ("schedule.kind".to_string(), "early".to_string()),
     ];
-    let s = summarize_with(dir.path(), Some(baseline.clone())).unwrap();
+    let runs = Table::read(&dir.path().join("runs.csv")).unwrap();
+    let s = Summary::new(&runs, Some(baseline.clone()), None).unwrap();
     assert!(s.declared);
     assert_eq!(s.arm_params, ["quantizer.init", "schedule.kind"]);
     assert!(s.compare_params.is_empty());
@@ -300,7 +302,7 @@ fn a_declared_baseline_compares_every_other_arm_with_it() {
 fn the_default_baseline_makes_init_a_configuration() {
     let dir = tempfile::tempdir().unwrap();
     zoo_fixture(dir.path());
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     assert!(!s.declared);
     assert_eq!(
         s.baseline,
@@ -326,7 +328,7 @@ fn the_baseline_comes_from_scenario_toml() {
          [compare]\nbaseline = { \"quantizer.init\" = \"uniform\", \"schedule.kind\" = \"early\" }\n",
     )
     .unwrap();
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     assert!(s.declared);
     assert_eq!(s.arms()[0], ["uniform", "early"]);
     assert_eq!(s.comparisons.len(), 3 * metric_names().len());

@@ -12,6 +12,8 @@ use std::time::SystemTime;
 mod common;
 
 use common::tables::{assert_same_tables, runs_without_seconds};
+use vqsim::report::results::Results;
+use vqsim::report::text;
 use vqsim::study::scenario::Scenario;
 use vqsim::study::shard::Shard;
 use vqsim::study::sweep::{self, ProgressMode, Snapshots, SweepError, SweepOptions};
@@ -361,7 +363,7 @@ fn diverged_runs_are_recorded_while_the_others_finish() {
         }
     }
     assert!(read(&dir.join("manifest.toml")).contains("diverged = 2"));
-    let summary = sweep::summary(&dir).unwrap();
+    let summary = text::summary(&Results::load(&dir).unwrap()).unwrap();
     assert!(
         summary.contains("4 runs: 4 finished (2 diverged), 0 missing"),
         "{summary}"
@@ -375,7 +377,7 @@ fn summary_has_one_row_per_configuration_with_means_over_seeds() {
     let dir = sweep::run_sweep(&s, &opts(&tmp.path().join("out"), 2))
         .unwrap()
         .dir;
-    let text = sweep::summary(&dir).unwrap();
+    let text = text::summary(&Results::load(&dir).unwrap()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     // Header, rule, 4 configurations, completeness line.
     assert_eq!(lines.len(), 7, "{text}");

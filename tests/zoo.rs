@@ -7,8 +7,8 @@ use std::path::Path;
 mod common;
 
 use common::{header, row};
-use vqsim::report::plot;
-use vqsim::report::summary::summarize;
+use vqsim::report::plot::{Figure, Projection, Zoo};
+use vqsim::report::results::Results;
 use vqsim::report::table::Table;
 use vqsim::report::zoo::{self, METRICS};
 
@@ -80,7 +80,7 @@ fn close(got: f64, want: f64) {
 fn one_table_per_codebook_size_sorted_by_perplexity_per_code() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path(), true);
-    let tables = zoo::tables(&summarize(dir.path()).unwrap());
+    let tables = zoo::tables(&Results::load(dir.path()).unwrap().summary);
     assert_eq!(tables.len(), 2);
     for (t, size) in tables.iter().zip(["64", "1024"]) {
         assert_eq!(
@@ -121,7 +121,7 @@ fn one_table_per_codebook_size_sorted_by_perplexity_per_code() {
 fn sentences_say_what_each_method_does_against_the_baseline() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path(), true);
-    let tables = zoo::tables(&summarize(dir.path()).unwrap());
+    let tables = zoo::tables(&Results::load(dir.path()).unwrap().summary);
     let s = zoo::sentences(&tables[0]);
     assert_eq!(s.len(), 3);
     assert!(
@@ -140,7 +140,9 @@ fn sentences_say_what_each_method_does_against_the_baseline() {
 fn figure_and_table_per_configuration() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path(), true);
-    let files = plot::zoo(dir.path()).unwrap();
+    let results = Results::load(dir.path()).unwrap();
+    let files = Zoo.draw(&results, Projection::Pca).unwrap();
+    results.write_tables().unwrap();
     let names: Vec<String> = files
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
@@ -189,21 +191,24 @@ fn figure_and_table_per_configuration() {
 fn no_zoo_without_a_declared_baseline_or_with_two_arms() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path(), false);
-    assert!(zoo::tables(&summarize(dir.path()).unwrap()).is_empty());
-    assert!(plot::zoo(dir.path()).unwrap().is_empty());
+    let results = Results::load(dir.path()).unwrap();
+    assert!(zoo::tables(&results.summary).is_empty());
+    assert!(!Zoo.fits(&results));
+    assert!(Zoo.draw(&results, Projection::Pca).unwrap().is_empty());
+    results.write_tables().unwrap();
     assert!(!dir.path().join("zoo.csv").exists());
 
     // Baseline on the schedule only: init becomes a configuration, two arms in each.
     let two = SCENARIO.replace(", \"quantizer.init\" = \"kmeans\"", "");
     fs::write(dir.path().join("scenario.toml"), two).unwrap();
-    assert!(zoo::tables(&summarize(dir.path()).unwrap()).is_empty());
+    assert!(zoo::tables(&Results::load(dir.path()).unwrap().summary).is_empty());
 }
 
 #[test]
 fn the_preregistered_claim_is_deferred_beats_plain_early_in_every_configuration() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path(), true);
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     let v = vqsim::report::claims::remedies(&s).unwrap();
     assert!(v.supported, "{}", v.evidence);
     assert!(v
@@ -212,7 +217,7 @@ fn the_preregistered_claim_is_deferred_beats_plain_early_in_every_configuration(
     assert!(v.evidence.contains("[quantizer.codebook_size=1024]"));
     // Checked on the zoo scenario only, or on a scenario with a declared baseline.
     fs::remove_file(dir.path().join("scenario.toml")).unwrap();
-    let s = summarize(dir.path()).unwrap();
+    let s = Results::load(dir.path()).unwrap().summary;
     assert!(vqsim::report::claims::remedies(&s).is_none());
 }
 
@@ -220,7 +225,7 @@ fn the_preregistered_claim_is_deferred_beats_plain_early_in_every_configuration(
 fn an_arm_whose_runs_all_diverged_is_reported_not_dropped() {
     let dir = tempfile::tempdir().unwrap();
     fixture_with(dir.path(), true, Some(("uniform", "deferred")));
-    let tables = zoo::tables(&summarize(dir.path()).unwrap());
+    let tables = zoo::tables(&Results::load(dir.path()).unwrap().summary);
     let t = &tables[0];
     let lost = t
         .rows
@@ -237,6 +242,8 @@ fn an_arm_whose_runs_all_diverged_is_reported_not_dropped() {
     let text = fs::read_to_string(csv).unwrap();
     assert!(text.lines().next().unwrap().contains(",diverged,"));
     // The figure draws the other arms and names the lost one.
-    let files = plot::zoo(dir.path()).unwrap();
+    let files = Zoo
+        .draw(&Results::load(dir.path()).unwrap(), Projection::Pca)
+        .unwrap();
     assert!(files.iter().any(|f| f.to_string_lossy().contains("zoo")));
 }

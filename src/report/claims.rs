@@ -10,8 +10,8 @@
 //! complete is not supported, whatever the surviving seeds show.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
+use crate::report::results::Results;
 use crate::report::stats::{mean_ci, MeanCi};
 use crate::report::summary::{layout, RunCounts, Summary, SummaryError, DEFERRED, LEVEL, SCHEDULE};
 use crate::report::table::{Table, TableError};
@@ -54,15 +54,14 @@ pub struct Verdict {
 }
 
 /// The claims that belong to a paper scenario (any applicable claim for other names), checked
-/// against `s`, the summary of `dir`. The dynamics claim reads `dir/history.csv` when present.
-pub fn check(name: &str, dir: &Path, s: &Summary) -> Result<Vec<Verdict>, SummaryError> {
+/// against `results`. The dynamics claim reads the history when the sweep kept one.
+pub fn check(name: &str, results: &Results) -> Result<Vec<Verdict>, SummaryError> {
+    let s = &results.summary;
     let dynamic = || -> Result<Option<Verdict>, SummaryError> {
-        let h = dir.join("history.csv");
-        if !h.exists() {
-            return Ok(None);
+        match &results.history {
+            Some(history) => dynamics(&results.table, history),
+            None => Ok(None),
         }
-        let runs = Table::read(&dir.join("runs.csv"))?;
-        dynamics(&runs, &Table::read(&h)?)
     };
     type Claim<'a> = Box<dyn Fn() -> Result<Option<Verdict>, SummaryError> + 'a>;
     let of =

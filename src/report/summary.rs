@@ -1,8 +1,8 @@
 //! `summary.csv` and `comparisons.csv`: every metric as a mean with a 95% t-interval over
 //! seeds, per configuration of the swept parameters, and every arm against the baseline arm.
 //!
-//! Works from `runs.csv`, plus the `[compare]` baseline of `scenario.toml` when the scenario
-//! declares one. Its parameter columns are those between `seconds` and `seed`, its metrics
+//! Works from `runs.csv` (`Results` loads it), plus the `[compare]` baseline and the seeds of
+//! the stored scenario. Its parameter columns are those between `seconds` and `seed`, its metrics
 //! those after `seed`, so the summary follows the sweep's columns without a second list to
 //! keep in step.
 //!
@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::report::stats::{mean_ci, paired_test, welch_test, MeanCi, Paired, Welch};
 use crate::report::table::{Table, TableError};
-use crate::study::scenario::{is_default, Scenario, ScenarioError};
-use crate::study::store::SCENARIO_TOML;
+use crate::study::scenario::{is_default, ScenarioError};
 
 /// Confidence level of every interval in the summary.
 pub const LEVEL: f64 = 0.95;
@@ -99,6 +98,9 @@ pub struct Summary {
     /// `params` without `arm_params`: the configurations within which arms are compared.
     pub compare_params: Vec<String>,
     pub comparisons: Vec<Comparison>,
+    /// Runs each configuration should have: the scenario's seeds. A seed missing from every
+    /// configuration still counts as missing, so no claim passes on fewer seeds than asked.
+    pub expected: usize,
     /// Configurations (`SummaryRow::params`) looked up by `find` and `comparison` since the
     /// last `take_seen`: what a claim's verdict rests on, so its run counts can be reported.
     pub seen: RefCell<BTreeSet<Vec<String>>>,
@@ -183,10 +185,10 @@ impl Summary {
         out
     }
 
-    /// How many runs stand behind `configs`: per configuration, `ok` runs of the seeds the
-    /// fullest configuration has (a configuration with fewer rows is missing seeds).
+    /// How many runs stand behind `configs`: per configuration, `ok` runs of the `expected`
+    /// seeds (a configuration with fewer rows is missing seeds).
     pub fn run_counts(&self, configs: &[Vec<String>]) -> RunCounts {
-        let expected = self.rows.iter().map(|r| r.n_runs).max().unwrap_or(0);
+        let expected = self.expected;
         let mut short = Vec::new();
         let mut oks = BTreeSet::new();
         let (mut diverged, mut failed, mut missing) = (0, 0, 0);
@@ -198,7 +200,7 @@ impl Summary {
             oks.insert(ok);
             diverged += r.n_diverged;
             failed += r.n_failed;
-            missing += expected - r.n_runs;
+            missing += expected.saturating_sub(r.n_runs);
             if ok < expected {
                 let name: Vec<String> = self
                     .params
@@ -211,7 +213,7 @@ impl Summary {
                     name.join(" "),
                     r.n_diverged,
                     r.n_failed,
-                    expected - r.n_runs
+                    expected.saturating_sub(r.n_runs)
                 ));
             }
         }
@@ -358,169 +360,168 @@ fn names(r: &[String]) -> Vec<&str> {
     r.iter().map(String::as_str).collect()
 }
 
-/// Summarise `dir/runs.csv`, comparing arms with the baseline `scenario.toml` declares, if any.
-pub fn summarize(dir: &Path) -> Result<Summary, SummaryError> {
-    summarize_with(dir, declared_baseline(dir)?)
-}
-
-/// The `[compare]` baseline of `dir/scenario.toml` as (key, value text); None when the file is
-/// absent or declares none.
-pub fn declared_baseline(dir: &Path) -> Result<Option<Vec<(String, String)>>, SummaryError> {
-    let path = dir.join(SCENARIO_TOML);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    Ok(Scenario::load(&path)?.baseline.map(|b| b.texts()))
-}
-
-/// Summarise `dir/runs.csv` against `declared` (None: `schedule.kind = early` when the
-/// schedule is swept and has an early arm, else no comparisons).
-pub fn summarize_with(
-    dir: &Path,
-    declared: Option<Vec<(String, String)>>,
-) -> Result<Summary, SummaryError> {
-    let t = Table::read(&dir.join("runs.csv"))?;
-    let (all_params, metrics) = layout(&t)?;
-    let metrics: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
-    let params = t.varying(&all_params);
-    let mut fixed = Vec::new();
-    if !t.rows.is_empty() {
-        for p in all_params.iter().filter(|p| !params.contains(p)) {
-            fixed.push((p.to_string(), t.get(0, p)?.to_string()));
+impl Summary {
+    /// Summarises runs table `t`, comparing arms with the `declared` baseline (None:
+    /// `schedule.kind = early` when the schedule is swept and has an early arm, else no
+    /// comparisons). `seeds` is how many runs the scenario asked for per configuration; None
+    /// (tables without a stored scenario) counts the distinct seeds in `t`.
+    pub fn new(
+        t: &Table,
+        declared: Option<Vec<(String, String)>>,
+        seeds: Option<usize>,
+    ) -> Result<Summary, SummaryError> {
+        let (all_params, metrics) = layout(t)?;
+        let metrics: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
+        let params = t.varying(&all_params);
+        let mut fixed = Vec::new();
+        if !t.rows.is_empty() {
+            for p in all_params.iter().filter(|p| !params.contains(p)) {
+                fixed.push((p.to_string(), t.get(0, p)?.to_string()));
+            }
         }
-    }
-    let status = t.column("status")?;
-    let ok = |i: usize| t.rows[i].get(status).is_some_and(|s| s == "ok");
+        let status = t.column("status")?;
+        let ok = |i: usize| t.rows[i].get(status).is_some_and(|s| s == "ok");
 
-    let mut rows = Vec::new();
-    for (key, members) in t.group_by(&params)? {
-        let count = |s: &str| members.iter().filter(|&&i| t.rows[i][status] == s).count();
-        let (n_diverged, n_failed) = (count("diverged"), count("failed"));
-        for m in &metrics {
-            let xs = values(&t, &members, m, &ok)?;
-            rows.push(SummaryRow {
-                params: key.clone(),
-                metric: m.clone(),
-                ci: mean_ci(&xs, LEVEL),
-                n_diverged,
-                n_failed,
-                n_runs: members.len(),
-            });
+        let mut rows = Vec::new();
+        for (key, members) in t.group_by(&params)? {
+            let count = |s: &str| members.iter().filter(|&&i| t.rows[i][status] == s).count();
+            let (n_diverged, n_failed) = (count("diverged"), count("failed"));
+            for m in &metrics {
+                let xs = values(t, &members, m, &ok)?;
+                rows.push(SummaryRow {
+                    params: key.clone(),
+                    metric: m.clone(),
+                    ci: mean_ci(&xs, LEVEL),
+                    n_diverged,
+                    n_failed,
+                    n_runs: members.len(),
+                });
+            }
         }
-    }
 
-    let declared_at_all = declared.is_some();
-    let baseline = match declared {
-        Some(b) => b,
-        None => default_baseline(&t, &params)?,
-    };
-    for (k, _) in &baseline {
-        if !all_params.contains(&k.as_str()) {
-            return Err(SummaryError::BaselineColumn {
-                path: t.path.clone(),
-                key: k.clone(),
-            });
+        let declared_at_all = declared.is_some();
+        let baseline = match declared {
+            Some(b) => b,
+            None => default_baseline(t, &params)?,
+        };
+        for (k, _) in &baseline {
+            if !all_params.contains(&k.as_str()) {
+                return Err(SummaryError::BaselineColumn {
+                    path: t.path.clone(),
+                    key: k.clone(),
+                });
+            }
         }
-    }
-    let arm_params: Vec<&str> = baseline.iter().map(|(k, _)| k.as_str()).collect();
-    let compare_params: Vec<&str> = params
-        .iter()
-        .copied()
-        .filter(|p| !arm_params.contains(p))
-        .collect();
-    let base_values: Vec<&str> = baseline.iter().map(|(_, v)| v.as_str()).collect();
-    let mut comparisons = Vec::new();
-    if !baseline.is_empty() {
-        let arm_cols: Vec<usize> = arm_params
+        let arm_params: Vec<&str> = baseline.iter().map(|(k, _)| k.as_str()).collect();
+        let compare_params: Vec<&str> = params
             .iter()
-            .map(|p| t.column(p))
-            .collect::<Result<_, _>>()?;
-        let seed = t.column("seed")?;
-        let arm_of =
-            |i: usize| -> Vec<&str> { arm_cols.iter().map(|&c| t.rows[i][c].as_str()).collect() };
-        for (key, members) in t.group_by(&compare_params)? {
-            let base: Vec<usize> = members
+            .copied()
+            .filter(|p| !arm_params.contains(p))
+            .collect();
+        let base_values: Vec<&str> = baseline.iter().map(|(_, v)| v.as_str()).collect();
+        let mut comparisons = Vec::new();
+        if !baseline.is_empty() {
+            let arm_cols: Vec<usize> = arm_params
                 .iter()
-                .copied()
-                .filter(|&i| arm_of(i) == base_values)
-                .collect();
-            if base.is_empty() {
-                continue;
-            }
-            let mut arms: Vec<Vec<&str>> = Vec::new();
-            for &i in &members {
-                let a = arm_of(i);
-                if a != base_values && !arms.contains(&a) {
-                    arms.push(a);
-                }
-            }
-            for arm in arms {
-                let other: Vec<usize> = members
+                .map(|p| t.column(p))
+                .collect::<Result<_, _>>()?;
+            let seed = t.column("seed")?;
+            let arm_of = |i: usize| -> Vec<&str> {
+                arm_cols.iter().map(|&c| t.rows[i][c].as_str()).collect()
+            };
+            for (key, members) in t.group_by(&compare_params)? {
+                let base: Vec<usize> = members
                     .iter()
                     .copied()
-                    .filter(|&i| arm_of(i) == arm)
+                    .filter(|&i| arm_of(i) == base_values)
                     .collect();
-                let arm: Vec<String> = arm.iter().map(|v| v.to_string()).collect();
-                let label = arm_label(&baseline, &arm);
-                // Seeds of the arm that the baseline has too, in the arm's order.
-                let pairs: Vec<(usize, usize)> = other
-                    .iter()
-                    .filter_map(|&i| {
-                        base.iter()
-                            .find(|&&j| t.rows[j][seed] == t.rows[i][seed])
-                            .map(|&j| (i, j))
-                    })
-                    .collect();
-                for m in &metrics {
-                    let a = values(&t, &other, m, &ok)?;
-                    let b = values(&t, &base, m, &ok)?;
-                    let (ci_a, ci_b) = (mean_ci(&a, LEVEL), mean_ci(&b, LEVEL));
-                    // A diverged side of a pair reads as NaN and drops the pair.
-                    let side = |i: usize| -> Result<f64, TableError> {
-                        if ok(i) {
-                            t.num(i, m)
-                        } else {
-                            Ok(f64::NAN)
-                        }
-                    };
-                    let pa = pairs
+                if base.is_empty() {
+                    continue;
+                }
+                let mut arms: Vec<Vec<&str>> = Vec::new();
+                for &i in &members {
+                    let a = arm_of(i);
+                    if a != base_values && !arms.contains(&a) {
+                        arms.push(a);
+                    }
+                }
+                for arm in arms {
+                    let other: Vec<usize> = members
                         .iter()
-                        .map(|p| side(p.0))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let pb = pairs
+                        .copied()
+                        .filter(|&i| arm_of(i) == arm)
+                        .collect();
+                    let arm: Vec<String> = arm.iter().map(|v| v.to_string()).collect();
+                    let label = arm_label(&baseline, &arm);
+                    // Seeds of the arm that the baseline has too, in the arm's order.
+                    let pairs: Vec<(usize, usize)> = other
                         .iter()
-                        .map(|p| side(p.1))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    comparisons.push(Comparison {
-                        params: key.clone(),
-                        arm: arm.clone(),
-                        label: label.clone(),
-                        metric: m.clone(),
-                        baseline: ci_b,
-                        other: ci_a,
-                        paired: paired_test(&pa, &pb, LEVEL),
-                        welch: welch_test(&a, &b),
-                        significant: ci_a.separated(&ci_b),
-                    });
+                        .filter_map(|&i| {
+                            base.iter()
+                                .find(|&&j| t.rows[j][seed] == t.rows[i][seed])
+                                .map(|&j| (i, j))
+                        })
+                        .collect();
+                    for m in &metrics {
+                        let a = values(t, &other, m, &ok)?;
+                        let b = values(t, &base, m, &ok)?;
+                        let (ci_a, ci_b) = (mean_ci(&a, LEVEL), mean_ci(&b, LEVEL));
+                        // A diverged side of a pair reads as NaN and drops the pair.
+                        let side = |i: usize| -> Result<f64, TableError> {
+                            if ok(i) {
+                                t.num(i, m)
+                            } else {
+                                Ok(f64::NAN)
+                            }
+                        };
+                        let pa = pairs
+                            .iter()
+                            .map(|p| side(p.0))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let pb = pairs
+                            .iter()
+                            .map(|p| side(p.1))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        comparisons.push(Comparison {
+                            params: key.clone(),
+                            arm: arm.clone(),
+                            label: label.clone(),
+                            metric: m.clone(),
+                            baseline: ci_b,
+                            other: ci_a,
+                            paired: paired_test(&pa, &pb, LEVEL),
+                            welch: welch_test(&a, &b),
+                            significant: ci_a.separated(&ci_b),
+                        });
+                    }
                 }
             }
         }
-    }
 
-    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-    let (arm_params, compare_params) = (owned(&arm_params), owned(&compare_params));
-    Ok(Summary {
-        params: owned(&params),
-        fixed,
-        metrics,
-        rows,
-        baseline,
-        declared: declared_at_all,
-        arm_params,
-        compare_params,
-        comparisons,
-        seen: RefCell::default(),
-    })
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        let (arm_params, compare_params) = (owned(&arm_params), owned(&compare_params));
+        let expected = match seeds {
+            Some(n) => n,
+            None => {
+                let seed = t.column("seed")?;
+                let distinct: BTreeSet<&str> = t.rows.iter().map(|r| r[seed].as_str()).collect();
+                distinct.len()
+            }
+        };
+        Ok(Summary {
+            expected,
+            params: owned(&params),
+            fixed,
+            metrics,
+            rows,
+            baseline,
+            declared: declared_at_all,
+            arm_params,
+            compare_params,
+            comparisons,
+            seen: RefCell::default(),
+        })
+    }
 }
 
 /// `schedule.kind = early` when the schedule varies among the runs and has an early arm.

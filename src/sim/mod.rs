@@ -14,4 +14,5 @@ pub mod prdc;
 pub mod rng;
 pub mod theory;
 pub mod train;
+pub mod valid;
 pub mod vq;

@@ -206,7 +206,7 @@ mod tests {
         // the quantizers whose decoder input is not the stored code too.
         let variants: [fn(&mut RunConfig); 3] = [
             |_| {},
-            |c| c.quantizer.kind = crate::sim::config::QuantizerKind::Fsq,
+            |c| c.quantizer.kind = "fsq".into(),
             |c| {
                 c.quantizer.distance = crate::sim::config::Distance::Cosine;
                 c.quantizer.code_dim = 1;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{write_atomic, Paper, PaperError, PaperFigure, Section};
 use crate::report::claims::Verdict;
-use crate::report::plot::{self, Figure};
+use crate::report::plot;
 use crate::report::stats::MeanCi;
 use crate::report::zoo;
 
@@ -34,6 +34,9 @@ figcaption{font-size:.92em;margin-top:.6em}
 .verdict ul{margin:.3em 0;padding-left:1.3em}.verdict li{margin:.15em 0}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}.grid figure{margin:0}
 .about{color:#444}.meta{color:#666;font-size:.9em}code{background:#f3f3f3;padding:0 .2em}
+.scroll{overflow-x:auto;max-width:100%}body{overflow-wrap:break-word}
+nav.toc{background:#f7f7f7;border:1px solid #ddd;border-radius:4px;padding:.3em 1em;margin:1em 0}
+nav.toc ol{margin:.3em 0;padding-left:1.4em}nav.toc li{margin:.1em 0}
 ";
 
 /// The whole page.
@@ -55,6 +58,7 @@ pub fn render_index(paper: &Paper) -> String {
          Click a figure for its SVG.</p>",
         esc(env!("CARGO_PKG_VERSION"))
     );
+    contents(&mut h, paper);
     claims_table(&mut h, paper);
     headline_table(&mut h, paper);
     let mut number = 0;
@@ -65,8 +69,35 @@ pub fn render_index(paper: &Paper) -> String {
     h
 }
 
+/// The table of contents: the claims, the headline, every section (and its remedies table).
+fn contents(h: &mut String, paper: &Paper) {
+    h.push_str(
+        "<nav class=\"toc\"><b>Contents</b>\n<ol>\n<li><a href=\"#claims\">Claims</a></li>\n\
+         <li><a href=\"#headline\">Headline: early vs deferred quantization</a></li>\n",
+    );
+    for s in &paper.sections {
+        let _ = write!(
+            h,
+            "<li><a href=\"#{}\">{}</a>",
+            anchor(&s.name),
+            esc(&s.name)
+        );
+        if !s.about.is_empty() {
+            // The first sentence of the scenario's comment says what it is about.
+            let first = &s.about[0];
+            let end = first.find(". ").map_or(first.len(), |i| i + 1);
+            let _ = write!(h, ": {}", inline_markdown(&first[..end]));
+        }
+        if !s.remedies.is_empty() {
+            h.push_str(" (<a href=\"#remedies\">remedies table</a>)");
+        }
+        h.push_str("</li>\n");
+    }
+    h.push_str("</ol>\n</nav>\n");
+}
+
 fn claims_table(h: &mut String, paper: &Paper) {
-    h.push_str("<h2 id=\"claims\">Claims</h2>\n<table>\n");
+    h.push_str("<h2 id=\"claims\">Claims</h2>\n<div class=\"scroll\"><table>\n");
     h.push_str(
         "<tr><th>scenario</th><th>claim and criterion</th><th>runs</th><th>verdict</th></tr>\n",
     );
@@ -93,7 +124,7 @@ fn claims_table(h: &mut String, paper: &Paper) {
             );
         }
     }
-    h.push_str("</table>\n");
+    h.push_str("</table></div>\n");
 }
 
 fn headline_table(h: &mut String, paper: &Paper) {
@@ -112,7 +143,7 @@ fn headline_table(h: &mut String, paper: &Paper) {
         esc(&head.source)
     );
     h.push_str(
-        "<table>\n<tr><th>metric</th><th>early</th><th>deferred</th><th>paired p</th>\
+        "<div class=\"scroll\"><table>\n<tr><th>metric</th><th>early</th><th>deferred</th><th>paired p</th>\
          <th>Welch p</th><th>CIs disjoint</th></tr>\n",
     );
     for c in &head.rows {
@@ -128,7 +159,7 @@ fn headline_table(h: &mut String, paper: &Paper) {
             if c.significant { "yes" } else { "no" }
         );
     }
-    h.push_str("</table>\n");
+    h.push_str("</table></div>\n");
 }
 
 fn section(h: &mut String, s: &Section, number: &mut usize) {
@@ -145,16 +176,22 @@ fn section(h: &mut String, s: &Section, number: &mut usize) {
     h.push_str("</div>\n");
     // The results directory sits beside paper/ in OUT.
     let dir = format!("../{}/", esc(&s.name));
-    let files: Vec<String> = ["summary.csv", "comparisons.csv", "runs.csv"]
+    let files: Vec<String> = s
+        .files
         .iter()
-        .map(|f| format!("<a href=\"{dir}{f}\">{f}</a>"))
+        .map(|f| format!("<a href=\"{dir}{f}\">{f}</a>", f = esc(f)))
         .collect();
+    h.push_str("<p class=\"meta\">");
+    if let Some(r) = &s.runs {
+        let _ = write!(
+            h,
+            "{} runs ({} diverged, excluded from every mean). ",
+            r.total, r.diverged
+        );
+    }
     let _ = writeln!(
         h,
-        "<p class=\"meta\">{} runs ({} diverged, excluded from every mean). Results: \
-         <a href=\"{dir}\"><code>{}/</code></a> ({}).</p>",
-        s.runs,
-        s.diverged,
+        "Results: <a href=\"{dir}\"><code>{}/</code></a> ({}).</p>",
         esc(&s.name),
         files.join(", ")
     );
@@ -193,9 +230,9 @@ fn figure(h: &mut String, s: &Section, f: &PaperFigure, number: usize, main: boo
          alt=\"{kind} figure of scenario {name}\" loading=\"lazy\"></a>\n<figcaption>\
          <b>Figure {number}.</b> {desc} Files: <a href=\"{stem}.png\">PNG</a> &middot; \
          <a href=\"{stem}.svg\">SVG</a>.",
-        kind = esc(title(f.kind)),
+        kind = esc(f.title),
         name = esc(&s.name),
-        desc = describe(f.kind, s.switch),
+        desc = f.caption,
     );
     if main {
         if s.verdicts.is_empty() {
@@ -263,75 +300,6 @@ fn evidence_items(evidence: &str) -> (String, Vec<(Option<String>, String)>) {
     (what.to_string(), items)
 }
 
-fn title(kind: Figure) -> &'static str {
-    match kind {
-        Figure::Shrinkage => "shrinkage",
-        Figure::TokenScaling => "token scaling",
-        Figure::Dynamics => "dynamics",
-        Figure::Capacity => "capacity",
-        Figure::Zoo => "remedies",
-        Figure::Generation => "generation",
-        Figure::Theory => "theory",
-    }
-}
-
-fn describe(kind: Figure, switch: bool) -> &'static str {
-    match kind {
-        Figure::Shrinkage => {
-            "Shrinkage panel (paper Figs. 2&ndash;3), one row per arm, lowest seed: data (dots) \
-             and reconstructions (crosses) coloured by true mode; latent embeddings with the \
-             codebook on top (marker area proportional to usage, hollow = dead code); code usage \
-             sorted by rank. Dimensions above 2 are shown on their first two principal components."
-        }
-        Figure::TokenScaling => {
-            "Token scaling (paper Fig. 4): reconstruction MSE, code perplexity and codebook \
-             spread against codebook size S (log2 axis); mean and 95% CI band over seeds. On \
-             log axes a band&rsquo;s lower edge is drawn no lower than a tenth of the mean (a \
-             t-interval over few seeds can reach below zero)."
-        }
-        Figure::Dynamics if switch => {
-            "Training dynamics: codebook spread, code perplexity and reconstruction MSE per \
-             epoch, mean and 95% CI band over seeds; the dashed line marks where deferred runs \
-             switch quantization on, and before it a continuous phase that several deferred \
-             arms share is drawn once, in grey. On the log MSE axis a band&rsquo;s lower edge \
-             is drawn no lower than a tenth of the mean."
-        }
-        Figure::Dynamics => {
-            "Training dynamics: codebook spread, code perplexity and reconstruction MSE per \
-             epoch, mean and 95% CI band over seeds; every run quantizes from the first epoch. \
-             On the log MSE axis a band&rsquo;s lower edge is drawn no lower than a tenth of \
-             the mean."
-        }
-        Figure::Capacity => {
-            "Embedding collapse against encoder capacity: effective rank of the embeddings and \
-             number of modes reconstructed, per encoder depth and width, mean over seeds (the \
-             colour bar under each metric gives its scale, shared by all arms)."
-        }
-        Figure::Zoo => {
-            "Remedies compared: one row per method, dot = mean and bar = 95% CI over seeds of \
-             perplexity per code (perplexity / S), shrink ratio, reconstruction MSE (log axis) \
-             and modes reconstructed; rows sorted by perplexity, the baseline and the plain \
-             deferred arm in colour, the dashed line at the baseline&rsquo;s mean."
-        }
-        Figure::Generation => {
-            "Generation (paper Fig. 1): the real data coloured by true mode, and per arm (lowest \
-             seed) the generated set &mdash; N tokens drawn from the code usage and decoded, as \
-             a generative model that learns the token distribution perfectly would produce &mdash; \
-             coloured by nearest mode, marker area proportional to times drawn, real data faint \
-             behind. Dimensions above 2 are shown on the real data&rsquo;s first two principal \
-             components."
-        }
-        Figure::Theory => {
-            "The paper&rsquo;s &sect;4.2 formula with identity encoder and decoder: S = 64 \
-             tokens placed by k-means on M of K = 10 well-separated modes. Left: diversity H \
-             (entropy of the tokens&rsquo; mode shares) against ln M. Right: quantization \
-             error Q against its prediction from the mixture&rsquo;s geometry (within-mode \
-             k-means error for active modes, distance to the nearest active tokens for the \
-             rest); log scale."
-        }
-    }
-}
-
 /// The remedies tables with one sentence per method (the `REMEDIES` scenario only).
 fn remedies(h: &mut String, s: &Section) {
     if s.remedies.is_empty() {
@@ -349,7 +317,7 @@ fn remedies(h: &mut String, s: &Section) {
         let config: Vec<String> = t.config.iter().map(|(k, v)| format!("{k} = {v}")).collect();
         let _ = writeln!(
             h,
-            "<h4>{}</h4>\n<p class=\"meta\">Baseline: {}.</p>\n<table>\n<tr><th>#</th>\
+            "<h4>{}</h4>\n<p class=\"meta\">Baseline: {}.</p>\n<div class=\"scroll\"><table>\n<tr><th>#</th>\
              <th>method</th>",
             esc(&if config.is_empty() {
                 "All runs".to_string()
@@ -383,7 +351,7 @@ fn remedies(h: &mut String, s: &Section) {
                 esc(&zoo::p_text(r.cells[0].paired_p))
             );
         }
-        h.push_str("</table>\n<ul>\n");
+        h.push_str("</table></div>\n<ul>\n");
         for line in zoo::sentences(t) {
             let _ = writeln!(h, "<li>{}</li>", esc(&line));
         }

@@ -13,31 +13,62 @@ use std::path::{Path, PathBuf};
 pub use html::{render_index, write_index};
 
 use crate::report::claims::{self, Verdict};
-use crate::report::plot::{self, Figure, PlotError};
-use crate::report::summary::{self, Comparison, Summary, SummaryError};
-use crate::report::table::{Table, TableError};
+use crate::report::plot::{self, PlotError};
+use crate::report::results::Results;
+use crate::report::summary::{Comparison, Summary, SummaryError};
+use crate::report::table::TableError;
 use crate::report::theory::{self, TheoryError};
 use crate::report::zoo::{self, ZooTable};
 use crate::study::scenario::{Scenario, ScenarioError};
 use crate::study::sweep::{self, SweepError, SweepOptions};
 
-/// The paper's scenarios as shipped in `scenarios/`, in the order the index presents them.
-/// The remedies section appears once a scenario named `REMEDIES` is listed here, e.g.
-/// `("zoo", include_str!("../../../scenarios/zoo.toml")),`.
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "shrinkage",
-        include_str!("../../../scenarios/shrinkage.toml"),
-    ),
-    ("init", include_str!("../../../scenarios/init.toml")),
-    ("tokens", include_str!("../../../scenarios/tokens.toml")),
-    ("dynamics", include_str!("../../../scenarios/dynamics.toml")),
-    ("capacity", include_str!("../../../scenarios/capacity.toml")),
-    (
-        "capacity_continuous",
-        include_str!("../../../scenarios/capacity_continuous.toml"),
-    ),
-    ("zoo", include_str!("../../../scenarios/zoo.toml")),
+/// One of the paper's scenarios as shipped in `scenarios/`.
+struct Builtin {
+    name: &'static str,
+    text: &'static str,
+    /// Stems (`Figure::stem`) of the figures its claims are about, shown large; its other
+    /// figures are supplementary.
+    main: &'static [&'static str],
+}
+
+/// The paper's scenarios, in the order the index presents them. The remedies section appears
+/// once a scenario named `REMEDIES` is listed here.
+const BUILTIN: &[Builtin] = &[
+    Builtin {
+        name: "shrinkage",
+        text: include_str!("../../../scenarios/shrinkage.toml"),
+        main: &["shrinkage", "generation"],
+    },
+    Builtin {
+        name: "init",
+        text: include_str!("../../../scenarios/init.toml"),
+        main: &["shrinkage", "dynamics"],
+    },
+    Builtin {
+        name: "tokens",
+        text: include_str!("../../../scenarios/tokens.toml"),
+        main: &["token_scaling"],
+    },
+    Builtin {
+        name: "dynamics",
+        text: include_str!("../../../scenarios/dynamics.toml"),
+        main: &["dynamics"],
+    },
+    Builtin {
+        name: "capacity",
+        text: include_str!("../../../scenarios/capacity.toml"),
+        main: &["capacity"],
+    },
+    Builtin {
+        name: "capacity_continuous",
+        text: include_str!("../../../scenarios/capacity_continuous.toml"),
+        main: &["capacity"],
+    },
+    Builtin {
+        name: REMEDIES,
+        text: include_str!("../../../scenarios/zoo.toml"),
+        main: &["zoo"],
+    },
 ];
 
 /// The scenario whose arms are the remedies compared (`report::zoo`).
@@ -103,9 +134,9 @@ impl PaperScenario {
     pub fn builtin() -> Vec<PaperScenario> {
         BUILTIN
             .iter()
-            .map(|(name, text)| PaperScenario {
-                name: name.to_string(),
-                text: text.to_string(),
+            .map(|b| PaperScenario {
+                name: b.name.to_string(),
+                text: b.text.to_string(),
                 path: None,
             })
             .collect()
@@ -115,7 +146,7 @@ impl PaperScenario {
     pub fn from_dir(dir: &Path) -> Result<Vec<PaperScenario>, PaperError> {
         BUILTIN
             .iter()
-            .map(|(name, _)| {
+            .map(|Builtin { name, .. }| {
                 let path = dir.join(format!("{name}.toml"));
                 let text = fs::read_to_string(&path).map_err(|io| ScenarioError::Read {
                     file: path.display().to_string(),
@@ -163,7 +194,10 @@ impl PaperScenario {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaperFigure {
     pub stem: String,
-    pub kind: Figure,
+    /// What kind of figure it is (`Figure::title`).
+    pub title: &'static str,
+    /// Its caption (`Figure::describe`), trusted HTML.
+    pub caption: String,
     /// Direct evidence for the scenario's claims (shown large); otherwise supplementary.
     pub main: bool,
 }
@@ -173,16 +207,21 @@ pub struct PaperFigure {
 pub struct Section {
     pub name: String,
     pub about: Vec<String>,
-    /// Runs in runs.csv, and how many of them diverged.
-    pub runs: usize,
-    pub diverged: usize,
+    /// Runs behind the section; None when its numbers are computed, not trained.
+    pub runs: Option<RunTally>,
+    /// Files of its results directory, `OUT/<name>/`, that the page links.
+    pub files: Vec<String>,
     pub verdicts: Vec<Verdict>,
     pub figures: Vec<PaperFigure>,
-    /// Some run switches from continuous to quantized training (a deferred run with a
-    /// continuous phase), so dynamics figures have a switch line.
-    pub switch: bool,
     /// The remedies compared, one table per configuration; only for the `REMEDIES` scenario.
     pub remedies: Vec<ZooTable>,
+}
+
+/// Runs in runs.csv, and how many of them diverged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunTally {
+    pub total: usize,
+    pub diverged: usize,
 }
 
 /// Early vs deferred on one configuration.
@@ -226,23 +265,16 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
     let mut sections = Vec::new();
     let mut headline = None;
     for (sc, dir) in done {
-        let stats = summary::summarize(dir)?;
-        summary::write(dir, &stats)?;
-        let files = plot::plot_all(dir, plot::Projection::Pca)?;
-        let verdicts = claims::check(&sc.name, dir, &stats)?;
-        let runs = Table::read(&dir.join("runs.csv"))?;
+        let results = Results::load(dir)?;
+        results.write_tables()?;
+        let drawn = plot::plot_all(&results, plot::Projection::Pca)?;
+        let verdicts = claims::check(&sc.name, &results)?;
+        let stats = &results.summary;
+        let runs = &results.table;
         let status = runs.column("status")?;
         let diverged = runs.rows.iter().filter(|r| r[status] == "diverged").count();
-        let (kind, continuous) = (
-            runs.column(summary::SCHEDULE)?,
-            runs.column("schedule.continuous_epochs")?,
-        );
-        let switch = runs
-            .rows
-            .iter()
-            .any(|r| r[kind] == summary::DEFERRED && r[continuous] != "0");
         let remedies = if sc.name == REMEDIES {
-            zoo::tables(&stats)
+            zoo::tables(stats)
         } else {
             Vec::new()
         };
@@ -250,33 +282,38 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
             let to = paper_dir.join("zoo.csv");
             fs::copy(dir.join("zoo.csv"), &to).map_err(io_err(&to))?;
         }
+        let main = BUILTIN.iter().find(|b| b.name == sc.name).map(|b| b.main);
         let mut figures = Vec::new();
-        for png in files
-            .iter()
-            .filter(|f| f.extension().is_some_and(|e| e == "png"))
-        {
-            let Some(original) = png.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
-                continue;
-            };
-            let Some(kind) = kind_of(&original) else {
-                continue;
-            };
-            let stem = format!("{}-{original}", sc.name);
-            for ext in ["png", "svg"] {
-                let to = paper_dir.join(format!("{stem}.{ext}"));
-                fs::copy(png.with_extension(ext), &to).map_err(io_err(&to))?;
+        for d in &drawn {
+            let caption = d.figure.describe(&results);
+            for png in d
+                .files
+                .iter()
+                .filter(|f| f.extension().is_some_and(|e| e == "png"))
+            {
+                let Some(original) = png.file_stem().map(|s| s.to_string_lossy().into_owned())
+                else {
+                    continue;
+                };
+                let stem = format!("{}-{original}", sc.name);
+                for ext in ["png", "svg"] {
+                    let to = paper_dir.join(format!("{stem}.{ext}"));
+                    fs::copy(png.with_extension(ext), &to).map_err(io_err(&to))?;
+                }
+                figures.push(PaperFigure {
+                    stem,
+                    title: d.figure.title(),
+                    caption: caption.clone(),
+                    // Scenarios outside the paper's show every figure as main.
+                    main: main.is_none_or(|m| m.contains(&d.figure.stem())),
+                });
             }
-            figures.push(PaperFigure {
-                main: is_main(&sc.name, kind),
-                stem,
-                kind,
-            });
         }
         // The earliest source in HEADLINE_SOURCES wins, whatever order the scenarios ran in.
         if let Some(rank) = HEADLINE_SOURCES.iter().position(|(n, _)| *n == sc.name) {
             if headline.as_ref().is_none_or(|(r, _)| rank < *r) {
                 let (name, at) = HEADLINE_SOURCES[rank];
-                if let Some(h) = headline_of(name, &stats, at) {
+                if let Some(h) = headline_of(name, stats, at) {
                     headline = Some((rank, h));
                 }
             }
@@ -284,11 +321,16 @@ pub fn publish(out: &Path, done: &[(PaperScenario, PathBuf)]) -> Result<Paper, P
         sections.push(Section {
             name: sc.name.clone(),
             about: sc.about(),
-            runs: runs.rows.len(),
-            diverged,
+            runs: Some(RunTally {
+                total: runs.rows.len(),
+                diverged,
+            }),
+            files: ["summary.csv", "comparisons.csv", "runs.csv"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
             verdicts,
             figures,
-            switch,
             remedies,
         });
     }
@@ -318,7 +360,8 @@ fn theory_section(out: &Path, paper_dir: &Path) -> Result<Section, PaperError> {
         }
         figures.push(PaperFigure {
             stem,
-            kind: Figure::Theory,
+            title: plot::theory::TITLE,
+            caption: plot::theory::DESCRIPTION.into(),
             main: true,
         });
     }
@@ -332,11 +375,10 @@ fn theory_section(out: &Path, paper_dir: &Path) -> Result<Section, PaperError> {
              src/sim/theory.rs for the derivation."
                 .into(),
         ],
-        runs: 0,
-        diverged: 0,
+        runs: None,
+        files: vec!["theory.csv".into()],
         verdicts: vec![theory::verdict(&rows)],
         figures,
-        switch: false,
         remedies: Vec::new(),
     })
 }
@@ -353,35 +395,6 @@ fn remove_figures(dir: &Path) -> Result<(), PaperError> {
         }
     }
     Ok(())
-}
-
-/// The kind of figure a file of `plot` is, from its name.
-fn kind_of(stem: &str) -> Option<Figure> {
-    [
-        ("shrinkage", Figure::Shrinkage),
-        ("token_scaling", Figure::TokenScaling),
-        ("dynamics", Figure::Dynamics),
-        ("capacity", Figure::Capacity),
-        ("zoo", Figure::Zoo),
-        ("generation", Figure::Generation),
-    ]
-    .into_iter()
-    .find(|(prefix, _)| stem.starts_with(prefix))
-    .map(|(_, k)| k)
-}
-
-/// Whether figures of `kind` are what a paper scenario's claims are about; scenarios outside
-/// the paper's five show every figure as main.
-fn is_main(scenario: &str, kind: Figure) -> bool {
-    match scenario {
-        "shrinkage" => matches!(kind, Figure::Shrinkage | Figure::Generation),
-        "init" => matches!(kind, Figure::Shrinkage | Figure::Dynamics),
-        "tokens" => kind == Figure::TokenScaling,
-        "dynamics" => kind == Figure::Dynamics,
-        "capacity" | "capacity_continuous" => kind == Figure::Capacity,
-        REMEDIES => kind == Figure::Zoo,
-        _ => true,
-    }
 }
 
 fn headline_of(name: &str, s: &Summary, at: &[(&str, &str)]) -> Option<Headline> {

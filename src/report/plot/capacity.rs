@@ -1,7 +1,7 @@
 //! Embedding collapse vs encoder capacity: depth × width heat maps of effective rank and modes
 //! reconstructed (one row per arm), or curves when only one of depth and width varies.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -12,7 +12,8 @@ use super::curves::{CurvePanel, CurvesFig};
 use super::runs::{sort_values, spread, Group, Runs};
 use super::style::{self, text, viridis};
 use super::tokens::{arm_curves, arm_legend, seeds_note};
-use super::{save, Draw, DrawResult, PlotError};
+use super::{save, Draw, DrawResult, Figure, PlotError, Projection};
+use crate::report::results::Results;
 use crate::report::stats::mean_ci;
 
 const MAX_FIGURES: usize = 6;
@@ -27,25 +28,45 @@ const METRICS: [(&str, &str, &str); 2] = [
     ("modes_hit", "modes reconstructed", "modes hit (of K)"),
 ];
 
-/// Draws one capacity figure per group of runs sharing every other varying parameter;
-/// nothing when neither depth nor width varies.
-pub fn capacity(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    let runs = Runs::load(dir)?;
-    let (depth, width) = (runs.varies(DEPTH), runs.varies(WIDTH));
-    if !depth && !width {
-        return Ok(Vec::new());
+/// One capacity figure per group of runs sharing every other varying parameter, when depth
+/// or width varies.
+pub struct Capacity;
+
+impl Figure for Capacity {
+    fn stem(&self) -> &'static str {
+        "capacity"
     }
-    let mut paths = Vec::new();
-    for group in &spread(&runs.groups(&[DEPTH, WIDTH]), MAX_FIGURES) {
-        let stem = format!("capacity{}", group.slug());
-        paths.extend(if depth && width {
-            save(&heat_figure(&runs, group), dir, &stem)?
-        } else {
-            let axis = if depth { DEPTH } else { WIDTH };
-            save(&curve_figure(&runs, group, axis), dir, &stem)?
-        });
+
+    fn title(&self) -> &'static str {
+        "capacity"
     }
-    Ok(paths)
+
+    fn describe(&self, _: &Results) -> String {
+        "Embedding collapse against encoder capacity: effective rank of the embeddings and \
+         number of modes reconstructed, per encoder depth and width, mean over seeds (the \
+         colour bar under each metric gives its scale, shared by all arms)."
+            .into()
+    }
+
+    fn fits(&self, results: &Results) -> bool {
+        results.runs.varies(DEPTH) || results.runs.varies(WIDTH)
+    }
+
+    fn draw(&self, results: &Results, _: Projection) -> Result<Vec<PathBuf>, PlotError> {
+        let runs = &results.runs;
+        let (depth, width) = (runs.varies(DEPTH), runs.varies(WIDTH));
+        let mut paths = Vec::new();
+        for group in &spread(&runs.groups(&[DEPTH, WIDTH]), MAX_FIGURES) {
+            let stem = format!("capacity{}", group.slug());
+            paths.extend(if depth && width {
+                save(&heat_figure(runs, group), &results.dir, &stem)?
+            } else {
+                let axis = if depth { DEPTH } else { WIDTH };
+                save(&curve_figure(runs, group, axis), &results.dir, &stem)?
+            });
+        }
+        Ok(paths)
+    }
 }
 
 fn title(runs: &Runs, group: &Group) -> String {

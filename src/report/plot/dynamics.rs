@@ -2,7 +2,7 @@
 //! with the quantization switch of deferred runs marked.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use plotters::style::RGBColor;
 
@@ -11,8 +11,10 @@ use super::curves::{Curve, CurvePanel, CurvesFig};
 use super::runs::{spread, Group, Runs};
 use super::style::{arm_color, Key};
 use super::tokens::{arm_legend, seeds_note};
-use super::{save, PlotError};
+use super::{save, Figure, PlotError, Projection};
+use crate::report::results::Results;
 use crate::report::stats::{mean_ci, MeanCi};
+use crate::report::summary::{DEFERRED, SCHEDULE};
 use crate::report::table::Table;
 
 const MAX_FIGURES: usize = 4;
@@ -42,34 +44,76 @@ const METRICS: [(&str, &str, &str, Scale); 3] = [
     ),
 ];
 
-/// Draws one dynamics figure per group of runs that differ only in arm and seed; nothing when
-/// the directory has no history.csv.
-pub fn dynamics(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    let path = dir.join("history.csv");
-    if !path.is_file() {
-        return Ok(Vec::new());
+/// One dynamics figure per group of runs that differ only in arm and seed, when the sweep kept
+/// a history.
+pub struct Dynamics;
+
+impl Figure for Dynamics {
+    fn stem(&self) -> &'static str {
+        "dynamics"
     }
-    let runs = Runs::load(dir)?;
-    let history = History::read(&path, &runs)?;
-    let mut paths = Vec::new();
-    for group in &spread(&runs.groups(&[]), MAX_FIGURES) {
-        if let Some(fig) = figure(&runs, &history, group) {
-            paths.extend(save(&fig, dir, &format!("dynamics{}", group.slug()))?);
+
+    fn title(&self) -> &'static str {
+        "dynamics"
+    }
+
+    fn describe(&self, results: &Results) -> String {
+        let t = &results.table;
+        let switch = match (t.column(SCHEDULE), t.column("schedule.continuous_epochs")) {
+            (Ok(kind), Ok(continuous)) => t
+                .rows
+                .iter()
+                .any(|r| r[kind] == DEFERRED && r[continuous] != "0"),
+            _ => false,
+        };
+        if switch {
+            "Training dynamics: codebook spread, code perplexity and reconstruction MSE per \
+             epoch, mean and 95% CI band over seeds; the dashed line marks where deferred runs \
+             switch quantization on, and before it a continuous phase that several deferred \
+             arms share is drawn once, in grey. On the log MSE axis a band&rsquo;s lower edge \
+             is drawn no lower than a tenth of the mean."
+        } else {
+            "Training dynamics: codebook spread, code perplexity and reconstruction MSE per \
+             epoch, mean and 95% CI band over seeds; every run quantizes from the first epoch. \
+             On the log MSE axis a band&rsquo;s lower edge is drawn no lower than a tenth of \
+             the mean."
         }
+        .into()
     }
-    Ok(paths)
+
+    fn fits(&self, results: &Results) -> bool {
+        results.history.is_some()
+    }
+
+    fn draw(&self, results: &Results, _: Projection) -> Result<Vec<PathBuf>, PlotError> {
+        let Some(table) = &results.history else {
+            return Ok(Vec::new());
+        };
+        let runs = &results.runs;
+        let history = History::new(table, runs)?;
+        let mut paths = Vec::new();
+        for group in &spread(&runs.groups(&[]), MAX_FIGURES) {
+            if let Some(fig) = figure(runs, &history, group) {
+                paths.extend(save(
+                    &fig,
+                    &results.dir,
+                    &format!("dynamics{}", group.slug()),
+                )?);
+            }
+        }
+        Ok(paths)
+    }
 }
 
 /// history.csv rows indexed by the runs.csv row of their run (ok runs only).
-struct History {
-    table: Table,
+struct History<'a> {
+    table: &'a Table,
     /// runs.csv row → history rows.
     by_run: HashMap<usize, Vec<usize>>,
 }
 
-impl History {
-    fn read(path: &Path, runs: &Runs) -> Result<History, PlotError> {
-        let table = Table::read(path)?;
+impl<'a> History<'a> {
+    fn new(table: &'a Table, runs: &Runs) -> Result<History<'a>, PlotError> {
         for c in ["run_id", "phase", "epoch", "total_epoch"] {
             table.column(c)?;
         }

@@ -8,7 +8,7 @@
 //! reconstructions shown, one marker per distinct generated point, area ∝ times drawn.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -19,20 +19,53 @@ use super::pca::Pca;
 use super::runs::{spread, Group, Runs, ARM_PARAMS};
 use super::shrinkage::{arm_snapshots, MAX_FIGURES, MAX_POINTS};
 use super::style::{self, legend, mode_color, Key};
-use super::{save, Draw, DrawResult, PlotError};
+use super::{save, Draw, DrawResult, Figure, PlotError, Projection};
+use crate::report::results::Results;
 use crate::sim::rng::{stream, Stream};
 
 /// One generation figure per group of runs (as the shrinkage figures), from the lowest-seed
-/// run of every arm that kept a snapshot.
-pub fn generation(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    let runs = Runs::load(dir)?;
-    let mut paths = Vec::new();
-    for group in spread(&runs.groups(&[]), MAX_FIGURES) {
-        if let Some(fig) = figure(&runs, &group)? {
-            paths.extend(save(&fig, dir, &format!("generation{}", group.slug()))?);
-        }
+/// run of every arm that kept a snapshot; drawn when the schedule varies.
+pub struct Generation;
+
+impl Figure for Generation {
+    fn stem(&self) -> &'static str {
+        "generation"
     }
-    Ok(paths)
+
+    fn title(&self) -> &'static str {
+        "generation"
+    }
+
+    fn describe(&self, _: &Results) -> String {
+        "Generation (paper Fig. 1): the real data coloured by true mode, and per arm (lowest \
+         seed) the generated set &mdash; N tokens drawn from the code usage and decoded, as \
+         a generative model that learns the token distribution perfectly would produce &mdash; \
+         coloured by nearest mode, marker area proportional to times drawn, real data faint \
+         behind. Dimensions above 2 are shown on the real data&rsquo;s first two principal \
+         components."
+            .into()
+    }
+
+    /// One panel per arm: beyond early vs deferred the panels get too narrow for their titles
+    /// (a zoo has its own figure).
+    fn fits(&self, results: &Results) -> bool {
+        results.runs.varies("schedule.kind") && results.runs.arms.len() <= 2
+    }
+
+    fn draw(&self, results: &Results, _: Projection) -> Result<Vec<PathBuf>, PlotError> {
+        let runs = &results.runs;
+        let mut paths = Vec::new();
+        for group in spread(&runs.groups(&[]), MAX_FIGURES) {
+            if let Some(fig) = figure(runs, &group)? {
+                paths.extend(save(
+                    &fig,
+                    &results.dir,
+                    &format!("generation{}", group.slug()),
+                )?);
+            }
+        }
+        Ok(paths)
+    }
 }
 
 /// One arm's generated set: (x, y, nearest mode, times drawn) per distinct point.

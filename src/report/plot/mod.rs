@@ -1,7 +1,8 @@
 //! Figures from a results directory on disk (SPEC §6), as PNG and SVG in `DIR/figures/`.
 //!
-//! Everything is read back from the CSVs a sweep wrote, so `vqsim plot DIR` draws exactly what
-//! a user can inspect. Which figures are drawn depends on which parameters vary among the runs.
+//! Everything is drawn from the loaded results (`report::results`), so `vqsim plot DIR` draws
+//! exactly what a user can inspect. Which figures are drawn depends on which parameters vary
+//! among the runs: each figure says whether it fits (`Figure::fits`).
 
 mod axis;
 mod capacity;
@@ -13,7 +14,7 @@ pub mod pca;
 mod runs;
 mod shrinkage;
 pub mod style;
-mod theory;
+pub mod theory;
 mod tokens;
 mod zoo;
 
@@ -23,18 +24,19 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::atomic;
+use crate::report::results::Results;
 use crate::report::summary::SummaryError;
 use crate::report::table::TableError;
 
-pub use capacity::capacity;
+pub use capacity::Capacity;
 pub use diagnosis::diagnosis;
-pub use dynamics::dynamics;
-pub use generation::generation;
+pub use dynamics::Dynamics;
+pub use generation::Generation;
 pub use runs::{params, slug, Runs, ARM_PARAMS};
-pub use shrinkage::{shrinkage, Projection, Snapshot};
+pub use shrinkage::{Projection, Shrinkage, Snapshot};
 pub use theory::theory;
-pub use tokens::token_scaling;
-pub use zoo::zoo;
+pub use tokens::TokenScaling;
+pub use zoo::Zoo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -55,75 +57,64 @@ pub enum PlotError {
     Font,
 }
 
-/// The kinds of figure, in the order `plot_all` draws them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Figure {
-    /// Paper Figs. 2–3: data, latent space and code usage per arm.
-    Shrinkage,
-    /// Paper Fig. 4: metrics vs codebook size.
-    TokenScaling,
-    /// Metrics vs epoch, from history.csv.
-    Dynamics,
-    /// Embedding collapse vs encoder depth and width.
-    Capacity,
-    /// Remedies compared: every arm against the declared baseline (with `zoo.csv`).
-    Zoo,
-    /// Paper Fig. 1: real data vs each arm's generated set.
-    Generation,
-    /// The §4.2 check of `vqsim theory` (not drawn from a results directory).
-    Theory,
+/// One kind of figure drawn from a results directory. Adding a figure is one implementation
+/// and one line in `FIGURES`; `plot` and the paper page read everything else from here.
+pub trait Figure: Sync {
+    /// Start of its file names: `<stem><group slug>.png` and `.svg` in `DIR/figures/`.
+    fn stem(&self) -> &'static str;
+    /// Its name in a sentence ("token scaling").
+    fn title(&self) -> &'static str;
+    /// Its caption on the paper page, as HTML (trusted: entities, no user text).
+    fn describe(&self, results: &Results) -> String;
+    /// Whether these results have what the figure shows.
+    fn fits(&self, results: &Results) -> bool;
+    /// Draws its files (one pair per group of runs, or none) and returns their paths.
+    fn draw(&self, results: &Results, projection: Projection) -> Result<Vec<PathBuf>, PlotError>;
 }
 
-/// The figures that fit the runs in `dir`.
-pub fn discover(dir: &Path) -> Result<Vec<Figure>, PlotError> {
-    let runs = Runs::load(dir)?;
-    Ok(fitting(&runs, dir))
+/// Every figure, in the order `plot_all` draws them.
+pub const FIGURES: [&dyn Figure; 6] = [
+    &Shrinkage,
+    &TokenScaling,
+    &Dynamics,
+    &Capacity,
+    &Zoo,
+    &Generation,
+];
+
+/// The figures that fit `results`.
+pub fn fitting(results: &Results) -> Vec<&'static dyn Figure> {
+    FIGURES.into_iter().filter(|f| f.fits(results)).collect()
 }
 
-fn fitting(runs: &Runs, dir: &Path) -> Vec<Figure> {
-    let mut figures = vec![Figure::Shrinkage];
-    if runs.distinct("quantizer.codebook_size").len() >= 3 {
-        figures.push(Figure::TokenScaling);
-    }
-    if dir.join("history.csv").is_file() {
-        figures.push(Figure::Dynamics);
-    }
-    if runs.varies("model.depth") || runs.varies("model.width") {
-        figures.push(Figure::Capacity);
-    }
-    // Drawn only when the scenario declares a baseline and has more than two arms; `zoo`
-    // decides from the summary.
-    if dir.join(crate::study::store::SCENARIO_TOML).is_file() {
-        figures.push(Figure::Zoo);
-    }
-    // One panel per arm: beyond early vs deferred the panels get too narrow for their titles
-    // (a zoo has its own figure).
-    if runs.varies("schedule.kind") && runs.arms.len() <= 2 {
-        figures.push(Figure::Generation);
-    }
-    figures
+/// The files one figure drew.
+pub struct Drawn {
+    pub figure: &'static dyn Figure,
+    pub files: Vec<PathBuf>,
 }
 
-/// Draws every figure that fits the runs in `dir` into `dir/figures/`; returns the files.
-pub fn plot_all(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, PlotError> {
+/// Draws every figure that fits `results` into `DIR/figures/`.
+pub fn plot_all(results: &Results, projection: Projection) -> Result<Vec<Drawn>, PlotError> {
+    let dir = &results.dir;
+    if results.runs.is_empty() {
+        return Err(PlotError::Data {
+            path: results.table.path.clone(),
+            message: "no run with status `ok` to plot".into(),
+        });
+    }
     // Temp files of an earlier, interrupted `plot` (the summary tables' in `dir` too).
     for d in [dir.to_path_buf(), dir.join("figures")] {
         atomic::remove_stale_temps(&d).map_err(|source| PlotError::Io { path: d, source })?;
     }
-    let mut paths = Vec::new();
-    for figure in discover(dir)? {
-        paths.extend(match figure {
-            Figure::Shrinkage => shrinkage(dir, projection)?,
-            Figure::TokenScaling => token_scaling(dir)?,
-            Figure::Dynamics => dynamics(dir)?,
-            Figure::Capacity => capacity(dir)?,
-            Figure::Zoo => zoo(dir)?,
-            Figure::Generation => generation(dir)?,
-            // Drawn by `vqsim theory` from its own computation; `fitting` never lists it.
-            Figure::Theory => Vec::new(),
-        });
-    }
-    Ok(paths)
+    fitting(results)
+        .into_iter()
+        .map(|figure| {
+            Ok(Drawn {
+                figure,
+                files: figure.draw(results, projection)?,
+            })
+        })
+        .collect()
 }
 
 pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error>>;

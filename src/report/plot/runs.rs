@@ -3,11 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::report::table::Table;
+use crate::report::table::{Table, TableError};
 use crate::sim::config::RunConfig;
 use crate::study::scenario::is_default;
-
-use super::PlotError;
 
 /// Parameter columns of runs.csv, in file order: every scenario key.
 pub fn params() -> Vec<&'static str> {
@@ -61,27 +59,23 @@ pub struct Group {
 }
 
 impl Runs {
-    pub fn load(dir: &Path) -> Result<Runs, PlotError> {
-        let mut table = Table::read(&dir.join("runs.csv"))?;
+    /// The `ok` rows of runs table `all` of results directory `dir` (named `name`), with
+    /// arms told apart by the `declared` baseline's keys (None: `ARM_PARAMS`).
+    pub fn new(
+        dir: &Path,
+        name: &str,
+        all: &Table,
+        declared: Option<&[(String, String)]>,
+    ) -> Result<Runs, TableError> {
+        let mut table = all.clone();
         let status = table.column("status")?;
         let params = params();
         for p in params.iter().chain(&["run_id", "seed"]) {
             table.column(p)?;
         }
         table.rows.retain(|r| r[status] == "ok");
-        if table.rows.is_empty() {
-            return Err(PlotError::Data {
-                path: table.path.clone(),
-                message: "no run with status `ok` to plot".into(),
-            });
-        }
         let varying = table.varying(&params);
-        let declared =
-            crate::report::summary::declared_baseline(dir).map_err(|e| PlotError::Data {
-                path: dir.join(crate::study::store::SCENARIO_TOML),
-                message: e.to_string(),
-            })?;
-        let arm_params: Vec<&'static str> = match &declared {
+        let arm_params: Vec<&'static str> = match declared {
             Some(b) => b
                 .iter()
                 .filter_map(|(k, _)| params.iter().copied().find(|p| p == k))
@@ -90,9 +84,7 @@ impl Runs {
         };
         let mut runs = Runs {
             dir: dir.to_path_buf(),
-            scenario: dir
-                .file_name()
-                .map_or_else(|| "results".into(), |n| n.to_string_lossy().into_owned()),
+            scenario: name.to_string(),
             table,
             varying,
             arms: Vec::new(),

@@ -14,7 +14,8 @@ use ndarray_npy::NpzReader;
 use super::pca::Pca;
 use super::runs::{spread, Group, Runs};
 use super::style::{self, arm_color, legend, mode_color, Key};
-use super::{save, Draw, DrawResult, PlotError};
+use super::{save, Draw, DrawResult, Figure, PlotError};
+use crate::report::results::Results;
 use crate::report::tsne::{tsne_joint, TsneParams};
 use crate::study::store::{RUNS_DIR, SNAPSHOT_NPZ};
 
@@ -168,17 +169,46 @@ impl Snapshot {
     }
 }
 
-/// Draws one shrinkage figure per group of runs that differ only in the arm parameters (at
-/// most four, spread over the sweep), each from the lowest-seed run of every arm that kept a snapshot.
-pub fn shrinkage(dir: &Path, projection: Projection) -> Result<Vec<PathBuf>, PlotError> {
-    let runs = Runs::load(dir)?;
-    let mut paths = Vec::new();
-    for group in spread(&runs.groups(&[]), MAX_FIGURES) {
-        if let Some(fig) = figure(&runs, &group, projection)? {
-            paths.extend(save(&fig, dir, &format!("shrinkage{}", group.slug()))?);
-        }
+/// One shrinkage figure per group of runs that differ only in the arm parameters (at most
+/// four, spread over the sweep), each from the lowest-seed run of every arm that kept a
+/// snapshot.
+pub struct Shrinkage;
+
+impl Figure for Shrinkage {
+    fn stem(&self) -> &'static str {
+        "shrinkage"
     }
-    Ok(paths)
+
+    fn title(&self) -> &'static str {
+        "shrinkage"
+    }
+
+    fn describe(&self, _: &Results) -> String {
+        "Shrinkage panel (paper Figs. 2&ndash;3), one row per arm, lowest seed: data (dots) \
+         and reconstructions (crosses) coloured by true mode; latent embeddings with the \
+         codebook on top (marker area proportional to usage, hollow = dead code); code usage \
+         sorted by rank. Dimensions above 2 are shown on their first two principal components."
+            .into()
+    }
+
+    fn fits(&self, _: &Results) -> bool {
+        true
+    }
+
+    fn draw(&self, results: &Results, projection: Projection) -> Result<Vec<PathBuf>, PlotError> {
+        let runs = &results.runs;
+        let mut paths = Vec::new();
+        for group in spread(&runs.groups(&[]), MAX_FIGURES) {
+            if let Some(fig) = figure(runs, &group, projection)? {
+                paths.extend(save(
+                    &fig,
+                    &results.dir,
+                    &format!("shrinkage{}", group.slug()),
+                )?);
+            }
+        }
+        Ok(paths)
+    }
 }
 
 struct Arm {

@@ -11,6 +11,15 @@ use super::style::{self, arm_color, legend, Key};
 use super::{save, Draw, DrawResult, PlotError};
 use crate::sim::theory::TheoryRow;
 
+/// The figure's name in a sentence, and its caption on the paper page (HTML).
+pub const TITLE: &str = "theory";
+pub const DESCRIPTION: &str =
+    "The paper&rsquo;s &sect;4.2 formula with identity encoder and decoder: S = 64 tokens \
+     placed by k-means on M of K = 10 well-separated modes. Left: diversity H (entropy of the \
+     tokens&rsquo; mode shares) against ln M. Right: quantization error Q against its \
+     prediction from the mixture&rsquo;s geometry (within-mode k-means error for active \
+     modes, distance to the nearest active tokens for the rest); log scale.";
+
 /// Draws `dir/figures/theory.{png,svg}`.
 pub fn theory(dir: &Path, rows: &[TheoryRow]) -> Result<Vec<PathBuf>, PlotError> {
     save(

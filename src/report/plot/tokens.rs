@@ -1,31 +1,57 @@
 //! Token scaling (paper Fig. 4): MSE, perplexity and codebook spread vs codebook size, one
 //! curve per arm, mean and 95% CI over seeds.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::axis::{Axis, Scale};
 use super::curves::{Curve, CurvePanel, CurvesFig};
 use super::runs::{spread, Group, Runs};
 use super::style::{arm_color, Key};
-use super::{save, PlotError};
+use super::{save, Figure, PlotError, Projection};
+use crate::report::results::Results;
 use crate::report::stats::mean_ci;
 
 const MAX_FIGURES: usize = 6;
 const SIZE: &str = "quantizer.codebook_size";
 
-/// Draws one token-scaling figure per group of runs sharing every other varying parameter;
-/// nothing when the codebook size takes fewer than three values.
-pub fn token_scaling(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    let runs = Runs::load(dir)?;
-    if runs.distinct(SIZE).len() < 3 {
-        return Ok(Vec::new());
+/// One token-scaling figure per group of runs sharing every other varying parameter, when
+/// the codebook size takes at least three values.
+pub struct TokenScaling;
+
+impl Figure for TokenScaling {
+    fn stem(&self) -> &'static str {
+        "token_scaling"
     }
-    let mut paths = Vec::new();
-    for group in &spread(&runs.groups(&[SIZE]), MAX_FIGURES) {
-        let fig = figure(&runs, group);
-        paths.extend(save(&fig, dir, &format!("token_scaling{}", group.slug()))?);
+
+    fn title(&self) -> &'static str {
+        "token scaling"
     }
-    Ok(paths)
+
+    fn describe(&self, _: &Results) -> String {
+        "Token scaling (paper Fig. 4): reconstruction MSE, code perplexity and codebook \
+         spread against codebook size S (log2 axis); mean and 95% CI band over seeds. On \
+         log axes a band&rsquo;s lower edge is drawn no lower than a tenth of the mean (a \
+         t-interval over few seeds can reach below zero)."
+            .into()
+    }
+
+    fn fits(&self, results: &Results) -> bool {
+        results.runs.distinct(SIZE).len() >= 3
+    }
+
+    fn draw(&self, results: &Results, _: Projection) -> Result<Vec<PathBuf>, PlotError> {
+        let runs = &results.runs;
+        let mut paths = Vec::new();
+        for group in &spread(&runs.groups(&[SIZE]), MAX_FIGURES) {
+            let fig = figure(runs, group);
+            paths.extend(save(
+                &fig,
+                &results.dir,
+                &format!("token_scaling{}", group.slug()),
+            )?);
+        }
+        Ok(paths)
+    }
 }
 
 /// Mean curves of `metric` against `x_key`, one per arm present in `rows`.

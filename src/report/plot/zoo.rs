@@ -6,7 +6,7 @@
 //! Sized for one column of a two-column paper: `WIDTH` px printed 3.5 inches wide puts the
 //! house tick and label text (18.5 px glyphs) at about 5.8 pt.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -15,8 +15,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::axis::{Axis, Scale};
 use super::runs::{show, slug};
 use super::style::{self, arm_color, legend, text, Key};
-use super::{save, Draw, DrawResult, PlotError};
-use crate::report::summary;
+use super::{save, Draw, DrawResult, Figure, PlotError, Projection};
+use crate::report::results::Results;
 use crate::report::zoo::{self, Row, ZooTable, METRICS};
 
 /// Figure width, px: one column.
@@ -33,29 +33,44 @@ const MAX_TICKS: usize = 3;
 /// Everything but the baseline and the deferred arm.
 const OTHER: RGBColor = RGBColor(0x33, 0x33, 0x33);
 
-/// Draws `zoo<slug>.png/.svg` per configuration of the scenario in `dir` (see
-/// `report::zoo::tables`) and writes `dir/zoo.csv`; nothing without a declared baseline and
-/// more than two arms.
-pub fn zoo(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
-    let s = summary::summarize(dir)?;
-    let tables = zoo::tables(&s);
-    let mut paths = Vec::new();
-    if zoo::write_csv(dir, &tables)?.is_none() {
-        return Ok(paths);
+/// `zoo<slug>.png/.svg` per remedies table of the summary (`report::zoo::tables`): only for
+/// a declared baseline and more than two arms.
+pub struct Zoo;
+
+impl Figure for Zoo {
+    fn stem(&self) -> &'static str {
+        "zoo"
     }
-    let scenario = dir
-        .file_name()
-        .map_or_else(|| "results".into(), |n| n.to_string_lossy().into_owned());
-    for t in &tables {
-        let values: Vec<(&str, &str)> = t
-            .config
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let fig = ZooFig::new(&scenario, t);
-        paths.extend(save(&fig, dir, &format!("zoo{}", slug(&values)))?);
+
+    fn title(&self) -> &'static str {
+        "remedies"
     }
-    Ok(paths)
+
+    fn describe(&self, _: &Results) -> String {
+        "Remedies compared: one row per method, dot = mean and bar = 95% CI over seeds of \
+         perplexity per code (perplexity / S), shrink ratio, reconstruction MSE (log axis) \
+         and modes reconstructed; rows sorted by perplexity, the baseline and the plain \
+         deferred arm in colour, the dashed line at the baseline&rsquo;s mean."
+            .into()
+    }
+
+    fn fits(&self, results: &Results) -> bool {
+        !zoo::tables(&results.summary).is_empty()
+    }
+
+    fn draw(&self, results: &Results, _: Projection) -> Result<Vec<PathBuf>, PlotError> {
+        let mut paths = Vec::new();
+        for t in &zoo::tables(&results.summary) {
+            let values: Vec<(&str, &str)> = t
+                .config
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let fig = ZooFig::new(&results.name, t);
+            paths.extend(save(&fig, &results.dir, &format!("zoo{}", slug(&values)))?);
+        }
+        Ok(paths)
+    }
 }
 
 struct ZooFig {

@@ -10,19 +10,20 @@
 //! its double quantization term: `estimator::Weights`). With `update = "ema"` the codebook loss
 //! is replaced by exponential moving averages of the assigned embeddings (VQ-VAE, appendix A.1).
 //!
-//! Each choice is an enum matched in one place; a variant lives in its own file.
+//! The remedies come in families — restart rules, estimators, parameterizations, kinds,
+//! regularisers — each remedy one file declaring itself (`crate::sim::config::Remedy`), each
+//! family one `family!` list; `FAMILIES` is the registry the key table reads.
 
 mod distance;
 mod ema;
-mod entropy;
 mod estimator;
-pub mod fsq;
 mod gradient;
 mod init;
+mod kind;
 mod lookup;
-mod orthogonal;
 mod param;
 mod project;
+mod regulariser;
 mod restart;
 mod sync;
 #[cfg(test)]
@@ -31,12 +32,63 @@ mod tests;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::config::{QuantizerKind, RunConfig, Update};
+use crate::sim::config::{Family, QuantizerConfig, RunConfig, Update};
 use crate::sim::nearest::{self, nearest_with};
 use crate::sim::rng::{stream, Stream};
 
+use estimator::Estimator;
 use init::init_codebook;
 pub use init::InitError;
+use kind::Kind;
+use param::Param;
+use regulariser::Regulariser;
+use restart::Restart;
+
+/// The families of remedies; each lists its remedies in registry order.
+pub const RESTART: &Family = &Restart::FAMILY;
+pub const ESTIMATOR: &Family = &Estimator::FAMILY;
+pub const REGULARISER: &Family = &Regulariser::FAMILY;
+pub const PARAMETERIZATION: &Family = &Param::FAMILY;
+pub const KIND: &Family = &Kind::FAMILY;
+/// The registry: every family, in the key table's order of their keys.
+pub const FAMILIES: [&Family; 5] = [RESTART, ESTIMATOR, REGULARISER, PARAMETERIZATION, KIND];
+
+/// What a remedy's constructor sees: the configuration and the codebook it will serve.
+pub(crate) struct Ctx<'a> {
+    pub q: &'a QuantizerConfig,
+    /// Codes S and their dimension in the lookup space.
+    pub s: usize,
+    pub m: usize,
+    /// The largest batch a step sees: scratch sized for it keeps the step allocation-free.
+    pub batch: usize,
+    /// Quantized epochs of the run.
+    pub epochs: usize,
+    /// The codebook optimizer's learning rate (train.lr × lr_scale).
+    pub lr: f32,
+    /// The run's seed, for a remedy that draws its own initial state.
+    pub seed: u64,
+    /// The initial codebook, (S, m).
+    pub codes: ArrayView2<'a, f32>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of a run of `cfg` with seed `seed`, for the codebook `codes`.
+    fn new(cfg: &'a RunConfig, codes: ArrayView2<'a, f32>, seed: u64) -> Ctx<'a> {
+        let q = &cfg.quantizer;
+        let (s, m) = codes.dim();
+        Ctx {
+            q,
+            s,
+            m,
+            batch: max_batch(cfg),
+            epochs: cfg.train.epochs,
+            // The codebook's own optimizer (Łańcucki et al. 2020 raise its rate).
+            lr: (cfg.train.lr * q.lr_scale) as f32,
+            seed,
+            codes,
+        }
+    }
+}
 
 /// How the codebook learns (`quantizer.update`).
 #[derive(Debug, Clone)]
@@ -68,15 +120,6 @@ pub struct Scratch {
     inputs: Vec<f32>,
 }
 
-/// What the bottleneck is (`quantizer.kind`).
-#[derive(Debug, Clone)]
-enum Kind {
-    /// A learned codebook, nearest-code assignment: everything below.
-    Vq,
-    /// A fixed grid reached by rounding; the codebook, its state and its losses stay idle.
-    Fsq(fsq::Fsq),
-}
-
 /// A codebook (S, c) in the lookup space, with the state that trains it. Without `code_dim`
 /// and cosine distance (the defaults) the lookup space is the latent space (c = m).
 #[derive(Debug, Clone)]
@@ -86,16 +129,17 @@ pub struct Quantizer {
     param: param::Param,
     lookup: lookup::Lookup,
     kind: Kind,
+    /// Whether `kind` quantizes by itself (a fixed grid): the codebook, its state and its
+    /// losses stay idle.
+    fixed: bool,
     beta: f32,
     learner: Learner,
-    estimator: estimator::Estimator,
+    estimator: Estimator,
     /// ν of the synchronised update (0 = off).
     sync_nu: f32,
-    /// The entropy regulariser, when its weight is not 0.
-    entropy: Option<entropy::Entropy>,
-    /// The orthogonality regulariser, when its weight is not 0.
-    orthogonal: Option<orthogonal::Orthogonal>,
-    restart: restart::Restart,
+    /// The regularisers that are on.
+    regularisers: Vec<Regulariser>,
+    restart: Restart,
     /// The run's restart stream.
     rng: ChaCha8Rng,
     /// Scratch: codes restarted by the last step, (≤ S).
@@ -113,9 +157,9 @@ impl Quantizer {
     /// needs neither.
     pub fn init(cfg: &RunConfig, z: ArrayView2<f32>, seed: u64) -> Result<Quantizer, InitError> {
         let lookup = Quantizer::lookup(cfg, &mut stream(seed, Stream::Projection));
-        let codes = if let Kind::Fsq(f) = kind(cfg) {
-            f.grid(z.ncols())
-        } else if param::Param::draws_its_codes(cfg.quantizer.parameterization) {
+        let codes = if let Some(grid) = kind(cfg).grid(z.ncols()) {
+            grid
+        } else if param::draws_its_codes(&cfg.quantizer.parameterization) {
             Array2::zeros((cfg.quantizer.codebook_size, lookup.c))
         } else if lookup.is_identity() {
             init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?
@@ -132,7 +176,7 @@ impl Quantizer {
             lookup,
             codes,
             stream(seed, Stream::Restart),
-            &mut stream(seed, Stream::Codebook),
+            seed,
         ))
     }
 
@@ -141,7 +185,7 @@ impl Quantizer {
     /// restarts. Projections, if any, come from the projection stream of seed 0.
     pub fn new(cfg: &RunConfig, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
         let lookup = Quantizer::lookup(cfg, &mut stream(0, Stream::Projection));
-        Quantizer::with_lookup(cfg, lookup, codes, rng, &mut stream(0, Stream::Codebook))
+        Quantizer::with_lookup(cfg, lookup, codes, rng, 0)
     }
 
     fn lookup(cfg: &RunConfig, rng: &mut ChaCha8Rng) -> lookup::Lookup {
@@ -155,39 +199,48 @@ impl Quantizer {
         )
     }
 
-    /// `rng` drives the restarts, `draw` the parameterization's own initialisation.
+    /// `rng` drives the restarts; `seed` is the run's, for a parameterization that draws its
+    /// own codes.
     fn with_lookup(
         cfg: &RunConfig,
         mut lookup: lookup::Lookup,
         mut codes: Array2<f32>,
         rng: ChaCha8Rng,
-        draw: &mut ChaCha8Rng,
+        seed: u64,
     ) -> Quantizer {
         let q = &cfg.quantizer;
-        let lr = cfg.train.lr as f32;
-        let param = param::Param::new(q.parameterization, &mut codes, lr, draw);
+        let s = codes.nrows();
+        let param = Param::BUILD[chosen(PARAMETERIZATION, &q.parameterization)](&Ctx::new(
+            cfg,
+            codes.view(),
+            seed,
+        ));
+        param.start(codes.view_mut());
+        let ctx = Ctx::new(cfg, codes.view(), seed);
+        let lr = ctx.lr;
         let learner = match q.update {
             Update::Loss => Learner::Gradient(gradient::ByGradient::new(codes.dim(), lr)),
             Update::Ema => Learner::Ema(ema::Ema::new(codes.view(), q.ema_decay as f32)),
         };
-        let (s, m) = codes.dim();
         lookup.refresh(codes.view());
         let start = lookup.decoded(codes.view()).to_owned();
+        let kind = kind(cfg);
+        let fixed = kind.fixed();
+        let estimator = Estimator::BUILD[chosen(ESTIMATOR, &q.estimator)](&ctx);
+        let regularisers = Regulariser::chosen(&ctx);
+        let restart = Restart::BUILD[chosen(RESTART, &q.restart)](&ctx);
         Quantizer {
             param,
             lookup,
             codes,
-            kind: kind(cfg),
+            kind,
+            fixed,
             beta: q.beta as f32,
             learner,
-            estimator: estimator::Estimator::new(q.estimator, (s, m)),
+            estimator,
             sync_nu: q.sync_nu as f32,
-            entropy: (q.entropy_weight > 0.0).then(|| {
-                entropy::Entropy::new(q.entropy_weight as f32, q.entropy_temperature as f32, s)
-            }),
-            orthogonal: (q.orthogonal_weight > 0.0)
-                .then(|| orthogonal::Orthogonal::new(q.orthogonal_weight as f32, s, m)),
-            restart: restart::Restart::new(q, s, m, max_batch(cfg), cfg.train.epochs),
+            regularisers,
+            restart,
             rng,
             restarted: Vec::with_capacity(s),
             restarts: 0,
@@ -208,8 +261,8 @@ impl Quantizer {
     /// ∂L/∂E of the last `backward` (lookup space, before any parameterization); None when
     /// the codebook does not learn by gradient.
     pub fn codebook_grad(&self) -> Option<ArrayView2<'_, f32>> {
-        match (&self.kind, &self.learner) {
-            (Kind::Vq, Learner::Gradient(g)) => Some(g.grad.view()),
+        match &self.learner {
+            Learner::Gradient(g) if !self.fixed => Some(g.grad.view()),
             _ => None,
         }
     }
@@ -217,10 +270,7 @@ impl Quantizer {
     /// The encoder outputs `z` as the metrics and snapshots see them: in the space where the
     /// codes live, so that each one's nearest code is its code (FSQ: bounded, in grid units).
     pub fn embedded(&self, z: Array2<f32>) -> Array2<f32> {
-        match &self.kind {
-            Kind::Vq => z,
-            Kind::Fsq(f) => f.embed(z),
-        }
+        self.kind.embed(z)
     }
 
     /// Nearest code (in the lookup space) of each row of `z` into `assign`, and what the
@@ -232,8 +282,8 @@ impl Quantizer {
         mut q: ArrayViewMut2<f32>,
         scratch: &mut Scratch,
     ) {
-        if let Kind::Fsq(f) = &self.kind {
-            return f.quantize(z, assign, q);
+        if self.kind.quantize(z, assign, q.view_mut()) {
+            return;
         }
         let table = self.lookup.table(self.codes.view());
         if self.lookup.is_identity() {
@@ -258,7 +308,7 @@ impl Quantizer {
     /// where their gradient goes; IBQ's weights are its own), plus the regularisers that are on. û = z and ê = q without a
     /// lookup of its own. Keeps what `backward` needs.
     pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
-        if let Kind::Fsq(_) = self.kind {
+        if self.fixed {
             return 0.0;
         }
         if !self.lookup.is_identity() {
@@ -279,9 +329,11 @@ impl Quantizer {
             Learner::Gradient(_) => w.codebook,
             Learner::Ema(_) => 0.0,
         };
-        let entropy = self.entropy.as_mut().map_or(0.0, |en| en.forward(u, table));
-        let orthogonal = self.orthogonal.as_ref().map_or(0.0, |o| o.loss(table));
-        (codebook + w.commitment + w.double) * mean + entropy + orthogonal
+        let mut total = codebook * mean + w.commitment * mean + w.double * mean;
+        for r in &mut self.regularisers {
+            total += r.loss(u, table);
+        }
+        total
     }
 
     /// Backward of the VQ bottleneck, after `loss` on the same batch. `g_q` holds ∂recon/∂q
@@ -296,10 +348,10 @@ impl Quantizer {
         q: ArrayView2<f32>,
         assign: &[usize],
         g_q: ArrayView2<f32>,
-        g_z: ArrayViewMut2<f32>,
+        mut g_z: ArrayViewMut2<f32>,
     ) {
-        if let Kind::Fsq(f) = &self.kind {
-            return f.backward(z, g_q, g_z);
+        if self.kind.backward(z, g_q, g_z.view_mut()) {
+            return;
         }
         let mut grad = match &mut self.learner {
             Learner::Gradient(g) => Some(g),
@@ -309,8 +361,7 @@ impl Quantizer {
             weights: self.estimator.weights(self.beta),
             estimator: &mut self.estimator,
             sync_nu: self.sync_nu,
-            entropy: self.entropy.as_ref(),
-            orthogonal: self.orthogonal.as_mut(),
+            regularisers: &mut self.regularisers,
             assign,
         };
         if self.lookup.is_identity() {
@@ -331,7 +382,7 @@ impl Quantizer {
     /// `assign`: an Adam step along the last gradient (through the parameterization), or the
     /// EMA update, in the lookup space; then dead-code restarts and the projections' step.
     pub fn after_step(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
-        if let Kind::Fsq(_) = self.kind {
+        if self.fixed {
             return;
         }
         // The batch as the codebook saw it (kept by `loss`), and before normalisation.
@@ -341,9 +392,10 @@ impl Quantizer {
             (self.lookup.batch().0, self.lookup.u())
         };
         match &mut self.learner {
-            Learner::Gradient(g) => self.param.step(g, self.codes.view_mut(), raw),
+            Learner::Gradient(g) => self.param.update(g, self.codes.view_mut(), raw),
             Learner::Ema(ema) => ema.update(self.codes.view_mut(), seen, assign),
         }
+        self.restarted.clear();
         self.restart.after_step(
             self.codes.view_mut(),
             seen,
@@ -387,10 +439,9 @@ impl Quantizer {
 /// The bottleneck's loss terms, for their backward in the lookup space.
 struct Terms<'a> {
     weights: estimator::Weights,
-    estimator: &'a mut estimator::Estimator,
+    estimator: &'a mut Estimator,
     sync_nu: f32,
-    entropy: Option<&'a entropy::Entropy>,
-    orthogonal: Option<&'a mut orthogonal::Orthogonal>,
+    regularisers: &'a mut [Regulariser],
     assign: &'a [usize],
 }
 
@@ -422,12 +473,9 @@ impl Terms<'_> {
         Zip::from(&mut g_u).and(u).and(e).for_each(|gz, &a, &b| {
             *gz += commit * (a - b);
         });
-        if let Some(en) = self.entropy {
+        for r in self.regularisers {
             let grad = grad.as_mut().map(|g| g.view_mut());
-            en.backward(u, table, g_u.view_mut(), grad);
-        }
-        if let (Some(o), Some(grad)) = (self.orthogonal, grad) {
-            o.backward(table, grad);
+            r.backward(u, table, g_u.view_mut(), grad);
         }
     }
 }
@@ -455,14 +503,20 @@ fn margin(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
     (total / z.nrows().max(1) as f32).max(f32::MIN_POSITIVE)
 }
 
-/// The bottleneck `cfg` asks for; validation made FSQ's levels exist.
+/// The bottleneck `cfg` asks for.
 fn kind(cfg: &RunConfig) -> Kind {
-    match cfg.quantizer.kind {
-        QuantizerKind::Vq => Kind::Vq,
-        QuantizerKind::Fsq => {
-            let levels = fsq::levels(cfg.quantizer.codebook_size, cfg.model.latent_dim)
-                .expect("validated: codebook_size = L^latent_dim with L ≥ 3");
-            Kind::Fsq(fsq::Fsq::new(levels))
-        }
-    }
+    let shape = kind::Shape {
+        q: &cfg.quantizer,
+        m: cfg.model.latent_dim,
+    };
+    Kind::BUILD[chosen(KIND, &cfg.quantizer.kind)](&shape)
+}
+
+/// The position in `family` of the remedy called `word`.
+fn chosen(family: &Family, word: &str) -> usize {
+    family
+        .remedies
+        .iter()
+        .position(|r| r.word == word)
+        .expect("validated: the word is the family's")
 }

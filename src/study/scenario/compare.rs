@@ -11,8 +11,8 @@
 
 use super::error::{closest, ScenarioError};
 use super::expand::collect_leaves;
-use super::validate::{check_value, describe, ValueError};
 use super::{Axis, ARMS};
+use crate::sim::config::key::{check_value, describe, ValueError};
 use crate::sim::config::RunConfig;
 
 /// Keys of the `[compare]` table.
@@ -115,7 +115,7 @@ pub(super) fn parse(
             });
         };
         let axis = &axes[position];
-        let rule = super::validate::rule_of(&key).unwrap_or_else(|| {
+        let rule = crate::sim::valid::rule_of(&key).unwrap_or_else(|| {
             unreachable!("sweep axis `{key}` passed validation, so it has a rule")
         });
         let v = check_value(&rule, value).map_err(|e| match e {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use super::error::ScenarioError;
 use super::expand::Fnv1a;
-use super::validate::{FILE_KEYS, MIXTURE_KEYS};
 use super::Axis;
 use crate::arrays::{self, ArrayError, Problem, Shape, Source};
 use crate::sim::data::{DataFile, Mixture};
+use crate::sim::valid::{FILE_KEYS, MIXTURE_KEYS};
 
 /// Rejects the combinations a data file rules out: mixture keys next to `data.path`, the
 /// other file keys without it, and file keys as sweep axes (one sweep reads one file).

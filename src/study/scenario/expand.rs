@@ -11,10 +11,11 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::error::{closest, ScenarioError};
-use super::validate::{self, check_value, describe, rule_of, section_keys, ValueError, SECTIONS};
 use super::{Axis, RunSpec, ARMS, TOP_LEVEL_KEYS};
+use crate::sim::config::key::{check_value, describe, ValueError};
 use crate::sim::config::RunConfig;
 use crate::sim::data::DataFile;
+use crate::sim::valid::{self as validate, rule_of, section_keys, SECTIONS};
 
 /// More runs than this is a mistake in the file, not an experiment.
 pub const MAX_RUNS: usize = 100_000;
@@ -411,12 +412,16 @@ fn set(table: &mut toml::Table, dotted: &str, value: toml::Value) {
 }
 
 pub(super) fn deserialize(file: &str, table: toml::Table) -> Result<RunConfig, ScenarioError> {
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| ScenarioError::Invalid {
-            file: file.into(),
-            message: format!("invalid configuration: {}", e.message()),
-        })
+    let mut cfg: RunConfig =
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ScenarioError::Invalid {
+                file: file.into(),
+                message: format!("invalid configuration: {}", e.message()),
+            })?;
+    // A remedy's key written at its default equals one left out.
+    cfg.quantizer.params.drop_defaults(validate::remedy_keys());
+    Ok(cfg)
 }
 
 /// Bumped whenever a change of algorithm alters the results of some configuration, so that
@@ -429,7 +434,13 @@ pub(super) fn deserialize(file: &str, table: toml::Table) -> Result<RunConfig, S
 /// 4. the matrix products run on faer's kernels instead of matrixmultiply: the default model's
 ///    runs are bit for bit as before, but some products round differently in the last bits
 ///    (seen: SimVQ's E = C·W at S = 1024).
-pub const RESULTS_VERSION: u32 = 4;
+/// 5. remedies as their authors built them: k-means re-init in the first third of training
+///    only; threshold restarts counted in shares of batch/S, on full batches, tiled with noise;
+///    IBQ's loss as SEED-Voken's; the entropy loss and IBQ at temperatures relative to the
+///    latents' scale; SimVQ's random basis with a biased linear map; `affine` learned (the
+///    running-statistics rule is now `affine_running`); LRU jitter 0.01; the metric
+///    `code_travel`. Runs that use none of these remedies train bit for bit as in version 4.
+pub const RESULTS_VERSION: u32 = 5;
 
 /// The keys every id has hashed since version 1, whatever their value: hashing them only when
 /// they differ from their default would rename every stored run. Keys added later enter the
@@ -552,12 +563,13 @@ mod tests {
         for field in validate::fields(&base) {
             let (section, key) = field.key.split_once('.').unwrap();
             let mut t = table.clone();
-            let changed = match &t[section][key] {
+            let current = field.value.to_toml();
+            let changed = match &current {
                 toml::Value::Integer(i) => toml::Value::Integer(i + 1),
                 // Halving leaves 0 as it is: move it off zero instead.
                 toml::Value::Float(x) => toml::Value::Float(if *x == 0.0 { 0.25 } else { x * 0.5 }),
                 toml::Value::String(_) => match field.rule {
-                    validate::Rule::Choice(words) => {
+                    crate::sim::config::Rule::Choice(words) => {
                         let other = words
                             .iter()
                             .find(|w| **w != field.value.to_string())
@@ -570,7 +582,10 @@ mod tests {
                 toml::Value::Boolean(b) => toml::Value::Boolean(!b),
                 other => panic!("unexpected {other:?}"),
             };
-            t[section][key] = changed;
+            t[section]
+                .as_table_mut()
+                .unwrap()
+                .insert(key.into(), changed);
             let cfg: RunConfig = t.try_into().unwrap();
             assert_ne!(run_id(&cfg, 0), id, "{} does not change the id", field.key);
         }
@@ -610,11 +625,11 @@ mod tests {
 
     fn fnv_hex_of_default() -> String {
         assert_eq!(
-            RESULTS_VERSION, 4,
+            RESULTS_VERSION, 5,
             "re-pin the id below for the new version"
         );
         // The key lines are version 1's: keys added since stay out of a default config's id.
-        let text = "vqsim-run-v4\n\
+        let text = "vqsim-run-v5\n\
             data.modes=10\ndata.points_per_mode=1000\ndata.dim=2\ndata.mean_range=10\ndata.std=0.5\n\
             data.weight_ratio=1\ndata.std_ratio=1\ndata.holdout=0\n\
             model.latent_dim=2\nmodel.width=64\nmodel.depth=2\nmodel.activation=relu\n\

@@ -7,25 +7,25 @@
 //! Axes keep their order in the file; the first axis varies slowest, the last fastest, and
 //! seeds are innermost. A run's id hashes its values and seed only (`expand::run_id`).
 
-mod combine;
 mod compare;
 mod data;
 mod error;
 mod expand;
-mod validate;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use crate::sim::config::{Field, FieldValue, RangeError, Rule};
+pub use crate::sim::valid::{fields, keys_markdown, label, validate};
 pub use compare::Baseline;
 pub use error::ScenarioError;
 pub use expand::{run_id, MAX_RUNS, RESULTS_VERSION};
-pub use validate::{fields, keys_markdown, label, validate, Field, FieldValue, RangeError, Rule};
 
+use crate::sim::config::key::{check_value, describe, ValueError};
 use crate::sim::config::RunConfig;
+use crate::sim::valid::{self as validate, section_keys, MIXTURE_KEYS, SECTIONS};
 use error::closest;
-use validate::{check_value, describe, section_keys, ValueError, MIXTURE_KEYS, SECTIONS};
 
 /// Keys outside the sections; they describe the scenario, not a run, so they cannot be swept.
 const TOP_LEVEL_KEYS: [&str; 3] = ["name", "seeds", "replicates"];
@@ -127,25 +127,7 @@ seeds = [0, 1, 2]
 impl Scenario {
     /// Reads and validates the scenario at `path`; its name defaults to the file stem.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let bytes = std::fs::read(path).map_err(|io| ScenarioError::Read {
-            file: path.display().to_string(),
-            io,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let at = e.utf8_error().valid_up_to();
-            let lossy = String::from_utf8_lossy(e.as_bytes());
-            // Lossy decoding keeps the valid prefix byte for byte, so `at` is a position in it.
-            located(
-                &path.display().to_string(),
-                &lossy,
-                at,
-                format!("not UTF-8 text (byte 0x{:02x})", e.as_bytes()[at]),
-            )
-        })?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (text, stem) = read(path)?;
         Scenario::from_str(&text, Some(path), &stem)
     }
 
@@ -156,35 +138,20 @@ impl Scenario {
         path: Option<&Path>,
         default_name: &str,
     ) -> Result<Scenario, ScenarioError> {
-        let file = path.map_or_else(|| "<input>".to_string(), |p| p.display().to_string());
-        let doc: toml::Table = text.parse().map_err(|e| syntax_error(&file, text, e))?;
-
-        for key in doc.keys() {
-            let known = TOP_LEVEL_KEYS.contains(&key.as_str())
-                || SECTIONS.contains(&key.as_str())
-                || key == "sweep"
-                || key == "compare";
-            if !known {
-                return Err(unknown_top_level_key(&file, key));
-            }
-        }
-        let name = name(&file, doc.get("name"), default_name)?;
-        let seeds = seeds(&file, doc.get("seeds"), doc.get("replicates"))?;
-        let mut base_table = sections(&file, &doc)?;
-        let axes = match doc.get("sweep") {
-            Some(sweep) => expand::axes(&file, text, sweep)?,
-            None => Vec::new(),
-        };
-        data::check_keys(&file, &base_table, &axes)?;
+        let Parsed {
+            file,
+            name,
+            seeds,
+            mut table,
+            axes,
+            compare,
+        } = parse(text, path, default_name)?;
         let dir = path.and_then(Path::parent).unwrap_or(Path::new(""));
-        let data_file = data::load(&file, dir, &mut base_table)?;
-        let mut base = expand::deserialize(&file, base_table.clone())?;
+        let data_file = data::load(&file, dir, &mut table)?;
+        let mut base = expand::deserialize(&file, table.clone())?;
         base.data.file = data_file.clone();
-        let runs = expand::expand(&file, &base_table, &axes, &seeds, data_file.as_ref())?;
-        let baseline = match doc.get("compare") {
-            Some(compare) => Some(compare::parse(&file, compare, &axes, &base)?),
-            None => compare::first_arm(&axes, &base),
-        };
+        let runs = expand::expand(&file, &table, &axes, &seeds, data_file.as_ref())?;
+        let baseline = baseline(&file, compare.as_ref(), &axes, &base)?;
         Ok(Scenario {
             name,
             path: path.map(Path::to_path_buf),
@@ -279,6 +246,115 @@ pub fn is_default(key: &str, value: &str) -> bool {
         .get_or_init(|| flatten(&RunConfig::default()))
         .iter()
         .any(|(k, v)| k == key && v == value)
+}
+
+/// What the resolved scenario of a results directory asked for, read without its data file
+/// (which may have moved since the sweep): the report needs the seeds, the number of
+/// configurations and the baseline, not the runs themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredScenario {
+    pub name: String,
+    pub seeds: Vec<u64>,
+    /// Runs per seed (the product of the axis lengths).
+    pub combinations: usize,
+    /// The `[compare]` baseline, when the file declares one.
+    pub baseline: Option<Baseline>,
+}
+
+impl StoredScenario {
+    /// Reads and checks the scenario at `path` as `Scenario::load` does, except that the data
+    /// file it names is not read and its runs are not expanded.
+    pub fn load(path: &Path) -> Result<StoredScenario, ScenarioError> {
+        let (text, stem) = read(path)?;
+        let p = parse(&text, Some(path), &stem)?;
+        let base = expand::deserialize(&p.file, p.table)?;
+        Ok(StoredScenario {
+            baseline: baseline(&p.file, p.compare.as_ref(), &p.axes, &base)?,
+            name: p.name,
+            seeds: p.seeds,
+            combinations: p.axes.iter().map(|a| a.values.len()).product(),
+        })
+    }
+}
+
+/// A scenario file's text (checked to be UTF-8) and its stem, the default name.
+fn read(path: &Path) -> Result<(String, String), ScenarioError> {
+    let bytes = std::fs::read(path).map_err(|io| ScenarioError::Read {
+        file: path.display().to_string(),
+        io,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let lossy = String::from_utf8_lossy(e.as_bytes());
+        // Lossy decoding keeps the valid prefix byte for byte, so `at` is a position in it.
+        located(
+            &path.display().to_string(),
+            &lossy,
+            at,
+            format!("not UTF-8 text (byte 0x{:02x})", e.as_bytes()[at]),
+        )
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((text, stem))
+}
+
+/// A scenario's text checked key by key, before its data file is read and its runs expanded.
+struct Parsed {
+    /// How errors name the file.
+    file: String,
+    name: String,
+    seeds: Vec<u64>,
+    /// The configuration sections as written (`sections`).
+    table: toml::Table,
+    axes: Vec<Axis>,
+    compare: Option<toml::Value>,
+}
+
+fn parse(text: &str, path: Option<&Path>, default_name: &str) -> Result<Parsed, ScenarioError> {
+    let file = path.map_or_else(|| "<input>".to_string(), |p| p.display().to_string());
+    let doc: toml::Table = text.parse().map_err(|e| syntax_error(&file, text, e))?;
+
+    for key in doc.keys() {
+        let known = TOP_LEVEL_KEYS.contains(&key.as_str())
+            || SECTIONS.contains(&key.as_str())
+            || key == "sweep"
+            || key == "compare";
+        if !known {
+            return Err(unknown_top_level_key(&file, key));
+        }
+    }
+    let name = name(&file, doc.get("name"), default_name)?;
+    let seeds = seeds(&file, doc.get("seeds"), doc.get("replicates"))?;
+    let table = sections(&file, &doc)?;
+    let axes = match doc.get("sweep") {
+        Some(sweep) => expand::axes(&file, text, sweep)?,
+        None => Vec::new(),
+    };
+    data::check_keys(&file, &table, &axes)?;
+    Ok(Parsed {
+        file,
+        name,
+        seeds,
+        table,
+        axes,
+        compare: doc.get("compare").cloned(),
+    })
+}
+
+/// The declared `[compare]` baseline, else the first arm of an `arms` axis.
+fn baseline(
+    file: &str,
+    compare: Option<&toml::Value>,
+    axes: &[Axis],
+    base: &RunConfig,
+) -> Result<Option<Baseline>, ScenarioError> {
+    match compare {
+        Some(compare) => Ok(Some(compare::parse(file, compare, axes, base)?)),
+        None => Ok(compare::first_arm(axes, base)),
+    }
 }
 
 fn syntax_error(file: &str, text: &str, e: toml::de::Error) -> ScenarioError {

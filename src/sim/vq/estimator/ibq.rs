@@ -28,6 +28,42 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use super::{Ctx, Estimate, Weights};
+use crate::sim::config::{Check, RangeError, Remedy, Update};
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "ibq",
+    doc: "index backpropagation, decoder input (onehot − sg(p) + p)·E with p = softmax(−‖z − e‖²/D) over all codes (D: the batch's mean margin between nearest and second-nearest code), so z and every code get the decoder's gradient; SEED-Voken's loss: double quantization mean‖q − z‖², commitment 1, codebook β",
+    cite: "Shi et al. 2024, SEED-Voken; its reference's logits are dot products at temperature 1, here squared distances at a temperature relative to the latents' scale, so the forward pass stays the nearest code",
+    keys: &[],
+    rules: &[gradient_codebook, no_sync],
+};
+
+/// IBQ's point is the gradient it gives every code, which an EMA codebook ignores.
+fn gradient_codebook(c: &Check) -> Result<(), RangeError> {
+    if c.cfg.quantizer.update != Update::Ema {
+        return Ok(());
+    }
+    Err(RangeError {
+        key: "quantizer.estimator".into(),
+        value: "\"ibq\"".into(),
+        allowed: "\"ste\" or \"rotation\" when quantizer.update = \"ema\" (IBQ's point is the gradient it gives every code, which an EMA codebook ignores)".into(),
+    })
+}
+
+/// The synchronised update would add to what IBQ already gives the selected code.
+fn no_sync(c: &Check) -> Result<(), RangeError> {
+    let nu = c.cfg.quantizer.sync_nu;
+    if nu == 0.0 {
+        return Ok(());
+    }
+    Err(RangeError {
+        key: "quantizer.sync_nu".into(),
+        value: nu.to_string(),
+        allowed: "only 0 with quantizer.estimator = \"ibq\" (IBQ already gives the selected code the decoder's whole gradient)".into(),
+    })
+}
+
 /// Per-row scratch, allocated once: the work is O(S·m) per row, so it runs on plain slices.
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Ibq {
@@ -41,8 +77,9 @@ pub(in crate::sim::vq) struct Ibq {
     out: Vec<f32>,
 }
 
-impl Ibq {
-    pub(super) fn new(s: usize, m: usize) -> Ibq {
+impl Estimate for Ibq {
+    fn build(c: &Ctx) -> Ibq {
+        let (s, m) = (c.s, c.m);
         Ibq {
             p: vec![0.0; s],
             a: vec![0.0; s],
@@ -53,9 +90,10 @@ impl Ibq {
     }
 
     /// Writes ∂L/∂z into `g_z` and adds ∂L/∂codes to `grad` (when the codes learn by gradient).
-    pub(super) fn backward(
+    fn backward(
         &mut self,
         z: ArrayView2<f32>,
+        _q: ArrayView2<f32>,
         assign: &[usize],
         g_q: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,
@@ -118,6 +156,15 @@ impl Ibq {
             for (d, o) in self.out.iter().enumerate() {
                 g_z[[i, d]] = *o;
             }
+        }
+    }
+
+    /// SEED-Voken's: codebook β, commitment 1, double quantization 1.
+    fn weights(&self, beta: f32) -> Weights {
+        Weights {
+            codebook: beta,
+            commitment: 1.0,
+            double: 1.0,
         }
     }
 }

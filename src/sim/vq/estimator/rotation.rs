@@ -7,6 +7,38 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 
+use super::{Ctx, Estimate};
+use crate::sim::config::Remedy;
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "rotation",
+    doc: "the rotation trick, λR z with R rotating z onto q",
+    cite: "Fifty et al. 2024",
+    keys: &[],
+    rules: &[],
+};
+
+#[derive(Debug, Clone)]
+pub(in crate::sim::vq) struct Rotation;
+
+impl Estimate for Rotation {
+    fn build(_: &Ctx) -> Rotation {
+        Rotation
+    }
+
+    fn backward(
+        &mut self,
+        z: ArrayView2<f32>,
+        q: ArrayView2<f32>,
+        _assign: &[usize],
+        g_q: ArrayView2<f32>,
+        g_z: ArrayViewMut2<f32>,
+        _codebook: (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
+    ) {
+        backward(z, q, g_q, g_z);
+    }
+}
+
 /// Backward of q̃ = sg(λR)·z, row by row. A row with z = 0 or q = 0 has no rotation and
 /// passes its gradient straight through.
 pub(super) fn backward(

@@ -14,7 +14,26 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 
+use super::{ByGradient, Ctx, Parameterize};
+use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
+use crate::sim::config::{Key, Remedy};
 use crate::sim::nn::Adam;
+
+const AFFINE_LR: Key = Key::float(
+    "quantizer.affine_lr",
+    10.0,
+    ((0.0, EXCL), (MAX_FLOAT, INCL)),
+    "affine lr",
+    "parameterization = \"affine\": multiplier a of the learned scale and shift, which makes their Adam steps a times larger (vqtorch's affine_lr; its README and examples: 10)",
+);
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "affine",
+    doc: "raw codes times a learned per-dimension scale 1 + a·s plus a shift a·b, s = b = 0 at start, a = affine_lr; needs update = \"loss\" and restart = \"none\"",
+    cite: "Huh et al. 2023, vqtorch's VectorQuant",
+    keys: &[AFFINE_LR],
+    rules: &[super::learned_by_loss_only],
+};
 
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Affine {
@@ -91,7 +110,18 @@ impl Affine {
         }
     }
 
-    pub(super) fn all_finite(&self) -> bool {
+}
+
+impl Parameterize for Affine {
+    fn build(c: &Ctx) -> Affine {
+        Affine::new(c.codes, c.lr, c.q.params.float(&AFFINE_LR) as f32)
+    }
+
+    fn update(&mut self, g: &mut ByGradient, codes: ArrayViewMut2<f32>, _u: ArrayView2<f32>) {
+        self.step(g.grad.view(), codes);
+    }
+
+    fn all_finite(&self) -> bool {
         self.raw
             .iter()
             .chain(&self.s)

@@ -2,83 +2,72 @@
 //! rest of the quantizer sees only E and ∂L/∂E; a parameterization turns that gradient into a
 //! step of its own parameters and writes the new E.
 
-mod affine;
-mod running;
-mod simvq;
-
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
-use rand_chacha::ChaCha8Rng;
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::gradient::ByGradient;
-use crate::sim::config::Parameterization as Choice;
+use super::Ctx;
+use crate::sim::config::key::word;
+use crate::sim::config::{family, Check, RangeError, Update};
 
-/// vqtorch's `affine_lr` in its README and examples (its `VectorQuant` default 0 turns it off).
-const AFFINE_LR: f32 = 10.0;
-
-#[derive(Debug, Clone)]
-pub(super) enum Param {
-    /// The codes are the parameters.
-    Direct,
-    // Boxed: the direct (default) parameterization stays one word.
-    Simvq(Box<simvq::SimVq>),
-    Affine(Box<affine::Affine>),
-    Running(Box<running::Running>),
+family! {
+    /// `quantizer.parameterization` with its parameters.
+    pub(super) enum Param: Parameterize(Some("quantizer.parameterization"), "param.", "how the codes are made")
+    build(&Ctx<'_>) {
+        Direct(direct::Direct),
+        Simvq(simvq::SimVq),
+        Affine(affine::Affine),
+        Running(running::Running),
+    }
+    fn start(self: &Self, codes: ArrayViewMut2<f32>);
+    fn update(
+        self: &mut Self,
+        g: &mut ByGradient,
+        codes: ArrayViewMut2<f32>,
+        u: ArrayView2<f32>,
+    );
+    fn all_finite(self: &Self) -> bool;
 }
 
-impl Param {
-    /// Parameters that start at `codes`, the initial codebook, learning at `lr`: E is unchanged
-    /// at step 0. SimVQ draws its own initialisation from `rng` and replaces `codes` with it.
-    pub(super) fn new(
-        choice: Choice,
-        codes: &mut Array2<f32>,
-        lr: f32,
-        rng: &mut ChaCha8Rng,
-    ) -> Param {
-        match choice {
-            Choice::Direct => Param::Direct,
-            Choice::Simvq => {
-                let (s, c) = codes.dim();
-                let (p, start) = simvq::SimVq::new(s, c, lr, rng);
-                *codes = start;
-                Param::Simvq(Box::new(p))
-            }
-            Choice::Affine => {
-                Param::Affine(Box::new(affine::Affine::new(codes.view(), lr, AFFINE_LR)))
-            }
-            Choice::AffineRunning => {
-                Param::Running(Box::new(running::Running::new(codes.view(), lr)))
-            }
-        }
-    }
+/// A parameterization of the codes.
+pub(super) trait Parameterize {
+    /// Parameters that start at `ctx.codes`, the initial codebook: E is unchanged at step 0
+    /// (unless `draws_its_codes`: then `start` writes the codes it drew).
+    fn build(ctx: &Ctx) -> Self;
 
-    /// Whether the codes come from the parameterization's own initialisation, not from
-    /// `quantizer.init`.
-    pub(super) fn draws_its_codes(choice: Choice) -> bool {
-        matches!(choice, Choice::Simvq)
-    }
+    /// Writes the codes the parameters make at step 0 into `codes`; a parameterization that
+    /// starts from the initial codebook leaves it as it is.
+    fn start(&self, _codes: ArrayViewMut2<f32>) {}
 
     /// One step along the codebook gradient `g.grad` = ∂L/∂E, then E rewritten. `u`, (n, c),
     /// holds the batch's inputs in the lookup space (for running statistics).
-    pub(super) fn step(
-        &mut self,
-        g: &mut ByGradient,
-        mut codes: ArrayViewMut2<f32>,
-        u: ArrayView2<f32>,
-    ) {
-        match self {
-            Param::Direct => g.step(codes),
-            Param::Simvq(p) => p.step(g.grad.view(), codes.view_mut()),
-            Param::Affine(p) => p.step(g.grad.view(), codes.view_mut()),
-            Param::Running(p) => p.step(g.grad.view(), codes.view_mut(), u),
-        }
-    }
+    fn update(&mut self, g: &mut ByGradient, codes: ArrayViewMut2<f32>, u: ArrayView2<f32>);
 
-    pub(super) fn all_finite(&self) -> bool {
-        match self {
-            Param::Direct => true,
-            Param::Simvq(p) => p.all_finite(),
-            Param::Affine(p) => p.all_finite(),
-            Param::Running(p) => p.all_finite(),
-        }
+    fn all_finite(&self) -> bool {
+        true
     }
+}
+
+/// Whether the parameterization `word` draws its own codes (SimVQ), so that no initial codebook
+/// is fitted for it.
+pub(super) fn draws_its_codes(word: &str) -> bool {
+    word == simvq::REMEDY.word
+}
+
+/// The rule of SimVQ and affine codes, a map of learned parameters: only the codebook loss's
+/// gradient can move them (EMA and restarts write the codes themselves, which the map would
+/// undo).
+fn learned_by_loss_only(c: &Check) -> Result<(), RangeError> {
+    let q = &c.cfg.quantizer;
+    if q.update == Update::Loss && q.restart == "none" {
+        return Ok(());
+    }
+    Err(RangeError {
+        key: "quantizer.parameterization".into(),
+        value: toml::Value::String(q.parameterization.clone()).to_string(),
+        allowed: format!(
+            "\"direct\" with quantizer.update = {} and quantizer.restart = {} (simvq and affine codes learn only by the codebook loss: update = \"loss\", restart = \"none\")",
+            toml::Value::String(word(&q.update)),
+            toml::Value::String(q.restart.clone()),
+        ),
+    })
 }

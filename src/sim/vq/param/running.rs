@@ -1,11 +1,11 @@
 //! `parameterization = "affine_running"`: the affine reparameterisation from running statistics
 //! (Huh et al. 2023, "Straightening out the straight-through estimator", §4;
 //! `AffineTransform(use_running_statistics=True)` in minyoungg/vqtorch `vqtorch/nn/affine.py`
-//! L26–33, L51–70, L88–89 — an option of that class that `VectorQuant` never selects, see
-//! `affine.rs`): E = s ⊙ P + b per dimension, with s = √(var_z / (var_P + 1e-8)) and
-//! b = mean_z − s ⊙ mean_P from running means and (biased) variances of the encoder outputs z
-//! and of the raw codes P. The whole codebook follows the embeddings' spread and centre even
-//! when only a few codes are selected.
+//! L26–33, L51–70, L88–89 — an option of that class that `VectorQuant` never selects; its
+//! default is the learned `affine`): E = s ⊙ P + b per dimension, with s = √(var_z / (var_P +
+//! 1e-8)) and b = mean_z − s ⊙ mean_P from running means and (biased) variances of the encoder
+//! outputs z and of the raw codes P. The whole codebook follows the embeddings' spread and
+//! centre even when only a few codes are selected.
 //!
 //! As in vqtorch the statistics start as (mean 0, var 1) for both, i.e. E = P, are copied from
 //! the first batch, then averaged with momentum 0.1; s and b are constants for the gradient
@@ -14,7 +14,17 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 
+use super::{ByGradient, Ctx, Parameterize};
+use crate::sim::config::Remedy;
 use crate::sim::nn::Adam;
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "affine_running",
+    doc: "raw codes scaled and shifted so their running mean/std match the inputs', momentum 0.1; needs update = \"loss\" and restart = \"none\"",
+    cite: "vqtorch's AffineTransform(use_running_statistics=True), an option its VectorQuant does not use",
+    keys: &[],
+    rules: &[super::learned_by_loss_only],
+};
 
 /// Weight of a new batch in the running statistics (vqtorch's default).
 const MOMENTUM: f32 = 0.1;
@@ -101,7 +111,18 @@ impl Running {
         blend(&mut self.p_var, &self.var, first);
     }
 
-    pub(super) fn all_finite(&self) -> bool {
+}
+
+impl Parameterize for Running {
+    fn build(c: &Ctx) -> Running {
+        Running::new(c.codes, c.lr)
+    }
+
+    fn update(&mut self, g: &mut ByGradient, codes: ArrayViewMut2<f32>, u: ArrayView2<f32>) {
+        self.step(g.grad.view(), codes, u);
+    }
+
+    fn all_finite(&self) -> bool {
         self.raw.iter().all(|v| v.is_finite())
     }
 }

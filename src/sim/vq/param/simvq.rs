@@ -16,8 +16,19 @@ use ndarray_rand::rand_distr::{StandardNormal, Uniform};
 use ndarray_rand::RandomExt;
 use rand_chacha::ChaCha8Rng;
 
+use super::{ByGradient, Ctx, Parameterize};
+use crate::sim::config::Remedy;
 use crate::sim::matmul::{matmul, Into};
 use crate::sim::nn::Adam;
+use crate::sim::rng::{stream, Stream};
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "simvq",
+    doc: "a frozen random basis C ~ N(0, 1/m) × a learned linear map W plus bias, initialised as nn.Linear (quantizer.init is not used); needs update = \"loss\" and restart = \"none\"",
+    cite: "Zhu et al. 2024, the authors' code",
+    keys: &[],
+    rules: &[super::learned_by_loss_only],
+};
 
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct SimVq {
@@ -79,7 +90,23 @@ impl SimVq {
         self.codes(codes);
     }
 
-    pub(super) fn all_finite(&self) -> bool {
+}
+
+impl Parameterize for SimVq {
+    /// Drawn from the run's codebook stream (no initial codebook was fitted for it).
+    fn build(c: &Ctx) -> SimVq {
+        SimVq::new(c.s, c.m, c.lr, &mut stream(c.seed, Stream::Codebook)).0
+    }
+
+    fn start(&self, codes: ArrayViewMut2<f32>) {
+        self.codes(codes);
+    }
+
+    fn update(&mut self, g: &mut ByGradient, codes: ArrayViewMut2<f32>, _u: ArrayView2<f32>) {
+        self.step(g.grad.view(), codes);
+    }
+
+    fn all_finite(&self) -> bool {
         self.w.iter().chain(&self.b).all(|v| v.is_finite())
     }
 }

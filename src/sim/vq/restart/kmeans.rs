@@ -16,7 +16,25 @@ use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::{Ctx, RestartRule};
+use crate::sim::config::{Key, Remedy};
 use crate::sim::kmeans::kmeans;
+
+const EVERY: Key = Key::int(
+    "quantizer.kmeans_every",
+    5,
+    (1, 100_000),
+    "k-means every",
+    "restart = \"kmeans\": epochs between re-initialisations (on the last 4096 encoder outputs), in the first third of the quantized epochs only",
+);
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "kmeans",
+    doc: "k-means re-init of the codebook on recent encoder outputs every kmeans_every epochs, in the first third of training only",
+    cite: "Łańcucki et al. 2020; DistSup stops re-estimating after a third of the epochs or less",
+    keys: &[EVERY],
+    rules: &[],
+};
 
 /// Encoder outputs kept for the re-initialisation: the last this many training rows.
 const BUFFER: usize = 4096;
@@ -48,9 +66,22 @@ impl Reinit {
             filled: 0,
         }
     }
+}
 
-    /// Keeps the batch's encoder outputs, overwriting the oldest.
-    pub(super) fn remember(&mut self, z: ArrayView2<f32>) {
+impl RestartRule for Reinit {
+    fn build(c: &Ctx) -> Reinit {
+        Reinit::new(c.m, c.q.params.int(&EVERY), c.epochs)
+    }
+
+    fn after_step(
+        &mut self,
+        _codes: ArrayViewMut2<f32>,
+        z: ArrayView2<f32>,
+        _assign: &[usize],
+        _rng: &mut ChaCha8Rng,
+        _restarted: &mut Vec<usize>,
+    ) {
+        // Keeps the batch's encoder outputs, overwriting the oldest.
         for row in z.outer_iter() {
             self.recent.row_mut(self.next).assign(&row);
             self.next = (self.next + 1) % BUFFER;
@@ -60,7 +91,7 @@ impl Reinit {
 
     /// Re-initialises `codes` when `epoch` is a multiple of `every` in the first third of
     /// training and the buffer holds at least one row per code; returns whether it did.
-    pub(super) fn after_epoch(
+    fn after_epoch(
         &mut self,
         epoch: usize,
         mut codes: ArrayViewMut2<f32>,

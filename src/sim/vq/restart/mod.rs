@@ -1,85 +1,66 @@
 //! Dead-code restarts: hooks run after each training step and after each epoch that bring
 //! codes which stopped being used back to where the encoder outputs are.
 
-mod kmeans;
-mod lru;
-mod threshold;
-
 use ndarray::{ArrayView2, ArrayViewMut2};
 use ndarray_rand::rand_distr::StandardNormal;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::config::{QuantizerConfig, Restart as Choice};
+use super::Ctx;
+use crate::sim::config::family;
 
-/// `quantizer.restart` with its state.
-#[derive(Debug, Clone)]
-pub(super) enum Restart {
-    None,
-    Threshold(threshold::Threshold),
-    Lru(lru::Lru),
-    Kmeans(kmeans::Reinit),
-}
-
-impl Restart {
-    /// The rule for a codebook of `s` codes of dimension `m`, fed batches of at most `batch`
-    /// rows (its scratch is sized for them, so that a step never allocates), over `epochs`
-    /// quantized epochs.
-    pub(super) fn new(
-        cfg: &QuantizerConfig,
-        s: usize,
-        m: usize,
-        batch: usize,
-        epochs: usize,
-    ) -> Restart {
-        match cfg.restart {
-            Choice::None => Restart::None,
-            Choice::Threshold => Restart::Threshold(threshold::Threshold::new(
-                s,
-                cfg.restart_threshold as f32,
-                cfg.restart_decay as f32,
-                batch,
-            )),
-            Choice::Lru => Restart::Lru(lru::Lru::new(
-                s,
-                cfg.lru_timeout,
-                cfg.lru_jitter as f32,
-                batch,
-            )),
-            Choice::Kmeans => Restart::Kmeans(kmeans::Reinit::new(m, cfg.kmeans_every, epochs)),
-        }
+family! {
+    /// `quantizer.restart` with its state.
+    pub(super) enum Restart: RestartRule(Some("quantizer.restart"), "restart", "dead-code restart")
+    build(&Ctx<'_>) {
+        None(none::Off),
+        Threshold(threshold::Threshold),
+        Lru(lru::Lru),
+        Kmeans(kmeans::Reinit),
     }
-
-    /// After a step on the batch `z` with assignments `assign`: moves the codes this rule
-    /// declares dead and lists them in `restarted` (cleared first).
-    pub(super) fn after_step(
-        &mut self,
+    fn after_step(
+        self: &mut Self,
         codes: ArrayViewMut2<f32>,
         z: ArrayView2<f32>,
         assign: &[usize],
         rng: &mut ChaCha8Rng,
         restarted: &mut Vec<usize>,
-    ) {
-        restarted.clear();
-        match self {
-            Restart::None => {}
-            Restart::Threshold(t) => t.after_step(codes, z, assign, rng, restarted),
-            Restart::Lru(l) => l.after_step(codes, z, assign, rng, restarted),
-            Restart::Kmeans(k) => k.remember(z),
-        }
-    }
-
-    /// After quantized epoch `epoch` (1-based): true when the whole codebook was re-initialised.
-    pub(super) fn after_epoch(
-        &mut self,
+    );
+    fn after_epoch(
+        self: &mut Self,
         epoch: usize,
         codes: ArrayViewMut2<f32>,
         rng: &mut ChaCha8Rng,
+    ) -> bool;
+}
+
+/// A restart rule: hooks run after each training step and after each quantized epoch.
+pub(super) trait RestartRule {
+    /// The rule for the codebook of `ctx`, its scratch sized for the largest batch so that a
+    /// step never allocates.
+    fn build(ctx: &Ctx) -> Self;
+
+    /// After a step on the batch `z` with assignments `assign`: moves the codes this rule
+    /// declares dead and appends them to `restarted`.
+    fn after_step(
+        &mut self,
+        _codes: ArrayViewMut2<f32>,
+        _z: ArrayView2<f32>,
+        _assign: &[usize],
+        _rng: &mut ChaCha8Rng,
+        _restarted: &mut Vec<usize>,
+    ) {
+    }
+
+    /// After quantized epoch `epoch` (1-based): true when the whole codebook was
+    /// re-initialised.
+    fn after_epoch(
+        &mut self,
+        _epoch: usize,
+        _codes: ArrayViewMut2<f32>,
+        _rng: &mut ChaCha8Rng,
     ) -> bool {
-        match self {
-            Restart::Kmeans(k) => k.after_epoch(epoch, codes, rng),
-            Restart::None | Restart::Threshold(_) | Restart::Lru(_) => false,
-        }
+        false
     }
 }
 

@@ -29,10 +29,35 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand_chacha::ChaCha8Rng;
 
-use super::Jitter;
+use super::{Ctx, Jitter, RestartRule};
+use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
+use crate::sim::config::{Key, Remedy};
 
 /// Jukebox's noise on tiled candidates, in units of the batch's spread, before the 1/√m.
 const TILE_NOISE: f32 = 0.01;
+
+const THRESHOLD: Key = Key::float(
+    "quantizer.restart_threshold",
+    0.25,
+    ((0.0, EXCL), (MAX_FLOAT, INCL)),
+    "restart threshold",
+    "restart = \"threshold\": usage EMA, in units of the expected share batch_size/S points per step, below which a code restarts (0.25 = Jukebox's 1 point per step at S = 64 and batch 256; its own batches hold thousands of tokens)",
+);
+const DECAY: Key = Key::float(
+    "quantizer.restart_decay",
+    0.99,
+    ((0.0, INCL), (1.0, EXCL)),
+    "usage decay",
+    "restart = \"threshold\": decay of the usage EMA (Jukebox: 0.99)",
+);
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "threshold",
+    doc: "codes whose usage EMA (in shares of batch/S) falls below restart_threshold move to random encoder outputs of a full batch, tiled with noise when codes outnumber rows",
+    cite: "Dhariwal et al. 2020, Jukebox; Zeghidour et al. 2021, SoundStream",
+    keys: &[THRESHOLD, DECAY],
+    rules: &[],
+};
 
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Threshold {
@@ -60,8 +85,15 @@ impl Threshold {
             perm: Vec::with_capacity(batch),
         }
     }
+}
 
-    pub(super) fn after_step(
+impl RestartRule for Threshold {
+    fn build(c: &Ctx) -> Threshold {
+        let p = &c.q.params;
+        Threshold::new(c.s, p.float(&THRESHOLD) as f32, p.float(&DECAY) as f32, c.batch)
+    }
+
+    fn after_step(
         &mut self,
         codes: ArrayViewMut2<f32>,
         z: ArrayView2<f32>,
@@ -120,7 +152,7 @@ mod tests {
     ) -> Vec<usize> {
         let mut restarted = Vec::new();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        t.after_step(codes.view_mut(), z.view(), assign, &mut rng, &mut restarted);
+        RestartRule::after_step(t, codes.view_mut(), z.view(), assign, &mut rng, &mut restarted);
         restarted
     }
 

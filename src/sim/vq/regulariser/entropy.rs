@@ -15,8 +15,35 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use super::{Ctx, Regularise};
+use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
+use crate::sim::config::{Key, Remedy};
+
+const WEIGHT: Key = Key::float(
+    "quantizer.entropy_weight",
+    0.0,
+    ((0.0, INCL), (MAX_FLOAT, INCL)),
+    "entropy weight",
+    "weight of the code-usage entropy loss mean_i H(p_i) − H(mean_i p_i), p_i = softmax(−‖z_i − e‖²/(τD)) (MAGVIT-v2, Yu et al. 2024); 0 = off",
+);
+const TEMPERATURE: Key = Key::float(
+    "quantizer.entropy_temperature",
+    1.0,
+    ((0.0, EXCL), (MAX_FLOAT, INCL)),
+    "entropy τ",
+    "temperature τ of the entropy loss's soft assignments, in units of D, the batch's mean margin between nearest and second-nearest code (squared distances), so that it means the same at any latent scale (lucidrains' 0.01 is for codes of norm ~1)",
+);
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "entropy",
+    doc: "code-usage entropy loss",
+    cite: "MAGVIT-v2, Yu et al. 2024",
+    keys: &[WEIGHT, TEMPERATURE],
+    rules: &[],
+};
+
 #[derive(Debug, Clone)]
-pub(super) struct Entropy {
+pub(in crate::sim::vq) struct Entropy {
     weight: f32,
     temperature: f32,
     /// Soft assignments of the last forward, (n, S) row-major; grows to the largest batch.
@@ -40,13 +67,20 @@ impl Entropy {
             log_mean: vec![0.0; s],
         }
     }
+}
+
+impl Regularise for Entropy {
+    fn build(c: &Ctx) -> Entropy {
+        let p = &c.q.params;
+        Entropy::new(p.float(&WEIGHT) as f32, p.float(&TEMPERATURE) as f32, c.s)
+    }
 
     /// Soft assignments of the batch `z` to `codes`, kept for `backward`; returns the loss.
-    pub(super) fn forward(&mut self, z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
+    fn loss(&mut self, z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
         let (n, s) = (z.nrows(), codes.nrows());
         self.p.resize(n * s, 0.0);
         self.h.resize(n, 0.0);
-        self.scale = self.temperature * super::margin(z, codes);
+        self.scale = self.temperature * crate::sim::vq::margin(z, codes);
         let mut mean_h = 0.0;
         self.log_mean.fill(0.0);
         for (i, zi) in z.outer_iter().enumerate() {
@@ -92,8 +126,8 @@ impl Entropy {
     /// Adds the loss's gradient to `g_z` and, when the codes learn by gradient, to `g_codes`.
     /// ∂L/∂l_ik = (w/n)·p_ik·(ln p̄_k − Σ_j p_ij ln p̄_j − ln p_ik − H(p_i)) for the logits
     /// l_ik = −‖z_i − e_k‖²/(τD), and ∂l_ik/∂z_i = −2(z_i − e_k)/(τD) = −∂l_ik/∂e_k.
-    pub(super) fn backward(
-        &self,
+    fn backward(
+        &mut self,
         z: ArrayView2<f32>,
         codes: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,

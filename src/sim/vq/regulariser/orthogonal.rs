@@ -5,9 +5,29 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use super::{Ctx, Regularise};
+use crate::sim::config::key::{INCL, MAX_FLOAT};
+use crate::sim::config::{Key, Remedy};
+
+const WEIGHT: Key = Key::float(
+    "quantizer.orthogonal_weight",
+    0.0,
+    ((0.0, INCL), (MAX_FLOAT, INCL)),
+    "orthogonal weight",
+    "weight of the orthogonality loss Σ cos²(e_i, e_j)/S² − 1/S of the codes (Shin et al. 2023); moves codes learned by gradient (update = \"loss\"); 0 = off",
+);
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "orthogonal",
+    doc: "orthogonality loss of the codes",
+    cite: "Shin et al. 2023",
+    keys: &[WEIGHT],
+    rules: &[],
+};
+
 /// Scratch for the gradient: code norms (S) and one code-sized sum (m).
 #[derive(Debug, Clone)]
-pub(super) struct Orthogonal {
+pub(in crate::sim::vq) struct Orthogonal {
     weight: f32,
     norms: Vec<f32>,
     sum: Vec<f32>,
@@ -22,8 +42,15 @@ impl Orthogonal {
         }
     }
 
+}
+
+impl Regularise for Orthogonal {
+    fn build(c: &Ctx) -> Orthogonal {
+        Orthogonal::new(c.q.params.float(&WEIGHT) as f32, c.s, c.m)
+    }
+
     /// The loss; a zero-norm code has cosine 0 with every code, itself included.
-    pub(super) fn loss(&self, codes: ArrayView2<f32>) -> f32 {
+    fn loss(&mut self, _u: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
         let s = codes.nrows();
         let mut total = 0.0;
         for a in codes.outer_iter() {
@@ -39,8 +66,18 @@ impl Orthogonal {
         self.weight * (total / (s * s) as f32 - 1.0 / s as f32)
     }
 
-    /// Adds ∂L/∂e_i = (4w/S²)(v_i − (û_i·v_i)û_i)/‖e_i‖, v_i = Σ_j cos(e_i, e_j) û_j, to `grad`.
-    pub(super) fn backward(&mut self, codes: ArrayView2<f32>, mut grad: ArrayViewMut2<f32>) {
+    /// Adds ∂L/∂e_i = (4w/S²)(v_i − (û_i·v_i)û_i)/‖e_i‖, v_i = Σ_j cos(e_i, e_j) û_j, to the
+    /// codes' gradient; the batch has none.
+    fn backward(
+        &mut self,
+        _u: ArrayView2<f32>,
+        codes: ArrayView2<f32>,
+        _g_u: ArrayViewMut2<f32>,
+        grad: Option<ArrayViewMut2<f32>>,
+    ) {
+        let Some(mut grad) = grad else {
+            return;
+        };
         let s = codes.nrows();
         let scale = 4.0 * self.weight / (s * s) as f32;
         for (n, e) in self.norms.iter_mut().zip(codes.outer_iter()) {

@@ -1,11 +1,17 @@
 //! One run's configuration: the five scenario sections with the SPEC §3 defaults.
 //!
-//! These are plain data. `scenario.rs` parses and validates them from TOML; training accepts
-//! only configurations that came through that validation.
+//! These are plain data. Scenario loading parses them from TOML and `crate::sim::valid`
+//! checks them against the key table.
+
+pub mod key;
+pub mod remedy;
 
 use serde::{Deserialize, Serialize};
 
 use crate::sim::data::DataFile;
+pub use key::{Field, FieldValue, Key, RangeError, Rule};
+pub(crate) use remedy::family;
+pub use remedy::{Check, Family, Params, Remedy};
 
 /// Synthetic data: a mixture of `modes` isotropic Gaussians (SPEC §2), or a data file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,45 +148,6 @@ pub enum Init {
     Kmeans,
 }
 
-/// Dead-code restart: how codes that stopped being used come back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Restart {
-    None,
-    /// A code whose EMA usage falls below `restart_threshold` moves to a random encoder output
-    /// of the batch (Dhariwal et al. 2020, Jukebox; Zeghidour et al. 2021, SoundStream).
-    Threshold,
-    /// A code unused for `lru_timeout` steps moves to a random encoder output of the batch,
-    /// plus jitter (Huh et al. 2023; vqtorch's ReplaceLRU).
-    Lru,
-    /// Every `kmeans_every` epochs the whole codebook is re-initialised by k-means on recent
-    /// encoder outputs (Łańcucki et al. 2020).
-    Kmeans,
-}
-
-/// How the gradient crosses the quantizer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Estimator {
-    /// Straight-through: the decoder's gradient reaches z unchanged.
-    Ste,
-    /// The rotation trick (Fifty et al. 2024).
-    Rotation,
-    /// Index backpropagation (Shi et al. 2024): a soft one-hot over all codes carries the
-    /// gradient, so every code receives one.
-    Ibq,
-}
-
-/// What kind of quantizer the bottleneck is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QuantizerKind {
-    /// A learned codebook searched for the nearest code.
-    Vq,
-    /// Finite scalar quantization (Mentzer et al. 2023): a fixed grid of S = L^m codes.
-    Fsq,
-}
-
 /// How the assignment measures closeness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -191,29 +158,20 @@ pub enum Distance {
     Cosine,
 }
 
-/// How the codes are made from the learned parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Parameterization {
-    /// The codes are the parameters.
-    Direct,
-    /// A frozen random basis C times a learned linear map W plus bias (Zhu et al. 2024, SimVQ).
-    Simvq,
-    /// Codes scaled and shifted by a learned per-dimension affine map (Huh et al. 2023,
-    /// vqtorch's `VectorQuant` with `affine_lr`).
-    Affine,
-    /// Codes shifted and scaled to the running statistics of the inputs (vqtorch's
-    /// `AffineTransform(use_running_statistics=True)`).
-    #[serde(rename = "affine_running")]
-    AffineRunning,
-}
-
+/// The `[quantizer]` section. Its typed fields are the keys every quantizer has; the words
+/// choose a remedy of each family (`crate::sim::vq`), and `params` holds the values of the
+/// remedies' own keys, each declared in its remedy's file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+// No `deny_unknown_fields`: the flattened `params` takes every other key, and the key table
+// refuses the unknown ones before a section is deserialized.
+#[serde(default)]
 pub struct QuantizerConfig {
     /// Number of codes S.
     pub codebook_size: usize,
     pub update: Update,
+    /// The codebook optimizer's learning rate as a multiple of `train.lr` (update = "loss";
+    /// Łańcucki et al. 2020 raise it 10×).
+    pub lr_scale: f64,
     /// Weight of the commitment loss ‖z − sg(q)‖².
     pub beta: f64,
     /// Decay of the EMA statistics (used when update = "ema").
@@ -221,33 +179,23 @@ pub struct QuantizerConfig {
     pub init: Init,
     /// Standard deviation of the codes when init = "normal".
     pub init_std: f64,
-    pub restart: Restart,
-    /// restart = "threshold": a code restarts when its EMA usage (points per step) falls below
-    /// this (Jukebox: 1).
-    pub restart_threshold: f64,
-    /// restart = "threshold": decay of the usage EMA (Jukebox: 0.99).
-    pub restart_decay: f64,
-    /// restart = "lru": steps without use before a code is replaced (vqtorch: 100).
-    pub lru_timeout: usize,
-    /// restart = "lru": jitter added to a replacement, relative to its norm (vqtorch: 1e-4).
-    pub lru_jitter: f64,
-    /// restart = "kmeans": epochs between re-initialisations.
-    pub kmeans_every: usize,
-    pub estimator: Estimator,
-    /// Weight of the orthogonality loss of the normalised codes (0 = off).
-    pub orthogonal_weight: f64,
-    /// Weight of the code-usage entropy loss (0 = off).
-    pub entropy_weight: f64,
-    /// Temperature τ of the soft assignments softmax(−‖z − e‖/τ) in the entropy loss.
-    pub entropy_temperature: f64,
+    /// The dead-code restart rule.
+    pub restart: String,
+    /// The gradient estimator.
+    pub estimator: String,
     pub distance: Distance,
     /// Dimension of the lookup space reached through learned projections (0 = no projection).
     pub code_dim: usize,
-    pub parameterization: Parameterization,
-    pub kind: QuantizerKind,
+    /// How the codes are made from the learned parameters.
+    pub parameterization: String,
+    /// What kind of quantizer the bottleneck is.
+    pub kind: String,
     /// Synchronised update: share ν of the decoder's gradient also reaches the selected code
     /// (0 = off).
     pub sync_nu: f64,
+    /// The remedies' own keys (restart thresholds, regulariser weights, …).
+    #[serde(flatten)]
+    pub params: Params,
 }
 
 impl Default for QuantizerConfig {
@@ -255,25 +203,19 @@ impl Default for QuantizerConfig {
         Self {
             codebook_size: 64,
             update: Update::Loss,
+            lr_scale: 1.0,
             beta: 0.25,
             ema_decay: 0.99,
             init: Init::Kmeans,
             init_std: 1.0,
-            restart: Restart::None,
-            restart_threshold: 1.0,
-            restart_decay: 0.99,
-            lru_timeout: 100,
-            lru_jitter: 1e-4,
-            kmeans_every: 5,
-            estimator: Estimator::Ste,
-            orthogonal_weight: 0.0,
-            entropy_weight: 0.0,
-            entropy_temperature: 0.01,
+            restart: "none".into(),
+            estimator: "ste".into(),
             distance: Distance::L2,
             code_dim: 0,
-            parameterization: Parameterization::Direct,
-            kind: QuantizerKind::Vq,
+            parameterization: "direct".into(),
+            kind: "vq".into(),
             sync_nu: 0.0,
+            params: Params::default(),
         }
     }
 }
