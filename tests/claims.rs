@@ -540,9 +540,18 @@ fn a_seed_missing_from_every_arm_is_missing_and_the_claim_does_not_pass() {
 fn travel_sweep(early_ppl: impl Fn(&str) -> f64) -> Summary {
     let mut arms = Vec::new();
     for (name, set) in [
-        ("10", [("quantizer.lr_scale", "10"), ("quantizer.update", "loss")]),
-        ("100", [("quantizer.lr_scale", "100"), ("quantizer.update", "loss")]),
-        ("ema", [("quantizer.lr_scale", "1"), ("quantizer.update", "ema")]),
+        (
+            "10",
+            [("quantizer.lr_scale", "10"), ("quantizer.update", "loss")],
+        ),
+        (
+            "100",
+            [("quantizer.lr_scale", "100"), ("quantizer.update", "loss")],
+        ),
+        (
+            "ema",
+            [("quantizer.lr_scale", "1"), ("quantizer.update", "ema")],
+        ),
     ] {
         for (kind, ppl, shrink) in [("early", early_ppl(name), 0.3), ("deferred", 59.0, 1.0)] {
             let mut at = set.to_vec();
@@ -560,7 +569,11 @@ fn travel_sweep(early_ppl: impl Fn(&str) -> f64) -> Summary {
 fn travel_holds_when_deferred_is_higher_in_every_arm() {
     let v = travel(&travel_sweep(|_| 15.0)).unwrap();
     assert!(v.supported, "{}", v.evidence);
-    for arm in ["quantizer.lr_scale=10", "quantizer.lr_scale=100", "quantizer.update=ema"] {
+    for arm in [
+        "quantizer.lr_scale=10",
+        "quantizer.lr_scale=100",
+        "quantizer.update=ema",
+    ] {
         assert!(v.evidence.contains(arm), "{arm}: {}", v.evidence);
     }
 }
