@@ -10,9 +10,9 @@ Markdown table, then the metrics whose intervals do not overlap.
 
 The library's venv (Python >= 3.11):
 
-    python3 -m venv /work/refvenv
-    /work/refvenv/bin/pip install vector-quantize-pytorch==1.32.0 scikit-learn scipy
-    /work/refvenv/bin/python scripts/compare_peer.py --seeds 0 1 2 3 4 5 6 7 8 9
+    python3 -m venv /tmp/peervenv
+    /tmp/peervenv/bin/pip install vector-quantize-pytorch==1.32.0 scikit-learn scipy
+    /tmp/peervenv/bin/python scripts/compare_peer.py --seeds 0 1 2 3 4 5 6 7 8 9
 
 How vqsim's keys map onto the library's options (read from vector_quantize_pytorch.py 1.32.0):
 - every arm: rotation_trick=False unless the arm is the rotation trick (the library turns it on

@@ -8,7 +8,7 @@ mod common;
 use common::{arm, header, row, write_runs, Arm};
 use vqsim::report::claims::{
     capacity, capacity_width, check, dynamics, generation, init, shrinkage, token_gap,
-    token_scaling,
+    token_scaling, travel,
 };
 use vqsim::report::results::Results;
 use vqsim::report::summary::Summary;
@@ -581,4 +581,61 @@ fn a_seed_missing_from_every_arm_is_missing_and_the_claim_does_not_pass() {
         "{}",
         v.runs
     );
+}
+
+/// The travel scenario: the codebook at 10× and 100× train.lr and under EMA, each early and
+/// deferred; `early_ppl(arm)` gives early's perplexity (deferred's is 59, spread 1).
+fn travel_sweep(early_ppl: impl Fn(&str) -> f64) -> Summary {
+    let mut arms = Vec::new();
+    for (name, set) in [
+        (
+            "10",
+            [("quantizer.lr_scale", "10"), ("quantizer.update", "loss")],
+        ),
+        (
+            "100",
+            [("quantizer.lr_scale", "100"), ("quantizer.update", "loss")],
+        ),
+        (
+            "ema",
+            [("quantizer.lr_scale", "1"), ("quantizer.update", "ema")],
+        ),
+    ] {
+        for (kind, ppl, shrink) in [("early", early_ppl(name), 0.3), ("deferred", 59.0, 1.0)] {
+            let mut at = set.to_vec();
+            at.push((KIND, kind));
+            arms.push(arm(
+                &at,
+                &[("perplexity", ppl, 1.0), ("shrink_ratio", shrink, 0.02)],
+            ));
+        }
+    }
+    summary_of(&arms)
+}
+
+#[test]
+fn travel_holds_when_deferred_is_higher_in_every_arm() {
+    let v = travel(&travel_sweep(|_| 15.0)).unwrap();
+    assert!(v.supported, "{}", v.evidence);
+    for arm in [
+        "quantizer.lr_scale=10",
+        "quantizer.lr_scale=100",
+        "quantizer.update=ema",
+    ] {
+        assert!(v.evidence.contains(arm), "{arm}: {}", v.evidence);
+    }
+}
+
+#[test]
+fn travel_fails_when_one_arm_closes_the_gap() {
+    // Under EMA early quantization reaches deferred's perplexity.
+    let v = travel(&travel_sweep(|a| if a == "ema" { 59.0 } else { 15.0 })).unwrap();
+    assert!(!v.supported);
+    assert!(v.evidence.contains("not separated"), "{}", v.evidence);
+    // Without the codebook's update swept the claim does not apply.
+    let plain = summary_of(&[
+        arm(&[(KIND, "early")], &[("perplexity", 6.0, 1.0)]),
+        arm(&[(KIND, "deferred")], &[("perplexity", 59.0, 1.0)]),
+    ]);
+    assert!(travel(&plain).is_none());
 }

@@ -413,9 +413,9 @@ fn orthogonal_gradient_matches_finite_differences() {
     }
 }
 
-/// mean_i H(p_i) − H(mean_i p_i), p_ij = softmax_j(−‖z_i − e_j‖/τ), in f64, written
+/// mean_i H(p_i) − H(mean_i p_i), p_ij = softmax_j(−‖z_i − e_j‖²/t), in f64, written
 /// independently of the library.
-fn entropy_loss(z: ArrayView2<f32>, codes: ArrayView2<f32>, tau: f64) -> f64 {
+fn entropy_loss(z: ArrayView2<f32>, codes: ArrayView2<f32>, t: f64) -> f64 {
     let (n, s) = (z.nrows(), codes.nrows());
     let mut mean = vec![0.0f64; s];
     let mut mean_h = 0.0;
@@ -428,7 +428,7 @@ fn entropy_loss(z: ArrayView2<f32>, codes: ArrayView2<f32>, tau: f64) -> f64 {
                     .zip(e)
                     .map(|(a, b)| ((a - b) as f64).powi(2))
                     .sum();
-                -d2.sqrt() / tau
+                -d2 / t
             })
             .collect();
         let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -447,7 +447,7 @@ fn entropy_loss(z: ArrayView2<f32>, codes: ArrayView2<f32>, tau: f64) -> f64 {
 
 #[test]
 fn entropy_regulariser_gradients_match_finite_differences() {
-    let (w, tau) = (0.5, 1.0);
+    let (w, tau) = (0.5, 0.7);
     let mut cfg = config(Activation::Tanh, Update::Loss);
     cfg.quantizer.params.set("entropy_weight", w);
     cfg.quantizer.params.set("entropy_temperature", tau);
@@ -457,11 +457,13 @@ fn entropy_regulariser_gradients_match_finite_differences() {
     let beta = cfg.quantizer.beta;
     let z0 = ae.encoder.infer(x.view());
     let (assign, q) = quantize(&vq, z0.view());
+    // τ in units of the batch's mean margin between nearest and second-nearest code.
+    let t = tau * margin(z0.view(), codes.view());
     let loss = ae.gradients(x.view(), Some(&mut vq));
     let recon = ae.decoder.infer(q.view());
     let expected = loss::mse(recon.view(), x.view()) as f64
         + (1.0 + beta) * mean_sq(z0.view(), q.view())
-        + w * entropy_loss(z0.view(), codes.view(), tau);
+        + w * entropy_loss(z0.view(), codes.view(), t);
     assert!(
         (loss as f64 - expected).abs() < 1e-4 * expected.abs().max(1.0),
         "{loss} vs {expected}"
@@ -476,11 +478,11 @@ fn entropy_regulariser_gradients_match_finite_differences() {
         let recon = decoder.infer((&z + &c).view());
         loss::mse(recon.view(), x.view()) as f64
             + beta * mean_sq(z.view(), q.view())
-            + w * entropy_loss(z.view(), frozen.view(), tau)
+            + w * entropy_loss(z.view(), frozen.view(), t)
     });
     let analytic = vq.codebook_grad().unwrap().to_owned();
     check_codes(analytic.view(), &codes, |c| {
-        assigned_loss(z0.view(), c, &assign) + w * entropy_loss(z0.view(), c, tau)
+        assigned_loss(z0.view(), c, &assign) + w * entropy_loss(z0.view(), c, t)
     });
     // Every code gets a gradient, used or not.
     assert!(analytic
@@ -488,8 +490,29 @@ fn entropy_regulariser_gradients_match_finite_differences() {
         .all(|g| g.iter().any(|v| v.abs() > 1e-6)));
 }
 
-/// Soft assignments softmax_j(−‖z_i − e_j‖²) of every row, in f64.
-fn soft_one_hot(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> Array2<f64> {
+/// The mean margin between each row's nearest and second-nearest code (squared distances):
+/// the scale of IBQ's and the entropy loss's temperatures (held fixed when differencing: a
+/// constant for the gradient).
+fn margin(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f64 {
+    let mut total = 0.0;
+    for zi in z.outer_iter() {
+        let mut d2: Vec<f64> = codes
+            .outer_iter()
+            .map(|e| {
+                zi.iter()
+                    .zip(e)
+                    .map(|(a, b)| ((a - b) as f64).powi(2))
+                    .sum()
+            })
+            .collect();
+        d2.sort_by(f64::total_cmp);
+        total += d2[1] - d2[0];
+    }
+    total / z.nrows() as f64
+}
+
+/// Soft assignments softmax_j(−‖z_i − e_j‖²/t) of every row, in f64.
+fn soft_one_hot(z: ArrayView2<f32>, codes: ArrayView2<f32>, t: f64) -> Array2<f64> {
     let mut p = Array2::zeros((z.nrows(), codes.nrows()));
     for (zi, mut row) in z.outer_iter().zip(p.outer_iter_mut()) {
         for (pj, e) in row.iter_mut().zip(codes.outer_iter()) {
@@ -497,7 +520,8 @@ fn soft_one_hot(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> Array2<f64> {
                 .iter()
                 .zip(e)
                 .map(|(a, b)| ((a - b) as f64).powi(2))
-                .sum::<f64>();
+                .sum::<f64>()
+                / t;
         }
         let max = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
         row.mapv_inplace(|v| (v - max).exp());
@@ -507,15 +531,16 @@ fn soft_one_hot(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> Array2<f64> {
     p
 }
 
-/// IBQ's decoder input Σ_j (onehot_ij − p0_ij + p_ij) e_j with p from `z` and `codes` and
-/// the frozen p0, hard assignments `assign`.
+/// IBQ's decoder input Σ_j (onehot_ij − p0_ij + p_ij) e_j with p from `z` and `codes` at
+/// temperature `t` and the frozen p0, hard assignments `assign`.
 fn ibq_input(
     z: ArrayView2<f32>,
     codes: ArrayView2<f32>,
     assign: &[usize],
     p0: &Array2<f64>,
+    t: f64,
 ) -> Array2<f32> {
-    let p = soft_one_hot(z, codes);
+    let p = soft_one_hot(z, codes, t);
     Array2::from_shape_fn(z.raw_dim(), |(i, d)| {
         let soft: f64 = (0..codes.nrows())
             .map(|j| (p[[i, j]] - p0[[i, j]]) * codes[[j, d]] as f64)
@@ -524,6 +549,9 @@ fn ibq_input(
     })
 }
 
+/// IBQ as SEED-Voken trains it: the decoder sees the soft-one-hot input q; the loss adds the
+/// double quantization term mean‖q − z‖² (through the soft one-hot), commitment
+/// mean‖z − sg(e_k)‖² with weight 1 and the codebook term β·mean‖sg(z) − e_k‖².
 #[test]
 fn ibq_backward_matches_finite_differences() {
     for (seed, act) in [(13, Activation::Tanh), (14, Activation::Gelu)] {
@@ -531,26 +559,37 @@ fn ibq_backward_matches_finite_differences() {
         let beta = cfg.quantizer.beta;
         let z0 = ae.encoder.infer(x.view());
         let (assign, q) = quantize(&vq, z0.view());
-        let p0 = soft_one_hot(z0.view(), codes.view());
+        let t = margin(z0.view(), codes.view());
+        let p0 = soft_one_hot(z0.view(), codes.view(), t);
         // The forward pass is the nearest code.
-        assert_eq!(ibq_input(z0.view(), codes.view(), &assign, &p0), q);
-        ae.gradients(x.view(), Some(&mut vq));
+        assert_eq!(ibq_input(z0.view(), codes.view(), &assign, &p0, t), q);
+        let loss = ae.gradients(x.view(), Some(&mut vq));
+        let recon = ae.decoder.infer(q.view());
+        let expected =
+            loss::mse(recon.view(), x.view()) as f64 + (2.0 + beta) * mean_sq(z0.view(), q.view());
+        assert!(
+            (loss as f64 - expected).abs() < 1e-4 * expected,
+            "{loss} vs {expected}"
+        );
         let enc_grads = grads_of(&mut ae.encoder);
         let decoder = ae.decoder.clone();
         let mut enc = ae.encoder.clone();
         let n = check_net("encoder (ibq)", &mut enc, &enc_grads, |e| {
             let z = e.infer(x.view());
-            let input = ibq_input(z.view(), codes.view(), &assign, &p0);
+            let input = ibq_input(z.view(), codes.view(), &assign, &p0, t);
             loss::mse(decoder.infer(input.view()).view(), x.view()) as f64
-                + beta * mean_sq(z.view(), q.view())
+                + mean_sq(input.view(), z.view())
+                + mean_sq(z.view(), q.view())
         });
         assert!(n > 50);
-        // Codebook: the decoder's loss through the soft one-hot plus the codebook loss.
+        // Codebook: the decoder's loss and the double quantization term through the soft
+        // one-hot, plus β times the codebook loss.
         let analytic = vq.codebook_grad().unwrap().to_owned();
         check_codes(analytic.view(), &codes, |c| {
-            let input = ibq_input(z0.view(), c, &assign, &p0);
+            let input = ibq_input(z0.view(), c, &assign, &p0, t);
             loss::mse(decoder.infer(input.view()).view(), x.view()) as f64
-                + assigned_loss(z0.view(), c, &assign)
+                + mean_sq(input.view(), z0.view())
+                + beta * assigned_loss(z0.view(), c, &assign)
         });
         // Every code gets a gradient, used or not.
         assert!(analytic
@@ -688,10 +727,11 @@ fn fsq_backward_matches_finite_differences() {
 
 #[test]
 fn entropy_loss_stays_finite_when_a_code_is_out_of_float_reach() {
-    // Sixteen points on code A = (0, 0); code B at distance 1.025 with τ = 0.01 has
-    // p_iB = e^−102.5 ≈ 3·10⁻⁴⁵ > 0, whose batch mean p_iB/16 rounds to 0 in f32. Every point
-    // is certain of A and the batch uses A alone: loss 0, gradients 0. Version 2 took ln 0
-    // here and gave infinite gradients (every zoo run of the entropy loss diverged).
+    // Sixteen points on code A = (0, 0); code B at distance 1.025, so the margin is 1.025² and
+    // τ = 0.01 of it gives p_iB = e^−100 ≈ 4·10⁻⁴⁴ > 0, whose batch mean p_iB/16 rounds to 0
+    // in f32. Every point is certain of A and the batch uses A alone: loss 0, gradients 0.
+    // Version 2 took ln 0 here and gave infinite gradients (every zoo run of the entropy loss
+    // diverged).
     let mut cfg = config(Activation::Tanh, Update::Loss);
     cfg.quantizer.codebook_size = 2;
     cfg.quantizer.beta = 0.0;

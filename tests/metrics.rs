@@ -635,3 +635,29 @@ fn heldout_mse_looks_only_at_the_held_out_rows() {
     close(heldout_mse(x.view(), recon.view(), &[0, 2]), 0.0, 0.0);
     assert!(heldout_mse(x.view(), recon.view(), &[]).is_nan());
 }
+
+#[test]
+fn code_travel_is_distance_moved_over_distance_to_the_nearest_embedding() {
+    // Code 0 starts at (0, 0) and moves to (3, 4): 5. Code 1 stays at (10, 0): 0.
+    let start = array![[0.0f32, 0.0], [10.0, 0.0]];
+    let now = array![[3.0f32, 4.0], [10.0, 0.0]];
+    // Embeddings (6, 8) and (13, 4): code 0 started 10 from the nearest, code 1 started 5.
+    let z = array![[6.0f32, 8.0], [13.0, 4.0]];
+    close(
+        code_travel(start.view(), now.view(), z.view(), &[0, 1]),
+        5.0 / 15.0,
+        1e-12,
+    );
+    // Only the rows given count: without (13, 4), code 1 is √80 from the nearest.
+    close(
+        code_travel(start.view(), now.view(), z.view(), &[0]),
+        5.0 / (10.0 + 80f64.sqrt()),
+        1e-6,
+    );
+    // Codes that never moved travelled 0; codes that start on the data have nowhere to go.
+    assert_eq!(
+        code_travel(start.view(), start.view(), z.view(), &[0, 1]),
+        0.0
+    );
+    assert!(code_travel(z.view(), now.view(), z.view(), &[0, 1]).is_nan());
+}

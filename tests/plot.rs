@@ -86,6 +86,7 @@ fn metrics(run: &Run, rng: &mut ChaCha8Rng) -> Vec<f64> {
         1.0,
         0.9,
         0.0, // restarts
+        1.0, // code_travel
     ]
 }
 

@@ -40,21 +40,23 @@ fn is_row_of(code: ArrayView1<f32>, z: ArrayView2<f32>) -> bool {
 #[test]
 fn threshold_restarts_codes_whose_usage_ema_falls_below_it() {
     let mut cfg = config("threshold".into(), Update::Loss);
-    cfg.quantizer.params.set("restart_threshold", 1.0);
+    cfg.quantizer.params.set("restart_threshold", 0.6);
     cfg.quantizer.params.set("restart_decay", 0.5);
+    cfg.train.batch_size = 4;
     let codes = array![[0.0, 0.0], [5.0, 5.0], [9.0, 9.0]];
     let mut vq = quantizer(&cfg, codes.clone());
     let z = array![[0.1, 0.0], [0.0, 0.2], [0.3, 0.1], [5.0, 5.1]];
-    // Usage starts at the threshold 1: 0.5·1 + 0.5·(3, 1, 0) = (2, 1, 0.5). Only code 2 is
-    // below 1 (code 1 sits exactly on it).
+    // Usage is in shares of the expected b/S = 4/3 points and starts at 1: counts (3, 1, 0)
+    // are shares (2.25, 0.75, 0), so usage = 0.5·1 + 0.5·(2.25, 0.75, 0) = (1.625, 0.875,
+    // 0.5). Only code 2 is below 0.6.
     vq.after_step(z.view(), &[0, 0, 0, 1]);
     let after = vq.codebook().to_owned();
     assert_eq!(after.row(0), codes.row(0));
     assert_eq!(after.row(1), codes.row(1));
     assert!(is_row_of(after.row(2), z.view()), "{after}");
     assert_eq!(vq.after_epoch(1), 1);
-    // Code 2's usage was reset to 1; one more step without it: 0.5·1 + 0 < 1 again, and code
-    // 1, unused too, falls to 0.5·1 = 0.5.
+    // Code 2's usage went back to 1; one more step without it: 0.5·1 < 0.6 again, and code
+    // 1, unused too, falls to 0.5·0.875.
     vq.after_step(z.view(), &[0, 0, 0, 0]);
     assert_eq!(vq.after_epoch(2), 2);
     assert_eq!(vq.codebook().row(0), codes.row(0));
@@ -64,10 +66,12 @@ fn threshold_restarts_codes_whose_usage_ema_falls_below_it() {
 fn threshold_restart_picks_distinct_rows() {
     let mut cfg = config("threshold".into(), Update::Loss);
     cfg.quantizer.params.set("restart_decay", 0.0);
+    cfg.train.batch_size = 4;
     let codes = Array2::zeros((4, 2));
     let mut vq = quantizer(&cfg, codes);
     let z = array![[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0]];
-    // Decay 0: usage is this batch's count, so the three codes without points restart.
+    // Decay 0: usage is this batch's share, so the three codes without points restart. The
+    // batch has as many rows as there are codes: no tiling, no noise.
     vq.after_step(z.view(), &[0, 0, 0, 0]);
     let cb = vq.codebook().to_owned();
     assert_eq!(cb.row(0), array![0.0, 0.0]);
@@ -76,6 +80,72 @@ fn threshold_restart_picks_distinct_rows() {
     picked.dedup();
     assert_eq!(picked.len(), 3, "three different rows: {cb}");
     assert!((1..4).all(|k| is_row_of(cb.row(k), z.view())));
+}
+
+/// S = 1 024 codes, batches of 256: every code gets exactly one point every 4 steps, its
+/// expected share. Counted in points per step (0.25) against a fixed threshold every code
+/// looks dead; in shares none is.
+#[test]
+fn threshold_usage_is_measured_against_the_expected_share() {
+    let mut cfg = config("threshold".into(), Update::Loss);
+    cfg.quantizer.codebook_size = 1024;
+    cfg.quantizer.params.set("restart_threshold", 0.5);
+    cfg.quantizer.params.set("restart_decay", 0.9);
+    cfg.train.batch_size = 256;
+    let codes = Array2::from_shape_fn((1024, 2), |(k, j)| (k * 2 + j) as f32);
+    let mut vq = quantizer(&cfg, codes.clone());
+    for step in 0..100 {
+        let assign: Vec<usize> = (0..256).map(|i| (step % 4) * 256 + i).collect();
+        let z = Array2::from_shape_fn((256, 2), |(i, j)| codes[[assign[i], j]]);
+        vq.after_step(z.view(), &assign);
+    }
+    assert_eq!(vq.after_epoch(1), 0, "no code restarted");
+    assert_eq!(vq.codebook(), codes);
+}
+
+/// The last, short batch of an epoch moves the usage averages but reseeds no code.
+#[test]
+fn threshold_restart_never_reseeds_from_a_short_batch() {
+    let mut cfg = config("threshold".into(), Update::Loss);
+    cfg.quantizer.codebook_size = 64;
+    cfg.quantizer.params.set("restart_decay", 0.0);
+    cfg.train.batch_size = 256;
+    let codes = Array2::from_shape_fn((64, 2), |(k, j)| (k * 2 + j) as f32);
+    let mut vq = quantizer(&cfg, codes.clone());
+    // 16 rows on code 0: with decay 0 the other 63 codes have usage 0.
+    let z = Array2::from_elem((16, 2), 0.5f32);
+    vq.after_step(z.view(), &[0; 16]);
+    assert_eq!(vq.after_epoch(1), 0);
+    assert_eq!(vq.codebook(), codes);
+    // A full batch on code 0 restarts the 63 others.
+    let z = Array2::from_elem((256, 2), 0.5f32);
+    vq.after_step(z.view(), &[0; 256]);
+    assert_eq!(vq.after_epoch(2), 63);
+}
+
+/// More dead codes than rows: the rows are tiled with Jukebox's noise, so no two restarted
+/// codes coincide (exact duplicates would split their points and one would die again).
+#[test]
+fn threshold_restart_tiles_rows_with_noise_when_codes_outnumber_them() {
+    let mut cfg = config("threshold".into(), Update::Loss);
+    cfg.quantizer.codebook_size = 32;
+    cfg.quantizer.params.set("restart_decay", 0.0);
+    cfg.train.batch_size = 4;
+    let mut vq = quantizer(&cfg, Array2::zeros((32, 2)));
+    let z = array![[10.0, 0.0], [-10.0, 0.0], [0.0, 10.0], [0.0, -10.0]];
+    vq.after_step(z.view(), &[0; 4]);
+    assert_eq!(vq.after_epoch(1), 31);
+    let cb = vq.codebook().to_owned();
+    for k in 1..32 {
+        for l in 1..k {
+            assert_ne!(cb.row(k), cb.row(l), "codes {k} and {l}: {cb}");
+        }
+        // Near a row: the noise is 0.01·prenorm/√m ≈ 0.05 here.
+        let near = z
+            .outer_iter()
+            .any(|r| r.iter().zip(cb.row(k)).all(|(a, b)| (a - b).abs() < 0.5));
+        assert!(near, "code {k}: {}", cb.row(k));
+    }
 }
 
 #[test]
@@ -165,12 +235,32 @@ fn kmeans_reinit_replaces_the_codebook_every_n_epochs() {
     }
 }
 
+/// Łańcucki et al. re-initialise early in training only (DistSup stops after a third of the
+/// epochs or less): with 30 epochs and a re-init every 5, the last one is at epoch 10, and the
+/// decoder trains 20 more epochs with the codebook it is measured with.
+#[test]
+fn kmeans_reinit_stops_after_the_first_third_of_training() {
+    let mut cfg = config("kmeans".into(), Update::Loss);
+    cfg.quantizer.params.set("kmeans_every", 5);
+    cfg.train.epochs = 30;
+    let mut vq = quantizer(&cfg, array![[0.0, 0.0], [0.1, 0.1]]);
+    let z = array![[-4.0, 0.0], [-4.1, 0.0], [6.0, 2.0], [6.1, 2.0]];
+    let fired: Vec<usize> = (1..=30)
+        .filter(|&epoch| {
+            vq.after_step(z.view(), &[0; 4]);
+            vq.after_epoch(epoch) > 0
+        })
+        .collect();
+    assert_eq!(fired, [5, 10]);
+}
+
 #[test]
 fn a_restart_resets_the_ema_statistics_of_the_code() {
     // EMA codebook, decay 0.5; threshold restart with decay 0 restarts code 1 (no points).
     let mut cfg = config("threshold".into(), Update::Ema);
     cfg.quantizer.ema_decay = 0.5;
     cfg.quantizer.params.set("restart_decay", 0.0);
+    cfg.train.batch_size = 1;
     let mut vq = quantizer(&cfg, array![[0.0, 0.0], [10.0, 10.0]]);
     let z = array![[2.0, 2.0]];
     vq.after_step(z.view(), &[0]);

@@ -5,7 +5,7 @@
 //! `nearest`), every sum over points or pairs is f64, and all run in a fixed order, so a metric
 //! is the same bit for bit whatever thread computes it.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,9 @@ pub struct Metrics {
     /// during the epoch that ended here when every epoch is measured; set by training, NaN
     /// where no quantized epoch ended.
     pub restarts: f64,
+    /// How far the codes travelled against how far they had to (`code_travel`); set by
+    /// training, NaN while continuous.
+    pub code_travel: f64,
 }
 
 impl Metrics {
@@ -91,6 +94,7 @@ impl Metrics {
             gen_density: n,
             gen_coverage: n,
             restarts: n,
+            code_travel: n,
         }
     }
 }
@@ -331,6 +335,42 @@ pub fn shrink_ratio(codebook_dist: f64, embed_dist: f64) -> f64 {
         f64::NAN
     } else {
         codebook_dist / embed_dist
+    }
+}
+
+/// How far the codes travelled, against how far they had to:
+///   Σ_k ‖e_k − e⁰_k‖ / Σ_k min_{i ∈ rows} ‖z_i − e⁰_k‖,
+/// with e⁰ the codebook where the quantized phase started it (`start`), e the codebook `now`,
+/// and z the current embeddings (the rows `rows` of `z`). The denominator is the distance from
+/// each code's starting point to the nearest current embedding: how far it must move to sit on
+/// the data at all. 1 = the codes moved as far as that (or further); near 0 = they stayed where
+/// they began while the embeddings left. NaN when every code starts on an embedding.
+pub fn code_travel(
+    start: ArrayView2<f32>,
+    now: ArrayView2<f32>,
+    z: ArrayView2<f32>,
+    rows: &[usize],
+) -> f64 {
+    let dist = |a: ArrayView1<f32>, b: ArrayView1<f32>| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
+            .sqrt()
+    };
+    let (mut moved, mut needed) = (0.0f64, 0.0f64);
+    for (e0, e) in start.outer_iter().zip(now.outer_iter()) {
+        moved += f64::from(dist(e0, e));
+        let nearest = rows
+            .iter()
+            .map(|&i| dist(e0, z.row(i)))
+            .fold(f32::INFINITY, f32::min);
+        needed += f64::from(nearest);
+    }
+    if needed == 0.0 {
+        f64::NAN
+    } else {
+        moved / needed
     }
 }
 

@@ -312,8 +312,10 @@ impl Trainer<'_> {
             self.heldout,
             last,
         );
-        if let Some((_, restarts)) = vq {
+        if let Some((vq, restarts)) = vq {
             eval.metrics.restarts = restarts as f64;
+            eval.metrics.code_travel =
+                metrics::code_travel(vq.start(), vq.codebook(), eval.z.view(), self.subsample);
         }
         let metrics = eval.metrics;
         self.history.push(HistoryRow {

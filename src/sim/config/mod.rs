@@ -154,6 +154,9 @@ pub struct QuantizerConfig {
     /// Number of codes S.
     pub codebook_size: usize,
     pub update: Update,
+    /// The codebook optimizer's learning rate as a multiple of `train.lr` (update = "loss";
+    /// Łańcucki et al. 2020 raise it 10×).
+    pub lr_scale: f64,
     /// Weight of the commitment loss ‖z − sg(q)‖².
     pub beta: f64,
     /// Decay of the EMA statistics (used when update = "ema").
@@ -185,6 +188,7 @@ impl Default for QuantizerConfig {
         Self {
             codebook_size: 64,
             update: Update::Loss,
+            lr_scale: 1.0,
             beta: 0.25,
             ema_decay: 0.99,
             init: Init::Kmeans,

@@ -129,6 +129,7 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
     let QuantizerConfig {
         codebook_size,
         update,
+        lr_scale,
         beta,
         ema_decay,
         init,
@@ -286,6 +287,16 @@ pub fn fields(cfg: &RunConfig) -> Vec<Field> {
             (
                 "update",
                 "codebook learned by the codebook loss (own Adam) or by exponential moving averages (van den Oord et al. 2017, appendix)",
+            ),
+        ),
+        float(
+            "quantizer.lr_scale",
+            *lr_scale,
+            (0.0, EXCL),
+            (MAX_FLOAT, INCL),
+            (
+                "codebook lr ×",
+                "learning rate of the codebook's own Adam (its codes, or a parameterization's parameters) as a multiple of train.lr (Łańcucki et al. 2020 use 10); 1 = train.lr",
             ),
         ),
         float(

@@ -23,6 +23,17 @@ family! {
         g_z: ArrayViewMut2<f32>,
         codebook: (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
     );
+    fn weights(self: &Self, beta: f32) -> Weights;
+}
+
+/// The weights of mean‖sg(û) − ê‖² (codebook), mean‖û − sg(ê)‖² (commitment) and IBQ's double
+/// quantization term mean‖q − û‖² through the soft one-hot (whose gradient the estimator
+/// carries itself) in the loss. All three share the value mean‖û − ê‖².
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Weights {
+    pub(super) codebook: f32,
+    pub(super) commitment: f32,
+    pub(super) double: f32,
 }
 
 /// A gradient estimator.
@@ -42,4 +53,14 @@ pub(super) trait Estimate {
         g_z: ArrayViewMut2<f32>,
         codebook: (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
     );
+
+    /// The weights of the VQ loss's terms for commitment weight `beta`: VQ-VAE's codebook 1
+    /// and commitment β, unless the estimator's reference weighs them otherwise.
+    fn weights(&self, beta: f32) -> Weights {
+        Weights {
+            codebook: 1.0,
+            commitment: beta,
+            double: 0.0,
+        }
+    }
 }

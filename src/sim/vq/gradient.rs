@@ -20,9 +20,16 @@ impl ByGradient {
         }
     }
 
-    /// The codebook loss's gradient for a batch: 2(q − z)/(n·m) added to each selected code.
-    pub(super) fn backward(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) {
-        let scale = 2.0 / z.len() as f32;
+    /// The gradient of the codebook loss with weight `weight` for a batch: 2·weight·(q − z)/(n·m)
+    /// added to each selected code.
+    pub(super) fn backward(
+        &mut self,
+        z: ArrayView2<f32>,
+        q: ArrayView2<f32>,
+        assign: &[usize],
+        weight: f32,
+    ) {
+        let scale = 2.0 * weight / z.len() as f32;
         self.grad.fill(0.0);
         for ((zi, qi), &k) in z.outer_iter().zip(q.outer_iter()).zip(assign) {
             Zip::from(self.grad.row_mut(k))

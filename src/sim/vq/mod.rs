@@ -6,8 +6,9 @@
 //! Forward: q(z) = e_k with k = argmin_j ‖z − e_j‖. The decoder sees q(z); the encoder receives
 //! the decoder's gradient unchanged through the straight-through estimator z + sg(q − z).
 //! Loss = recon + ‖sg(z) − q‖² (codebook loss, moves codes) + β‖z − sg(q)‖² (commitment, moves
-//! the encoder), each a mean over batch × dims. With `update = "ema"` the codebook loss is
-//! replaced by exponential moving averages of the assigned embeddings (VQ-VAE, appendix A.1).
+//! the encoder), each a mean over batch × dims (IBQ weighs them as its reference does and adds
+//! its double quantization term: `estimator::Weights`). With `update = "ema"` the codebook loss
+//! is replaced by exponential moving averages of the assigned embeddings (VQ-VAE, appendix A.1).
 //!
 //! The remedies come in families — restart rules, estimators, parameterizations, kinds,
 //! regularisers — each remedy one file declaring itself (`crate::sim::config::Remedy`), each
@@ -65,9 +66,33 @@ pub(crate) struct Ctx<'a> {
     pub m: usize,
     /// The largest batch a step sees: scratch sized for it keeps the step allocation-free.
     pub batch: usize,
+    /// Quantized epochs of the run.
+    pub epochs: usize,
+    /// The codebook optimizer's learning rate (train.lr × lr_scale).
     pub lr: f32,
+    /// The run's seed, for a remedy that draws its own initial state.
+    pub seed: u64,
     /// The initial codebook, (S, m).
     pub codes: ArrayView2<'a, f32>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of a run of `cfg` with seed `seed`, for the codebook `codes`.
+    fn new(cfg: &'a ValidRun, codes: ArrayView2<'a, f32>, seed: u64) -> Ctx<'a> {
+        let q = &cfg.quantizer;
+        let (s, m) = codes.dim();
+        Ctx {
+            q,
+            s,
+            m,
+            batch: max_batch(cfg),
+            epochs: cfg.train.epochs,
+            // The codebook's own optimizer (Łańcucki et al. 2020 raise its rate).
+            lr: (cfg.train.lr * q.lr_scale) as f32,
+            seed,
+            codes,
+        }
+    }
 }
 
 /// How the codebook learns (`quantizer.update`).
@@ -126,6 +151,8 @@ pub struct Quantizer {
     restarted: Vec<usize>,
     /// Codes restarted since the last `after_epoch`.
     restarts: usize,
+    /// The codebook as the decoder first received it, (S, m): where `code_travel` starts.
+    start: Array2<f32>,
 }
 
 impl Quantizer {
@@ -137,6 +164,8 @@ impl Quantizer {
         let lookup = Quantizer::lookup(cfg, &mut stream(seed, Stream::Projection));
         let codes = if let Some(grid) = kind(cfg).grid(z.ncols()) {
             grid
+        } else if param::draws_its_codes(&cfg.quantizer.parameterization) {
+            Array2::zeros((cfg.quantizer.codebook_size, lookup.c))
         } else if lookup.is_identity() {
             init_codebook(&cfg.quantizer, z, &mut stream(seed, Stream::Codebook))?
         } else {
@@ -152,14 +181,16 @@ impl Quantizer {
             lookup,
             codes,
             stream(seed, Stream::Restart),
+            seed,
         ))
     }
 
     /// A quantizer starting from the given codebook, (S, c) in the lookup space (FSQ: its
-    /// grid); `rng` drives its restarts. Projections, if any, come from the projection stream of seed 0.
+    /// grid; SimVQ: its own, drawn from the codebook stream of seed 0); `rng` drives its
+    /// restarts. Projections, if any, come from the projection stream of seed 0.
     pub fn new(cfg: &ValidRun, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
         let lookup = Quantizer::lookup(cfg, &mut stream(0, Stream::Projection));
-        Quantizer::with_lookup(cfg, lookup, codes, rng)
+        Quantizer::with_lookup(cfg, lookup, codes, rng, 0)
     }
 
     fn lookup(cfg: &ValidRun, rng: &mut ChaCha8Rng) -> lookup::Lookup {
@@ -173,32 +204,30 @@ impl Quantizer {
         )
     }
 
+    /// `rng` drives the restarts; `seed` is the run's, for a parameterization that draws its
+    /// own codes.
     fn with_lookup(
         cfg: &ValidRun,
         mut lookup: lookup::Lookup,
-        codes: Array2<f32>,
+        mut codes: Array2<f32>,
         rng: ChaCha8Rng,
+        seed: u64,
     ) -> Quantizer {
         let q = &cfg.quantizer;
-        let lr = cfg.train.lr as f32;
+        let s = codes.nrows();
+        let chosen = cfg.chosen();
+        let param = Param::BUILD[chosen.parameterization](&Ctx::new(cfg, codes.view(), seed));
+        param.start(codes.view_mut());
+        let ctx = Ctx::new(cfg, codes.view(), seed);
+        let lr = ctx.lr;
         let learner = match q.update {
             Update::Loss => Learner::Gradient(gradient::ByGradient::new(codes.dim(), lr)),
             Update::Ema => Learner::Ema(ema::Ema::new(codes.view(), q.ema_decay as f32)),
         };
-        let (s, m) = codes.dim();
         lookup.refresh(codes.view());
-        let ctx = Ctx {
-            q,
-            s,
-            m,
-            batch: max_batch(cfg),
-            lr,
-            codes: codes.view(),
-        };
+        let start = lookup.decoded(codes.view()).to_owned();
         let kind = kind(cfg);
         let fixed = kind.fixed();
-        let chosen = cfg.chosen();
-        let param = Param::BUILD[chosen.parameterization](&ctx);
         let estimator = Estimator::BUILD[chosen.estimator](&ctx);
         let regularisers = Regulariser::chosen(&ctx);
         let restart = Restart::BUILD[chosen.restart](&ctx);
@@ -217,7 +246,13 @@ impl Quantizer {
             rng,
             restarted: Vec::with_capacity(s),
             restarts: 0,
+            start,
         }
+    }
+
+    /// The codebook as the decoder first received it, (S, m).
+    pub fn start(&self) -> ArrayView2<'_, f32> {
+        self.start.view()
     }
 
     /// The codebook as the decoder receives it, (S, m): what the metrics measure.
@@ -295,7 +330,7 @@ impl Quantizer {
     /// The VQ terms of the loss for a batch (`assign` from `quantize`): codebook loss
     /// ‖sg(û) − ê‖² (when the codebook learns by gradient) plus commitment β‖û − sg(ê)‖²,
     /// means over batch × lookup dims (both share the value mean‖û − ê‖²; they differ only in
-    /// where their gradient goes), plus the regularisers that are on. û = z and ê = q without a
+    /// where their gradient goes; IBQ's weights are its own), plus the regularisers that are on. û = z and ê = q without a
     /// lookup of its own. Keeps what `backward` needs.
     pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
         if self.fixed {
@@ -314,11 +349,12 @@ impl Quantizer {
             .and(e)
             .fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
         let mean = sq / u.len() as f32;
+        let w = self.estimator.weights(self.beta);
         let codebook = match self.learner {
-            Learner::Gradient(_) => mean,
+            Learner::Gradient(_) => w.codebook,
             Learner::Ema(_) => 0.0,
         };
-        let mut total = codebook + self.beta * mean;
+        let mut total = codebook * mean + w.commitment * mean + w.double * mean;
         for r in &mut self.regularisers {
             total += r.loss(u, table);
         }
@@ -328,7 +364,7 @@ impl Quantizer {
     /// Backward of the VQ bottleneck, after `loss` on the same batch. `g_q` holds ∂recon/∂q
     /// from the decoder; W_out (if any) carries it to ê, the estimator carries it to û
     /// (straight-through: unchanged; IBQ also to every code), the synchronised update passes
-    /// ν of it to the selected codes, the commitment term adds 2β(û − ê)/(n·c), the
+    /// ν of it to the selected codes, the commitment term adds 2β(û − ê)/(n·c) (IBQ: β = 1), the
     /// regularisers add theirs, and the normalisation and W_in (if any) carry it to z. The
     /// codebook loss's gradient goes to the codebook's own state.
     pub fn backward(
@@ -347,9 +383,9 @@ impl Quantizer {
             Learner::Ema(_) => None,
         };
         let terms = Terms {
+            weights: self.estimator.weights(self.beta),
             estimator: &mut self.estimator,
             sync_nu: self.sync_nu,
-            beta: self.beta,
             regularisers: &mut self.regularisers,
             assign,
         };
@@ -427,9 +463,9 @@ impl Quantizer {
 
 /// The bottleneck's loss terms, for their backward in the lookup space.
 struct Terms<'a> {
+    weights: estimator::Weights,
     estimator: &'a mut Estimator,
     sync_nu: f32,
-    beta: f32,
     regularisers: &'a mut [Regulariser],
     assign: &'a [usize],
 }
@@ -449,7 +485,7 @@ impl Terms<'_> {
     ) {
         // The codebook loss's gradient first: IBQ and the synchronised update add to it.
         let mut grad = learner.map(|g| {
-            g.backward(u, e, self.assign);
+            g.backward(u, e, self.assign, self.weights.codebook);
             g.grad.view_mut()
         });
         let codebook = (table, grad.as_mut().map(|g| g.view_mut()));
@@ -458,7 +494,7 @@ impl Terms<'_> {
         if let Some(grad) = grad.as_mut().filter(|_| self.sync_nu > 0.0) {
             sync::backward(self.sync_nu, self.assign, g_e, grad.view_mut());
         }
-        let commit = self.beta * (2.0 / u.len() as f32);
+        let commit = self.weights.commitment * (2.0 / u.len() as f32);
         Zip::from(&mut g_u).and(u).and(e).for_each(|gz, &a, &b| {
             *gz += commit * (a - b);
         });
@@ -467,6 +503,29 @@ impl Terms<'_> {
             r.backward(u, table, g_u.view_mut(), grad);
         }
     }
+}
+
+/// The batch's mean margin between each row's nearest and second-nearest code,
+/// mean_i (‖z_i − e_(2)‖² − ‖z_i − e_(1)‖²): the latent scale that soft assignments are
+/// measured against (IBQ's and the entropy loss's temperatures), so that at temperature 1 a
+/// point's two nearest codes are one logit apart on average, whatever the latents' scale and
+/// however well the codes fit. Kept above the smallest normal float (a batch whose rows all
+/// sit midway between two codes still gives finite logits).
+fn margin(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
+    let mut total = 0.0f32;
+    for zi in z.outer_iter() {
+        let (mut first, mut second) = (f32::INFINITY, f32::INFINITY);
+        for e in codes.outer_iter() {
+            let d2: f32 = zi.iter().zip(e).map(|(x, y)| (x - y) * (x - y)).sum();
+            if d2 < first {
+                (first, second) = (d2, first);
+            } else if d2 < second {
+                second = d2;
+            }
+        }
+        total += second - first;
+    }
+    (total / z.nrows().max(1) as f32).max(f32::MIN_POSITIVE)
 }
 
 /// The bottleneck `cfg` asks for.

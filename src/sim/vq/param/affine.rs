@@ -1,149 +1,133 @@
-//! Affine reparameterisation from running statistics (Huh et al. 2023, "Straightening out the
-//! straight-through estimator", §4; `AffineTransform(use_running_statistics=True)` in
-//! minyoungg/vqtorch): E = s ⊙ P + b per dimension, with s = √(var_z / (var_P + 1e-8)) and
-//! b = mean_z − s ⊙ mean_P from running means and (biased) variances of the encoder outputs z
-//! and of the raw codes P. The whole codebook follows the embeddings' spread and centre even
-//! when only a few codes are selected.
+//! `parameterization = "affine"`: the learned affine reparameterisation of vqtorch's
+//! `VectorQuant` (Huh et al. 2023, "Straightening out the straight-through estimator", §4;
+//! minyoungg/vqtorch `vqtorch/nn/vq.py` L61–68 builds `AffineTransform(use_running_statistics=
+//! False, lr_scale=affine_lr)`, `vqtorch/nn/affine.py` L35–37 and L91–92). Per dimension j,
+//! E_kj = (1 + a·s_j)·P_kj + a·b_j: raw codes P and a scale s and shift b shared by every
+//! code, s and b starting at 0 (E = P at step 0) and learned by the same optimizer as the
+//! codes. a = `affine_lr` multiplies the parameters in the forward pass, so under Adam it makes
+//! their steps a times larger. vqtorch's `VectorQuant` default is 0 (off); its README and
+//! examples use 10 (`examples/test.py`), vqsim's default. A code that is never selected still
+//! moves with s and b, which the selected codes' loss trains.
 //!
-//! As in vqtorch the statistics start as (mean 0, var 1) for both, i.e. E = P, are copied from
-//! the first batch, then averaged with momentum 0.1; s and b are constants for the gradient
-//! (∂L/∂P = s ⊙ ∂L/∂E). vqtorch updates them at the start of a forward pass; here they are
-//! updated after each step from that step's batch, one batch later for the embeddings.
+//! Gradients, for G = ∂L/∂E: ∂L/∂P_kj = (1 + a·s_j)·G_kj, ∂L/∂s_j = a·Σ_k G_kj·P_kj,
+//! ∂L/∂b_j = a·Σ_k G_kj.
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 
 use super::{ByGradient, Ctx, Parameterize};
-use crate::sim::config::Remedy;
+use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
+use crate::sim::config::{Key, Remedy};
 use crate::sim::nn::Adam;
+
+const AFFINE_LR: Key = Key::float(
+    "quantizer.affine_lr",
+    10.0,
+    ((0.0, EXCL), (MAX_FLOAT, INCL)),
+    "affine lr",
+    "parameterization = \"affine\": multiplier a of the learned scale and shift, which makes their Adam steps a times larger (vqtorch's affine_lr; its README and examples: 10)",
+);
 
 pub(super) const REMEDY: Remedy = Remedy {
     word: "affine",
-    doc: "raw codes scaled and shifted so their running mean/std match the inputs', momentum 0.1; needs update = \"loss\" and restart = \"none\"",
-    cite: "Huh et al. 2023, vqtorch",
-    keys: &[],
+    doc: "raw codes times a learned per-dimension scale 1 + a·s plus a shift a·b, s = b = 0 at start, a = affine_lr; needs update = \"loss\" and restart = \"none\"",
+    cite: "Huh et al. 2023, vqtorch's VectorQuant",
+    keys: &[AFFINE_LR],
     rules: &[super::learned_by_loss_only],
 };
 
-/// Weight of a new batch in the running statistics (vqtorch's default).
-const MOMENTUM: f32 = 0.1;
-/// Keeps the scale finite when the raw codes have no spread in a dimension (vqtorch).
-const VAR_EPS: f32 = 1e-8;
-
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Affine {
-    /// Raw codes P, (S, c).
+    /// a: the parameters' multiplier (vqtorch's `affine_lr`).
+    a: f32,
+    /// Raw codes P, (S, c); scale s and shift b, (c) each.
     raw: Array2<f32>,
-    /// Scratch: ∂L/∂P, (S, c).
-    grad: Array2<f32>,
+    s: Array1<f32>,
+    b: Array1<f32>,
+    /// Scratch: their gradients.
+    g_raw: Array2<f32>,
+    g_s: Array1<f32>,
+    g_b: Array1<f32>,
     adam: Adam,
-    /// Running mean and variance of the inputs and of the raw codes, (c) each.
-    z_mean: Array1<f32>,
-    z_var: Array1<f32>,
-    p_mean: Array1<f32>,
-    p_var: Array1<f32>,
-    /// False until the first batch has set the statistics.
-    seen: bool,
-    /// Scratch: one batch's mean and variance, (c).
-    mean: Array1<f32>,
-    var: Array1<f32>,
 }
 
 impl Affine {
-    pub(super) fn new(codes: ArrayView2<f32>, lr: f32) -> Affine {
+    /// Raw codes at the initial `codes`, s = b = 0.
+    pub(super) fn new(codes: ArrayView2<f32>, lr: f32, a: f32) -> Affine {
         let c = codes.ncols();
         Affine {
+            a,
             raw: codes.to_owned(),
-            grad: Array2::zeros(codes.raw_dim()),
+            s: Array1::zeros(c),
+            b: Array1::zeros(c),
+            g_raw: Array2::zeros(codes.raw_dim()),
+            g_s: Array1::zeros(c),
+            g_b: Array1::zeros(c),
             adam: Adam::new(lr),
-            z_mean: Array1::zeros(c),
-            z_var: Array1::ones(c),
-            p_mean: Array1::zeros(c),
-            p_var: Array1::ones(c),
-            seen: false,
-            mean: Array1::zeros(c),
-            var: Array1::zeros(c),
         }
     }
 
-    /// Scale s and shift b of dimension j.
-    fn affine(&self, j: usize) -> (f32, f32) {
-        let s = (self.z_var[j] / (self.p_var[j] + VAR_EPS)).sqrt();
-        (s, self.z_mean[j] - s * self.p_mean[j])
-    }
-
-    /// An Adam step of P along s ⊙ ∂L/∂E, the statistics updated with the batch `u` (n, c)
-    /// and the new P, then E = s ⊙ P + b.
-    pub(super) fn step(
-        &mut self,
-        grad: ArrayView2<f32>,
-        mut codes: ArrayViewMut2<f32>,
-        u: ArrayView2<f32>,
-    ) {
-        for j in 0..grad.ncols() {
-            let (s, _) = self.affine(j);
-            Zip::from(self.grad.column_mut(j))
-                .and(grad.column(j))
-                .for_each(|p, &g| *p = s * g);
-        }
+    /// The gradients of P, s and b from `grad` = ∂L/∂E, an Adam step of all three, and E
+    /// rewritten.
+    pub(super) fn step(&mut self, grad: ArrayView2<f32>, codes: ArrayViewMut2<f32>) {
+        self.backward(grad);
         let raw = self.raw.as_slice_mut().expect("contiguous");
-        let g = self.grad.as_slice().expect("contiguous");
-        self.adam.step(std::iter::once((raw, g)));
-        self.observe(u);
-        for (j, mut col) in codes.axis_iter_mut(Axis(1)).enumerate() {
-            let (s, b) = self.affine(j);
-            Zip::from(&mut col)
-                .and(self.raw.column(j))
-                .for_each(|e, &p| *e = s * p + b);
+        let s = self.s.as_slice_mut().expect("contiguous");
+        let b = self.b.as_slice_mut().expect("contiguous");
+        let g_raw = self.g_raw.as_slice().expect("contiguous");
+        let g_s = self.g_s.as_slice().expect("contiguous");
+        let g_b = self.g_b.as_slice().expect("contiguous");
+        self.adam
+            .step([(raw, g_raw), (s, g_s), (b, g_b)].into_iter());
+        self.codes(codes);
+    }
+
+    fn backward(&mut self, grad: ArrayView2<f32>) {
+        let a = self.a;
+        for (j, ((g, p), mut gp)) in grad
+            .axis_iter(Axis(1))
+            .zip(self.raw.axis_iter(Axis(1)))
+            .zip(self.g_raw.axis_iter_mut(Axis(1)))
+            .enumerate()
+        {
+            let scale = 1.0 + a * self.s[j];
+            Zip::from(&mut gp).and(&g).for_each(|o, &x| *o = scale * x);
+            self.g_s[j] = a * g.iter().zip(&p).map(|(x, y)| x * y).sum::<f32>();
+            self.g_b[j] = a * g.sum();
         }
     }
 
-    /// Folds the batch `u` and the current raw codes into the running statistics.
-    fn observe(&mut self, u: ArrayView2<f32>) {
-        let first = !self.seen;
-        self.seen = true;
-        moments(u, &mut self.mean, &mut self.var);
-        blend(&mut self.z_mean, &self.mean, first);
-        blend(&mut self.z_var, &self.var, first);
-        moments(self.raw.view(), &mut self.mean, &mut self.var);
-        blend(&mut self.p_mean, &self.mean, first);
-        blend(&mut self.p_var, &self.var, first);
+    /// E = (1 + a·s) ⊙ P + a·b.
+    fn codes(&self, mut codes: ArrayViewMut2<f32>) {
+        for (j, (mut e, p)) in codes
+            .axis_iter_mut(Axis(1))
+            .zip(self.raw.axis_iter(Axis(1)))
+            .enumerate()
+        {
+            let (scale, shift) = (1.0 + self.a * self.s[j], self.a * self.b[j]);
+            Zip::from(&mut e)
+                .and(&p)
+                .for_each(|o, &x| *o = scale * x + shift);
+        }
     }
 
 }
 
 impl Parameterize for Affine {
     fn build(c: &Ctx) -> Affine {
-        Affine::new(c.codes, c.lr)
+        Affine::new(c.codes, c.lr, c.q.params.float(&AFFINE_LR) as f32)
     }
 
-    fn update(&mut self, g: &mut ByGradient, codes: ArrayViewMut2<f32>, u: ArrayView2<f32>) {
-        self.step(g.grad.view(), codes, u);
+    fn update(&mut self, g: &mut ByGradient, codes: ArrayViewMut2<f32>, _u: ArrayView2<f32>) {
+        self.step(g.grad.view(), codes);
     }
 
     fn all_finite(&self) -> bool {
-        self.raw.iter().all(|v| v.is_finite())
+        self.raw
+            .iter()
+            .chain(&self.s)
+            .chain(&self.b)
+            .all(|v| v.is_finite())
     }
-}
-
-/// Per-column mean and biased variance of `x` (n, c) into `mean` and `var`.
-fn moments(x: ArrayView2<f32>, mean: &mut Array1<f32>, var: &mut Array1<f32>) {
-    let n = x.nrows() as f32;
-    for (j, col) in x.axis_iter(Axis(1)).enumerate() {
-        let m = col.sum() / n;
-        mean[j] = m;
-        var[j] = col.iter().map(|v| (v - m) * (v - m)).sum::<f32>() / n;
-    }
-}
-
-/// running ← batch on the first batch, else (1 − momentum)·running + momentum·batch.
-fn blend(running: &mut Array1<f32>, batch: &Array1<f32>, first: bool) {
-    Zip::from(running).and(batch).for_each(|r, &b| {
-        *r = if first {
-            b
-        } else {
-            (1.0 - MOMENTUM) * *r + MOMENTUM * b
-        }
-    });
 }
 
 #[cfg(test)]
@@ -151,72 +135,70 @@ mod tests {
     use super::*;
     use ndarray::array;
 
-    /// A step with a zero gradient leaves P alone (Adam's update is 0), so only the statistics
-    /// move the codes.
-    fn step_without_gradient(a: &mut Affine, codes: &mut Array2<f32>, u: ArrayView2<f32>) {
-        let zero = Array2::zeros(codes.raw_dim());
-        a.step(zero.view(), codes.view_mut(), u);
-    }
-
     #[test]
-    fn running_statistics_follow_the_vqtorch_rule_on_a_hand_made_batch() {
-        // Raw codes in one dimension: 0 and 2 (mean 1, var 1); second dimension 1 and 1.
-        let raw = array![[0.0f32, 1.0], [2.0, 1.0]];
-        let mut a = Affine::new(raw.view(), 1e-3);
-        let mut codes = raw.clone();
-        // Batch 1: first dim 4, 8 (mean 6, var 4); second 0, 0 (mean 0, var 0).
-        step_without_gradient(&mut a, &mut codes, array![[4.0f32, 0.0], [8.0, 0.0]].view());
-        assert_eq!(a.z_mean, array![6.0f32, 0.0]);
-        assert_eq!(a.z_var, array![4.0f32, 0.0]);
-        assert_eq!(a.p_mean, array![1.0f32, 1.0]);
-        assert_eq!(a.p_var, array![1.0f32, 0.0]);
-        // s = √(4/1) = 2, b = 6 − 2·1 = 4: codes 4 and 8, the batch's spread and centre. In
-        // the second dimension s = 0 and b = 0.
-        assert_eq!(codes.column(0), array![4.0f32, 8.0]);
-        assert_eq!(codes.column(1), array![0.0f32, 0.0]);
-        // Batch 2: first dim 0, 0 (mean 0, var 0): z_mean = 0.9·6 = 5.4, z_var = 0.9·4 = 3.6.
-        step_without_gradient(&mut a, &mut codes, array![[0.0f32, 0.0], [0.0, 0.0]].view());
-        assert!((a.z_mean[0] - 5.4).abs() < 1e-6 && (a.z_var[0] - 3.6).abs() < 1e-6);
-        assert_eq!(a.p_mean[0], 1.0);
-    }
-
-    #[test]
-    fn gradient_of_raw_codes_is_scaled_by_s() {
-        // L = Σ G ⊙ E with E = s ⊙ P + b (s, b frozen): ∂L/∂P = s ⊙ G, checked by differences.
-        let raw = array![[0.0f32, 1.0], [2.0, 3.0]];
-        let mut a = Affine::new(raw.view(), 1e-3);
-        let mut codes = raw.clone();
-        step_without_gradient(&mut a, &mut codes, array![[4.0f32, 1.0], [8.0, 0.0]].view());
-        let g = array![[0.3f32, -1.0], [0.5, 2.0]];
-        let e_of = |p: &Array2<f32>| {
-            let mut e = p.clone();
-            for j in 0..2 {
-                let (s, b) = a.affine(j);
-                e.column_mut(j).mapv_inplace(|v| s * v + b);
-            }
+    fn gradients_match_finite_differences() {
+        // L = Σ G ⊙ E(P, s, b) for a fixed G, at a point where s and b are not 0.
+        let raw = array![[0.5f32, -1.0], [2.0, 0.3], [-0.7, 1.1]];
+        let g = array![[0.2f32, -0.4], [1.0, 0.5], [-0.3, 0.9]];
+        let mut p = Affine::new(raw.view(), 1e-3, 10.0);
+        p.s = array![0.03f32, -0.02];
+        p.b = array![0.1f32, 0.05];
+        p.backward(g.view());
+        let loss = |q: &Affine| {
+            let mut e = Array2::zeros((3, 2));
+            q.codes(e.view_mut());
             (&g * &e).iter().map(|&v| v as f64).sum::<f64>()
         };
-        for (k, j) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-            let h = 1e-2;
-            let (mut p, mut m) = (a.raw.clone(), a.raw.clone());
-            p[[k, j]] += h;
-            m[[k, j]] -= h;
-            let numeric = (e_of(&p) - e_of(&m)) / (2.0 * h as f64);
-            let analytic = a.affine(j).0 * g[[k, j]];
+        let h = 1e-3;
+        let numeric = |f: &dyn Fn(&mut Affine, f32)| {
+            let (mut up, mut down) = (p.clone(), p.clone());
+            f(&mut up, h);
+            f(&mut down, -h);
+            (loss(&up) - loss(&down)) / (2.0 * h as f64)
+        };
+        for j in 0..2 {
+            let n = numeric(&|q: &mut Affine, d| q.s[j] += d);
             assert!(
-                (numeric - analytic as f64).abs() < 1e-3,
-                "{k},{j}: {analytic} vs {numeric}"
+                (n - p.g_s[j] as f64).abs() < 1e-3 * n.abs().max(1.0),
+                "s {j}: {n} vs {}",
+                p.g_s[j]
             );
+            let n = numeric(&|q: &mut Affine, d| q.b[j] += d);
+            assert!(
+                (n - p.g_b[j] as f64).abs() < 1e-3 * n.abs().max(1.0),
+                "b {j}: {n} vs {}",
+                p.g_b[j]
+            );
+            for k in 0..3 {
+                let n = numeric(&|q: &mut Affine, d| q.raw[[k, j]] += d);
+                let a = p.g_raw[[k, j]] as f64;
+                assert!(
+                    (n - a).abs() < 1e-3 * n.abs().max(1.0),
+                    "P {k},{j}: {n} vs {a}"
+                );
+            }
         }
-        // And `step` hands Adam exactly s ⊙ G, with the s the gradient was computed under.
-        let s: Vec<f32> = (0..2).map(|j| a.affine(j).0).collect();
-        a.step(
-            g.view(),
-            codes.view_mut(),
-            array![[4.0f32, 1.0], [8.0, 0.0]].view(),
+    }
+
+    #[test]
+    fn starts_at_the_codes_and_moves_every_code_with_the_selected_ones() {
+        let raw = array![[0.0f32, 1.0], [2.0, 3.0], [-1.0, 4.0]];
+        let mut p = Affine::new(raw.view(), 1e-2, 10.0);
+        let mut codes = raw.clone();
+        p.codes(codes.view_mut());
+        assert_eq!(codes, raw, "s = b = 0: E = P");
+        // Only code 0 is selected (has a gradient); the shift moves codes 1 and 2 as well,
+        // by a·lr = 0.1 per Adam step in each dimension (Adam's first step is ±lr).
+        let mut grad = Array2::zeros((3, 2));
+        grad.row_mut(0).assign(&array![1.0f32, -1.0]);
+        p.step(grad.view(), codes.view_mut());
+        for k in 1..3 {
+            assert_ne!(codes.row(k), raw.row(k), "code {k}");
+        }
+        assert!(
+            (p.b[0] + 0.01).abs() < 1e-6 && (p.b[1] - 0.01).abs() < 1e-6,
+            "{}",
+            p.b
         );
-        for ((k, j), &v) in a.grad.indexed_iter() {
-            assert_eq!(v, s[j] * g[[k, j]]);
-        }
     }
 }

@@ -16,7 +16,9 @@ family! {
         Direct(direct::Direct),
         Simvq(simvq::SimVq),
         Affine(affine::Affine),
+        Running(running::Running),
     }
+    fn start(self: &Self, codes: ArrayViewMut2<f32>);
     fn update(
         self: &mut Self,
         g: &mut ByGradient,
@@ -28,8 +30,13 @@ family! {
 
 /// A parameterization of the codes.
 pub(super) trait Parameterize {
-    /// Parameters that start at `ctx.codes`, the initial codebook: E is unchanged at step 0.
+    /// Parameters that start at `ctx.codes`, the initial codebook: E is unchanged at step 0
+    /// (unless `draws_its_codes`: then `start` writes the codes it drew).
     fn build(ctx: &Ctx) -> Self;
+
+    /// Writes the codes the parameters make at step 0 into `codes`; a parameterization that
+    /// starts from the initial codebook leaves it as it is.
+    fn start(&self, _codes: ArrayViewMut2<f32>) {}
 
     /// One step along the codebook gradient `g.grad` = ∂L/∂E, then E rewritten. `u`, (n, c),
     /// holds the batch's inputs in the lookup space (for running statistics).
@@ -38,6 +45,12 @@ pub(super) trait Parameterize {
     fn all_finite(&self) -> bool {
         true
     }
+}
+
+/// Whether the parameterization `word` draws its own codes (SimVQ), so that no initial codebook
+/// is fitted for it.
+pub(super) fn draws_its_codes(word: &str) -> bool {
+    word == simvq::REMEDY.word
 }
 
 /// The rule of SimVQ and affine codes, a map of learned parameters: only the codebook loss's

@@ -1,12 +1,17 @@
 //! Code-usage entropy regulariser (`quantizer.entropy_weight`), MAGVIT-v2 style (Yu et al.
-//! 2024; `entropy_aux_loss` of lucidrains' LFQ): with soft assignments
-//! p_ij = softmax_j(−‖z_i − e_j‖/τ) (distances as lucidrains' codebook-diversity loss),
-//! L = w·(mean_i H(p_i) − H(mean_i p_i)). The first term makes each point confident, the
-//! second spreads the batch over the whole codebook; both move the encoder and the codes.
-//! The references differ in details kept as they are here: lucidrains' VQ codebook-diversity
-//! loss has only the batch term; MAGVIT-v2's LFQ and SEED-Voken's IBQ take dot-product logits
-//! (squared distances up to a per-point constant for LFQ's ±1 codes). Signs, τ = 0.01 and the
-//! per-sample minus batch form are theirs.
+//! 2024; `entropy_aux_loss` of lucidrains' LFQ, `compute_entropy_loss` in SEED-Voken): with
+//! soft assignments p_ij = softmax_j(−‖z_i − e_j‖²/(τ·D)), L = w·(mean_i H(p_i) − H(mean_i p_i)).
+//! The first term makes each point confident, the second spreads the batch over the whole
+//! codebook; both move the encoder and the codes. Signs and the per-sample minus batch form are
+//! the references'.
+//!
+//! The scale. LFQ's and SEED-Voken's logits are dot products with codes of norm ~1 at
+//! τ = 0.01 (LFQ's squared distances up to a per-point constant). On unnormalised latents the
+//! same τ makes p one-hot once distances exceed ~0.1, its gradient vanishes and the loss is off
+//! (vqsim's version 4 used τ = 0.01 on raw distances, 0.1–10 here). So τ is relative: D =
+//! sg(mean_i (‖z_i − e_(2)‖² − ‖z_i − e_(1)‖²)), the batch's mean margin between the nearest
+//! and second-nearest code (`vq::margin`), and τ = 1 puts a point's two nearest codes about
+//! one logit apart at any latent scale. D is a constant for the gradient.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -19,14 +24,14 @@ const WEIGHT: Key = Key::float(
     0.0,
     ((0.0, INCL), (MAX_FLOAT, INCL)),
     "entropy weight",
-    "weight of the code-usage entropy loss mean_i H(p_i) − H(mean_i p_i), p_i = softmax(−‖z_i − e‖/τ) (MAGVIT-v2, Yu et al. 2024); 0 = off",
+    "weight of the code-usage entropy loss mean_i H(p_i) − H(mean_i p_i), p_i = softmax(−‖z_i − e‖²/(τD)) (MAGVIT-v2, Yu et al. 2024); 0 = off",
 );
 const TEMPERATURE: Key = Key::float(
     "quantizer.entropy_temperature",
-    0.01,
+    1.0,
     ((0.0, EXCL), (MAX_FLOAT, INCL)),
     "entropy τ",
-    "temperature τ of the entropy loss's soft assignments (lucidrains: 0.01)",
+    "temperature τ of the entropy loss's soft assignments, in units of D, the batch's mean margin between nearest and second-nearest code (squared distances), so that it means the same at any latent scale (lucidrains' 0.01 is for codes of norm ~1)",
 );
 
 pub(super) const REMEDY: Remedy = Remedy {
@@ -43,8 +48,8 @@ pub(in crate::sim::vq) struct Entropy {
     temperature: f32,
     /// Soft assignments of the last forward, (n, S) row-major; grows to the largest batch.
     p: Vec<f32>,
-    /// Distances ‖z_i − e_j‖ of the last forward, (n, S).
-    d: Vec<f32>,
+    /// τ·D of the last forward.
+    scale: f32,
     /// Each point's entropy H(p_i), (n).
     h: Vec<f32>,
     /// ln of the batch mean p̄, (S).
@@ -57,12 +62,11 @@ impl Entropy {
             weight,
             temperature,
             p: Vec::new(),
-            d: Vec::new(),
+            scale: 1.0,
             h: Vec::new(),
             log_mean: vec![0.0; s],
         }
     }
-
 }
 
 impl Regularise for Entropy {
@@ -75,23 +79,19 @@ impl Regularise for Entropy {
     fn loss(&mut self, z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
         let (n, s) = (z.nrows(), codes.nrows());
         self.p.resize(n * s, 0.0);
-        self.d.resize(n * s, 0.0);
         self.h.resize(n, 0.0);
+        self.scale = self.temperature * crate::sim::vq::margin(z, codes);
         let mut mean_h = 0.0;
         self.log_mean.fill(0.0);
         for (i, zi) in z.outer_iter().enumerate() {
-            let (p, d) = (
-                &mut self.p[i * s..(i + 1) * s],
-                &mut self.d[i * s..(i + 1) * s],
-            );
-            for ((pj, dj), ej) in p.iter_mut().zip(d.iter_mut()).zip(codes.outer_iter()) {
-                *dj = zi
+            let p = &mut self.p[i * s..(i + 1) * s];
+            for (pj, ej) in p.iter_mut().zip(codes.outer_iter()) {
+                let d2 = zi
                     .iter()
                     .zip(ej)
                     .map(|(a, b)| (a - b) * (a - b))
-                    .sum::<f32>()
-                    .sqrt();
-                *pj = -*dj / self.temperature;
+                    .sum::<f32>();
+                *pj = -d2 / self.scale;
             }
             let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
@@ -125,7 +125,7 @@ impl Regularise for Entropy {
 
     /// Adds the loss's gradient to `g_z` and, when the codes learn by gradient, to `g_codes`.
     /// ∂L/∂l_ik = (w/n)·p_ik·(ln p̄_k − Σ_j p_ij ln p̄_j − ln p_ik − H(p_i)) for the logits
-    /// l_ik = −d_ik/τ, and ∂d_ik/∂z_i = (z_i − e_k)/d_ik = −∂d_ik/∂e_k.
+    /// l_ik = −‖z_i − e_k‖²/(τD), and ∂l_ik/∂z_i = −2(z_i − e_k)/(τD) = −∂l_ik/∂e_k.
     fn backward(
         &mut self,
         z: ArrayView2<f32>,
@@ -136,7 +136,7 @@ impl Regularise for Entropy {
         let (n, s) = (z.nrows(), codes.nrows());
         let scale = self.weight / n as f32;
         for (i, (zi, mut gi)) in z.outer_iter().zip(g_z.outer_iter_mut()).enumerate() {
-            let (p, d) = (&self.p[i * s..(i + 1) * s], &self.d[i * s..(i + 1) * s]);
+            let p = &self.p[i * s..(i + 1) * s];
             let cross: f32 = p
                 .iter()
                 .zip(&self.log_mean)
@@ -144,13 +144,12 @@ impl Regularise for Entropy {
                 .map(|(pj, lm)| pj * lm)
                 .sum();
             for (k, ek) in codes.outer_iter().enumerate() {
-                let (pk, dk) = (p[k], d[k]);
-                if pk == 0.0 || dk == 0.0 {
+                let pk = p[k];
+                if pk == 0.0 {
                     continue;
                 }
                 let g_logit = scale * pk * (self.log_mean[k] - cross - pk.ln() - self.h[i]);
-                // ∂l/∂z_i = −(z_i − e_k)/(τ d_ik).
-                let c = -g_logit / (self.temperature * dk);
+                let c = -2.0 * g_logit / self.scale;
                 for ((g, &a), &b) in gi.iter_mut().zip(zi).zip(ek) {
                     *g += c * (a - b);
                 }

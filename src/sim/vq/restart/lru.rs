@@ -1,7 +1,10 @@
 //! `restart = "lru"` (Huh et al. 2023, "Straightening out the straight-through estimator";
-//! vqtorch's ReplaceLRU): every code has a countdown of `timeout` steps, reset whenever the code
-//! is used; a code whose countdown reaches 0 moves to a random encoder output of the batch plus
-//! jitter ρ·‖z‖·N(0, I), and its countdown starts again.
+//! vqtorch's ReplaceLRU, `vqtorch/nn/utils/replace.py` L53–100): every code has a countdown of
+//! `timeout` steps, reset whenever the code is used; a code whose countdown reaches 0 moves to a
+//! random encoder output of the batch (the shuffled batch, repeated when short) plus jitter
+//! ρ·‖z‖·N(0, I), and its countdown starts again. ρ = 0.01 is what `VectorQuant(replace_freq=…)`
+//! passes (`vq.py` L70); 1e-4 is only the default of the lower-level `lru_replacement` (L106).
+//! The timeout 100 is that function's default (`VectorQuant` has none; its README uses 20).
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand_chacha::ChaCha8Rng;
@@ -19,16 +22,16 @@ const TIMEOUT: Key = Key::int(
 );
 const JITTER: Key = Key::float(
     "quantizer.lru_jitter",
-    1e-4,
+    0.01,
     ((0.0, INCL), (MAX_FLOAT, INCL)),
     "LRU jitter",
-    "restart = \"lru\": Gaussian jitter of a replacement, relative to its norm (vqtorch: 1e-4)",
+    "restart = \"lru\": Gaussian jitter of a replacement, relative to its norm (vqtorch's VectorQuant: 0.01; its lower-level lru_replacement: 1e-4)",
 );
 
 pub(super) const REMEDY: Remedy = Remedy {
     word: "lru",
     doc: "codes unused for lru_timeout steps move to random batch outputs plus jitter",
-    cite: "Huh et al. 2023",
+    cite: "Huh et al. 2023, vqtorch",
     keys: &[TIMEOUT, JITTER],
     rules: &[],
 };
@@ -78,6 +81,7 @@ impl RestartRule for Lru {
                 *l = self.timeout;
             }
         }
-        super::move_to_random_rows(codes, z, restarted, self.jitter, rng, &mut self.perm);
+        let jitter = super::Jitter::Relative(self.jitter);
+        super::move_to_random_rows(codes, z, restarted, jitter, rng, &mut self.perm);
     }
 }

@@ -64,14 +64,24 @@ pub(super) trait RestartRule {
     }
 }
 
+/// The Gaussian noise added to a restarted code.
+#[derive(Debug, Clone, Copy)]
+enum Jitter {
+    None,
+    /// Standard deviation ρ·‖row‖ (vqtorch's ReplaceLRU).
+    Relative(f32),
+    /// This standard deviation (Jukebox's tiling).
+    Absolute(f32),
+}
+
 /// Moves each code of `dead` to a different random row of `z` (rows repeat only when there are
-/// more dead codes than rows), plus Gaussian jitter of standard deviation `jitter`·‖row‖.
-/// `perm` is scratch for a partial Fisher–Yates shuffle of the row indices.
+/// more dead codes than rows), plus Gaussian `jitter`. `perm` is scratch for a partial
+/// Fisher–Yates shuffle of the row indices.
 fn move_to_random_rows(
     mut codes: ArrayViewMut2<f32>,
     z: ArrayView2<f32>,
     dead: &[usize],
-    jitter: f32,
+    jitter: Jitter,
     rng: &mut ChaCha8Rng,
     perm: &mut Vec<usize>,
 ) {
@@ -89,10 +99,14 @@ fn move_to_random_rows(
         let pick = rng.gen_range(j..n);
         perm.swap(j, pick);
         let row = z.row(perm[j]);
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let sd = match jitter {
+            Jitter::None => 0.0,
+            Jitter::Relative(rho) => rho * row.iter().map(|v| v * v).sum::<f32>().sqrt(),
+            Jitter::Absolute(sd) => sd,
+        };
         for (c, &v) in codes.row_mut(k).iter_mut().zip(row) {
-            *c = if jitter > 0.0 {
-                v + jitter * norm * rng.sample::<f32, _>(StandardNormal)
+            *c = if sd > 0.0 {
+                v + sd * rng.sample::<f32, _>(StandardNormal)
             } else {
                 v
             };

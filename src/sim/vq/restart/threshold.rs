@@ -1,22 +1,47 @@
-//! `restart = "threshold"` (Dhariwal et al. 2020, Jukebox; Zeghidour et al. 2021, SoundStream;
-//! `threshold_ema_dead_code` of lucidrains/vector-quantize-pytorch): each code's usage is an
-//! exponential moving average of the points it receives per step; a code whose usage falls
-//! below the threshold moves to a random encoder output of the batch and its usage is reset to
-//! the threshold, so it has one step to win points before it is moved again.
+//! `restart = "threshold"` (Dhariwal et al. 2020, Jukebox, `BottleneckBlock.update_k` in
+//! `jukebox/vqvae/bottleneck.py`; Zeghidour et al. 2021, SoundStream): each code's usage is an
+//! exponential moving average, and a code whose usage falls below the threshold moves to an
+//! encoder output of the batch.
+//!
+//! Jukebox counts points per step against a threshold of 1 (L73–77). Its batches hold tens of
+//! thousands of tokens for 2 048 codes, so 1 point is a small fraction of a code's expected
+//! share. With vqsim's batch of 256, S = 1 024 codes expect 0.25 points per step, below that
+//! threshold: every code would be flagged. So usage is counted in units of the expected share:
+//! u_k ← g·u_k + (1 − g)·c_k·S/b for a batch of b rows (c_k: the code's points), which starts
+//! at 1 (the expected share, as Jukebox's `restore_k` starts every count at
+//! num_tokens/k_bins, L49–52) and the threshold is a share of it. The count is normalised by
+//! b, so a short last batch of an epoch keeps the average unbiased; but no code is reseeded
+//! from it (restarts happen on full batches only), so a 16-row remainder cannot reseed
+//! hundreds of codes.
+//!
+//! Candidates are Jukebox's `_tile` (L22–29): the batch's rows in random order, repeated when
+//! there are fewer rows than codes, and then every candidate gets Gaussian noise of standard
+//! deviation 0.01/√m. Jukebox's noise is absolute (its latents are near unit scale); here it is
+//! scaled by the batch's spread, Jukebox's own `prenorm` statistic (L94:
+//! ‖z − mean z‖/√(b·m)), so that it separates repeated rows at any latent scale.
+//!
+//! Jukebox leaves a restarted code's count below the threshold, so it redraws the code at every
+//! step until the count climbs back. Here a restarted code's usage is set back to the expected
+//! share, which gives it ln(1/threshold)/(1 − g) steps to earn its points before it can be
+//! flagged again (139 steps at the defaults), and the restarts counted in the history are
+//! codes moved, not the same code redrawn every step.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Ctx, RestartRule};
+use super::{Ctx, Jitter, RestartRule};
 use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
 use crate::sim::config::{Key, Remedy};
 
+/// Jukebox's noise on tiled candidates, in units of the batch's spread, before the 1/√m.
+const TILE_NOISE: f32 = 0.01;
+
 const THRESHOLD: Key = Key::float(
     "quantizer.restart_threshold",
-    1.0,
+    0.25,
     ((0.0, EXCL), (MAX_FLOAT, INCL)),
     "restart threshold",
-    "restart = \"threshold\": usage EMA (points per step) below which a code restarts (Jukebox: 1)",
+    "restart = \"threshold\": usage EMA, in units of the expected share batch_size/S points per step, below which a code restarts (0.25 = Jukebox's 1 point per step at S = 64 and batch 256; its own batches hold thousands of tokens)",
 );
 const DECAY: Key = Key::float(
     "quantizer.restart_decay",
@@ -28,7 +53,7 @@ const DECAY: Key = Key::float(
 
 pub(super) const REMEDY: Remedy = Remedy {
     word: "threshold",
-    doc: "codes whose usage EMA falls below restart_threshold move to random encoder outputs of the batch",
+    doc: "codes whose usage EMA (in shares of batch/S) falls below restart_threshold move to random encoder outputs of a full batch, tiled with noise when codes outnumber rows",
     cite: "Dhariwal et al. 2020, Jukebox; Zeghidour et al. 2021, SoundStream",
     keys: &[THRESHOLD, DECAY],
     rules: &[],
@@ -36,9 +61,12 @@ pub(super) const REMEDY: Remedy = Remedy {
 
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Threshold {
+    /// In units of the expected share b/S.
     threshold: f32,
     decay: f32,
-    /// EMA of points per step, (S); starts at the threshold.
+    /// Rows of a full batch: only full batches reseed codes.
+    batch: usize,
+    /// EMA of each code's points per step over its expected share, (S); starts at 1.
     usage: Vec<f32>,
     /// Scratch: this batch's points per code, (S).
     counts: Vec<f32>,
@@ -51,7 +79,8 @@ impl Threshold {
         Threshold {
             threshold,
             decay,
-            usage: vec![threshold; s],
+            batch,
+            usage: vec![1.0; s],
             counts: vec![0.0; s],
             perm: Vec::with_capacity(batch),
         }
@@ -72,18 +101,115 @@ impl RestartRule for Threshold {
         rng: &mut ChaCha8Rng,
         restarted: &mut Vec<usize>,
     ) {
+        let (s, b) = (self.usage.len(), z.nrows());
+        if b == 0 {
+            return;
+        }
         self.counts.fill(0.0);
         for &k in assign {
             self.counts[k] += 1.0;
         }
-        let g = self.decay;
+        let (g, share) = (self.decay, s as f32 / b as f32);
+        let full = b >= self.batch;
         for (k, (u, &c)) in self.usage.iter_mut().zip(&self.counts).enumerate() {
-            *u = g * *u + (1.0 - g) * c;
-            if *u < self.threshold {
+            *u = g * *u + (1.0 - g) * c * share;
+            if full && *u < self.threshold {
                 restarted.push(k);
-                *u = self.threshold;
+                *u = 1.0;
             }
         }
-        super::move_to_random_rows(codes, z, restarted, 0.0, rng, &mut self.perm);
+        if restarted.is_empty() {
+            return;
+        }
+        // Jukebox tiles (with noise) when the batch has fewer rows than the codebook has codes.
+        let jitter = if b < s {
+            Jitter::Absolute(TILE_NOISE * prenorm(z) / (z.ncols() as f32).sqrt())
+        } else {
+            Jitter::None
+        };
+        super::move_to_random_rows(codes, z, restarted, jitter, rng, &mut self.perm);
+    }
+}
+
+/// Jukebox's `prenorm`: ‖z − mean(z)‖/√(b·m), the mean taken over every entry.
+fn prenorm(z: ArrayView2<f32>) -> f32 {
+    let n = z.len() as f32;
+    let mean = z.sum() / n;
+    (z.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::SeedableRng;
+
+    fn counts_after(
+        t: &mut Threshold,
+        codes: &mut Array2<f32>,
+        z: &Array2<f32>,
+        assign: &[usize],
+    ) -> Vec<usize> {
+        let mut restarted = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        RestartRule::after_step(t, codes.view_mut(), z.view(), assign, &mut rng, &mut restarted);
+        restarted
+    }
+
+    #[test]
+    fn usage_is_in_units_of_the_expected_share() {
+        // S = 8 codes, batches of 4 rows: the expected share is 0.5 points per step. Code 0
+        // takes all 4 points (8 shares), the others none.
+        let mut t = Threshold::new(8, 0.25, 0.5, 4);
+        let mut codes = Array2::zeros((8, 2));
+        let z = Array2::from_shape_fn((4, 2), |(i, j)| (i * 2 + j) as f32);
+        let restarted = counts_after(&mut t, &mut codes, &z, &[0, 0, 0, 0]);
+        assert_eq!(t.usage[0], 0.5 * 1.0 + 0.5 * 8.0);
+        // The others fall from 1 to 0.5: above the threshold, so nobody restarts yet.
+        assert!(t.usage[1..].iter().all(|&u| u == 0.5), "{:?}", t.usage);
+        assert!(restarted.is_empty());
+        // A second empty step takes them to 0.25 (not below); a third to 0.125: restarted, and
+        // their usage goes back to the expected share.
+        counts_after(&mut t, &mut codes, &z, &[0, 0, 0, 0]);
+        let restarted = counts_after(&mut t, &mut codes, &z, &[0, 0, 0, 0]);
+        assert_eq!(restarted, (1..8).collect::<Vec<_>>());
+        assert!(t.usage[1..].iter().all(|&u| u == 1.0));
+    }
+
+    #[test]
+    fn a_short_batch_counts_but_reseeds_nothing() {
+        // Usage far below the threshold; a 1-row batch (full batches have 4 rows) moves the
+        // averages, by 1 row's share S/1 = 8 for the code it hits, and restarts nobody.
+        let mut t = Threshold::new(8, 0.25, 0.5, 4);
+        t.usage.fill(0.0);
+        let mut codes = Array2::zeros((8, 2));
+        let z = Array2::from_elem((1, 2), 3.0f32);
+        let restarted = counts_after(&mut t, &mut codes, &z, &[2]);
+        assert!(restarted.is_empty());
+        assert_eq!(t.usage[2], 4.0);
+        assert!(codes.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn tiled_candidates_are_distinct_and_near_the_rows() {
+        // 6 dead codes, a full batch of 2 rows: the rows are repeated 3 times, each copy with
+        // noise of sd 0.01·prenorm/√m, so no two codes coincide and each sits by a row.
+        let mut t = Threshold::new(6, 0.5, 0.0, 2);
+        let mut codes = Array2::zeros((6, 2));
+        let z = ndarray::array![[10.0f32, 0.0], [-10.0, 0.0]];
+        let restarted = counts_after(&mut t, &mut codes, &z, &[0, 0]);
+        assert_eq!(restarted, vec![1, 2, 3, 4, 5]);
+        let sd = 0.01 * prenorm(z.view()) / 2f32.sqrt();
+        for k in 1..6 {
+            let near = z
+                .outer_iter()
+                .any(|r| (&r - &codes.row(k)).iter().all(|d| d.abs() < 6.0 * sd));
+            assert!(near, "code {k} = {}", codes.row(k));
+            for l in 1..k {
+                assert_ne!(codes.row(k), codes.row(l), "codes {k} and {l}");
+            }
+        }
+        // Some noise is there: no code is exactly a row.
+        assert!((1..6).all(|k| z.outer_iter().all(|r| r != codes.row(k))));
     }
 }
