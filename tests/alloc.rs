@@ -128,7 +128,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 21] = [
+    let variants: [(&str, Edit); 22] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -195,6 +195,10 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
             c.quantizer.init = Init::Uniform;
             c.data.dim = 5;
             c.train.batch_size = 100;
+        }),
+        ("fsq levels [4, 16]", |c| {
+            c.quantizer.kind = "fsq".into();
+            c.quantizer.params.set("fsq_levels", vec![4, 16]);
         }),
     ];
     for (what, edit) in variants {
