@@ -19,6 +19,7 @@ family! {
     build(&Shape<'_>) {
         Vq(vq::Vq),
         Fsq(fsq::Fsq),
+        Lfq(lfq::Lfq),
     }
     fn fixed(self: &Self) -> bool;
     fn grid(self: &Self, m: usize) -> Option<Array2<f32>>;
@@ -29,6 +30,7 @@ family! {
         assign: &mut [usize],
         q: ArrayViewMut2<f32>,
     ) -> bool;
+    fn loss(self: &mut Self, z: ArrayView2<f32>) -> f32;
     fn backward(
         self: &Self,
         z: ArrayView2<f32>,
@@ -62,6 +64,12 @@ pub(super) trait Bottleneck {
     /// leaves the assignment to the codebook's nearest-code search.
     fn quantize(&self, _z: ArrayView2<f32>, _assign: &mut [usize], _q: ArrayViewMut2<f32>) -> bool {
         false
+    }
+
+    /// The loss of a kind that quantizes by itself on the batch `z`, keeping what `backward`
+    /// needs (the codebook's losses are idle then).
+    fn loss(&mut self, _z: ArrayView2<f32>) -> f32 {
+        0.0
     }
 
     /// ∂L/∂z into `g_z` from the decoder's ∂L/∂q; false leaves it to the codebook's terms.

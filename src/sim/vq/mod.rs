@@ -270,7 +270,7 @@ impl Quantizer {
     /// lookup of its own. Keeps what `backward` needs.
     pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
         if self.fixed {
-            return 0.0;
+            return self.kind.loss(z);
         }
         if !self.lookup.is_identity() {
             self.lookup.forward(z, assign, self.codes.view());
