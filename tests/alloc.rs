@@ -128,7 +128,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 24] = [
+    let variants: [(&str, Edit); 25] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -210,6 +210,7 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
             c.model.latent_dim = 5;
             c.quantizer.params.set("lfq_commitment", 0.25);
         }),
+        ("gumbel", |c| c.quantizer.estimator = "gumbel".into()),
     ];
     for (what, edit) in variants {
         assert_eq!(second_epoch_allocations(&small(edit), true), 0, "{what}");

@@ -63,6 +63,8 @@ pub(crate) struct Ctx<'a> {
     pub lr: f32,
     /// The initial codebook, (S, m).
     pub codes: ArrayView2<'a, f32>,
+    /// The run's seed, for a remedy's own random stream.
+    pub seed: u64,
 }
 
 /// How the codebook learns (`quantizer.update`).
@@ -146,15 +148,16 @@ impl Quantizer {
             cfg,
             lookup,
             codes,
-            stream(seed, Stream::Restart),
+            (stream(seed, Stream::Restart), seed),
         ))
     }
 
     /// A quantizer starting from the given codebook, (S, c) in the lookup space (FSQ: its
-    /// grid); `rng` drives its restarts. Projections, if any, come from the projection stream of seed 0.
+    /// grid); `rng` drives its restarts. Projections and samples, if any, come from the
+    /// streams of seed 0.
     pub fn new(cfg: &RunConfig, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
         let lookup = Quantizer::lookup(cfg, &mut stream(0, Stream::Projection));
-        Quantizer::with_lookup(cfg, lookup, codes, rng)
+        Quantizer::with_lookup(cfg, lookup, codes, (rng, 0))
     }
 
     fn lookup(cfg: &RunConfig, rng: &mut ChaCha8Rng) -> lookup::Lookup {
@@ -172,7 +175,7 @@ impl Quantizer {
         cfg: &RunConfig,
         mut lookup: lookup::Lookup,
         codes: Array2<f32>,
-        rng: ChaCha8Rng,
+        (rng, seed): (ChaCha8Rng, u64),
     ) -> Quantizer {
         let q = &cfg.quantizer;
         let lr = cfg.train.lr as f32;
@@ -189,6 +192,7 @@ impl Quantizer {
             batch: max_batch(cfg),
             lr,
             codes: codes.view(),
+            seed,
         };
         let kind = kind(cfg);
         let fixed = kind.fixed();
@@ -257,9 +261,15 @@ impl Quantizer {
             self.lookup.input(z, u.view_mut());
             nearest_with(u.view(), table, assign, &mut scratch.search);
         }
-        let decoded = self.codebook();
-        for (mut row, &k) in q.axis_iter_mut(Axis(0)).zip(assign.iter()) {
-            row.assign(&decoded.row(k));
+        gather(self.codebook(), assign, q);
+    }
+
+    /// In training, after `quantize` on the same batch: an estimator that samples its codes
+    /// (Gumbel) puts them in place of the nearest ones, in `assign` and `q`.
+    pub fn sample(&mut self, z: ArrayView2<f32>, assign: &mut [usize], q: ArrayViewMut2<f32>) {
+        let table = self.lookup.table(self.codes.view());
+        if self.estimator.sample(z, table, assign) {
+            gather(self.codebook(), assign, q);
         }
     }
 
@@ -437,6 +447,13 @@ impl Terms<'_> {
             let grad = grad.as_mut().map(|g| g.view_mut());
             r.backward(u, table, g_u.view_mut(), grad);
         }
+    }
+}
+
+/// Row i of `q` becomes the decoder's input for code `assign[i]` of `decoded` (S, m).
+fn gather(decoded: ArrayView2<f32>, assign: &[usize], mut q: ArrayViewMut2<f32>) {
+    for (mut row, &k) in q.axis_iter_mut(Axis(0)).zip(assign) {
+        row.assign(&decoded.row(k));
     }
 }
 
