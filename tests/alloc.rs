@@ -128,7 +128,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 25] = [
+    let variants: [(&str, Edit); 26] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -211,6 +211,7 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
             c.quantizer.params.set("lfq_commitment", 0.25);
         }),
         ("gumbel", |c| c.quantizer.estimator = "gumbel".into()),
+        ("cvq restart", |c| c.quantizer.restart = "cvq".into()),
     ];
     for (what, edit) in variants {
         assert_eq!(second_epoch_allocations(&small(edit), true), 0, "{what}");
