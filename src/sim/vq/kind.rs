@@ -4,7 +4,7 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-use crate::sim::config::{family, QuantizerConfig};
+use crate::sim::config::{family, Check, QuantizerConfig, RangeError};
 
 /// What a kind's constructor sees.
 pub(super) struct Shape<'a> {
@@ -80,5 +80,22 @@ pub(super) trait Bottleneck {
         _g_z: ArrayViewMut2<f32>,
     ) -> bool {
         false
+    }
+}
+
+/// The rule of a kind with no learned codebook, called `word`: every `quantizer.*` key but
+/// `keys` keeps its default.
+fn only_keys(c: &Check, word: &str, keys: &[&str]) -> Result<(), RangeError> {
+    match c.off_default("quantizer.", keys) {
+        None => Ok(()),
+        Some((field, default)) => Err(RangeError {
+            key: field.key.into(),
+            value: field.value.to_toml().to_string(),
+            allowed: format!(
+                "only its default {} when quantizer.kind = \"{word}\" ({} has no learned codebook, codebook loss or estimator)",
+                default.value.to_toml(),
+                word.to_uppercase()
+            ),
+        }),
     }
 }

@@ -99,17 +99,7 @@ const FSQ_KEYS: [&str; 3] = [
 ];
 
 fn only_its_keys(c: &Check) -> Result<(), RangeError> {
-    match c.off_default("quantizer.", &FSQ_KEYS) {
-        None => Ok(()),
-        Some((field, default)) => Err(RangeError {
-            key: field.key.into(),
-            value: field.value.to_toml().to_string(),
-            allowed: format!(
-                "only its default {} when quantizer.kind = \"fsq\" (FSQ has no learned codebook, codebook loss or estimator)",
-                default.value.to_toml()
-            ),
-        }),
-    }
+    super::only_keys(c, "fsq", &FSQ_KEYS)
 }
 
 /// One latent dimension's bound: L, h, o, s and ⌊L/2⌋ of the formulas above.

@@ -83,17 +83,7 @@ const LFQ_KEYS: [&str; 6] = [
 ];
 
 fn only_its_keys(c: &Check) -> Result<(), RangeError> {
-    match c.off_default("quantizer.", &LFQ_KEYS) {
-        None => Ok(()),
-        Some((field, default)) => Err(RangeError {
-            key: field.key.into(),
-            value: field.value.to_toml().to_string(),
-            allowed: format!(
-                "only its default {} when quantizer.kind = \"lfq\" (LFQ has no learned codebook, codebook loss or estimator)",
-                default.value.to_toml()
-            ),
-        }),
-    }
+    super::only_keys(c, "lfq", &LFQ_KEYS)
 }
 
 /// The clamp of the entropy's log (the reference's `log(t, eps = 1e-5)`).
