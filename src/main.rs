@@ -483,8 +483,21 @@ fn diagnose(args: &DiagnoseArgs) -> Result<()> {
     let codebook = arrays::read_matrix(&code_src, Shape::Vectors)?;
     let z = arrays::read_matrix(&embed_src, Shape::Vectors)?;
     arrays::check_columns(&embed_src, z.ncols(), &code_src, codebook.ncols())?;
-    let labels = match &args.labels {
-        Some(spec) => Some(arrays::read_labels_for(&Source::parse(spec), z.nrows())?),
+    let label_src = match &args.labels {
+        Some(spec) => Some(Source::parse(spec)),
+        None => {
+            let snapshot = vqsim::diagnose::snapshot_labels(&embed_src);
+            if let Some(src) = &snapshot {
+                eprintln!(
+                    "labels: the `label` array of {} (a vqsim snapshot); --labels overrides it",
+                    src.path.display()
+                );
+            }
+            snapshot
+        }
+    };
+    let labels = match &label_src {
+        Some(src) => Some(arrays::read_labels_for(src, z.nrows())?),
         None => None,
     };
     let report = vqsim::diagnose::diagnose(

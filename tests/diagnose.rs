@@ -310,3 +310,40 @@ fn chunked_assignment_is_the_exact_direct_argmin_with_ties_to_the_lowest_code() 
     }
     assert!(got.code.iter().all(|&k| k != 40), "ties go to code 3");
 }
+
+#[test]
+fn a_snapshot_brings_its_labels_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (codes, z) = hand_made();
+    let snapshot = dir.path().join("snapshot.npz");
+    let mut npz = NpzWriter::new(fs::File::create(&snapshot).unwrap());
+    npz.add_array("z", &z).unwrap();
+    npz.add_array("codebook", &codes).unwrap();
+    let labels: Vec<i64> = (0..z.nrows() as i64).map(|i| i % 2).collect();
+    npz.add_array("label", &ndarray::Array1::from(labels))
+        .unwrap();
+    npz.finish().unwrap();
+    let s = snapshot.display().to_string();
+    let out_dir = dir.path().join("out").display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_vqsim"))
+        .args(["diagnose", "--codebook", &format!("{s}:codebook")])
+        .args([
+            "--embeddings",
+            &format!("{s}:z"),
+            "--json",
+            "--out",
+            &out_dir,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("labels: the `label` array of") && stderr.contains("snapshot.npz"),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["classes_hit"].is_number(), "{json}");
+    let verdict = fs::read_to_string(Path::new(&out_dir).join("verdict.txt")).unwrap();
+    assert!(verdict.ends_with(".\n"), "{verdict:?}");
+}

@@ -15,12 +15,21 @@ use serde::Serialize;
 
 use std::path::{Path, PathBuf};
 
+use crate::arrays::Source;
 use crate::report::plot::{self, PlotError};
 use crate::sim::metrics;
 use crate::sim::rng::{stream, Stream};
-use crate::study::store::{write_atomic, OutputError};
+use crate::study::store::{write_atomic, OutputError, SNAPSHOT_NPZ};
 
 pub use assign::{assign, Assignment};
+
+/// Where the labels of embeddings read from a vqsim snapshot are: a run's `snapshot.npz`
+/// holds each point's true mode (`label`) beside its embeddings (`z`), so the class metrics
+/// need no `--labels` there. None for any other file.
+pub fn snapshot_labels(embeddings: &Source) -> Option<Source> {
+    let file = embeddings.path.file_name()?;
+    (file == SNAPSHOT_NPZ).then(|| Source::new(&embeddings.path, Some("label".into())))
+}
 
 /// Subsample sizes of the metrics whose cost is quadratic in a set, or N·m².
 #[derive(Debug, Clone, Copy)]

@@ -82,11 +82,8 @@ fn contents(h: &mut String, paper: &Paper) {
             anchor(&s.name),
             esc(&s.name)
         );
-        if !s.about.is_empty() {
-            // The first sentence of the scenario's comment says what it is about.
-            let first = &s.about[0];
-            let end = first.find(". ").map_or(first.len(), |i| i + 1);
-            let _ = write!(h, ": {}", inline_markdown(&first[..end]));
+        if let Some(first) = s.about.first() {
+            let _ = write!(h, ": {}", inline_markdown(gist(first)));
         }
         if !s.remedies.is_empty() {
             h.push_str(" (<a href=\"#remedies\">remedies table</a>)");
@@ -94,6 +91,21 @@ fn contents(h: &mut String, paper: &Paper) {
         h.push_str("</li>\n");
     }
     h.push_str("</ol>\n</nav>\n");
+}
+
+/// What a scenario is about, for the contents: the first paragraph of its comment when short
+/// (a title line), else that paragraph up to its first ": " or ". ".
+fn gist(paragraph: &str) -> &str {
+    const SHORT: usize = 100;
+    if paragraph.len() <= SHORT {
+        return paragraph;
+    }
+    let cut = [": ", ". "]
+        .iter()
+        .filter_map(|sep| paragraph.find(sep))
+        .min()
+        .unwrap_or(paragraph.len());
+    &paragraph[..cut]
 }
 
 fn claims_table(h: &mut String, paper: &Paper) {

@@ -11,7 +11,7 @@ use ndarray::ArrayView2;
 use super::axis::{Axis, Scale};
 use super::pca::Pca;
 use super::shrinkage::usage_panel;
-use super::style::{self, arm_color, legend, mode_color, Key};
+use super::style::{self, arm_color, legend, mode_color, over_white, Key, OUTLINE};
 use super::{save, Draw, DrawResult, PlotError};
 
 /// Embeddings drawn at most (an even stride), and codes drawn at most.
@@ -31,7 +31,19 @@ pub struct DiagnosisFig {
     /// Distance to the nearest code of every embedding.
     nearest: Vec<f32>,
     projected: bool,
+    /// The class labels present (`--labels`), sorted; empty without labels.
+    classes: Vec<usize>,
 }
+
+/// Embeddings without labels: faint grey dots under the codes.
+const EMBED: RGBColor = RGBColor(0x55, 0x55, 0x55);
+const EMBED_ALPHA: f64 = 0.3;
+/// Live codes: a translucent disc, area ∝ usage, with a dark outline so each code stays
+/// visible where many overlap.
+const CODE_FILL: RGBColor = RGBColor(0xFF, 0xFF, 0xFF);
+const CODE_ALPHA: f64 = 0.55;
+/// Classes named one by one in the legend; more are summarised.
+const MAX_CLASS_KEYS: usize = 12;
 
 /// Draws `dir/figures/diagnosis.{png,svg}`.
 pub fn diagnosis(
@@ -93,7 +105,11 @@ pub fn diagnosis(
     if c_step > 1 {
         subtitle += &format!(", 1 in {c_step} codes");
     }
+    let mut classes: Vec<usize> = labels.map(<[usize]>::to_vec).unwrap_or_default();
+    classes.sort_unstable();
+    classes.dedup();
     let fig = DiagnosisFig {
+        classes,
         subtitle,
         embed,
         codes,
@@ -132,12 +148,39 @@ impl Draw for DiagnosisFig {
 
 impl DiagnosisFig {
     fn legend(&self) -> Vec<Vec<(Key, String)>> {
-        let grey = RGBColor(0x8C, 0x8C, 0x8C);
-        vec![vec![
-            (Key::Dot(RGBColor(0x55, 0x55, 0x55)), "embedding".into()),
-            (Key::Dot(grey), "code (area ∝ usage)".into()),
+        let embedding = if self.classes.is_empty() {
+            "embedding"
+        } else {
+            "embedding (colour: class)"
+        };
+        let mut lines = vec![vec![
+            (
+                Key::Dot(over_white(EMBED, EMBED_ALPHA)),
+                embedding.to_string(),
+            ),
+            (
+                Key::Outlined(over_white(CODE_FILL, CODE_ALPHA)),
+                "live code (area ∝ usage)".into(),
+            ),
             (Key::HollowSquare(BLACK), "dead code".into()),
-        ]]
+        ]];
+        if !self.classes.is_empty() {
+            let mut keys = vec![(Key::Text, "class:".to_string())];
+            keys.extend(
+                self.classes
+                    .iter()
+                    .take(MAX_CLASS_KEYS)
+                    .map(|&k| (Key::Square(mode_color(k)), k.to_string())),
+            );
+            if self.classes.len() > MAX_CLASS_KEYS {
+                keys.push((
+                    Key::Text,
+                    format!("… {} classes in all", self.classes.len()),
+                ));
+            }
+            lines.push(keys);
+        }
+        lines
     }
 
     fn latent_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
@@ -161,17 +204,20 @@ impl DiagnosisFig {
         };
         style::mesh(&mut chart, xd, yd, &|v| xr.label(*v), &|v| yr.label(*v))?;
         chart.draw_series(self.embed.iter().map(|&(x, y, k)| {
-            let color = k.map_or(RGBColor(0x55, 0x55, 0x55), mode_color);
-            Circle::new((x, y), 2, color.mix(0.3).filled())
+            let color = k.map_or(EMBED, mode_color);
+            Circle::new((x, y), 2, color.mix(EMBED_ALPHA).filled())
         }))?;
         let umax = self.codes.iter().map(|c| c.2).fold(1.0, f64::max);
         // As in the shrinkage figure: the largest marker shrinks with the number of codes.
         let r_max = (11.0 * (64.0 / self.codes.len().max(1) as f64).sqrt()).clamp(3.0, 11.0);
         let r_dead = r_max.min(4.0) as i32;
-        chart.draw_series(self.codes.iter().filter(|c| c.2 > 0.0).map(|&(x, y, u)| {
+        for &(x, y, u) in self.codes.iter().filter(|c| c.2 > 0.0) {
             let r = (r_max * (u / umax).sqrt()).max(2.0) as i32;
-            Circle::new((x, y), r, BLACK.mix(0.45).filled())
-        }))?;
+            chart.draw_series([
+                Circle::new((x, y), r, CODE_FILL.mix(CODE_ALPHA).filled()),
+                Circle::new((x, y), r, OUTLINE.stroke_width(1)),
+            ])?;
+        }
         // Squares, as in the shrinkage figure, so a dead code never reads as a rare one.
         chart.draw_series(self.codes.iter().filter(|c| c.2 <= 0.0).map(|&(x, y, _)| {
             EmptyElement::at((x, y))

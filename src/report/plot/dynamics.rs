@@ -2,6 +2,7 @@
 //! with the quantization switch of deferred runs marked.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use plotters::style::RGBColor;
@@ -59,26 +60,60 @@ impl Figure for Dynamics {
 
     fn describe(&self, results: &Results) -> String {
         let t = &results.table;
-        let switch = match (t.column(SCHEDULE), t.column("schedule.continuous_epochs")) {
-            (Ok(kind), Ok(continuous)) => t
+        let values = |key: &str, deferred: bool| -> Vec<String> {
+            let (Ok(kind), Ok(col)) = (t.column(SCHEDULE), t.column(key)) else {
+                return Vec::new();
+            };
+            let mut v: Vec<String> = t
                 .rows
                 .iter()
-                .any(|r| r[kind] == DEFERRED && r[continuous] != "0"),
-            _ => false,
+                .filter(|r| !deferred || r[kind] == DEFERRED)
+                .map(|r| r[col].clone())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
         };
-        if switch {
+        let continuous: Vec<String> = values("schedule.continuous_epochs", true)
+            .into_iter()
+            .filter(|c| c != "0")
+            .collect();
+        let mut text = String::from(
             "Training dynamics: codebook spread, code perplexity and reconstruction MSE per \
-             epoch, mean and 95% CI band over seeds; the dashed line marks where deferred runs \
-             switch quantization on, and before it a continuous phase that several deferred \
-             arms share is drawn once, in grey. On the log MSE axis a band&rsquo;s lower edge \
-             is drawn no lower than a tenth of the mean."
+             epoch, mean and 95% CI band over seeds; ",
+        );
+        if continuous.is_empty() {
+            text.push_str("every run quantizes from the first epoch.");
         } else {
-            "Training dynamics: codebook spread, code perplexity and reconstruction MSE per \
-             epoch, mean and 95% CI band over seeds; every run quantizes from the first epoch. \
-             On the log MSE axis a band&rsquo;s lower edge is drawn no lower than a tenth of \
-             the mean."
+            // Why the deferred curves run longer: the same quantized training after a
+            // continuous phase, on one epoch axis.
+            let (epochs, extra) = (values("train.epochs", false), continuous);
+            let length = match (epochs.as_slice(), extra.as_slice()) {
+                ([e], [c]) => format!(
+                    "Early runs train {e} epochs, all quantized; deferred runs first train {c} \
+                     epochs without quantization and then the same {e} quantized epochs, so \
+                     their curves run to {}: both arms get equal quantized training, and the \
+                     axis counts the epochs of both phases.",
+                    e.parse::<u64>().unwrap_or(0) + c.parse::<u64>().unwrap_or(0)
+                ),
+                _ => "Deferred runs first train without quantization and then as many \
+                      quantized epochs as early runs, so their curves run longer: both arms \
+                      get equal quantized training, and the axis counts the epochs of both \
+                      phases."
+                    .into(),
+            };
+            let _ = write!(
+                text,
+                "the dashed line marks where deferred runs switch quantization on, and before \
+                 it a continuous phase that several deferred arms share is drawn once, in grey. \
+                 {length}"
+            );
         }
-        .into()
+        text.push_str(
+            " On the log MSE axis a band&rsquo;s lower edge is drawn no lower than a tenth of \
+             the mean.",
+        );
+        text
     }
 
     fn fits(&self, results: &Results) -> bool {

@@ -13,7 +13,7 @@ use ndarray_npy::NpzReader;
 
 use super::pca::Pca;
 use super::runs::{spread, Group, Runs};
-use super::style::{self, arm_color, legend, mode_color, Key};
+use super::style::{self, arm_color, legend, mode_color, over_white, Key, OUTLINE};
 use super::{save, Draw, DrawResult, Figure, PlotError};
 use crate::report::results::Results;
 use crate::report::tsne::{tsne_joint, TsneParams};
@@ -23,6 +23,8 @@ use crate::study::store::{RUNS_DIR, SNAPSHOT_NPZ};
 pub(super) const MAX_FIGURES: usize = 4;
 /// Scatter panels draw at most this many points (an even stride), to keep the SVG small.
 pub(super) const MAX_POINTS: usize = 4000;
+/// Opacity of the data points, faint under the reconstructions drawn on top.
+const DATA_ALPHA: f64 = 0.2;
 /// t-SNE is O(n²) per iteration: it lays out at most this many points.
 const TSNE_POINTS: usize = 1000;
 
@@ -184,8 +186,8 @@ impl Figure for Shrinkage {
     }
 
     fn describe(&self, _: &Results) -> String {
-        "Shrinkage panel (paper Figs. 2&ndash;3), one row per arm, lowest seed: data (dots) \
-         and reconstructions (crosses) coloured by true mode; latent embeddings with the \
+        "Shrinkage panel (paper Figs. 2&ndash;3), one row per arm, lowest seed: data (faint \
+         dots) and their reconstructions (outlined discs, drawn on top) coloured by true mode; latent embeddings with the \
          codebook on top (marker area proportional to usage, hollow = dead code); code usage \
          sorted by rank. Dimensions above 2 are shown on their first two principal components."
             .into()
@@ -386,8 +388,8 @@ impl ShrinkFig {
         mode_keys.extend((0..self.modes).map(|k| (Key::Square(mode_color(k)), k.to_string())));
         vec![
             vec![
-                (Key::Dot(grey), "data point".into()),
-                (Key::Cross(grey), "reconstruction".into()),
+                (Key::Dot(over_white(grey, DATA_ALPHA)), "data point".into()),
+                (Key::Outlined(grey), "reconstruction".into()),
                 (Key::Ring(BLACK), "code (ring area ∝ usage)".into()),
                 (Key::HollowSquare(BLACK), "dead code".into()),
             ],
@@ -411,13 +413,22 @@ impl ShrinkFig {
         chart.draw_series(
             arm.data
                 .iter()
-                .map(|&(x, y, k)| Circle::new((x, y), 2, mode_color(k).mix(0.25).filled())),
+                .map(|&(x, y, k)| Circle::new((x, y), 2, mode_color(k).mix(DATA_ALPHA).filled())),
         )?;
-        chart.draw_series(
-            arm.recon
-                .iter()
-                .map(|&(x, y, k)| Cross::new((x, y), 4, mode_color(k).stroke_width(1))),
-        )?;
+        // Reconstructions on top, outlined: they are decoded codes, so under early
+        // quantization they pile onto a few spots that faint data would otherwise hide. Each
+        // distinct (spot, mode) is drawn once.
+        let mut recon = arm.recon.clone();
+        recon.sort_by(|a, b| {
+            (a.0.to_bits(), a.1.to_bits(), a.2).cmp(&(b.0.to_bits(), b.1.to_bits(), b.2))
+        });
+        recon.dedup();
+        for &(x, y, k) in &recon {
+            chart.draw_series([
+                Circle::new((x, y), 5, mode_color(k).filled()),
+                Circle::new((x, y), 5, OUTLINE.stroke_width(2)),
+            ])?;
+        }
         Ok(())
     }
 

@@ -197,6 +197,16 @@ pub fn num_label(v: f64) -> String {
     }
 }
 
+/// `c` drawn at opacity `alpha` on white, as one solid colour: a legend swatch for markers
+/// that are drawn translucent.
+pub fn over_white(c: RGBColor, alpha: f64) -> RGBColor {
+    let blend = |v: u8| (255.0 - alpha * (255.0 - f64::from(v))).round() as u8;
+    RGBColor(blend(c.0), blend(c.1), blend(c.2))
+}
+
+/// The outline of markers drawn over a cloud of points, so each stays visible on top of it.
+pub const OUTLINE: RGBColor = RGBColor(0x11, 0x11, 0x11);
+
 /// What a legend entry shows beside its text.
 #[derive(Clone, Copy)]
 pub enum Key {
@@ -212,6 +222,8 @@ pub enum Key {
     HollowSquare(RGBColor),
     Cross(RGBColor),
     Square(RGBColor),
+    /// A dot of its colour with a dark outline (a marker drawn over a cloud of points).
+    Outlined(RGBColor),
 }
 
 /// Horizontal layout of legend entries: swatch width, swatch-to-text gap, gap between entries.
@@ -353,6 +365,10 @@ where
             [(mid.0 - 8, y - 8), (mid.0 + 8, y + 8)],
             c.filled(),
         ))?,
+        Key::Outlined(c) => {
+            area.draw(&Circle::new(mid, 7, c.filled()))?;
+            area.draw(&Circle::new(mid, 7, OUTLINE.stroke_width(2)))?;
+        }
     }
     Ok(())
 }

@@ -21,8 +21,10 @@ use crate::report::zoo::{self, Row, ZooTable, METRICS};
 
 /// Figure width, px: one column.
 pub const WIDTH: u32 = 800;
-/// Height of one text line of a row label, px.
-const LINE: u32 = 26;
+/// Row labels: smaller than the tick labels, so a long method name does not dwarf the panels
+/// (and wraps less); the height of one of their text lines, px.
+const ROW_LABEL_PX: u32 = 17;
+const LINE: u32 = 21;
 /// Room above the rows (panel titles) and below them (tick labels), px.
 const TOP: u32 = 40;
 const BOTTOM: u32 = 44;
@@ -152,12 +154,12 @@ impl ZooFig {
     }
 }
 
-/// Width of `s` at the tick size, px.
+/// Width of `s` at the row-label size, px.
 fn width_of(s: &str) -> u32 {
-    text(style::TICK_PX)
+    text(ROW_LABEL_PX)
         .font
         .box_size(s)
-        .map_or(s.chars().count() as u32 * style::TICK_PX / 2, |(w, _)| w)
+        .map_or(s.chars().count() as u32 * ROW_LABEL_PX / 2, |(w, _)| w)
 }
 
 /// `label` broken at ", " into lines at most `room` px wide (a single part may exceed it).
@@ -229,7 +231,7 @@ impl Draw for ZooFig {
         let x = i32::try_from(self.label_width).unwrap_or(0) - 6;
         for ((lines, r), c) in self.labels.iter().zip(&self.rows).zip(&centres) {
             let color = Self::color(r);
-            let style = text(style::TICK_PX)
+            let style = text(ROW_LABEL_PX)
                 .color(&color)
                 .pos(Pos::new(HPos::Right, VPos::Center));
             let first = top + *c as i32 - (lines.len() as i32 - 1) * LINE as i32 / 2;
