@@ -158,7 +158,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 21] = [
+    let variants: [(&str, Edit); 26] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -226,6 +226,22 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
             c.data.dim = 5;
             c.train.batch_size = 100;
         }),
+        ("fsq levels [4, 16]", |c| {
+            c.quantizer.kind = "fsq".into();
+            c.quantizer.params.set("fsq_levels", vec![4, 16]);
+        }),
+        ("lfq", |c| {
+            c.quantizer.kind = "lfq".into();
+            c.quantizer.codebook_size = 4;
+        }),
+        ("lfq, latent 5, commitment", |c| {
+            c.quantizer.kind = "lfq".into();
+            c.quantizer.codebook_size = 32;
+            c.model.latent_dim = 5;
+            c.quantizer.params.set("lfq_commitment", 0.25);
+        }),
+        ("gumbel", |c| c.quantizer.estimator = "gumbel".into()),
+        ("cvq restart", |c| c.quantizer.restart = "cvq".into()),
     ];
     for (what, edit) in variants {
         assert_eq!(second_epoch_allocations(&small(edit), true), 0, "{what}");

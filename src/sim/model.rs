@@ -93,6 +93,7 @@ impl Autoencoder {
                     q.view_mut(),
                     &mut self.search,
                 );
+                vq.sample(z.view(), &mut self.assign[..n], q.view_mut());
                 vq_loss = vq.loss(z.view(), q.view(), &self.assign[..n]);
             }
             None => q.assign(&z),

@@ -23,6 +23,8 @@ pub enum Stream {
     Restart = 9,
     /// The quantizer's learned projections (`quantizer.code_dim`).
     Projection = 10,
+    /// The codes an estimator samples in training (`estimator = "gumbel"`).
+    Sampling = 11,
 }
 
 pub fn stream(seed: u64, purpose: Stream) -> ChaCha8Rng {

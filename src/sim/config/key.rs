@@ -87,6 +87,17 @@ impl Key {
         }
     }
 
+    /// An integer-list key whose default is the empty list.
+    pub const fn ints(key: &'static str, min: u64, label: &'static str, doc: &'static str) -> Key {
+        Key {
+            key,
+            default: FieldValue::Ints(Vec::new()),
+            rule: Rule::Ints { min },
+            label,
+            doc,
+        }
+    }
+
     /// The key's name within its section ("lru_timeout").
     pub fn name(&self) -> &'static str {
         self.key.split_once('.').map_or(self.key, |(_, k)| k)
@@ -110,6 +121,8 @@ pub enum FieldValue {
     Float(f64),
     Word(String),
     Bool(bool),
+    /// A list of integers (`fsq_levels = [8, 5, 5, 5]`).
+    Ints(Vec<u64>),
 }
 
 /// What a key accepts.
@@ -125,6 +138,8 @@ pub enum Rule {
     Text(&'static str),
     /// true or false.
     Bool,
+    /// A list of integers, each at least `min`; empty is allowed.
+    Ints { min: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -220,6 +235,7 @@ impl Rule {
             }
             Rule::Text(what) => what.to_string(),
             Rule::Bool => "true or false".into(),
+            Rule::Ints { min } => format!("a list of integers, each ≥ {min}"),
         }
     }
 
@@ -230,6 +246,7 @@ impl Rule {
             Rule::Float { .. } => "a float",
             Rule::Choice(_) | Rule::Text(_) => "a string",
             Rule::Bool => "true or false",
+            Rule::Ints { .. } => "a list of integers",
         }
     }
 }
@@ -259,6 +276,7 @@ impl fmt::Display for FieldValue {
             FieldValue::Float(x) => write!(f, "{x}"),
             FieldValue::Word(w) => f.write_str(w),
             FieldValue::Bool(b) => write!(f, "{b}"),
+            FieldValue::Ints(v) => write!(f, "{v:?}"),
         }
     }
 }
@@ -272,6 +290,9 @@ impl FieldValue {
             FieldValue::Float(x) => toml::Value::Float(*x),
             FieldValue::Word(w) => toml::Value::String(w.clone()),
             FieldValue::Bool(b) => toml::Value::Boolean(*b),
+            FieldValue::Ints(v) => {
+                toml::Value::Array(v.iter().map(|&i| FieldValue::Int(i).to_toml()).collect())
+            }
         }
     }
 }
@@ -324,6 +345,21 @@ pub fn check_value(rule: &Rule, value: &toml::Value) -> Result<toml::Value, Valu
             }
         }
         (Rule::Text(_), toml::Value::String(_)) | (Rule::Bool, toml::Value::Boolean(_)) => {
+            Ok(value.clone())
+        }
+        (Rule::Ints { min }, toml::Value::Array(items)) => {
+            if items.iter().any(|v| !v.is_integer()) {
+                return Err(type_error());
+            }
+            if items
+                .iter()
+                .any(|v| v.as_integer().is_some_and(|i| i < *min as i64))
+            {
+                return Err(ValueError::Range {
+                    value: value.to_string(),
+                    allowed: rule.allowed(None),
+                });
+            }
             Ok(value.clone())
         }
         _ => Err(type_error()),

@@ -110,6 +110,11 @@ impl Params {
                 Some(FieldValue::Word(s.clone()))
             }
             (Rule::Bool, toml::Value::Boolean(b)) => Some(FieldValue::Bool(*b)),
+            (Rule::Ints { .. }, toml::Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_integer().and_then(|i| u64::try_from(i).ok()))
+                .collect::<Option<Vec<u64>>>()
+                .map(FieldValue::Ints),
             // A value of the wrong type never passes validation.
             _ => None,
         });
@@ -129,6 +134,17 @@ impl Params {
         match self.value(key) {
             FieldValue::Int(i) => usize::try_from(i).unwrap_or(usize::MAX),
             _ => 0,
+        }
+    }
+
+    /// An integer-list key's value.
+    pub fn ints(&self, key: &Key) -> Vec<usize> {
+        match self.value(key) {
+            FieldValue::Ints(v) => v
+                .iter()
+                .map(|&i| usize::try_from(i).unwrap_or(usize::MAX))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 

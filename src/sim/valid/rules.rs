@@ -32,6 +32,7 @@ pub fn validate(cfg: &RunConfig, data: Option<&DataFile>) -> Result<ValidRun, Ra
             }
             (Rule::Choice(words), FieldValue::Word(w)) => words.contains(&w.as_str()),
             (Rule::Text(_), FieldValue::Word(_)) | (Rule::Bool, FieldValue::Bool(_)) => true,
+            (Rule::Ints { min }, FieldValue::Ints(v)) => v.iter().all(|i| i >= min),
             _ => unreachable!("the key table pairs each rule with a value of its kind"),
         };
         if !ok {

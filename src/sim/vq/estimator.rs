@@ -13,7 +13,14 @@ family! {
         Ste(ste::Ste),
         Rotation(rotation::Rotation),
         Ibq(ibq::Ibq),
+        Gumbel(gumbel::Gumbel),
     }
+    fn sample(
+        self: &mut Self,
+        z: ArrayView2<f32>,
+        codes: ArrayView2<f32>,
+        assign: &mut [usize],
+    ) -> bool;
     fn backward(
         self: &mut Self,
         z: ArrayView2<f32>,
@@ -40,6 +47,17 @@ pub(super) struct Weights {
 pub(super) trait Estimate {
     /// The estimator for the codebook of `ctx`, its scratch allocated once.
     fn build(ctx: &Ctx) -> Self;
+
+    /// In training, after the nearest-code search: an estimator that samples its codes
+    /// replaces `assign` and returns true.
+    fn sample(
+        &mut self,
+        _z: ArrayView2<f32>,
+        _codes: ArrayView2<f32>,
+        _assign: &mut [usize],
+    ) -> bool {
+        false
+    }
 
     /// Writes the reconstruction's gradient with respect to z into `g_z`, from `g_q`; an
     /// estimator that also moves the codes adds their gradient to `codebook`'s second half

@@ -4,7 +4,7 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-use crate::sim::config::{family, QuantizerConfig};
+use crate::sim::config::{family, Check, QuantizerConfig, RangeError};
 
 /// What a kind's constructor sees.
 pub(super) struct Shape<'a> {
@@ -19,6 +19,7 @@ family! {
     build(&Shape<'_>) {
         Vq(vq::Vq),
         Fsq(fsq::Fsq),
+        Lfq(lfq::Lfq),
     }
     fn fixed(self: &Self) -> bool;
     fn grid(self: &Self, m: usize) -> Option<Array2<f32>>;
@@ -29,6 +30,7 @@ family! {
         assign: &mut [usize],
         q: ArrayViewMut2<f32>,
     ) -> bool;
+    fn loss(self: &mut Self, z: ArrayView2<f32>) -> f32;
     fn backward(
         self: &Self,
         z: ArrayView2<f32>,
@@ -64,6 +66,12 @@ pub(super) trait Bottleneck {
         false
     }
 
+    /// The loss of a kind that quantizes by itself on the batch `z`, keeping what `backward`
+    /// needs (the codebook's losses are idle then).
+    fn loss(&mut self, _z: ArrayView2<f32>) -> f32 {
+        0.0
+    }
+
     /// ∂L/∂z into `g_z` from the decoder's ∂L/∂q; false leaves it to the codebook's terms.
     fn backward(
         &self,
@@ -72,5 +80,22 @@ pub(super) trait Bottleneck {
         _g_z: ArrayViewMut2<f32>,
     ) -> bool {
         false
+    }
+}
+
+/// The rule of a kind with no learned codebook, called `word`: every `quantizer.*` key but
+/// `keys` keeps its default.
+fn only_keys(c: &Check, word: &str, keys: &[&str]) -> Result<(), RangeError> {
+    match c.off_default("quantizer.", keys) {
+        None => Ok(()),
+        Some((field, default)) => Err(RangeError {
+            key: field.key.into(),
+            value: field.value.to_toml().to_string(),
+            allowed: format!(
+                "only its default {} when quantizer.kind = \"{word}\" ({} has no learned codebook, codebook loss or estimator)",
+                default.value.to_toml(),
+                word.to_uppercase()
+            ),
+        }),
     }
 }

@@ -298,9 +298,15 @@ impl Quantizer {
             self.lookup.input(z, u.view_mut());
             nearest_with(u.view(), table, assign, &mut scratch.search);
         }
-        let decoded = self.codebook();
-        for (mut row, &k) in q.axis_iter_mut(Axis(0)).zip(assign.iter()) {
-            row.assign(&decoded.row(k));
+        gather(self.codebook(), assign, q);
+    }
+
+    /// In training, after `quantize` on the same batch: an estimator that samples its codes
+    /// (Gumbel) puts them in place of the nearest ones, in `assign` and `q`.
+    pub fn sample(&mut self, z: ArrayView2<f32>, assign: &mut [usize], q: ArrayViewMut2<f32>) {
+        let table = self.lookup.table(self.codes.view());
+        if self.estimator.sample(z, table, assign) {
+            gather(self.codebook(), assign, q);
         }
     }
 
@@ -334,7 +340,7 @@ impl Quantizer {
     /// lookup of its own. Keeps what `backward` needs.
     pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
         if self.fixed {
-            return 0.0;
+            return self.kind.loss(z);
         }
         if !self.lookup.is_identity() {
             self.lookup.forward(z, assign, self.codes.view());
@@ -526,6 +532,13 @@ fn margin(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
         total += second - first;
     }
     (total / z.nrows().max(1) as f32).max(f32::MIN_POSITIVE)
+}
+
+/// Row i of `q` becomes the decoder's input for code `assign[i]` of `decoded` (S, m).
+fn gather(decoded: ArrayView2<f32>, assign: &[usize], mut q: ArrayViewMut2<f32>) {
+    for (mut row, &k) in q.axis_iter_mut(Axis(0)).zip(assign) {
+        row.assign(&decoded.row(k));
+    }
 }
 
 /// The bottleneck `cfg` asks for.

@@ -615,6 +615,8 @@ mod tests {
                     _ => toml::Value::String("other".into()),
                 },
                 toml::Value::Boolean(b) => toml::Value::Boolean(!b),
+                // A list key (fsq_levels): any other list.
+                toml::Value::Array(_) => toml::Value::Array(vec![toml::Value::Integer(3)]),
                 other => panic!("unexpected {other:?}"),
             };
             t[section]

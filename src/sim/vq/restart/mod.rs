@@ -17,6 +17,7 @@ family! {
         Threshold(threshold::Threshold),
         Lru(lru::Lru),
         Kmeans(kmeans::Reinit),
+        Cvq(cvq::Cvq),
     }
     fn after_step(
         self: &mut Self,

@@ -1,0 +1,388 @@
+//! Straight-through Gumbel-softmax (`quantizer.estimator = "gumbel"`; Jang et al. 2017,
+//! "Categorical reparameterization with Gumbel-softmax", §2.2; the relaxation of the DALL-E
+//! dVAE, Ramesh et al. 2021). In training the code is sampled rather than the nearest one:
+//! with logits l_j = −‖z − e_j‖ (lucidrains' `-cdist`, its distance clamped at 10⁻⁸ before the
+//! root) and Gumbel noise g_j = −ln(−ln u_j), u_j ~ U(0, 1),
+//!
+//!   y = softmax((l + g)/τ),   k = argmax_j y_j,   q = Σ_j (onehot_j − sg(y_j) + y_j) e_j,
+//!
+//! so the decoder sees the sampled code e_k and its gradient g flows through the soft sample:
+//! a_j = g·e_j, ∂L/∂l_j = y_j(a_j − Σ_i y_i a_i)/τ, ∂l_j/∂z = −(z − e_j)/‖z − e_j‖ = −∂l_j/∂e_j,
+//! and the sampled code also receives g itself. No straight-through term reaches z: z acts
+//! only through the logits. τ follows DALL-E's cosine annealing from `start` to `end` over
+//! `steps` training steps, then stays at `end`. Outside training (the metrics) the code is
+//! argmax l, the nearest code.
+//!
+//! Where vqsim differs: DALL-E's logits come from the encoder itself (no codebook distances) and
+//! its loss adds a KL term to a uniform prior; here the logits are lucidrains' distances and the
+//! loss keeps vqsim's codebook and commitment terms, toward the sampled code. lucidrains adds
+//! the noise to l/τ (so τ sets how random the sample is) and takes the soft part without noise;
+//! its `VectorQuantize` then overwrites the output with the plain straight-through estimator,
+//! so the soft gradient never reaches z. vqsim follows Jang et al. and DALL-E: noise before τ,
+//! the gradient through the noisy soft sample.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{Ctx, Estimate};
+use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
+use crate::sim::config::{Check, Distance, Key, RangeError, Remedy};
+use crate::sim::rng::{stream, Stream};
+
+const START: Key = Key::float(
+    "quantizer.gumbel_temperature",
+    1.0,
+    ((0.0, EXCL), (MAX_FLOAT, INCL)),
+    "Gumbel τ",
+    "estimator = \"gumbel\": temperature τ of the relaxation at the first quantized step (DALL-E: 1)",
+);
+const END: Key = Key::float(
+    "quantizer.gumbel_temperature_end",
+    0.0625,
+    ((0.0, EXCL), (MAX_FLOAT, INCL)),
+    "Gumbel final τ",
+    "estimator = \"gumbel\": temperature τ after the annealing (DALL-E: 1/16)",
+);
+const STEPS: Key = Key::int(
+    "quantizer.gumbel_anneal_steps",
+    1000,
+    (0, 1_000_000_000),
+    "Gumbel annealing steps",
+    "estimator = \"gumbel\": training steps over which τ falls from gumbel_temperature to gumbel_temperature_end along a cosine (DALL-E: 150 000 of its updates; a default run here has 1 200); 0 = gumbel_temperature_end throughout",
+);
+
+pub(super) const REMEDY: Remedy = Remedy {
+    word: "gumbel",
+    doc: "straight-through Gumbel-softmax: in training the code is sampled, argmax of (−‖z − e‖ + Gumbel noise)/τ, the decoder sees it, and its gradient flows through the soft sample softmax((−‖z − e‖ + noise)/τ) to z and every code; τ annealed along a cosine; the metrics take the nearest code",
+    cite: "Jang et al. 2017; Ramesh et al. 2021, DALL-E (τ 1 → 1/16, cosine); logits as lucidrains' gumbel_sample; vqsim keeps its codebook and commitment losses where DALL-E has a KL term",
+    keys: &[START, END, STEPS],
+    rules: &[latent_lookup],
+};
+
+/// The samples are drawn among the codes as the latent space sees them.
+fn latent_lookup(c: &Check) -> Result<(), RangeError> {
+    let q = &c.cfg.quantizer;
+    let (key, value, default) = if q.distance != Distance::L2 {
+        ("quantizer.distance", "\"cosine\"".to_string(), "\"l2\"")
+    } else if q.code_dim != 0 {
+        ("quantizer.code_dim", q.code_dim.to_string(), "0")
+    } else {
+        return Ok(());
+    };
+    Err(RangeError {
+        key: key.into(),
+        value,
+        allowed: format!(
+            "only {default} when quantizer.estimator = \"gumbel\" (it samples among the codes in the latent space)"
+        ),
+    })
+}
+
+/// The clamp of the squared distance before its root (lucidrains' `cdist(eps = 1e-8)`).
+const EPS: f32 = 1e-8;
+
+/// τ's cosine annealing: `start` at step 0, `end` from step `steps` on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Anneal {
+    start: f32,
+    end: f32,
+    steps: usize,
+}
+
+impl Anneal {
+    /// τ at training step `t` (0-based).
+    fn temperature(&self, t: usize) -> f32 {
+        if t >= self.steps {
+            return self.end;
+        }
+        let phase = std::f32::consts::PI * t as f32 / self.steps as f32;
+        self.end + (self.start - self.end) * 0.5 * (1.0 + phase.cos())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(in crate::sim::vq) struct Gumbel {
+    anneal: Anneal,
+    /// Training steps taken: the annealing's clock.
+    step: usize,
+    /// The noise's own stream.
+    rng: ChaCha8Rng,
+    /// The soft samples y of the last training forward, (n, S) row-major; grows to the largest
+    /// batch.
+    y: Vec<f32>,
+    /// One row's a_j = g·e_j, (S).
+    a: Vec<f32>,
+}
+
+/// ‖z − e‖ with the reference's clamp.
+fn distance(z: &[f32], e: &[f32]) -> f32 {
+    let sq: f32 = z.iter().zip(e).map(|(a, b)| (a - b) * (a - b)).sum();
+    sq.max(EPS).sqrt()
+}
+
+impl Estimate for Gumbel {
+    fn build(c: &Ctx) -> Gumbel {
+        let p = &c.q.params;
+        let anneal = Anneal {
+            start: p.float(&START) as f32,
+            end: p.float(&END) as f32,
+            steps: p.int(&STEPS),
+        };
+        Gumbel::new(anneal, c.s, stream(c.seed, Stream::Sampling))
+    }
+
+    fn sample(
+        &mut self,
+        z: ArrayView2<f32>,
+        codes: ArrayView2<f32>,
+        assign: &mut [usize],
+    ) -> bool {
+        self.draw(z, codes, assign);
+        true
+    }
+
+    /// The gradient of the batch `sample` drew last; then the temperature moves on a step.
+    fn backward(
+        &mut self,
+        z: ArrayView2<f32>,
+        _q: ArrayView2<f32>,
+        assign: &[usize],
+        g_q: ArrayView2<f32>,
+        g_z: ArrayViewMut2<f32>,
+        codebook: (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
+    ) {
+        self.soft_backward(z, assign, g_q, g_z, codebook);
+        self.step += 1;
+    }
+}
+
+impl Gumbel {
+    fn new(anneal: Anneal, s: usize, rng: ChaCha8Rng) -> Gumbel {
+        Gumbel {
+            anneal,
+            step: 0,
+            rng,
+            y: Vec::new(),
+            a: vec![0.0; s],
+        }
+    }
+
+    fn temperature(&self) -> f32 {
+        self.anneal.temperature(self.step)
+    }
+
+    /// Samples each row's code of `codes` (S, c) into `assign` and keeps the soft samples.
+    fn draw(
+        &mut self,
+        z: ArrayView2<f32>,
+        codes: ArrayView2<f32>,
+        assign: &mut [usize],
+    ) {
+        let (n, s) = (z.nrows(), codes.nrows());
+        let tau = self.temperature();
+        self.y.resize(n * s, 0.0);
+        for ((zi, y), k) in z.outer_iter().zip(self.y.chunks_exact_mut(s)).zip(assign) {
+            let zi = zi.as_slice().expect("rows are contiguous");
+            let mut max = f32::NEG_INFINITY;
+            for (j, (yj, ej)) in y.iter_mut().zip(codes.outer_iter()).enumerate() {
+                // u in (0, 1]: ln never sees 0 (the reference clamps at 10⁻²⁰ instead).
+                let u = 1.0 - self.rng.gen::<f32>();
+                let g = -(-u.ln()).max(1e-20).ln();
+                *yj = (g - distance(zi, ej.as_slice().expect("rows are contiguous"))) / tau;
+                if *yj > max {
+                    (max, *k) = (*yj, j);
+                }
+            }
+            let mut sum = 0.0;
+            for yj in y.iter_mut() {
+                *yj = (*yj - max).exp();
+                sum += *yj;
+            }
+            y.iter_mut().for_each(|yj| *yj /= sum);
+        }
+    }
+
+    /// Writes ∂L/∂z into `g_z` and adds ∂L/∂codes to `grad` (when the codes learn by gradient),
+    /// for the batch `draw` drew last.
+    fn soft_backward(
+        &mut self,
+        z: ArrayView2<f32>,
+        assign: &[usize],
+        g_q: ArrayView2<f32>,
+        mut g_z: ArrayViewMut2<f32>,
+        (codes, mut grad): (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
+    ) {
+        let s = codes.nrows();
+        let tau = self.temperature();
+        for (i, (&k, y)) in assign.iter().zip(self.y.chunks_exact(s)).enumerate() {
+            let (zi, gi) = (z.row(i), g_q.row(i));
+            for (aj, ej) in self.a.iter_mut().zip(codes.outer_iter()) {
+                *aj = gi.dot(&ej);
+            }
+            let mean_a: f32 = y.iter().zip(&self.a).map(|(y, a)| y * a).sum();
+            let mut out = g_z.row_mut(i);
+            out.fill(0.0);
+            let zs = zi.as_slice().expect("rows are contiguous");
+            for (j, ((yj, aj), ej)) in y.iter().zip(&self.a).zip(codes.outer_iter()).enumerate() {
+                let sq: f32 = zs.iter().zip(ej).map(|(a, b)| (a - b) * (a - b)).sum();
+                if sq <= EPS {
+                    continue; // the clamp: no gradient through the distance
+                }
+                // ∂L/∂l_j · ∂l_j/∂z = −γ_j (z − e_j)/d_j.
+                let c = yj * (aj - mean_a) / (tau * sq.sqrt());
+                for ((o, &a), &b) in out.iter_mut().zip(zs).zip(ej) {
+                    *o -= c * (a - b);
+                }
+                if let Some(grad) = grad.as_mut() {
+                    for ((g, &a), &b) in grad.row_mut(j).iter_mut().zip(zs).zip(ej) {
+                        *g += c * (a - b);
+                    }
+                }
+            }
+            if let Some(grad) = grad.as_mut() {
+                grad.row_mut(k).scaled_add(1.0, &gi);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, Array2};
+    use rand::SeedableRng;
+
+    fn rng() -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn the_temperature_follows_a_cosine_from_start_to_end() {
+        let a = Anneal {
+            start: 1.0,
+            end: 1.0 / 16.0,
+            steps: 100,
+        };
+        assert_eq!(a.temperature(0), 1.0);
+        assert!((a.temperature(50) - (1.0 + 1.0 / 16.0) / 2.0).abs() < 1e-6);
+        assert!((a.temperature(25) - (0.0625 + 0.9375 * 0.5 * (1.0 + 0.5_f32.sqrt()))).abs() < 1e-6);
+        assert_eq!(a.temperature(100), 0.0625);
+        assert_eq!(a.temperature(10_000), 0.0625);
+        let none = Anneal { steps: 0, ..a };
+        assert_eq!(none.temperature(0), 0.0625);
+    }
+
+    #[test]
+    fn samples_follow_the_softmax_of_the_negative_distances() {
+        // Two codes at distances 1 and 2 from every point: P(code 0) = e^-1/(e^-1 + e^-2),
+        // whatever τ (the noise is added before dividing by τ).
+        let codes = array![[1.0_f32, 0.0], [0.0, 2.0]];
+        let n = 20_000;
+        let z = Array2::<f32>::zeros((n, 2));
+        let mut assign = vec![0; n];
+        let expected = 1.0 / (1.0 + (-1.0_f64).exp());
+        for tau in [1.0, 0.1] {
+            let mut g = Gumbel::new(Anneal { start: tau, end: tau, steps: 0 }, 2, rng());
+            g.draw(z.view(), codes.view(), &mut assign);
+            let share = assign.iter().filter(|&&k| k == 0).count() as f64 / n as f64;
+            // 4 standard errors of a binomial share.
+            let se = (expected * (1.0 - expected) / n as f64).sqrt();
+            assert!((share - expected).abs() < 4.0 * se, "τ = {tau}: {share} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn backward_matches_finite_differences_of_the_soft_sample() {
+        let codes = array![[0.5_f32, -0.2], [-0.7, 0.4], [0.1, 0.9], [1.2, 0.3]];
+        let z = array![[0.2_f32, 0.1], [-0.3, 0.5], [0.8, -0.4]];
+        let g_q = array![[1.0_f32, -0.5], [0.3, 0.8], [-0.6, 0.2]];
+        let tau = 0.7;
+        let mut g = Gumbel::new(Anneal { start: tau, end: tau, steps: 0 }, 4, rng());
+        let mut assign = vec![0; 3];
+        g.draw(z.view(), codes.view(), &mut assign);
+        // Recover the noise each row drew from its soft sample: l_j + g_j = τ ln y_j + const.
+        let y0 = g.y.clone();
+        let mut g_z = Array2::zeros((3, 2));
+        let mut grad = Array2::zeros((4, 2));
+        g.soft_backward(
+            z.view(),
+            &assign,
+            g_q.view(),
+            g_z.view_mut(),
+            (codes.view(), Some(grad.view_mut())),
+        );
+        // L(z, E) = Σ_i g_q,i · Σ_j (onehot_ij − sg(y⁰_ij) + y_ij(z, E)) e_j with the noise fixed;
+        // y_ij(z, E) = softmax_j((l_ij(z, E) + n_ij)/τ), n_ij = τ ln y⁰_ij − l⁰_ij.
+        let noise = Array2::from_shape_fn((3, 4), |(i, j)| {
+            let l0 = -distance(z.row(i).as_slice().unwrap(), codes.row(j).as_slice().unwrap());
+            tau * y0[i * 4 + j].ln() - l0
+        });
+        let loss = |z: &Array2<f32>, e: &Array2<f32>| -> f64 {
+            let mut total = 0.0;
+            for i in 0..3 {
+                let l: Vec<f64> = (0..4)
+                    .map(|j| {
+                        let d = distance(z.row(i).as_slice().unwrap(), e.row(j).as_slice().unwrap());
+                        ((-d + noise[[i, j]]) / tau) as f64
+                    })
+                    .collect();
+                let max = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = l.iter().map(|v| (v - max).exp()).sum();
+                for j in 0..4 {
+                    let y = (l[j] - max).exp() / sum;
+                    let w = if j == assign[i] { 1.0 } else { 0.0 } - y0[i * 4 + j] as f64 + y;
+                    let ge: f64 = (0..2).map(|d| (g_q[[i, d]] * e[[j, d]]) as f64).sum();
+                    total += w * ge;
+                }
+            }
+            total
+        };
+        let h = 1e-3;
+        let close = |what: String, analytic: f32, numeric: f64| {
+            assert!(
+                (numeric - analytic as f64).abs() < 1e-2 * numeric.abs().max(0.05),
+                "{what}: {analytic} vs {numeric}"
+            );
+        };
+        for i in 0..3 {
+            for d in 0..2 {
+                let at = |dz: f32| {
+                    let mut zz = z.clone();
+                    zz[[i, d]] += dz;
+                    loss(&zz, &codes)
+                };
+                close(format!("z[{i},{d}]"), g_z[[i, d]], (at(h) - at(-h)) / (2.0 * h as f64));
+            }
+        }
+        for j in 0..4 {
+            for d in 0..2 {
+                let at = |de: f32| {
+                    let mut e = codes.clone();
+                    e[[j, d]] += de;
+                    loss(&z, &e)
+                };
+                close(format!("E[{j},{d}]"), grad[[j, d]], (at(h) - at(-h)) / (2.0 * h as f64));
+            }
+        }
+    }
+
+    #[test]
+    fn each_backward_moves_the_temperature_on_a_step() {
+        let anneal = Anneal {
+            start: 1.0,
+            end: 0.5,
+            steps: 2,
+        };
+        let mut g = Gumbel::new(anneal, 1, rng());
+        let (z, codes) = (array![[0.0_f32]], array![[1.0_f32]]);
+        let mut assign = [0];
+        assert_eq!(g.temperature(), 1.0);
+        for _ in 0..2 {
+            g.sample(z.view(), codes.view(), &mut assign);
+            let g_z = &mut Array2::zeros((1, 1));
+            g.backward(z.view(), z.view(), &assign, z.view(), g_z.view_mut(), (codes.view(), None));
+        }
+        assert_eq!(g.temperature(), 0.5);
+    }
+}
