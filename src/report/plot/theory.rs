@@ -37,8 +37,11 @@ struct TheoryFig {
     rows: Vec<TheoryRow>,
 }
 
+/// Whether a trained row (its init and init_std) belongs to a group.
+type Member = fn(Init, f64) -> bool;
+
 /// The trained runs' init groups: (label, colour index, whether a row belongs).
-const GROUPS: [(&str, usize, fn(Init, f64) -> bool); 5] = [
+const GROUPS: [(&str, usize, Member); 5] = [
     ("trained, uniform init", 2, |i, _| i == Init::Uniform),
     ("normal σ=0.1", 3, |i, s| i == Init::Normal && s < 0.5),
     ("normal σ=1", 4, |i, s| {
