@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare vqsim with its PyTorch reference (scripts/torch_ref.py), arm by arm.
 
-Both sides run the same configuration (the SPEC defaults, changed by `--set section.key=value`),
+Both sides run the same configuration (the built-in defaults, changed by `--set section.key=value`),
 early and deferred, on the same seeds, one thread each. Their random streams differ (different
 data draws, inits and shuffles), so runs are compared as distributions over seeds, not run by
 run: per arm, metric and side the mean over seeds with its 95% t-interval, as a Markdown table
@@ -84,7 +84,7 @@ def main():
         theirs = torch_runs(a.python, a.torch_ref, a.seeds, a.set, tmp)
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps({"vqsim": ours, "torch": theirs}, indent=1))
-    settings = ", ".join(a.set) or "SPEC defaults"
+    settings = ", ".join(a.set) or "the built-in defaults"
     print(f"{settings}; mean ± 95% t-interval over seeds {a.seeds} (n = {len(a.seeds)} per arm and side)\n")
     print("| arm | side | " + " | ".join(METRICS) + " |")
     print("|---|---|" + "---|" * len(METRICS))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """vqsim's batched PyTorch sweep reference (`vqsim bench --torch` runs it).
 
-What a PyTorch user would write for a sweep: R independent default runs (SPEC defaults, early schedule,
+What a PyTorch user would write for a sweep: R independent default runs (the built-in defaults, early schedule,
 k-means init on the untrained encoder: random start + 50 Lloyd iterations) trained in lockstep with batched
 matrix products, on CPU or GPU. Prints one JSON line per R: wall seconds (k-means init + training, as vqsim's
 `seconds`), runs per second, and the perplexity of the first runs as a sanity check.

@@ -1,4 +1,4 @@
-//! The training step allocates nothing in steady state (issue 3, item 7): a counting global
+//! The training step allocates nothing in steady state: a counting global
 //! allocator watches this thread across an epoch of steps, after a warm-up epoch.
 //!
 //! One exception, outside vqsim's own code: after every product on faer's kernels,

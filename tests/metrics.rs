@@ -1,4 +1,4 @@
-//! Known answers for every SPEC §4 metric on hand-built inputs, and `nearest` against brute force.
+//! Known answers for every metric of docs/metrics.md on hand-built inputs, and `nearest` against brute force.
 
 use ndarray::{array, Array2, ArrayView2};
 use rand::{Rng, SeedableRng};

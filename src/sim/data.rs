@@ -1,4 +1,4 @@
-//! The data: a mixture of K isotropic Gaussians (SPEC §2), or the user's own file.
+//! The data: a mixture of K isotropic Gaussians, or the user's own file.
 
 use std::fmt;
 use std::sync::Arc;

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::sim::nearest::{nearest_parallel, sq_dist, PointsByDim};
 
-/// m_k-means iterations allowed (SPEC §3: at most 50, one run).
+/// m_k-means iterations allowed (the built-in model: at most 50, one run).
 pub const MAX_ITER: u64 = 50;
 /// Iterations stop when the squared shift of the centroids falls below this share of the data's
 /// mean per-dimension variance: scikit-learn's `tol`, so that both sides stop at the same point

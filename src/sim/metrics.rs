@@ -1,4 +1,4 @@
-//! The SPEC §4 metrics, computed on the full data set.
+//! The metrics of docs/metrics.md, computed on the full data set.
 //!
 //! Each metric is a small function over plain arrays; `measure` composes them from an
 //! `Observation`. Single pairwise distances are f32 (through the vectorised kernel of
@@ -15,7 +15,7 @@ use crate::sim::nearest::{nearest_one, PointsByDim};
 use crate::sim::prdc;
 use crate::sim::rng::{stream, Stream};
 
-/// Every SPEC §4 metric under its SPEC name. Metrics that need a codebook are NaN while the
+/// Every metric of docs/metrics.md under its name there. Metrics that need a codebook are NaN while the
 /// model is still continuous (the first phase of a deferred run).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {

@@ -84,7 +84,7 @@ pub const HEADLINE_METRICS: [&str; 6] = [
     "modes_hit",
 ];
 
-/// Where the headline comes from: the SPEC default configuration, early vs deferred. The
+/// Where the headline comes from: the built-in default configuration, early vs deferred. The
 /// dynamics scenario is exactly that; shrinkage at d = 2 is the same configuration and seeds,
 /// used when dynamics was not run.
 const HEADLINE_SOURCES: [(&str, &[(&str, &str)]); 2] =

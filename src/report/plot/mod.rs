@@ -1,4 +1,4 @@
-//! Figures from a results directory on disk (SPEC §6), as PNG and SVG in `DIR/figures/`.
+//! Figures from a results directory on disk, as PNG and SVG in `DIR/figures/`.
 //!
 //! Everything is drawn from the loaded results (`report::results`), so `vqsim plot DIR` draws
 //! exactly what a user can inspect. Which figures are drawn depends on which parameters vary

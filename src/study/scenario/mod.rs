@@ -1,4 +1,4 @@
-//! Scenario files: one TOML file → a named, validated list of runs (SPEC §5).
+//! Scenario files: one TOML file → a named, validated list of runs.
 //!
 //! Everything is checked before anything runs: the TOML syntax, every key against the
 //! configuration's keys, every value against its rule (`validate.rs`), and every sweep
@@ -167,7 +167,7 @@ impl Scenario {
         })
     }
 
-    /// Built-in default: SPEC defaults, sweep "schedule.kind" = ["early","deferred"], seeds
+    /// Built-in default: the built-in defaults, sweep "schedule.kind" = ["early","deferred"], seeds
     /// [0,1,2], name "default".
     pub fn builtin_default() -> Scenario {
         Scenario::from_str(BUILTIN, None, "default")
