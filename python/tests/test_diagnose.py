@@ -36,9 +36,10 @@ def test_known_answers_on_a_hand_made_codebook():
     assert d.live_var_share == pytest.approx((64 / 9) / z_var, abs=1e-9)
     pairs = [np.linalg.norm(z[i] - z[j]) for i in range(4) for j in range(i + 1, 4)]
     assert d.embed_dist == pytest.approx(np.mean(pairs), abs=1e-6)
-    # Class means (0.5, 0.5) and (2.5, 2.5): shares 1/3 and 2/3 of the live codes.
+    # Class means (0.5, 0.5) and (2.5, 2.5): shares 1/4 and 3/4 of all S codes, the dead
+    # (100, 100) included (p_k = |T_k|/S, as a run's token_mode_entropy).
     assert d.classes_hit == 2
-    h = -(1 / 3 * math.log(1 / 3) + 2 / 3 * math.log(2 / 3))
+    h = -(1 / 4 * math.log(1 / 4) + 3 / 4 * math.log(3 / 4))
     assert d.token_class_entropy == pytest.approx(h, abs=1e-12)
     assert (d.rows, d.dim) == (4, 2)
     assert d.verdict.kind == "healthy"
