@@ -72,16 +72,7 @@ impl Key {
         Key {
             key,
             default: FieldValue::Float(default),
-            rule: Rule::Float {
-                lo: Bound {
-                    value: lo.0,
-                    inclusive: lo.1,
-                },
-                hi: Bound {
-                    value: hi.0,
-                    inclusive: hi.1,
-                },
-            },
+            rule: Rule::float(lo, hi),
             label,
             doc,
         }
@@ -182,6 +173,20 @@ pub struct Limits<'a> {
 }
 
 impl Rule {
+    /// A float rule between `lo` and `hi`, each (value, `INCL` or `EXCL`).
+    pub const fn float(lo: (f64, bool), hi: (f64, bool)) -> Rule {
+        Rule::Float {
+            lo: Bound {
+                value: lo.0,
+                inclusive: lo.1,
+            },
+            hi: Bound {
+                value: hi.0,
+                inclusive: hi.1,
+            },
+        }
+    }
+
     /// The largest integer allowed, given the other keys when known.
     pub(crate) fn int_max(&self, limits: Option<Limits>) -> u64 {
         let Rule::Int { max, cap, .. } = *self else {

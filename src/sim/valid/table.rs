@@ -3,7 +3,7 @@
 //! choosing key and its remedies' own keys where the family sits (`crate::sim::vq::FAMILIES`).
 
 use crate::sim::config::key::word;
-use crate::sim::config::key::{Bound, Cap, EXCL, INCL, MAX_FLOAT, MAX_TOTAL_POINTS};
+use crate::sim::config::key::{Cap, EXCL, INCL, MAX_FLOAT, MAX_TOTAL_POINTS};
 use crate::sim::config::{
     DataConfig, Family, Field, FieldValue, Key, ModelConfig, Params, QuantizerConfig, Rule,
     RunConfig, ScheduleConfig, TrainConfig,
@@ -46,16 +46,7 @@ fn float(key: &'static str, value: f64, lo: (f64, bool), hi: (f64, bool), doc: D
         label: doc.0,
         doc: doc.1.into(),
         value: FieldValue::Float(value),
-        rule: Rule::Float {
-            lo: Bound {
-                value: lo.0,
-                inclusive: lo.1,
-            },
-            hi: Bound {
-                value: hi.0,
-                inclusive: hi.1,
-            },
-        },
+        rule: Rule::float(lo, hi),
     }
 }
 
