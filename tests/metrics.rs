@@ -661,3 +661,66 @@ fn code_travel_is_distance_moved_over_distance_to_the_nearest_embedding() {
     );
     assert!(code_travel(z.view(), now.view(), z.view(), &[0, 1]).is_nan());
 }
+
+// ---- the exact trees in few dimensions ----
+
+/// `a` with `extra` zero columns after its own. A zero dimension adds +0 to each squared
+/// distance, which leaves it as it was, bit for bit; with more than `kdtree::MAX_DIM`
+/// dimensions no tree is built, so the padded inputs take the scans.
+fn padded(a: &Array2<f32>, extra: usize) -> Array2<f32> {
+    let m = a.ncols();
+    Array2::from_shape_fn((a.nrows(), m + extra), |(i, j)| if j < m { a[[i, j]] } else { 0.0 })
+}
+
+#[test]
+fn trees_answer_as_the_scans_do() {
+    use vqsim::sim::kdtree::MAX_DIM;
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    for (m, s) in [(1, 300), (2, 700), (2, 150), (3, 400)] {
+        let extra = MAX_DIM + 1 - m;
+        // Embeddings in clusters, some duplicated; codes on a coarse grid (ties), a few far.
+        let mut z = gaussian(&mut rng, (3000, m));
+        for i in 0..200 {
+            let row = z.row(i).to_owned();
+            z.row_mut(i + 1000).assign(&row);
+        }
+        let codes = Array2::from_shape_fn((s, m), |(i, _)| {
+            let v = (rng.gen_range(-8..=8) as f32) * 0.25;
+            if i % 50 == 0 {
+                v * 40.0
+            } else {
+                v
+            }
+        });
+        let (zp, cp) = (padded(&z, extra), padded(&codes, extra));
+        let c = coverage(z.view(), codes.view());
+        assert!(c > 0.05 && c < 0.95, "m = {m}: coverage {c} should be partial");
+        assert_eq!(c.to_bits(), coverage(zp.view(), cp.view()).to_bits(), "m = {m}");
+        let (k, r) = prdc::knn_radii(codes.view(), prdc::K);
+        let (kp, rp) = prdc::knn_radii(cp.view(), prdc::K);
+        assert_eq!(k, kp);
+        assert_eq!(r, rp, "m = {m}");
+        let rows: Vec<usize> = (0..3000).step_by(7).collect();
+        let now = codes.mapv(|v| v * 0.5 + 0.1);
+        let t = code_travel(codes.view(), now.view(), z.view(), &rows);
+        let tp = code_travel(cp.view(), padded(&now, extra).view(), zp.view(), &rows);
+        assert_eq!(t.to_bits(), tp.to_bits(), "m = {m}");
+    }
+}
+
+#[test]
+fn codebook_dist_and_its_live_part_from_one_pass_are_the_gathered_means() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let codebook = random(&mut rng, (301, 3), 2.0);
+    for dead_every in [3, 1000] {
+        let usage: Vec<usize> = (0..301).map(|k| usize::from(k % dead_every != 1)).collect();
+        let live: Vec<usize> = (0..301).filter(|&k| usage[k] > 0).collect();
+        let gathered = codebook.select(ndarray::Axis(0), &live);
+        let (all, part) = codebook_dists(codebook.view(), &usage);
+        assert_eq!(all.to_bits(), codebook_dist(codebook.view()).to_bits());
+        assert_eq!(part.to_bits(), mean_pairwise_dist(gathered.view()).to_bits());
+        assert_eq!(part.to_bits(), codebook_dist_live(codebook.view(), &usage).to_bits());
+    }
+    let one_live = codebook_dists(codebook.view(), &[vec![0; 300], vec![1]].concat());
+    assert!(one_live.1.is_nan() && one_live.0.is_finite());
+}

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::sim::generation::generation;
 use crate::sim::linalg::sym_eigen;
-use crate::sim::nearest::{nearest_one, PointsByDim};
+use crate::sim::kdtree::KdTree;
+use crate::sim::nearest::{nearest_one, sq_dist, PointsByDim};
 use crate::sim::prdc;
 use crate::sim::rng::{stream, Stream};
 
@@ -168,7 +169,7 @@ pub fn measure(obs: &Observation) -> Metrics {
         ..Metrics::nan()
     };
     if let (Some(q), Some(usage)) = (&obs.quantized, usage) {
-        let codebook_dist = codebook_dist(q.codebook);
+        let (codebook_dist, codebook_dist_live) = codebook_dists(q.codebook, &usage);
         out.quant_mse = quant_mse(obs.z, q.codebook, q.assign);
         out.perplexity = perplexity(&usage);
         out.codes_used = codes_used(&usage) as f64;
@@ -176,7 +177,7 @@ pub fn measure(obs: &Observation) -> Metrics {
         out.codebook_dist = codebook_dist;
         out.codebook_cos = codebook_cos(q.codebook);
         out.shrink_ratio = shrink_ratio(codebook_dist, embed_dist);
-        out.codebook_dist_live = codebook_dist_live(q.codebook, &usage);
+        out.codebook_dist_live = codebook_dist_live;
         out.shrink_ratio_live = shrink_ratio(out.codebook_dist_live, embed_dist);
         out.coverage = coverage(obs.z, q.codebook);
         out.token_mode_entropy = token_mode_entropy(q.decoded_codes, obs.means);
@@ -308,7 +309,7 @@ pub fn codebook_cos(codebook: ArrayView2<f32>) -> f64 {
     let by_dim = PointsByDim::new(unit.view());
     let unit = unit.as_slice().expect("standard layout");
     let m = codebook.ncols();
-    let sum = sum_rows(s, |i, d| {
+    let sum = add(row_values(s, |i, d| {
         if zero[i] {
             return (s - 1 - i) as f64;
         }
@@ -318,7 +319,8 @@ pub fn codebook_cos(codebook: ArrayView2<f32>) -> f64 {
             .zip(&zero[i + 1..])
             .map(|(&dj, &zj)| if zj { 1.0 } else { dj as f64 / 2.0 })
             .sum::<f64>()
-    });
+    })
+    .into_iter());
     sum / pairs(s)
 }
 
@@ -358,13 +360,32 @@ pub fn code_travel(
             .sum::<f32>()
             .sqrt()
     };
+    // Few dimensions: the nearest row from a tree. The root is monotone, so the least
+    // distance is the root of the nearest row's squared one (the same `sq_dist`), and a NaN
+    // there means no distance was a number, which the fold below also leaves at infinity.
+    let sample = gather(z, rows); // (rows, m)
+    let tree = KdTree::new(sample.view());
+    let sample = sample.as_slice().expect("standard layout");
+    let m = z.ncols();
     let (mut moved, mut needed) = (0.0f64, 0.0f64);
     for (e0, e) in start.outer_iter().zip(now.outer_iter()) {
         moved += f64::from(dist(e0, e));
-        let nearest = rows
-            .iter()
-            .map(|&i| dist(e0, z.row(i)))
-            .fold(f32::INFINITY, f32::min);
+        let nearest = match &tree {
+            Some(tree) => {
+                let q = e0.to_vec();
+                let j = tree.nearest(&q);
+                let d = sq_dist(&q, &sample[j * m..(j + 1) * m]);
+                if d.is_nan() {
+                    f32::INFINITY
+                } else {
+                    d.sqrt()
+                }
+            }
+            None => rows
+                .iter()
+                .map(|&i| dist(e0, z.row(i)))
+                .fold(f32::INFINITY, f32::min),
+        };
         needed += f64::from(nearest);
     }
     if needed == 0.0 {
@@ -390,13 +411,15 @@ pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>) -> f64 {
     if size < 2 {
         return f64::NAN;
     }
-    // The draws run on rayon's threads; their shares are added in draw order.
+    // The codes are prepared once for all draws; the draws run on rayon's threads, and their
+    // shares are added in draw order.
+    let codes = prdc::Fakes::new(codebook);
     let shares: Vec<f64> = (0..COVERAGE_DRAWS)
         .into_par_iter()
         .map(|draw| {
             let mut rng = stream(draw, Stream::Coverage);
             let idx = rand::seq::index::sample(&mut rng, z.nrows(), size).into_vec();
-            prdc::coverage(gather(z, &idx).view(), codebook, prdc::K)
+            prdc::coverage_of(gather(z, &idx).view(), &codes, prdc::K)
         })
         .collect();
     let total: f64 = shares.into_iter().sum();
@@ -407,8 +430,14 @@ pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>) -> f64 {
 /// say nothing about the tokens in use, and an EMA codebook drags its dead codes towards the
 /// origin (their averages decay), which pulls `codebook_dist` down. NaN for fewer than 2 live.
 pub fn codebook_dist_live(codebook: ArrayView2<f32>, usage: &[usize]) -> f64 {
-    let live: Vec<usize> = (0..codebook.nrows()).filter(|&k| usage[k] > 0).collect();
-    mean_pairwise_dist(gather(codebook, &live).view())
+    codebook_dists(codebook, usage).1
+}
+
+/// (`codebook_dist`, `codebook_dist_live`) from one pass over the pairs of codes.
+pub fn codebook_dists(codebook: ArrayView2<f32>, usage: &[usize]) -> (f64, f64) {
+    assert_eq!(usage.len(), codebook.nrows(), "one count per code");
+    let live: Vec<bool> = usage.iter().map(|&c| c > 0).collect();
+    mean_pairwise_dists(codebook, Some(&live))
 }
 
 /// Total variance of the embeddings: Σ_j Var(z_j) over latent dims (population variance, f64),
@@ -523,38 +552,75 @@ pub fn token_mode_entropy(decoded_codes: ArrayView2<f32>, means: ArrayView2<f32>
 
 /// Mean Euclidean distance over distinct pairs of the rows of `points`; NaN for fewer than 2.
 pub fn mean_pairwise_dist(points: ArrayView2<f32>) -> f64 {
+    mean_pairwise_dists(points, None).0
+}
+
+/// `mean_pairwise_dist` of all rows of `points` and of the rows marked in `subset` (NaN
+/// without one), from one pass over the pairs. The subset's mean is the one of its rows
+/// gathered: the same distances, added in the same order (when every row is marked, the same
+/// sum as the whole).
+fn mean_pairwise_dists(points: ArrayView2<f32>, subset: Option<&[bool]>) -> (f64, f64) {
     let n = points.nrows();
+    let marked = subset.map(|s| s.iter().filter(|&&l| l).count());
+    let mean_of = |sum: f64, rows: usize| {
+        if rows < 2 {
+            f64::NAN
+        } else {
+            sum / pairs(rows)
+        }
+    };
     if n < 2 {
-        return f64::NAN;
+        return (f64::NAN, f64::NAN);
     }
+    // Only a proper subset needs a sum of its own.
+    let proper = subset.filter(|_| marked != Some(n));
     let rows = points.as_standard_layout();
     let rows = rows.as_slice().expect("standard layout");
     let m = points.ncols();
     let by_dim = PointsByDim::new(points);
-    let sum = sum_rows(n, |i, d| {
+    let sums = row_values(n, |i, d| {
         by_dim.sq_dists(&rows[i * m..(i + 1) * m], i + 1, d);
-        d[..n - 1 - i].iter().map(|&v| v.sqrt() as f64).sum::<f64>()
+        let d = &mut d[..n - 1 - i];
+        // The roots in a vectorised pass of their own; the sums stay in order.
+        d.iter_mut().for_each(|v| *v = v.sqrt());
+        let all = d.iter().map(|&v| v as f64).sum::<f64>();
+        let part = proper.filter(|s| s[i]).map(|s| {
+            d.iter()
+                .zip(&s[i + 1..])
+                .filter(|(_, &l)| l)
+                .map(|(&v, _)| v as f64)
+                .sum::<f64>()
+        });
+        (all, part)
     });
-    sum / pairs(n)
+    let all = add(sums.iter().map(|s| s.0));
+    let part = match proper {
+        Some(_) => add(sums.iter().filter_map(|s| s.1)),
+        None => all,
+    };
+    (mean_of(all, n), marked.map_or(f64::NAN, |l| mean_of(part, l)))
 }
 
-/// Σ_i row(i, buffer) over i = 0..n, with `buffer` (n) scratch for the row: the rows go to
-/// rayon's threads, and their values are added in row order, so the sum is the same as the
-/// sequential loop's whatever the thread count.
-fn sum_rows(n: usize, row: impl Fn(usize, &mut [f32]) -> f64 + Sync) -> f64 {
-    let per_row: Vec<f64> = (0..n)
+/// row(i, buffer) for i = 0..n, with `buffer` (n) scratch for the row: the rows go to rayon's
+/// threads in tasks, each value its own, so they are the same whatever the thread count.
+fn row_values<T: Send>(n: usize, row: impl Fn(usize, &mut [f32]) -> T + Sync) -> Vec<T> {
+    (0..n)
         .into_par_iter()
         .with_min_len(ROWS_TASK)
         .map_init(|| vec![0.0f32; n], |d, i| row(i, d))
-        .collect();
+        .collect()
+}
+
+/// Σ of `values` in their order, from 0: the sequential loop's sum.
+fn add(values: impl Iterator<Item = f64>) -> f64 {
     let mut sum = 0.0;
-    for v in per_row {
+    for v in values {
         sum += v;
     }
     sum
 }
 
-/// Least rows per task of `sum_rows`.
+/// Least rows per task of `row_values`.
 const ROWS_TASK: usize = 64;
 
 /// Rows `idx` of `a`, (len(idx), m).

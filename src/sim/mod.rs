@@ -4,6 +4,7 @@ pub mod checked;
 pub mod config;
 pub mod data;
 pub mod generation;
+pub mod kdtree;
 pub mod kmeans;
 pub mod linalg;
 pub mod matmul;

@@ -200,10 +200,17 @@ mod tests {
 
     #[test]
     fn evaluation_gathers_exactly_the_decoded_points() {
-        // 10 000 points: infer chunks of 256 and a ragged last one, against 64 decoded codes;
-        // the quantizers whose decoder input is not the stored code too.
-        let variants: [fn(&mut RunConfig); 3] = [
+        // 10 000 points: infer chunks of 256 and a ragged last one, against 64 decoded codes
+        // (a scan) and 300 (a tree); the quantizers whose decoder input is not the stored code
+        // too.
+        let variants: [fn(&mut RunConfig); 5] = [
             |_| {},
+            // Enough codes for the evaluation's tree, in the latent space and normalised.
+            |c| c.quantizer.codebook_size = 300,
+            |c| {
+                c.quantizer.distance = crate::sim::config::Distance::Cosine;
+                c.quantizer.codebook_size = 300;
+            },
             |c| c.quantizer.kind = "fsq".into(),
             |c| {
                 c.quantizer.distance = crate::sim::config::Distance::Cosine;

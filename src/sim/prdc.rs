@@ -15,6 +15,7 @@
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
+use crate::sim::kdtree::{insert_smallest, KdTree};
 use crate::sim::nearest::{nearest_parallel, sq_dist, PointsByDim};
 
 /// Neighbours that define a ball (Kynkäänniemi et al. and Naeem et al. use k = 5).
@@ -55,36 +56,68 @@ pub fn prdc(real: ArrayView2<f32>, fake: ArrayView2<f32>, k: usize) -> Prdc {
 }
 
 /// Coverage alone (no fake balls needed): share of the real k-NN balls holding at least one
-/// fake point. NaN when `real` has fewer than 2 points or `fake` is empty. A ball holds a fake
-/// exactly when it holds its nearest fake, so one exact nearest search (a matrix-product screen
-/// for wide points) settles each ball instead of a distance to every fake.
+/// fake point. NaN when `real` has fewer than 2 points or `fake` is empty.
 pub fn coverage(real: ArrayView2<f32>, fake: ArrayView2<f32>, k: usize) -> f64 {
+    coverage_of(real, &Fakes::new(fake), k)
+}
+
+/// A fake set prepared once for the balls of any number of `coverage_of` calls.
+pub struct Fakes<'a> {
+    points: ArrayView2<'a, f32>,
+    tree: Option<KdTree>,
+}
+
+impl<'a> Fakes<'a> {
+    /// `points` (n_f, d), with an exact tree when there are few dimensions and many points.
+    pub fn new(points: ArrayView2<'a, f32>) -> Fakes<'a> {
+        Fakes {
+            points,
+            tree: KdTree::new(points),
+        }
+    }
+}
+
+/// `coverage` against a prepared fake set. A ball holds a fake exactly when it holds its
+/// nearest fake: a tree settles each ball with a search that stops at the first fake inside;
+/// without one, an exact nearest search (a matrix-product screen for wide points) does,
+/// instead of a distance to every fake.
+pub fn coverage_of(real: ArrayView2<f32>, fakes: &Fakes, k: usize) -> f64 {
+    let fake = fakes.points;
     if real.nrows() < 2 || fake.nrows() == 0 {
         return f64::NAN;
     }
     let (_, radii) = knn_radii(real, k);
     let real = real.as_standard_layout();
-    let fake = fake.as_standard_layout();
-    let mut nearest = vec![0; real.nrows()];
-    nearest_parallel(real.view(), fake.view(), &mut nearest);
     let m = real.ncols();
-    let fs = fake.as_slice().expect("standard layout");
-    let held = real
-        .rows()
-        .into_iter()
-        .zip(&nearest)
-        .zip(&radii)
-        .filter(|((row, &j), &r)| {
-            let row = row.to_slice().expect("standard layout");
-            sq_dist(row, &fs[j * m..(j + 1) * m]) <= r
-        })
-        .count();
+    let held = match &fakes.tree {
+        Some(tree) => (real.as_slice().expect("standard layout"))
+            .chunks_exact(m)
+            .zip(&radii)
+            .filter(|(row, &r)| tree.any_within(row, r))
+            .count(),
+        None => {
+            let fake = fake.as_standard_layout();
+            let mut nearest = vec![0; real.nrows()];
+            nearest_parallel(real.view(), fake.view(), &mut nearest);
+            let fs = fake.as_slice().expect("standard layout");
+            real.rows()
+                .into_iter()
+                .zip(&nearest)
+                .zip(&radii)
+                .filter(|((row, &j), &r)| {
+                    let row = row.to_slice().expect("standard layout");
+                    sq_dist(row, &fs[j * m..(j + 1) * m]) <= r
+                })
+                .count()
+        }
+    };
     held as f64 / real.nrows() as f64
 }
 
 /// The k actually used (min(k, n − 1), n ≥ 2) and each point's squared distance to its k-th
-/// nearest other point. Each point's distances to all others are one vectorised pass, and
-/// the points go to rayon's threads in tasks (each radius its own, so any split gives the same).
+/// nearest other point: from an exact tree in few dimensions (`kdtree`), else from each point's
+/// distances to all others in one vectorised pass. The points go to rayon's threads in tasks
+/// (each radius its own, so any split gives the same).
 pub fn knn_radii(points: ArrayView2<f32>, k: usize) -> (usize, Vec<f32>) {
     let n = points.nrows();
     assert!(n >= 2 && k >= 1, "k-NN radii need 2 points and k ≥ 1");
@@ -92,9 +125,21 @@ pub fn knn_radii(points: ArrayView2<f32>, k: usize) -> (usize, Vec<f32>) {
     let p = points.as_standard_layout();
     let m = p.ncols();
     let ps = p.as_slice().expect("standard layout");
-    let by_dim = PointsByDim::new(p.view());
     let mut radii = vec![0.0f32; n];
-    radii.par_chunks_mut(RADII_TASK).enumerate().for_each_init(
+    let tasks = radii.par_chunks_mut(RADII_TASK).enumerate();
+    if let Some(tree) = KdTree::new(p.view()) {
+        tasks.for_each_init(
+            || vec![0.0f32; k],
+            |best, (t, out)| {
+                for (r, i) in out.iter_mut().zip(t * RADII_TASK..) {
+                    *r = tree.kth_smallest(&ps[i * m..(i + 1) * m], i, best);
+                }
+            },
+        );
+        return (k, radii);
+    }
+    let by_dim = PointsByDim::new(p.view());
+    tasks.for_each_init(
         || (vec![0.0f32; n], vec![0.0f32; k]),
         |(d, best), (t, out)| {
             for (r, i) in out.iter_mut().zip(t * RADII_TASK..) {
@@ -158,20 +203,4 @@ fn balls(centres: ArrayView2<f32>, sq_radii: &[f32], probes: ArrayView2<f32>) ->
         }
     }
     hits
-}
-
-/// Insert `d` into `best` (ascending, fixed length) if it is among the smallest.
-fn insert_smallest(best: &mut [f32], d: f32) {
-    let Some(last) = best.len().checked_sub(1) else {
-        return;
-    };
-    if d >= best[last] {
-        return;
-    }
-    let mut i = last;
-    while i > 0 && best[i - 1] > d {
-        best[i] = best[i - 1];
-        i -= 1;
-    }
-    best[i] = d;
 }

@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 use crate::sim::checked::ValidRun;
 use crate::sim::config::{Family, QuantizerConfig, Update};
+use crate::sim::kdtree::KdTree;
 use crate::sim::nearest::{self, nearest_with};
 use crate::sim::rng::{stream, Stream};
 
@@ -281,22 +282,44 @@ impl Quantizer {
         &self,
         z: ArrayView2<f32>,
         assign: &mut [usize],
+        q: ArrayViewMut2<f32>,
+        scratch: &mut Scratch,
+    ) {
+        self.quantize_in(z, assign, q, scratch, None);
+    }
+
+    /// `quantize`, searching `tree` (over the lookup table) when there is one.
+    fn quantize_in(
+        &self,
+        z: ArrayView2<f32>,
+        assign: &mut [usize],
         mut q: ArrayViewMut2<f32>,
         scratch: &mut Scratch,
+        tree: Option<&KdTree>,
     ) {
         if self.kind.quantize(z, assign, q.view_mut()) {
             return;
         }
         let table = self.lookup.table(self.codes.view());
+        let search = |u: ArrayView2<f32>, assign: &mut [usize], s: &mut nearest::Scratch| {
+            match tree {
+                Some(tree) => {
+                    for (row, a) in u.rows().into_iter().zip(assign) {
+                        *a = tree.nearest(row.as_slice().expect("standard layout"));
+                    }
+                }
+                None => nearest_with(u, table, assign, s),
+            }
+        };
         if self.lookup.is_identity() {
-            nearest_with(z, table, assign, &mut scratch.search);
+            search(z.as_standard_layout().view(), assign, &mut scratch.search);
         } else {
             let c = self.lookup.c;
             scratch.inputs.resize(z.nrows() * c, 0.0);
             let mut u = ArrayViewMut2::from_shape((z.nrows(), c), &mut scratch.inputs[..])
                 .expect("sized above");
             self.lookup.input(z, u.view_mut());
-            nearest_with(u.view(), table, assign, &mut scratch.search);
+            search(u.view(), assign, &mut scratch.search);
         }
         gather(self.codebook(), assign, q);
     }
@@ -320,6 +343,13 @@ impl Quantizer {
     ) {
         let width = q.ncols();
         assert!(width > 0, "the decoder takes at least one input");
+        // A whole data set against many codes in few dimensions: one exact tree serves every
+        // task (None, and each task scans, otherwise).
+        let tree = if self.kind.fixed() {
+            None
+        } else {
+            KdTree::new(self.lookup.table(self.codes.view()))
+        };
         let qs = q.as_slice_mut().expect("standard layout");
         assign
             .par_chunks_mut(QUANTIZE_TASK)
@@ -329,7 +359,8 @@ impl Quantizer {
                 let start = t * QUANTIZE_TASK;
                 let rows = a.len();
                 let qt = ArrayViewMut2::from_shape((rows, width), qt).expect("rows of q");
-                self.quantize(z.slice(s![start..start + rows, ..]), a, qt, scratch);
+                let zt = z.slice(s![start..start + rows, ..]);
+                self.quantize_in(zt, a, qt, scratch, tree.as_ref());
             });
     }
 

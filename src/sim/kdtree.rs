@@ -1,0 +1,417 @@
+//! An exact k-d tree for the evaluation's searches in few dimensions (the latent dimension is 2
+//! by default): the nearest code of every point, the k-NN radii and the balls of `coverage`.
+//!
+//! Every answer is the one of the direct scan over `nearest::sq_dist` (the f32 sum in index
+//! order): the tree only skips boxes that cannot hold a point that would change it. A box's
+//! lower bound is computed with the same operations as a distance, from the gap between the
+//! query and the box on each dimension (0 inside it). Rounding is monotone, so for every point
+//! p of the box each |fl(q_j − p_j)| is at least the gap, each square at least the gap's
+//! square, and each partial sum at least the bound's: the bound is never above a distance the
+//! scan computes, with no margin needed. Ties are settled as in the scan (lowest index), since
+//! a box whose bound equals the best distance so far is still visited.
+//!
+//! Points must be finite (`new` returns None otherwise, and callers scan); queries may be
+//! anything: a NaN query has NaN distances and bounds, which never prune and never win, as in
+//! the scan.
+
+use ndarray::ArrayView2;
+
+use crate::sim::nearest::sq_dist;
+
+/// Dimensions up to which a tree is built: each level splits one dimension, so with more of
+/// them a box's neighbours multiply and the scan's vectorised pass wins.
+pub const MAX_DIM: usize = 4;
+/// Fewest points worth a tree: below, the vectorised scan of all points costs about what the
+/// descent does (callgrind, m = 2).
+pub const MIN_POINTS: usize = 128;
+/// Points per leaf.
+const LEAF: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct KdTree {
+    m: usize,
+    rows: Vec<f32>,    // (S, m), the points in tree order: each node's are contiguous
+    index: Vec<usize>, // (S), each stored row's index in the input
+    nodes: Vec<Node>,
+    boxes: Vec<f32>, // (nodes, 2m): each node's bounding box, lows then highs
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// Stored rows start..end.
+    start: usize,
+    end: usize,
+    /// The first of the two children (the second follows it); 0 for a leaf.
+    children: usize,
+}
+
+impl KdTree {
+    /// The tree over `points` (S, m); None when a tree would not pay (m = 0 or above
+    /// `MAX_DIM`, fewer than `MIN_POINTS` points) or a point is not finite.
+    pub fn new(points: ArrayView2<f32>) -> Option<KdTree> {
+        let (s, m) = points.dim();
+        if m == 0 || m > MAX_DIM || s < MIN_POINTS || points.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let p = points.as_standard_layout();
+        let ps = p.as_slice().expect("standard layout");
+        let mut tree = KdTree {
+            m,
+            rows: Vec::with_capacity(s * m),
+            index: (0..s).collect(),
+            nodes: vec![Node {
+                start: 0,
+                end: s,
+                children: 0,
+            }],
+            boxes: vec![0.0; 2 * m],
+        };
+        let mut order = std::mem::take(&mut tree.index);
+        tree.split(0, ps, &mut order);
+        for &i in &order {
+            tree.rows.extend_from_slice(&ps[i * m..(i + 1) * m]);
+        }
+        tree.index = order;
+        Some(tree)
+    }
+
+    /// Bounds `node` and splits it at the median of its widest dimension, down to leaves of
+    /// at most `LEAF` points (or of one repeated point). `order` holds the input rows.
+    fn split(&mut self, node: usize, ps: &[f32], order: &mut [usize]) {
+        let m = self.m;
+        let Node { start, end, .. } = self.nodes[node];
+        let (lo, hi) = self.boxes[2 * m * node..2 * m * (node + 1)].split_at_mut(m);
+        lo.fill(f32::INFINITY);
+        hi.fill(f32::NEG_INFINITY);
+        for &i in &order[start..end] {
+            for (j, &v) in ps[i * m..(i + 1) * m].iter().enumerate() {
+                lo[j] = lo[j].min(v);
+                hi[j] = hi[j].max(v);
+            }
+        }
+        let (dim, extent) = (0..m)
+            .map(|j| (j, hi[j] - lo[j]))
+            .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        if end - start <= LEAF || extent == 0.0 {
+            return;
+        }
+        let mid = start + (end - start) / 2;
+        order[start..end].select_nth_unstable_by(mid - start, |&a, &b| {
+            ps[a * m + dim].total_cmp(&ps[b * m + dim]).then(a.cmp(&b))
+        });
+        let first = self.nodes.len();
+        self.nodes[node].children = first;
+        self.nodes.push(Node {
+            start,
+            end: mid,
+            children: 0,
+        });
+        self.nodes.push(Node {
+            start: mid,
+            end,
+            children: 0,
+        });
+        self.boxes.resize(2 * m * self.nodes.len(), 0.0);
+        self.split(first, ps, order);
+        self.split(first + 1, ps, order);
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Index of the point nearest to `q` (m): the lowest index holding the smallest non-NaN
+    /// `sq_dist`, 0 when no distance is finite (as `nearest::nearest_with`).
+    pub fn nearest(&self, q: &[f32]) -> usize {
+        let mut best = Nearest {
+            at: usize::MAX,
+            d: f32::INFINITY,
+        };
+        self.walk(0, q, &mut best);
+        if best.d == f32::INFINITY {
+            0
+        } else {
+            best.at
+        }
+    }
+
+    /// The `best.len()`-th smallest squared distance from `q` to the points other than input
+    /// row `skip` (INFINITY when there are fewer), as offering every distance in index order
+    /// to `prdc`'s insertion would leave it; `best` is scratch.
+    pub fn kth_smallest(&self, q: &[f32], skip: usize, best: &mut [f32]) -> f32 {
+        assert!(!best.is_empty(), "k ≥ 1");
+        best.fill(f32::INFINITY);
+        let mut query = Smallest { skip, best };
+        self.walk(0, q, &mut query);
+        best[best.len() - 1]
+    }
+
+    /// Whether some point lies within squared distance `r` of `q` (`sq_dist` ≤ r).
+    pub fn any_within(&self, q: &[f32], r: f32) -> bool {
+        let mut query = Within { r, found: false };
+        self.walk(0, q, &mut query);
+        query.found
+    }
+
+    /// Offers `query` every point of `node` whose box it does not skip, nearest box first.
+    fn walk(&self, node: usize, q: &[f32], query: &mut impl Query) {
+        assert_eq!(q.len(), self.m, "query and points differ in dimension");
+        let Node {
+            start,
+            end,
+            children,
+        } = self.nodes[node];
+        if children == 0 {
+            let m = self.m;
+            for (row, &at) in self.rows[start * m..end * m]
+                .chunks_exact(m)
+                .zip(&self.index[start..end])
+            {
+                query.offer(at, sq_dist(q, row));
+            }
+            return;
+        }
+        let (a, b) = (children, children + 1);
+        let (la, lb) = (self.lower_bound(a, q), self.lower_bound(b, q));
+        let near_first = if lb < la {
+            [(b, lb), (a, la)]
+        } else {
+            [(a, la), (b, lb)]
+        };
+        for (child, bound) in near_first {
+            if !query.skips(bound) {
+                self.walk(child, q, query);
+            }
+        }
+    }
+
+    /// A value never above `sq_dist(q, p)` for any point p in `node`'s box (module doc).
+    fn lower_bound(&self, node: usize, q: &[f32]) -> f32 {
+        let m = self.m;
+        let (lo, hi) = self.boxes[2 * m * node..2 * m * (node + 1)].split_at(m);
+        let mut acc = 0.0f32;
+        for ((&qj, &l), &h) in q.iter().zip(lo).zip(hi) {
+            let gap = if qj < l {
+                l - qj
+            } else if qj > h {
+                qj - h
+            } else {
+                0.0
+            };
+            acc += gap * gap;
+        }
+        acc
+    }
+}
+
+/// What a walk looks for: it is offered points (input index, squared distance) and says which
+/// boxes, by their lower bound, cannot change its answer.
+trait Query {
+    fn skips(&self, bound: f32) -> bool;
+    fn offer(&mut self, at: usize, d: f32);
+}
+
+struct Nearest {
+    at: usize,
+    d: f32,
+}
+
+impl Query for Nearest {
+    // A box at the best distance may hold a lower index at that distance: only farther ones go.
+    fn skips(&self, bound: f32) -> bool {
+        bound > self.d
+    }
+    fn offer(&mut self, at: usize, d: f32) {
+        if d < self.d || (d == self.d && at < self.at) {
+            (self.at, self.d) = (at, d);
+        }
+    }
+}
+
+struct Smallest<'a> {
+    skip: usize,
+    best: &'a mut [f32],
+}
+
+impl Query for Smallest<'_> {
+    // A distance equal to the current k-th leaves it as it is.
+    fn skips(&self, bound: f32) -> bool {
+        bound >= self.best[self.best.len() - 1]
+    }
+    fn offer(&mut self, at: usize, d: f32) {
+        if at != self.skip {
+            insert_smallest(self.best, d);
+        }
+    }
+}
+
+struct Within {
+    r: f32,
+    found: bool,
+}
+
+impl Query for Within {
+    fn skips(&self, bound: f32) -> bool {
+        self.found || bound > self.r
+    }
+    fn offer(&mut self, _at: usize, d: f32) {
+        self.found |= d <= self.r;
+    }
+}
+
+/// Insert `d` into `best` (ascending, fixed length) if it is among the smallest.
+pub fn insert_smallest(best: &mut [f32], d: f32) {
+    let Some(last) = best.len().checked_sub(1) else {
+        return;
+    };
+    if d >= best[last] {
+        return;
+    }
+    let mut i = last;
+    while i > 0 && best[i - 1] > d {
+        best[i] = best[i - 1];
+        i -= 1;
+    }
+    best[i] = d;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::nearest::nearest;
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Point sets that stress the exactness: spread out, on a small integer grid (ties at equal
+    /// distances), collapsed onto a few repeated points, and at very different scales.
+    fn point_sets(m: usize, rng: &mut ChaCha8Rng) -> Vec<Array2<f32>> {
+        let s = rng.gen_range(MIN_POINTS..700);
+        vec![
+            Array2::from_shape_fn((s, m), |_| rng.gen_range(-3.0f32..3.0)),
+            Array2::from_shape_fn((s, m), |_| rng.gen_range(-3..=3) as f32),
+            Array2::from_shape_fn((s, m), |(i, j)| ((i % 5) * (j + 1)) as f32 * 0.1),
+            Array2::from_shape_fn((s, m), |(i, _)| {
+                rng.gen_range(-1.0f32..1.0) * 10f32.powi(i as i32 % 9 - 4)
+            }),
+        ]
+    }
+
+    /// Queries near and far from the points, on them, and not finite.
+    fn queries(points: &Array2<f32>, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
+        let m = points.ncols();
+        let mut qs: Vec<Vec<f32>> = (0..60)
+            .map(|_| (0..m).map(|_| rng.gen_range(-4.0f32..4.0)).collect())
+            .collect();
+        qs.extend((0..20).map(|i| points.row(i * 3).to_vec()));
+        qs.extend((0..20).map(|_| (0..m).map(|_| rng.gen_range(-3..=3) as f32).collect()));
+        qs.push(vec![1e30; m]);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut q = vec![0.5; m];
+            q[m - 1] = bad;
+            qs.push(q);
+        }
+        qs
+    }
+
+    /// The scans the tree must agree with bit for bit.
+    fn scan_kth(points: &Array2<f32>, q: &[f32], skip: usize, k: usize) -> f32 {
+        let mut best = vec![f32::INFINITY; k];
+        for (j, p) in points.rows().into_iter().enumerate() {
+            if j != skip {
+                insert_smallest(&mut best, sq_dist(q, p.as_slice().unwrap()));
+            }
+        }
+        best[k - 1]
+    }
+
+    fn scan_within(points: &Array2<f32>, q: &[f32], r: f32) -> bool {
+        points
+            .rows()
+            .into_iter()
+            .any(|p| sq_dist(q, p.as_slice().unwrap()) <= r)
+    }
+
+    #[test]
+    fn answers_as_the_scan_does() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for m in 1..=MAX_DIM {
+            for points in point_sets(m, &mut rng) {
+                let tree = KdTree::new(points.view()).expect("a tree pays here");
+                assert_eq!(tree.len(), points.nrows());
+                for q in queries(&points, &mut rng) {
+                    let qv = ndarray::ArrayView2::from_shape((1, m), &q).unwrap();
+                    let mut want = [0];
+                    nearest(qv, points.view(), &mut want);
+                    assert_eq!(tree.nearest(&q), want[0], "m = {m}, q = {q:?}");
+                    for k in [1, 5] {
+                        let skip = rng.gen_range(0..points.nrows() + 1); // may skip none
+                        let mut best = vec![0.0; k];
+                        let got = tree.kth_smallest(&q, skip, &mut best);
+                        let want = scan_kth(&points, &q, skip, k);
+                        assert_eq!(got.to_bits(), want.to_bits(), "m = {m}, q = {q:?}");
+                    }
+                    let r = scan_kth(&points, &q, usize::MAX, 3);
+                    for r in [r, r * 0.999, 0.0, f32::INFINITY] {
+                        let within = tree.any_within(&q, r);
+                        assert_eq!(within, scan_within(&points, &q, r), "q = {q:?}, r = {r}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_lowest_index_wherever_the_tree_put_it() {
+        // 300 copies of 4 points: each query is nearest to one of them, 75 times over.
+        let corners = [[0.0f32, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]];
+        let points = Array2::from_shape_fn((300, 2), |(i, j)| corners[(i * 7) % 4][j]);
+        let tree = KdTree::new(points.view()).unwrap();
+        for (c, q) in corners.iter().enumerate() {
+            let first = (0..300).find(|i| (i * 7) % 4 == c).unwrap();
+            assert_eq!(tree.nearest(q), first);
+            // Exactly between two corners: the lower index of the two firsts.
+            let mid = [q[0], 0.5];
+            let lowest = (0..300)
+                .find(|&i| points[[i, 0]] == q[0])
+                .unwrap();
+            assert_eq!(tree.nearest(&mid), lowest);
+        }
+    }
+
+    #[test]
+    fn no_tree_where_it_would_not_pay_or_points_are_not_finite() {
+        let ok = Array2::<f32>::zeros((MIN_POINTS, 2));
+        assert!(KdTree::new(ok.view()).is_some());
+        assert!(KdTree::new(Array2::<f32>::zeros((MIN_POINTS - 1, 2)).view()).is_none());
+        assert!(KdTree::new(Array2::<f32>::zeros((MIN_POINTS, MAX_DIM + 1)).view()).is_none());
+        assert!(KdTree::new(Array2::<f32>::zeros((MIN_POINTS, 0)).view()).is_none());
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut p = ok.clone();
+            p[[7, 1]] = bad;
+            assert!(KdTree::new(p.view()).is_none());
+        }
+    }
+
+    #[test]
+    fn leaves_are_small_and_cover_every_point_once() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let points = Array2::from_shape_fn((1000, 2), |_| rng.gen_range(-1.0f32..1.0));
+        let tree = KdTree::new(points.view()).unwrap();
+        let mut seen = tree.index.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        let leaves: Vec<&Node> = tree.nodes.iter().filter(|n| n.children == 0).collect();
+        assert!(leaves.iter().all(|n| n.end - n.start <= LEAF));
+        assert_eq!(leaves.iter().map(|n| n.end - n.start).sum::<usize>(), 1000);
+        // Each stored row is its input row.
+        for (pos, &i) in tree.index.iter().enumerate() {
+            assert_eq!(&tree.rows[2 * pos..2 * pos + 2], points.row(i).as_slice().unwrap());
+        }
+    }
+}
