@@ -96,9 +96,9 @@ impl KdTree {
             return;
         }
         let mid = start + (end - start) / 2;
-        order[start..end].select_nth_unstable_by(mid - start, |&a, &b| {
-            ps[a * m + dim].total_cmp(&ps[b * m + dim]).then(a.cmp(&b))
-        });
+        // Any split gives the same answers; this one is deterministic.
+        order[start..end]
+            .select_nth_unstable_by(mid - start, |&a, &b| ps[a * m + dim].total_cmp(&ps[b * m + dim]));
         let first = self.nodes.len();
         self.nodes[node].children = first;
         self.nodes.push(Node {
@@ -132,7 +132,7 @@ impl KdTree {
             at: usize::MAX,
             d: f32::INFINITY,
         };
-        self.walk(0, q, &mut best);
+        self.search(q, &mut best);
         if best.d == f32::INFINITY {
             0
         } else {
@@ -147,37 +147,47 @@ impl KdTree {
         assert!(!best.is_empty(), "k ≥ 1");
         best.fill(f32::INFINITY);
         let mut query = Smallest { skip, best };
-        self.walk(0, q, &mut query);
+        self.search(q, &mut query);
         best[best.len() - 1]
     }
 
     /// Whether some point lies within squared distance `r` of `q` (`sq_dist` ≤ r).
     pub fn any_within(&self, q: &[f32], r: f32) -> bool {
         let mut query = Within { r, found: false };
-        self.walk(0, q, &mut query);
+        self.search(q, &mut query);
         query.found
     }
 
-    /// Offers `query` every point of `node` whose box it does not skip, nearest box first.
-    fn walk(&self, node: usize, q: &[f32], query: &mut impl Query) {
+    /// Offers `query` every point whose box it does not skip, nearest box first.
+    fn search(&self, q: &[f32], query: &mut impl Query) {
         assert_eq!(q.len(), self.m, "query and points differ in dimension");
+        // One walk per dimension, so that its loops over M have a known length.
+        match self.m {
+            1 => self.walk::<1>(0, q, query),
+            2 => self.walk::<2>(0, q, query),
+            3 => self.walk::<3>(0, q, query),
+            4 => self.walk::<4>(0, q, query),
+            m => unreachable!("no tree in {m} > MAX_DIM dimensions"),
+        }
+    }
+
+    fn walk<const M: usize>(&self, node: usize, q: &[f32], query: &mut impl Query) {
         let Node {
             start,
             end,
             children,
         } = self.nodes[node];
         if children == 0 {
-            let m = self.m;
-            for (row, &at) in self.rows[start * m..end * m]
-                .chunks_exact(m)
+            for (row, &at) in self.rows[start * M..end * M]
+                .chunks_exact(M)
                 .zip(&self.index[start..end])
             {
-                query.offer(at, sq_dist(q, row));
+                query.offer(at, sq_dist(&q[..M], row));
             }
             return;
         }
         let (a, b) = (children, children + 1);
-        let (la, lb) = (self.lower_bound(a, q), self.lower_bound(b, q));
+        let (la, lb) = (self.lower_bound::<M>(a, q), self.lower_bound::<M>(b, q));
         let near_first = if lb < la {
             [(b, lb), (a, la)]
         } else {
@@ -185,17 +195,16 @@ impl KdTree {
         };
         for (child, bound) in near_first {
             if !query.skips(bound) {
-                self.walk(child, q, query);
+                self.walk::<M>(child, q, query);
             }
         }
     }
 
     /// A value never above `sq_dist(q, p)` for any point p in `node`'s box (module doc).
-    fn lower_bound(&self, node: usize, q: &[f32]) -> f32 {
-        let m = self.m;
-        let (lo, hi) = self.boxes[2 * m * node..2 * m * (node + 1)].split_at(m);
+    fn lower_bound<const M: usize>(&self, node: usize, q: &[f32]) -> f32 {
+        let (lo, hi) = self.boxes[2 * M * node..2 * M * (node + 1)].split_at(M);
         let mut acc = 0.0f32;
-        for ((&qj, &l), &h) in q.iter().zip(lo).zip(hi) {
+        for ((&qj, &l), &h) in q[..M].iter().zip(lo).zip(hi) {
             let gap = if qj < l {
                 l - qj
             } else if qj > h {
