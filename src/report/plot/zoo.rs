@@ -350,7 +350,11 @@ mod tests {
         let pair = wrap(&format!("{long}, schedule.kind=deferred"), room);
         assert_eq!(
             pair,
-            ["parameterization=", "affine_running,", "schedule.kind=deferred"]
+            [
+                "parameterization=",
+                "affine_running,",
+                "schedule.kind=deferred"
+            ]
         );
         assert!(pair.iter().all(|l| width_of(l) <= room), "{pair:?}");
     }
