@@ -669,7 +669,10 @@ fn code_travel_is_distance_moved_over_distance_to_the_nearest_embedding() {
 /// dimensions no tree is built, so the padded inputs take the scans.
 fn padded(a: &Array2<f32>, extra: usize) -> Array2<f32> {
     let m = a.ncols();
-    Array2::from_shape_fn((a.nrows(), m + extra), |(i, j)| if j < m { a[[i, j]] } else { 0.0 })
+    Array2::from_shape_fn(
+        (a.nrows(), m + extra),
+        |(i, j)| if j < m { a[[i, j]] } else { 0.0 },
+    )
 }
 
 #[test]
@@ -694,8 +697,15 @@ fn trees_answer_as_the_scans_do() {
         });
         let (zp, cp) = (padded(&z, extra), padded(&codes, extra));
         let c = coverage(z.view(), codes.view());
-        assert!(c > 0.05 && c < 0.95, "m = {m}: coverage {c} should be partial");
-        assert_eq!(c.to_bits(), coverage(zp.view(), cp.view()).to_bits(), "m = {m}");
+        assert!(
+            c > 0.05 && c < 0.95,
+            "m = {m}: coverage {c} should be partial"
+        );
+        assert_eq!(
+            c.to_bits(),
+            coverage(zp.view(), cp.view()).to_bits(),
+            "m = {m}"
+        );
         let (k, r) = prdc::knn_radii(codes.view(), prdc::K);
         let (kp, rp) = prdc::knn_radii(cp.view(), prdc::K);
         assert_eq!(k, kp);
@@ -718,8 +728,14 @@ fn codebook_dist_and_its_live_part_from_one_pass_are_the_gathered_means() {
         let gathered = codebook.select(ndarray::Axis(0), &live);
         let (all, part) = codebook_dists(codebook.view(), &usage);
         assert_eq!(all.to_bits(), codebook_dist(codebook.view()).to_bits());
-        assert_eq!(part.to_bits(), mean_pairwise_dist(gathered.view()).to_bits());
-        assert_eq!(part.to_bits(), codebook_dist_live(codebook.view(), &usage).to_bits());
+        assert_eq!(
+            part.to_bits(),
+            mean_pairwise_dist(gathered.view()).to_bits()
+        );
+        assert_eq!(
+            part.to_bits(),
+            codebook_dist_live(codebook.view(), &usage).to_bits()
+        );
     }
     let one_live = codebook_dists(codebook.view(), &[vec![0; 300], vec![1]].concat());
     assert!(one_live.1.is_nan() && one_live.0.is_finite());

@@ -89,16 +89,18 @@ impl KdTree {
                 hi[j] = hi[j].max(v);
             }
         }
-        let (dim, extent) = (0..m)
-            .map(|j| (j, hi[j] - lo[j]))
-            .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        let (dim, extent) =
+            (0..m)
+                .map(|j| (j, hi[j] - lo[j]))
+                .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
         if end - start <= LEAF || extent == 0.0 {
             return;
         }
         let mid = start + (end - start) / 2;
         // Any split gives the same answers; this one is deterministic.
-        order[start..end]
-            .select_nth_unstable_by(mid - start, |&a, &b| ps[a * m + dim].total_cmp(&ps[b * m + dim]));
+        order[start..end].select_nth_unstable_by(mid - start, |&a, &b| {
+            ps[a * m + dim].total_cmp(&ps[b * m + dim])
+        });
         let first = self.nodes.len();
         self.nodes[node].children = first;
         self.nodes.push(Node {
@@ -386,9 +388,7 @@ mod tests {
             assert_eq!(tree.nearest(q), first);
             // Exactly between two corners: the lower index of the two firsts.
             let mid = [q[0], 0.5];
-            let lowest = (0..300)
-                .find(|&i| points[[i, 0]] == q[0])
-                .unwrap();
+            let lowest = (0..300).find(|&i| points[[i, 0]] == q[0]).unwrap();
             assert_eq!(tree.nearest(&mid), lowest);
         }
     }
@@ -420,7 +420,10 @@ mod tests {
         assert_eq!(leaves.iter().map(|n| n.end - n.start).sum::<usize>(), 1000);
         // Each stored row is its input row.
         for (pos, &i) in tree.index.iter().enumerate() {
-            assert_eq!(&tree.rows[2 * pos..2 * pos + 2], points.row(i).as_slice().unwrap());
+            assert_eq!(
+                &tree.rows[2 * pos..2 * pos + 2],
+                points.row(i).as_slice().unwrap()
+            );
         }
     }
 }

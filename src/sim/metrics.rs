@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::sim::generation::generation;
-use crate::sim::linalg::sym_eigen;
 use crate::sim::kdtree::KdTree;
+use crate::sim::linalg::sym_eigen;
 use crate::sim::nearest::{nearest_one, sq_dist, PointsByDim};
 use crate::sim::prdc;
 use crate::sim::rng::{stream, Stream};
@@ -598,7 +598,10 @@ fn mean_pairwise_dists(points: ArrayView2<f32>, subset: Option<&[bool]>) -> (f64
         Some(_) => add(sums.iter().filter_map(|s| s.1)),
         None => all,
     };
-    (mean_of(all, n), marked.map_or(f64::NAN, |l| mean_of(part, l)))
+    (
+        mean_of(all, n),
+        marked.map_or(f64::NAN, |l| mean_of(part, l)),
+    )
 }
 
 /// row(i, buffer) for i = 0..n, with `buffer` (n) scratch for the row: the rows go to rayon's

@@ -301,15 +301,14 @@ impl Quantizer {
             return;
         }
         let table = self.lookup.table(self.codes.view());
-        let search = |u: ArrayView2<f32>, assign: &mut [usize], s: &mut nearest::Scratch| {
-            match tree {
-                Some(tree) => {
-                    for (row, a) in u.rows().into_iter().zip(assign) {
-                        *a = tree.nearest(row.as_slice().expect("standard layout"));
-                    }
+        let search = |u: ArrayView2<f32>, assign: &mut [usize], s: &mut nearest::Scratch| match tree
+        {
+            Some(tree) => {
+                for (row, a) in u.rows().into_iter().zip(assign) {
+                    *a = tree.nearest(row.as_slice().expect("standard layout"));
                 }
-                None => nearest_with(u, table, assign, s),
             }
+            None => nearest_with(u, table, assign, s),
         };
         if self.lookup.is_identity() {
             search(z.as_standard_layout().view(), assign, &mut scratch.search);
