@@ -133,30 +133,22 @@ epochs = 2
 "quantizer.restart" = ["none", "kmeans"]
 "#;
 
-/// The same in the default latent dimension (2), with codes, coverage draws and the
+/// `WIDE` in the default dimensions (data and latent 2), with codes, coverage draws and the
 /// subsample large enough for the evaluation's trees.
-const NARROW: &str = r#"name = "narrow"
-seeds = [0]
-[data]
-modes = 4
-points_per_mode = 1500
-[model]
-width = 32
-[quantizer]
-codebook_size = 300
-kmeans_every = 1
-[train]
-epochs = 2
-[sweep]
-"quantizer.restart" = ["none", "kmeans"]
-"#;
+fn narrow() -> String {
+    let lines: Vec<&str> = WIDE
+        .lines()
+        .filter(|l| !l.starts_with("dim =") && !l.starts_with("latent_dim ="))
+        .collect();
+    lines.join("\n").replace("\"wide\"", "\"narrow\"")
+}
 
 #[test]
 fn threads_idle_beside_fewer_runs_change_no_result() {
     // 4 threads for 2 runs: the idle ones take tasks from inside the runs.
     let tmp = tempfile::tempdir().unwrap();
-    for (file, text) in [("wide.toml", WIDE), ("narrow.toml", NARROW)] {
-        let s = load(tmp.path(), file, text);
+    for (file, text) in [("wide.toml", WIDE.to_string()), ("narrow.toml", narrow())] {
+        let s = load(tmp.path(), file, &text);
         assert_eq!(s.runs.len(), 2);
         let one = sweep::run_sweep(&s, &opts(&tmp.path().join("t1"), 1)).unwrap();
         let four = sweep::run_sweep(&s, &opts(&tmp.path().join("t4"), 4)).unwrap();
