@@ -1,5 +1,6 @@
 //! An exact k-d tree for the evaluation's searches in few dimensions (the latent dimension is 2
-//! by default): the nearest code of every point, the k-NN radii and the balls of `coverage`.
+//! by default): the nearest code of every point, the k-NN radii and the balls of `coverage`,
+//! the nearest embedding of each code's start in `code_travel`.
 //!
 //! Every answer is the one of the direct scan over `nearest::sq_dist` (the f32 sum in index
 //! order): the tree only skips boxes that cannot hold a point that would change it. A box's
@@ -11,8 +12,8 @@
 //! a box whose bound equals the best distance so far is still visited.
 //!
 //! Points must be finite (`new` returns None otherwise, and callers scan); queries may be
-//! anything: a NaN query has NaN distances and bounds, which never prune and never win, as in
-//! the scan.
+//! anything: a query with a NaN has only NaN distances, which win nothing and count as in the
+//! scan, and an infinite one only infinite distances (the tests cover both).
 
 use ndarray::ArrayView2;
 
@@ -21,8 +22,8 @@ use crate::sim::nearest::sq_dist;
 /// Dimensions up to which a tree is built: each level splits one dimension, so with more of
 /// them a box's neighbours multiply and the scan's vectorised pass wins.
 pub const MAX_DIM: usize = 4;
-/// Fewest points worth a tree: below, the vectorised scan of all points costs about what the
-/// descent does (callgrind, m = 2).
+/// Fewest points worth a tree: the scan of fewer is a few vectorised passes per query (a
+/// round number, not tuned; the answers are the same either way).
 pub const MIN_POINTS: usize = 128;
 /// Points per leaf.
 const LEAF: usize = 8;
