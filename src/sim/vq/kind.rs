@@ -6,6 +6,8 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::sim::config::{family, Check, QuantizerConfig, RangeError};
 
+pub use vq::{levels, MAX_LEVELS};
+
 /// What a kind's constructor sees.
 pub(super) struct Shape<'a> {
     pub q: &'a QuantizerConfig,

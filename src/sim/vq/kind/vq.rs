@@ -1,16 +1,73 @@
 //! `kind = "vq"`: a learned codebook searched for the nearest code (van den Oord et al. 2017);
-//! everything else in the quantizer serves it.
+//! everything else in the quantizer serves it. With `residual_levels` = L > 1 it is a residual
+//! quantizer (`crate::sim::vq::residual`): L such codebooks, each quantizing what the previous
+//! ones left.
 
 use super::{Bottleneck, Shape};
-use crate::sim::config::Remedy;
+use crate::sim::config::{Check, Key, QuantizerConfig, RangeError, Remedy};
+
+/// Most residual levels: SoundStream's and EnCodec's 6 kbps setting (8 codebooks of 1024 codes);
+/// each level costs a nearest-code search per step.
+pub const MAX_LEVELS: usize = 8;
+
+pub(in crate::sim::vq) const LEVELS: Key = Key::int(
+    "quantizer.residual_levels",
+    1,
+    (1, MAX_LEVELS as u64),
+    "levels",
+    "residual VQ: L codebooks of codebook_size codes, level l quantizing the residual z − Σ_{j<l} e_j that the previous levels left, the decoder seeing Σ_l e_l straight-through, each level with its own codebook and commitment loss and the same update and init (k-means on its residuals of the encoder at init) (Zeghidour et al. 2021, SoundStream, Algorithm 1; lucidrains' ResidualVQ, shared_codebook = False, quantize_dropout off); 1 = one codebook",
+);
 
 pub(super) const REMEDY: Remedy = Remedy {
     word: "vq",
     doc: "a learned codebook searched for the nearest code",
     cite: "",
-    keys: &[],
-    rules: &[],
+    keys: &[LEVELS],
+    rules: &[levels_are_plain_vq],
 };
+
+/// The residual levels L of `q` (1: a single codebook).
+pub fn levels(q: &QuantizerConfig) -> usize {
+    q.params.int(&LEVELS)
+}
+
+/// The quantizer keys a residual quantizer uses; every other `quantizer.*` key keeps its
+/// default under it.
+const RESIDUAL_KEYS: [&str; 9] = [
+    "quantizer.kind",
+    "quantizer.residual_levels",
+    "quantizer.codebook_size",
+    "quantizer.update",
+    "quantizer.lr_scale",
+    "quantizer.beta",
+    "quantizer.ema_decay",
+    "quantizer.init",
+    "quantizer.init_std",
+];
+
+/// With more than one level each level is a plain codebook: the estimator's gradient passes
+/// straight through the sum of the levels once (an estimator per level is not one reference's
+/// rule: lucidrains applies the rotation trick per level and so passes L times the decoder's
+/// gradient), lucidrains projects outside the levels rather than per codebook (no `code_dim`
+/// or cosine lookup), and restarts, parameterizations, regularisers and the synchronised
+/// update are not implemented per level.
+fn levels_are_plain_vq(c: &Check) -> Result<(), RangeError> {
+    let l = levels(&c.cfg.quantizer);
+    if l == 1 {
+        return Ok(());
+    }
+    match c.off_default("quantizer.", &RESIDUAL_KEYS) {
+        None => Ok(()),
+        Some((field, default)) => Err(RangeError {
+            key: field.key.into(),
+            value: field.value.to_toml().to_string(),
+            allowed: format!(
+                "only its default {} when quantizer.residual_levels = {l} (each level is a plain VQ codebook with the straight-through estimator; set quantizer.residual_levels = 1 to use it)",
+                default.value.to_toml()
+            ),
+        }),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Vq;
