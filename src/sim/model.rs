@@ -253,13 +253,15 @@ mod tests {
     fn evaluation_gathers_exactly_the_decoded_points() {
         // 10 000 points: infer chunks of 256 and a ragged last one, against 64 decoded codes;
         // the quantizers whose decoder input is not the stored code too.
-        let variants: [fn(&mut RunConfig); 3] = [
+        let variants: [fn(&mut RunConfig); 4] = [
             |_| {},
             |c| c.quantizer.kind = "fsq".into(),
             |c| {
                 c.quantizer.distance = crate::sim::config::Distance::Cosine;
                 c.quantizer.code_dim = 1;
             },
+            // The decoder sees sums of 3 codes: the tuples in use are decoded and gathered.
+            |c| c.quantizer.params.set("residual_levels", 3),
         ];
         for edit in variants {
             let mut cfg = RunConfig::default();
@@ -271,9 +273,11 @@ mod tests {
             let vq = Quantizer::init(&cfg, z.view(), 3).unwrap();
             let eval = model.evaluate(data.x.view(), data.means.view(), Some(&vq), &[], &[], false);
             let mut q = Array2::zeros(z.raw_dim());
-            let mut assign = vec![0; z.nrows()];
+            let mut assign = vec![0; z.nrows() * vq.levels()];
             vq.quantize(z.view(), &mut assign, q.view_mut(), &mut Default::default());
             assert_eq!(eval.assign, assign);
+            let measured = if vq.levels() > 1 { vq.levels() } else { 0 };
+            assert_eq!(eval.metrics.levels.levels, measured);
             assert_eq!(
                 eval.recon,
                 model.decoder.infer(q.view()),

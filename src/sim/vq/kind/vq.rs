@@ -15,7 +15,7 @@ pub(in crate::sim::vq) const LEVELS: Key = Key::int(
     1,
     (1, MAX_LEVELS as u64),
     "levels",
-    "residual VQ: L codebooks of codebook_size codes, level l quantizing the residual z − Σ_{j<l} e_j that the previous levels left, the decoder seeing Σ_l e_l straight-through, each level with its own codebook and commitment loss and the same update and init (k-means on its residuals of the encoder at init) (Zeghidour et al. 2021, SoundStream, Algorithm 1; lucidrains' ResidualVQ, shared_codebook = False, quantize_dropout off); 1 = one codebook",
+    "residual VQ: L codebooks of codebook_size codes, level l quantizing the residual that levels 1..l−1 left, the decoder seeing the sum of the L codes straight-through; each level with its own codebook loss, commitment, update and init (on the residuals of the encoder outputs the levels before it leave) (Zeghidour et al. 2021, SoundStream, Algorithm 1; lucidrains' ResidualVQ, shared_codebook = False, no quantize dropout; vqsim passes the decoder's gradient once where lucidrains passes it at every level); 1 = one codebook",
 );
 
 pub(super) const REMEDY: Remedy = Remedy {
@@ -62,7 +62,7 @@ fn levels_are_plain_vq(c: &Check) -> Result<(), RangeError> {
             key: field.key.into(),
             value: field.value.to_toml().to_string(),
             allowed: format!(
-                "only its default {} when quantizer.residual_levels = {l} (each level is a plain VQ codebook with the straight-through estimator; set quantizer.residual_levels = 1 to use it)",
+                "only its default {} when quantizer.residual_levels = {l} (the levels of a residual quantizer are plain VQ codebooks: straight-through, no restart, parameterization, projection, cosine distance, regulariser or synchronised update; set quantizer.residual_levels = 1 to use it)",
                 default.value.to_toml()
             ),
         }),
