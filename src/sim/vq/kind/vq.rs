@@ -56,17 +56,11 @@ fn levels_are_plain_vq(c: &Check) -> Result<(), RangeError> {
     if l == 1 {
         return Ok(());
     }
-    match c.off_default("quantizer.", &RESIDUAL_KEYS) {
-        None => Ok(()),
-        Some((field, default)) => Err(RangeError {
-            key: field.key.into(),
-            value: field.value.to_toml().to_string(),
-            allowed: format!(
-                "only its default {} when quantizer.residual_levels = {l} (the levels of a residual quantizer are plain VQ codebooks: straight-through, no restart, parameterization, projection, cosine distance, regulariser or synchronised update; set quantizer.residual_levels = 1 to use it)",
-                default.value.to_toml()
-            ),
-        }),
-    }
+    super::only_keys(
+        c,
+        &RESIDUAL_KEYS,
+        &format!("when quantizer.residual_levels = {l} (the levels of a residual quantizer are plain VQ codebooks: straight-through, no restart, parameterization, projection, cosine distance, regulariser or synchronised update; set quantizer.residual_levels = 1 to use it)"),
+    )
 }
 
 #[derive(Debug, Clone)]
