@@ -780,7 +780,7 @@ fn residual_backward_matches_finite_differences() {
     let mut inputs = Vec::new();
     for l in 0..levels {
         // Offsets shrinking with the residuals, so that the codes stay apart from each other.
-        let offset = 0.05 * 0.2f32.powi(l as i32);
+        let offset = 0.05 * 0.2f32.powi(l);
         let codes = Array2::from_shape_fn((6, 2), |(k, j)| residual[[2 * k + 1, j]] + offset);
         let one = Quantizer::new(
             &valid(&config(Activation::Tanh, Update::Loss)),

@@ -208,8 +208,7 @@ pub fn measure(obs: &Observation) -> Metrics {
     // What the decoder's inputs are drawn from: the codes, or a residual quantizer's tuples.
     let tuples = obs.quantized.as_ref().and_then(|q| q.residual.as_ref());
     let tuples = tuples.map(|r| code_counts(r.token_of, r.tokens.nrows()));
-    let tokens = tuples.as_ref().or(usage.as_ref());
-    let recon_modes = match (&obs.quantized, tokens) {
+    let recon_modes = match (&obs.quantized, tuples.as_ref().or(usage.as_ref())) {
         // A quantized reconstruction is its code decoded (recon = decoded_codes[assign]): the
         // S decoded codes weighted by their usage count the same modes as the n rows, for less.
         (Some(q), Some(usage)) => mode_counts_weighted(q.decoded_codes, obs.means, usage),
@@ -226,7 +225,8 @@ pub fn measure(obs: &Observation) -> Metrics {
         embed_var: embed_var(obs.z),
         ..Metrics::nan()
     };
-    if let (Some(q), Some(usage), Some(tokens)) = (&obs.quantized, &usage, tokens) {
+    if let (Some(q), Some(usage)) = (&obs.quantized, usage) {
+        let tokens = tuples.as_deref().unwrap_or(&usage);
         let codebook_dist = codebook_dist(q.codebook);
         out.quant_mse = match &q.residual {
             Some(r) => quant_mse(obs.z, r.tokens, r.token_of),

@@ -475,7 +475,8 @@ fn residual_levels_are_plain_vq_codebooks() {
         }),
         Ok(())
     );
-    let refused: [(&str, fn(&mut RunConfig)); 4] = [
+    type Edit = fn(&mut RunConfig);
+    let refused: [(&str, Edit); 4] = [
         ("quantizer.estimator", |c| {
             c.quantizer.estimator = "rotation".into()
         }),
