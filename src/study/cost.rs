@@ -15,6 +15,7 @@
 
 use crate::sim::checked::ValidRun;
 use crate::sim::config::{ModelKind, RunConfig, ScheduleKind};
+use crate::sim::vq;
 
 /// What the seconds are: the machine and date of the calibration below.
 pub const CALIBRATED: &str = "one core of the AMD EPYC the model was calibrated on, 2026-12-02";
@@ -73,7 +74,9 @@ pub fn run_seconds(cfg: &ValidRun) -> f64 {
     if q.kind == "fsq" || quantized == 0.0 {
         return t;
     }
-    t += quantized * n * s * dims * PER_CODE;
+    // Each residual level searches a codebook of its own (not calibrated: assumed alike).
+    let levels = vq::levels(q) as f64;
+    t += quantized * n * s * dims * PER_CODE * levels;
     if param(cfg, "entropy_weight", 0.0) > 0.0 {
         t += quantized * n * s * PER_ENTROPY;
     }
