@@ -353,7 +353,7 @@ impl Quantizer {
         &self,
         z: ArrayView2<f32>,
         assign: &mut [usize],
-        q: ArrayViewMut2<f32>,
+        mut q: ArrayViewMut2<f32>,
         scratch: &mut Scratch,
     ) {
         let (first, rest) = assign.split_at_mut(z.nrows());
