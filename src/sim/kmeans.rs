@@ -19,11 +19,11 @@
 //! same RNG stream with the same f32 distances, but keeps each point's running minimum: O(n·k).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
-use rand::distributions::{Distribution, WeightedIndex};
+use rand::distributions::{Distribution, Uniform, WeightedIndex};
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::sim::nearest::{nearest_parallel, sq_dist, PointsByDim};
+use crate::sim::nearest::{nearest_parallel, sq_dist, Prepared};
 
 /// m_k-means iterations allowed (the built-in model: at most 50, one run).
 pub const MAX_ITER: u64 = 50;
@@ -75,10 +75,11 @@ fn mk_means(
     let k = centroids.nrows();
     let zs = z.as_slice().expect("standard layout");
     let mut assign = vec![0; n];
+    let mut bounds = Bounds::new(zs, m);
     let mut next = Array2::<f32>::zeros((k, m)); // (k, m)
     let mut counts = vec![0usize; k];
     for _ in 0..MAX_ITER {
-        nearest_parallel(z, centroids.view(), &mut assign);
+        bounds.assign(centroids.view(), &mut assign);
         next.fill(0.0);
         counts.fill(1);
         let sums = next.as_slice_mut().expect("standard layout");
@@ -98,6 +99,7 @@ fn mk_means(
             next.as_slice().expect("standard layout"),
         ))
         .sqrt() as f32;
+        bounds.drift(centroids.view(), next.view(), &assign);
         std::mem::swap(&mut centroids, &mut next);
         if shift < tolerance {
             break;
@@ -124,59 +126,335 @@ fn mk_means(
     }
 }
 
-/// k-means++ seeding (Arthur & Vassilvitskii) of `k` ≥ 1 rows of `z` (n ≥ 1, m), standard
-/// layout. The first centroid is a uniform draw, each next one a draw weighted by the squared
-/// distance to the nearest centroid so far, exactly as linfa's `weighted_k_means_plusplus`
-/// with unit weights: same `WeightedIndex` draws, same distances (Σ (c_i − p_i)² in index
-/// order), same strict-`<` minimum, and index 0 without a draw when every distance is 0.
-pub fn plusplus(z: ArrayView2<f32>, k: usize, rng: &mut impl Rng) -> Array2<f32> {
-    let n = z.nrows();
-    let by_dim = PointsByDim::new(z); // (m, n): each new centroid's distances in m passes
-    let mut centroids = Array2::zeros((k, z.ncols())); // (k, m)
-                                                       // Squared distance of each point to its nearest centroid so far, (n); the points go out
-                                                       // to rayon's threads in tasks, each point's minimum its own, so any split gives the same.
-    let mut min_d = vec![f32::INFINITY; n];
-    let closer = |c: &[f32], min_d: &mut [f32], first: bool| {
-        min_d
-            .par_chunks_mut(SEED_TASK)
-            .enumerate()
-            .for_each_init(Vec::new, |d, (t, md)| {
-                d.resize(md.len(), 0.0);
-                by_dim.sq_dists_in(c, t * SEED_TASK..t * SEED_TASK + md.len(), d);
-                for (m, &dc) in md.iter_mut().zip(d.iter()) {
-                    if first || dc < *m {
-                        *m = dc;
-                    }
-                }
+/// Hamerly's bounds (Hamerly 2010, "Making k-means even faster") for the assignment step:
+/// per point an upper bound `upper` of its exact distance to its centre and a lower bound
+/// `lower` of its exact distance to every other centre. After an update they move by the
+/// centres' shifts (the point's own centre's for `upper`, the largest other one's for
+/// `lower`); a point whose bounds, widened by `sq_dist`'s rounding (`SqDistError`), still
+/// separate keeps its centre, which is then the strict argmin of the f32 sums, the answer of
+/// the full search. The others go to the matrix-product search, whose screen yields `lower`.
+/// f64 bounds, each operation rounded outward by `up`/`down`, stay bounds of the exact values.
+struct Bounds<'a> {
+    z: &'a [f32], // (n, m)
+    m: usize,
+    err: SqDistError,
+    /// Bounds only mean anything for finite data of moderate size (no overflow in the sums);
+    /// otherwise every point goes to the full search.
+    usable: bool,
+    upper: Vec<f64>, // (n)
+    lower: Vec<f64>, // (n)
+    todo: Vec<usize>,
+}
+
+/// Queries per task of the full search of the points the bounds do not settle.
+const SEARCH_TASK: usize = 128;
+
+impl<'a> Bounds<'a> {
+    fn new(z: &'a [f32], m: usize) -> Self {
+        let n = z.len().checked_div(m).unwrap_or(0);
+        Bounds {
+            z,
+            m,
+            err: SqDistError::new(m),
+            usable: m > 0 && z.iter().all(|v| v.abs() <= 1e15),
+            upper: vec![f64::INFINITY; n],
+            lower: vec![0.0; n],
+            todo: Vec::new(),
+        }
+    }
+
+    /// Nearest centroid of every point, `centroids` (k, m), into `assign` (n): kept where the
+    /// bounds settle it, from `nearest::Prepared` elsewhere (every point the first time).
+    fn assign(&mut self, centroids: ArrayView2<f32>, assign: &mut [usize]) {
+        if !self.usable {
+            // m = 0 included: no coordinates to bound, every distance is 0.
+            nearest_parallel(
+                ArrayView2::from_shape((assign.len(), self.m), self.z).expect("(n, m)"),
+                centroids,
+                assign,
+            );
+            return;
+        }
+        let m = self.m;
+        let cs = centroids.as_slice().expect("standard layout");
+        self.todo.clear();
+        for (i, (x, &a)) in self.z.chunks_exact(m).zip(assign.iter()).enumerate() {
+            if self.err.surely_less(self.upper[i], self.lower[i]) {
+                continue;
+            }
+            self.upper[i] = self.err.distance_above(sq_dist(&cs[a * m..(a + 1) * m], x));
+            if !self.err.surely_less(self.upper[i], self.lower[i]) {
+                self.todo.push(i);
+            }
+        }
+        let t = self.todo.len();
+        let q = Array2::from_shape_fn((t, m), |(r, j)| self.z[self.todo[r] * m + j]); // (t, m)
+        let mut found = vec![0; t];
+        let mut others = vec![0.0; t];
+        let prepared = Prepared::new(centroids);
+        found
+            .par_chunks_mut(SEARCH_TASK)
+            .zip(others.par_chunks_mut(SEARCH_TASK))
+            .zip(q.axis_chunks_iter(Axis(0), SEARCH_TASK).into_par_iter())
+            .for_each_init(Vec::new, |gram, ((o, lb), qc)| {
+                prepared.nearest_bounded(qc, o, lb, gram);
             });
-    };
-    let first = WeightedIndex::new(std::iter::repeat_n(1.0f32, n))
+        for ((&i, &a), &lb) in self.todo.iter().zip(&found).zip(&others) {
+            let x = &self.z[i * m..(i + 1) * m];
+            assign[i] = a;
+            self.upper[i] = self.err.distance_above(sq_dist(&cs[a * m..(a + 1) * m], x));
+            self.lower[i] = down(lb.max(0.0).sqrt());
+        }
+    }
+
+    /// Moves the bounds by the shifts of the centres from `old` to `new` (both (k, m)).
+    fn drift(&mut self, old: ArrayView2<f32>, new: ArrayView2<f32>, assign: &[usize]) {
+        if !self.usable {
+            return;
+        }
+        // Squares of f64 differences of f32 values, summed: m + 2 roundings of 2⁻⁵³ at most.
+        let sum_up = 1.0 + (self.m as f64 + 2.0) * f64::EPSILON;
+        let shift: Vec<f64> = old
+            .rows()
+            .into_iter()
+            .zip(new.rows())
+            .map(|(o, n)| {
+                let sq: f64 = o
+                    .iter()
+                    .zip(n)
+                    .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                    .sum();
+                up((sq * sum_up).sqrt())
+            })
+            .collect();
+        // The largest shift, and the largest of the others for the points of its centre.
+        let (far, first) =
+            shift
+                .iter()
+                .enumerate()
+                .fold((0, 0.0), |b, (j, &s)| if s > b.1 { (j, s) } else { b });
+        let second = shift
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != far)
+            .fold(0.0, |b: f64, (_, &s)| b.max(s));
+        for ((u, l), &a) in self.upper.iter_mut().zip(&mut self.lower).zip(assign) {
+            *u = up(*u + shift[a]);
+            let s = if a == far { second } else { first };
+            *l = down(*l - s).max(0.0);
+        }
+    }
+}
+
+/// `x` rounded up, resp. down, past one f64 rounding of the operation that made it.
+fn up(x: f64) -> f64 {
+    x * (1.0 + 4.0 * f64::EPSILON)
+}
+
+fn down(x: f64) -> f64 {
+    x * (1.0 - 4.0 * f64::EPSILON)
+}
+
+/// k-means++ seeding (Arthur & Vassilvitskii) of `k` ≥ 1 rows of `z` (n ≥ 1, m). The first
+/// centroid is a uniform draw, each next one a draw weighted by the squared distance to the
+/// nearest centroid so far, exactly as linfa's `weighted_k_means_plusplus` with unit weights:
+/// same `WeightedIndex` draws, same distances (Σ (c_i − p_i)² in index order), same strict-`<`
+/// minimum, and index 0 without a draw when every distance is 0 (or one is NaN).
+pub fn plusplus(z: ArrayView2<f32>, k: usize, rng: &mut impl Rng) -> Array2<f32> {
+    let z = z.as_standard_layout();
+    let mut centroids = Array2::zeros((k, z.ncols())); // (k, m)
+    let first = WeightedIndex::new(std::iter::repeat_n(1.0f32, z.nrows()))
         .expect("at least one point")
         .sample(rng);
     centroids.row_mut(0).assign(&z.row(first));
-    closer(
-        centroids.row(0).as_slice().expect("standard layout"),
-        &mut min_d,
-        true,
+    let mut seeding = Seeding::new(
+        z.as_slice().expect("standard layout"),
+        z.nrows(),
+        z.ncols(),
+        first,
     );
     for c in 1..k {
-        if c > 1 {
-            closer(
-                centroids.row(c - 1).as_slice().expect("standard layout"),
-                &mut min_d,
-                false,
-            );
-        }
-        let next = WeightedIndex::new(&min_d)
-            .map(|w| w.sample(rng))
-            .unwrap_or(0);
+        let next = seeding.draw(rng);
         centroids.row_mut(c).assign(&z.row(next));
+        if c + 1 < k {
+            seeding.add(next);
+        }
     }
     centroids
 }
 
-/// Points per task of the k-means++ distance updates.
-const SEED_TASK: usize = 4096;
+/// The state of k-means++ between draws: each point's squared distance to its nearest seed
+/// so far (the draw's weights) and which seed that is.
+///
+/// A new seed c can lower a point's distance only if it is closer than its seed a:
+/// ‖c − x‖ ≥ ‖c − a‖ − ‖x − a‖, so when ‖c − a‖ ≥ 2 r_a, r_a the largest distance of a's
+/// points to a, none of a's points moves and they are not looked at. The test runs on the
+/// computed f32 sums with their rounding error bounded (`SqDistError`), so a skipped point is
+/// one whose f32 distance to c is not below its current one: the weights stay bit for bit
+/// those of the full pass (the minimum of the same numbers, whatever the order).
+struct Seeding<'a> {
+    z: &'a [f32], // (n, m)
+    m: usize,
+    err: SqDistError,
+    min_d: Vec<f32>, // (n)
+    /// The seeds so far as points of `z`, and per seed the points it is nearest to and the
+    /// largest of their `min_d`.
+    seeds: Vec<usize>,
+    members: Vec<Vec<u32>>,
+    radius: Vec<f32>,
+    /// `cum[i]` = min_d[0] + … + min_d[i] in f32, summed in index order as `WeightedIndex`
+    /// does; valid below `clean`, the lowest point whose weight changed since.
+    cum: Vec<f32>,
+    clean: usize,
+    /// Some weight is NaN: `WeightedIndex` refuses, the draw is index 0. A NaN distance never
+    /// wins the strict `<`, so the set of NaN weights is fixed by the first seed.
+    nan: bool,
+}
+
+impl<'a> Seeding<'a> {
+    fn new(z: &'a [f32], n: usize, m: usize, first: usize) -> Self {
+        let row = |i: usize| &z[i * m..(i + 1) * m];
+        let min_d: Vec<f32> = (0..n).map(|i| sq_dist(row(first), row(i))).collect();
+        let radius = min_d.iter().copied().fold(0.0, f32::max);
+        let nan = min_d.iter().any(|d| d.is_nan());
+        Seeding {
+            z,
+            m,
+            err: SqDistError::new(m),
+            cum: vec![0.0; n],
+            clean: 0,
+            nan,
+            members: vec![(0..n as u32).collect()],
+            radius: vec![radius],
+            seeds: vec![first],
+            min_d,
+        }
+    }
+
+    fn row(&self, i: usize) -> &'a [f32] {
+        &self.z[i * self.m..(i + 1) * self.m]
+    }
+
+    /// The next seed: `WeightedIndex::new(&min_d)` and its `sample`, with the cumulative sums
+    /// redone only from the first weight that changed.
+    fn draw(&mut self, rng: &mut impl Rng) -> usize {
+        let n = self.min_d.len();
+        if self.nan {
+            return 0;
+        }
+        let mut total = if self.clean == 0 {
+            0.0
+        } else {
+            self.cum[self.clean - 1]
+        };
+        for (c, &w) in self.cum[self.clean..]
+            .iter_mut()
+            .zip(&self.min_d[self.clean..])
+        {
+            total += w;
+            *c = total;
+        }
+        self.clean = n;
+        if total == 0.0 {
+            return 0;
+        }
+        let chosen = Uniform::new(0.0, total).sample(rng);
+        // `WeightedIndex` keeps the sums before each point but the first, searches the first
+        // that exceeds the draw, and falls to the last point when none does.
+        self.cum[..n - 1].partition_point(|&w| w <= chosen)
+    }
+
+    /// Takes point `p` as the next seed: every point it is strictly closer to moves to it.
+    fn add(&mut self, p: usize) {
+        let c = self.row(p);
+        let mut moved = Vec::new();
+        for a in 0..self.seeds.len() {
+            if self.members[a].is_empty()
+                || self
+                    .err
+                    .surely_twice(sq_dist(c, self.row(self.seeds[a])), self.radius[a])
+            {
+                continue;
+            }
+            let mut radius = 0.0f32;
+            let (z, m, min_d) = (self.z, self.m, &mut self.min_d);
+            self.members[a].retain(|&i| {
+                let i = i as usize;
+                let d = sq_dist(c, &z[i * m..(i + 1) * m]);
+                if d < min_d[i] {
+                    min_d[i] = d;
+                    moved.push(i as u32);
+                    false
+                } else {
+                    radius = radius.max(min_d[i]);
+                    true
+                }
+            });
+            self.radius[a] = radius;
+        }
+        if let Some(&i) = moved.iter().min() {
+            self.clean = self.clean.min(i as usize);
+        }
+        self.radius.push(
+            moved
+                .iter()
+                .map(|&i| self.min_d[i as usize])
+                .fold(0.0, f32::max),
+        );
+        self.members.push(moved);
+        self.seeds.push(p);
+    }
+}
+
+/// Bounds of `sq_dist`'s rounding for m dimensions: the f32 sum d̂ of m nonnegative terms
+/// (c_i − p_i)², each from a rounded difference and a rounded square, lies within
+/// (1 ± γ)·d ± tiny of the exact d, γ = (m + 2)·u (u = ε/2) with a 4× margin, and tiny for
+/// the terms that fall below f32's normal range. The tests are worked in f64, whose own
+/// rounding is far inside the margin.
+#[derive(Debug, Clone, Copy)]
+struct SqDistError {
+    gamma: f64,
+    tiny: f64,
+}
+
+impl SqDistError {
+    fn new(m: usize) -> Self {
+        SqDistError {
+            gamma: 2.0 * (m as f64 + 2.0) * f64::from(f32::EPSILON),
+            tiny: (m as f64 + 2.0) * f64::from(f32::MIN_POSITIVE),
+        }
+    }
+
+    /// A lower bound of the exact squared distance whose f32 sum is `d`.
+    fn below(self, d: f32) -> f64 {
+        (f64::from(d) - self.tiny) / (1.0 + self.gamma)
+    }
+
+    /// An upper bound of the exact squared distance whose f32 sum is `d`.
+    fn above(self, d: f32) -> f64 {
+        (f64::from(d) + self.tiny) / (1.0 - self.gamma)
+    }
+
+    /// An upper bound of the exact distance (not squared) whose f32 sum of squares is `d`.
+    fn distance_above(self, d: f32) -> f64 {
+        up(self.above(d).sqrt())
+    }
+
+    /// Distances `upper` to one centre and ≥ `lower` to every other make the f32 sum of the
+    /// first strictly the smallest: (1 + γ)·upper² + tiny < (1 − γ)·lower² − tiny. False on NaN.
+    fn surely_less(self, upper: f64, lower: f64) -> bool {
+        let above = (1.0 + self.gamma) * upper * upper + self.tiny;
+        let below = (1.0 - self.gamma) * lower * lower - self.tiny;
+        above * (1.0 + 1e-9) < below
+    }
+
+    /// ‖c − a‖ ≥ 2 r for sums `ca` of ‖c − a‖² and `r` of r²: then every point x with f32 sum
+    /// ≤ `r` to a has f32 sum ≥ `r` to c (‖c − x‖ ≥ ‖c − a‖ − ‖x − a‖ ≥ r). False on NaN
+    /// and on an infinite `r`.
+    fn surely_twice(self, ca: f32, r: f32) -> bool {
+        r.is_finite() && self.below(ca) >= 4.0 * self.above(r) * (1.0 + 1e-9)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -305,6 +583,134 @@ mod tests {
                     used.len()
                 );
             }
+        }
+    }
+
+    /// k-means++ as linfa writes it (a full pass per seed, `WeightedIndex` rebuilt per draw)
+    /// but keeping each point's running minimum: linfa's own seeds at O(n·k).
+    fn plusplus_full_passes(z: ArrayView2<f32>, k: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
+        let n = z.nrows();
+        let mut seeds = Array2::zeros((k, z.ncols()));
+        let first = WeightedIndex::new(vec![1.0f32; n]).unwrap().sample(rng);
+        seeds.row_mut(0).assign(&z.row(first));
+        let mut min_d = vec![f32::INFINITY; n];
+        for c in 1..k {
+            let last = seeds.row(c - 1).to_vec();
+            for (d, p) in min_d.iter_mut().zip(z.rows()) {
+                let dc = sq_dist(&last, p.as_slice().unwrap());
+                if dc < *d || c == 1 {
+                    *d = dc;
+                }
+            }
+            let next = WeightedIndex::new(&min_d)
+                .map(|w| w.sample(rng))
+                .unwrap_or(0);
+            seeds.row_mut(c).assign(&z.row(next));
+        }
+        seeds
+    }
+
+    #[test]
+    fn seeds_equal_full_passes_at_codebook_sizes() {
+        // Clustered points (where the skipped clusters are most of them), plain Gaussian ones,
+        // and an integer grid whose distances tie.
+        let mut gen = ChaCha8Rng::seed_from_u64(10);
+        for (n, m, k) in [(3000, 2, 1024), (2500, 16, 700), (2000, 64, 300)] {
+            let centres = Array2::<f32>::random_using((20, m), StandardNormal, &mut gen) * 4.0;
+            let noise = Array2::<f32>::random_using((n, m), StandardNormal, &mut gen);
+            let clustered = Array2::from_shape_fn((n, m), |(i, j)| {
+                centres[[i * 20 / n, j]] + 0.3 * noise[[i, j]]
+            });
+            let grid = Array2::<i32>::random_using((n, m), Uniform::new(0, 3), &mut gen)
+                .mapv(|v: i32| v as f32);
+            for z in [clustered, noise, grid] {
+                for seed in 0..2 {
+                    let rng = ChaCha8Rng::seed_from_u64(seed);
+                    assert_eq!(
+                        plusplus(z.view(), k, &mut rng.clone()),
+                        plusplus_full_passes(z.view(), k, &mut rng.clone()),
+                        "n={n} m={m} k={k}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seeding_skips_only_clusters_no_point_of_which_can_move() {
+        // On a line: a at 0, its farthest point x at r, a new seed at 2r is exactly as far
+        // from x as a is, so the rule may not skip (the sums are exact here); a little
+        // farther it must.
+        let err = SqDistError::new(1);
+        let r = 3.0f32;
+        let (ca, xa) = ((2.0 * r) * (2.0 * r), r * r);
+        assert!(!err.surely_twice(ca, xa));
+        assert!(err.surely_twice(ca * (1.0 + 1e-4), xa));
+        // Within the rounding margin of 16 dimensions, no decision.
+        assert!(!SqDistError::new(16).surely_twice(ca * (1.0 + 1e-6), xa));
+        assert!(!err.surely_twice(f32::NAN, xa) && !err.surely_twice(ca, f32::NAN));
+        assert!(!err.surely_twice(f32::INFINITY, f32::INFINITY));
+        // Every point whose weight the rule leaves alone keeps it under the full pass.
+        let mut gen = ChaCha8Rng::seed_from_u64(11);
+        let z = Array2::<f32>::random_using((400, 3), StandardNormal, &mut gen);
+        let zs = z.as_slice().unwrap();
+        let mut seeding = Seeding::new(zs, 400, 3, 0);
+        for p in [17, 230, 5, 399, 88] {
+            let before = seeding.min_d.clone();
+            seeding.add(p);
+            for (i, (&b, &a)) in before.iter().zip(&seeding.min_d).enumerate() {
+                let full = sq_dist(z.row(p).as_slice().unwrap(), z.row(i).as_slice().unwrap());
+                assert_eq!(a, if full < b { full } else { b }, "point {i}");
+            }
+            // The points are grouped by their nearest seed, each group within its radius.
+            for (a, members) in seeding.members.iter().enumerate() {
+                for &i in members {
+                    let seed = z.row(seeding.seeds[a]);
+                    let d = sq_dist(
+                        seed.as_slice().unwrap(),
+                        z.row(i as usize).as_slice().unwrap(),
+                    );
+                    assert_eq!(d, seeding.min_d[i as usize]);
+                    assert!(d <= seeding.radius[a]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bounds_keep_only_centres_the_full_search_would_give() {
+        let err = SqDistError::new(16);
+        assert!(!err.surely_less(1.0, 1.0));
+        assert!(!err.surely_less(1.0, 1.0 + 1e-7));
+        assert!(err.surely_less(1.0, 1.0 + 1e-4));
+        assert!(!err.surely_less(f64::NAN, 2.0) && !err.surely_less(1.0, f64::NAN));
+        // Centres that move a little each step, and once one that jumps onto a point: each
+        // assignment equals the full search, and most points are settled by the bounds.
+        let mut gen = ChaCha8Rng::seed_from_u64(12);
+        let (n, m, k) = (3000, 12, 200);
+        let z = Array2::<f32>::random_using((n, m), StandardNormal, &mut gen);
+        let mut centres = Array2::<f32>::random_using((k, m), StandardNormal, &mut gen);
+        let mut bounds = Bounds::new(z.as_slice().unwrap(), m);
+        let (mut ours, mut full) = (vec![0; n], vec![0; n]);
+        for step in 0..6 {
+            bounds.assign(centres.view(), &mut ours);
+            nearest_parallel(z.view(), centres.view(), &mut full);
+            assert_eq!(ours, full, "step {step}");
+            // The jump before step 4 widens every point's lower bound by its length.
+            if step > 0 && step != 4 {
+                assert!(
+                    bounds.todo.len() < n / 4,
+                    "step {step}: {}",
+                    bounds.todo.len()
+                );
+            }
+            let old = centres.clone();
+            let nudge = Array2::<f32>::random_using((k, m), StandardNormal, &mut gen) * 0.002;
+            centres += &nudge;
+            if step == 3 {
+                centres.row_mut(7).assign(&z.row(11));
+            }
+            bounds.drift(old.view(), centres.view(), &ours);
         }
     }
 

@@ -309,6 +309,29 @@ impl Prepared {
     /// Index of the nearest point for every row of `q` (n, m), ties → lowest index, with one
     /// matrix product into `gram`, grown to (n, S) and reused by the next call.
     pub fn nearest(&self, q: ArrayView2<f32>, out: &mut [usize], gram: &mut Vec<f32>) {
+        self.search(q, out, None, gram);
+    }
+
+    /// `nearest`, and in `others` for every query a lower bound of its exact squared distance
+    /// to every point but the one found (∞ when there is none): the screen's own d̃ − e.
+    pub fn nearest_bounded(
+        &self,
+        q: ArrayView2<f32>,
+        out: &mut [usize],
+        others: &mut [f64],
+        gram: &mut Vec<f32>,
+    ) {
+        assert_eq!(others.len(), q.nrows(), "one bound per query");
+        self.search(q, out, Some(others), gram);
+    }
+
+    fn search(
+        &self,
+        q: ArrayView2<f32>,
+        out: &mut [usize],
+        mut others: Option<&mut [f64]>,
+        gram: &mut Vec<f32>,
+    ) {
         let (n, m) = q.dim();
         let s = self.by_dim.s;
         assert_eq!(m, self.by_dim.m, "queries and points differ in dimension");
@@ -346,6 +369,11 @@ impl Prepared {
                 }
             }
             *o = best.0;
+            if let Some(others) = others.as_deref_mut() {
+                let (g, p, b) = (g, &self.p_lo, best.0);
+                let v = lane_min(&g[..b], &p[..b]).min(lane_min(&g[b + 1..], &p[b + 1..]));
+                others[r] = f64::from(qn) * (1.0 - f64::from(c)) + f64::from(v);
+            }
         }
     }
 }
