@@ -312,24 +312,31 @@ impl Prepared {
         self.search(q, out, None, gram);
     }
 
-    /// `nearest`, and in `others` for every query a lower bound of its exact squared distance
-    /// to every point but the one found (∞ when there is none): the screen's own d̃ − e.
+    /// `nearest`, and in `others` (n, S.div_ceil(group)) for every query and every run of
+    /// `group` points a lower bound of its exact squared distance to each point of the run
+    /// but the one found (∞ when there is none): the screen's own d̃ − e.
     pub fn nearest_bounded(
         &self,
         q: ArrayView2<f32>,
         out: &mut [usize],
+        group: usize,
         others: &mut [f64],
         gram: &mut Vec<f32>,
     ) {
-        assert_eq!(others.len(), q.nrows(), "one bound per query");
-        self.search(q, out, Some(others), gram);
+        let groups = self.by_dim.s.div_ceil(group);
+        assert_eq!(
+            others.len(),
+            q.nrows() * groups,
+            "one bound per query and run"
+        );
+        self.search(q, out, Some((group, others)), gram);
     }
 
     fn search(
         &self,
         q: ArrayView2<f32>,
         out: &mut [usize],
-        mut others: Option<&mut [f64]>,
+        mut others: Option<(usize, &mut [f64])>,
         gram: &mut Vec<f32>,
     ) {
         let (n, m) = q.dim();
@@ -369,10 +376,19 @@ impl Prepared {
                 }
             }
             *o = best.0;
-            if let Some(others) = others.as_deref_mut() {
-                let (g, p, b) = (g, &self.p_lo, best.0);
-                let v = lane_min(&g[..b], &p[..b]).min(lane_min(&g[b + 1..], &p[b + 1..]));
-                others[r] = f64::from(qn) * (1.0 - f64::from(c)) + f64::from(v);
+            if let Some((group, others)) = others.as_mut() {
+                let runs = g.chunks(*group).zip(self.p_lo.chunks(*group));
+                let w = s.div_ceil(*group);
+                let row = &mut others[r * w..(r + 1) * w];
+                for (run, (o, (gb, pb))) in row.iter_mut().zip(runs).enumerate() {
+                    let v = match best.0.checked_sub(run * *group) {
+                        Some(b) if b < gb.len() => {
+                            lane_min(&gb[..b], &pb[..b]).min(lane_min(&gb[b + 1..], &pb[b + 1..]))
+                        }
+                        _ => lane_min(gb, pb),
+                    };
+                    *o = f64::from(qn) * (1.0 - f64::from(c)) + f64::from(v);
+                }
             }
         }
     }
