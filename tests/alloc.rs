@@ -158,7 +158,7 @@ fn continuous_step_allocates_nothing_once_warm() {
 
 #[test]
 fn every_variant_of_the_step_allocates_nothing_once_warm() {
-    let variants: [(&str, Edit); 26] = [
+    let variants: [(&str, Edit); 28] = [
         ("ema codebook", |c| c.quantizer.update = Update::Ema),
         // Restarts every step: usage can never reach the threshold.
         ("threshold restart", |c| {
@@ -242,6 +242,14 @@ fn every_variant_of_the_step_allocates_nothing_once_warm() {
         }),
         ("gumbel", |c| c.quantizer.estimator = "gumbel".into()),
         ("cvq restart", |c| c.quantizer.restart = "cvq".into()),
+        ("residual, 3 levels", |c| {
+            c.quantizer.params.set("residual_levels", 3)
+        }),
+        ("residual, 2 levels, ema, latent 16", |c| {
+            c.quantizer.params.set("residual_levels", 2);
+            c.quantizer.update = Update::Ema;
+            c.model.latent_dim = 16;
+        }),
     ];
     for (what, edit) in variants {
         assert_eq!(second_epoch_allocations(&small(edit), true), 0, "{what}");

@@ -71,9 +71,9 @@ fn setup_with(act: Activation, seed: u64, estimator: String) -> (RunConfig, Setu
     (cfg, Setup { ae, vq, x }, codes)
 }
 
-/// Nearest code of every row, and the codes themselves.
+/// Nearest code of every row (of every residual level, level-major), and what the decoder sees.
 fn quantize(vq: &Quantizer, z: ArrayView2<f32>) -> (Vec<usize>, Array2<f32>) {
-    let mut assign = vec![0; z.nrows()];
+    let mut assign = vec![0; z.nrows() * vq.levels()];
     let mut q = Array2::zeros(z.raw_dim());
     vq.quantize(z, &mut assign, q.view_mut(), &mut Default::default());
     (assign, q)
@@ -757,4 +757,89 @@ fn entropy_loss_stays_finite_when_a_code_is_out_of_float_reach() {
         g_z.iter().chain(grad.iter()).all(|g| g.abs() < 1e-6),
         "{g_z} {grad}"
     );
+}
+
+#[test]
+fn residual_backward_matches_finite_differences() {
+    // Three levels: level l quantizes r_l = z − Σ_{j<l} sg(e_j), and the decoder sees
+    // q = Σ_l e_l straight-through once, so the encoder's surrogate is
+    //   mse(dec(z + c), x) + β Σ_l mean‖r_l(z) − e_l‖²,  c = q − z and the e_l frozen,
+    // and level l's codebook gets the gradient of mean‖sg(r_l) − e_l‖² alone.
+    let levels = 3;
+    let mut cfg = config(Activation::Tanh, Update::Loss);
+    cfg.quantizer.params.set("residual_levels", levels as i64);
+    let beta = cfg.quantizer.beta;
+    let run = valid(&cfg);
+    let Setup { x, .. } = setup(Activation::Tanh, Update::Loss, 6);
+    // The same networks as `setup`'s, with room for every level's codes.
+    let mut ae = Autoencoder::new(&run, &mut ChaCha8Rng::seed_from_u64(6));
+    let z0 = ae.encoder.infer(x.view());
+    // Each level's codes spread over the residuals the levels before it leave.
+    let mut residual = z0.clone();
+    let mut codebooks = Vec::new();
+    let mut inputs = Vec::new();
+    for l in 0..levels {
+        // Offsets shrinking with the residuals, so that the codes stay apart from each other.
+        let offset = 0.05 * 0.2f32.powi(l);
+        let codes = Array2::from_shape_fn((6, 2), |(k, j)| residual[[2 * k + 1, j]] + offset);
+        let one = Quantizer::new(
+            &valid(&config(Activation::Tanh, Update::Loss)),
+            codes.clone(),
+            ChaCha8Rng::seed_from_u64(0),
+        );
+        let (assign, e) = quantize(&one, residual.view());
+        assert!(
+            assign
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                >= 3,
+            "level {l} needs several codes in use"
+        );
+        inputs.push((residual.clone(), assign, e.clone()));
+        residual = &residual - &e;
+        codebooks.push(codes);
+    }
+    let mut vq = Quantizer::from_levels(&run, codebooks.clone(), ChaCha8Rng::seed_from_u64(0));
+    let (assign, q) = quantize(&vq, z0.view());
+    // The residual quantizer finds the levels found one by one above, and sums their codes.
+    for (l, (_, a, _)) in inputs.iter().enumerate() {
+        assert_eq!(&assign[l * 16..(l + 1) * 16], &a[..], "level {l}");
+    }
+    let sum = inputs
+        .iter()
+        .fold(Array2::<f32>::zeros(z0.raw_dim()), |s, (_, _, e)| s + e);
+    assert_eq!(q, sum);
+
+    ae.gradients(x.view(), Some(&mut vq));
+    let (enc_grads, dec_grads) = (grads_of(&mut ae.encoder), grads_of(&mut ae.decoder));
+    let mut dec = ae.decoder.clone();
+    check_net("decoder", &mut dec, &dec_grads, |d| {
+        loss::mse(d.infer(q.view()).view(), x.view()) as f64
+    });
+    let c = &q - &z0;
+    let decoder = ae.decoder.clone();
+    let mut enc = ae.encoder.clone();
+    let n = check_net("encoder", &mut enc, &enc_grads, |e| {
+        let z = e.infer(x.view());
+        let recon = decoder.infer((&z + &c).view());
+        let mut loss = loss::mse(recon.view(), x.view()) as f64;
+        let mut r = z.clone();
+        for (_, _, e) in &inputs {
+            loss += beta * mean_sq(r.view(), e.view());
+            r = &r - e;
+        }
+        loss
+    });
+    assert!(n > 50);
+    for (l, (r, a, _)) in inputs.iter().enumerate() {
+        let analytic = vq.level(l).codebook_grad().unwrap().to_owned();
+        check_codes(analytic.view(), &codebooks[l], |c| {
+            assigned_loss(r.view(), c, a)
+        });
+        assert!(
+            analytic.iter().any(|g| g.abs() > 1e-3),
+            "level {l}: codebook gradient is trivially zero"
+        );
+    }
 }

@@ -409,11 +409,13 @@ fn measure_of_quantized_model_composes_the_metrics() {
             assign: &assign,
             decoded_codes: decoded.view(),
             generation: true,
+            residual: None,
         }),
         subsample: &sub,
         heldout: &[],
     };
     let m = measure(&obs);
+    assert_eq!(m.levels.levels, 0, "one level has no level columns");
     close(m.mse, (100.0 + 1.0) / 8.0, 1e-12);
     close(m.quant_mse, (16.0 + 1.0) / 4.0, 1e-12);
     close(
@@ -464,6 +466,79 @@ fn measure_of_quantized_model_composes_the_metrics() {
         -(1.0 / 3.0 * (1.0f64 / 3.0).ln() + 2.0 / 3.0 * (2.0f64 / 3.0).ln()),
         1e-12,
     );
+}
+
+#[test]
+fn level_usage_measures_each_level_of_level_major_codes() {
+    // Two levels of 3 codes over 4 rows: level 1 uses codes 0, 0, 1, 2; level 2 only code 2.
+    let u = LevelUsage::of(&[0, 0, 1, 2, 2, 2, 2, 2], 2, 3);
+    let h1 = -(0.5 * 0.5f64.ln() + 2.0 * 0.25 * 0.25f64.ln());
+    assert_eq!(u.levels, 2);
+    close(u.level(0).0, h1.exp(), 1e-12);
+    assert_eq!(u.level(0).1, 3.0);
+    assert_eq!(u.level(1), (1.0, 1.0));
+    let (p, c) = u.level(2);
+    assert!(p.is_nan() && c.is_nan(), "no third level");
+}
+
+#[test]
+fn measure_of_residual_quantizer_sees_the_tuples_and_each_level() {
+    // Two levels of 2 codes; rows (level 1, level 2) = (0, 1), (0, 1), (1, 0), (0, 0): three
+    // tuples in use, whose sums (the decoder's inputs) are `tokens` and decode onto modes 0, 1, 2.
+    let means = three_means();
+    let x = array![[0.0f32, 0.0], [0.0, 0.0], [10.0, 0.0], [0.0, 10.0]];
+    let z = array![[1.0f32, 1.0], [1.0, 2.0], [5.0, 0.0], [0.0, 0.0]];
+    let codebook = array![[0.0f32, 0.0], [5.0, 0.0]];
+    let assign = [0, 0, 1, 0, 1, 1, 0, 0];
+    let tokens = array![[0.0f32, 0.0], [0.0, 1.0], [5.0, 0.0]];
+    let token_of = [1, 1, 2, 0];
+    let decoded = array![[0.0f32, 10.0], [0.0, 0.0], [10.0, 0.0]];
+    let recon = array![[0.0f32, 0.0], [0.0, 0.0], [10.0, 0.0], [0.0, 10.0]];
+    let sub = [0, 1, 2, 3];
+    let obs = Observation {
+        x: x.view(),
+        means: means.view(),
+        z: z.view(),
+        recon: recon.view(),
+        quantized: Some(QuantizedView {
+            codebook: codebook.view(),
+            assign: &assign[..4],
+            decoded_codes: decoded.view(),
+            generation: true,
+            residual: Some(ResidualView {
+                assign: &assign,
+                levels: 2,
+                tokens: tokens.view(),
+                token_of: &token_of,
+            }),
+        }),
+        subsample: &sub,
+        heldout: &[],
+    };
+    let m = measure(&obs);
+    // ‖z − Σ e‖²: rows (1, 0), (1, 1), 0, 0.
+    close(m.quant_mse, (1.0 + 2.0) / 4.0, 1e-12);
+    // `perplexity` and `codes_used` are level 1's (codes 0, 0, 1, 0).
+    let h1 = -(0.75 * 0.75f64.ln() + 0.25 * 0.25f64.ln());
+    close(m.perplexity, h1.exp(), 1e-12);
+    assert_eq!((m.codes_used, m.dead_codes), (2.0, 0.0));
+    close(m.levels.level(0).0, h1.exp(), 1e-12);
+    // Level 2: codes 1, 1, 0, 0.
+    close(m.levels.level(1).0, 2.0, 1e-12);
+    assert_eq!(m.levels.level(1).1, 2.0);
+    // The reconstructions hit all three modes, weighted by the tuples' usage 1, 2, 1.
+    assert_eq!(m.modes_hit, 3.0);
+    close(
+        m.mode_entropy,
+        -(0.5 * 0.5f64.ln() + 2.0 * 0.25 * 0.25f64.ln()),
+        1e-12,
+    );
+    // Generation draws tuples by their usage.
+    let g = generation(x.view(), means.view(), decoded.view(), &[1, 2, 1], &sub);
+    assert_eq!(m.gen_modes_hit, g.modes_hit);
+    assert_eq!(m.gen_precision, g.prdc.precision);
+    // The paper's H counts every one of S codes: no counterpart over S^L tuples.
+    assert!(m.token_mode_entropy.is_nan());
 }
 
 // ---- nearest ----

@@ -488,12 +488,14 @@ fn dimension_sweep_projects_high_dimensions_on_principal_components() {
     let (d2, d8) = (svg(&dir, "shrinkage_d2_m2"), svg(&dir, "shrinkage_d8_m4"));
     assert!(d2.contains("x₁ (a.u.)") && !d2.contains("PC1"));
     assert!(d8.contains("PC1 of x (a.u.)") && d8.contains("PC2 of z (a.u.)"));
-    // Both arms are drawn, early first, and the fixed parameters are named.
+    // Both arms are drawn, each row headed by its name, early first, and the fixed parameters
+    // are named.
     let (e, f) = (
-        d8.find("early: data").unwrap(),
-        d8.find("deferred: data").unwrap(),
+        d8.find("\nearly\n").unwrap(),
+        d8.find("\ndeferred\n").unwrap(),
     );
     assert!(e < f);
+    assert_eq!(d8.matches("\ndata &amp; reconstructions\n").count(), 2);
     assert!(d8.contains("d=8") && d8.contains("m=4") && d8.contains("K=10"));
     // t-SNE as the alternative projection: same files, t-SNE axes above 2 dimensions only.
     let tsne = draw(&Shrinkage, &dir, Projection::Tsne);

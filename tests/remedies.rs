@@ -13,9 +13,9 @@ fn quantizer(cfg: &RunConfig, codes: Array2<f32>) -> Quantizer {
     Quantizer::new(&cfg, codes, ChaCha8Rng::seed_from_u64(0))
 }
 
-/// Nearest code of every row, and the codes themselves.
+/// Nearest code of every row (of every residual level, level-major), and what the decoder sees.
 fn quantize(vq: &Quantizer, z: ArrayView2<f32>) -> (Vec<usize>, Array2<f32>) {
-    let mut assign = vec![0; z.nrows()];
+    let mut assign = vec![0; z.nrows() * vq.levels()];
     let mut q = Array2::zeros(z.raw_dim());
     vq.quantize(z, &mut assign, q.view_mut(), &mut Default::default());
     (assign, q)
@@ -237,4 +237,77 @@ fn lr_scale_multiplies_the_codebook_learning_rate() {
         }
         assert_eq!(moved.row(1), array![0.0f32, 0.0]);
     }
+}
+
+/// Residual VQ: four clusters at (±10, ±1) and two codes per level. Level 1's k-means splits
+/// them by the first coordinate, leaving residuals (0, ±1) for level 2's k-means, which the two
+/// levels together then quantize exactly, where one codebook of two codes leaves an error of 1.
+#[test]
+fn residual_levels_initialise_on_what_the_levels_before_leave() {
+    let z = Array2::from_shape_fn((100, 2), |(i, j)| match j {
+        0 => [-10.0f32, 10.0][i % 2],
+        _ => [-1.0f32, 1.0][(i / 2) % 2],
+    });
+    let mut cfg = RunConfig::default();
+    cfg.quantizer.codebook_size = 2;
+    cfg.quantizer.init = Init::Kmeans;
+    let one = Quantizer::init(&validate(&cfg, None).unwrap(), z.view(), 7).unwrap();
+    cfg.quantizer.params.set("residual_levels", 2);
+    let two = Quantizer::init(&validate(&cfg, None).unwrap(), z.view(), 7).unwrap();
+    // Level 1 is the single codebook, drawn from the same stream.
+    assert_eq!(two.codebook(), one.codebook());
+    let sorted = |cb: ArrayView2<f32>| {
+        let mut rows: Vec<[f32; 2]> = cb.outer_iter().map(|r| [r[0], r[1]]).collect();
+        rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        rows
+    };
+    let near = |a: [f32; 2], b: [f32; 2]| (a[0] - b[0]).abs() < 1e-3 && (a[1] - b[1]).abs() < 1e-3;
+    let [a, b] = sorted(two.codebook())[..] else {
+        panic!()
+    };
+    assert!(near(a, [-10.0, 0.0]) && near(b, [10.0, 0.0]), "{a:?} {b:?}");
+    let [a, b] = sorted(two.level(1).codebook())[..] else {
+        panic!()
+    };
+    assert!(near(a, [0.0, -1.0]) && near(b, [0.0, 1.0]), "{a:?} {b:?}");
+    let error = |vq: &Quantizer| {
+        let (_, q) = quantize(vq, z.view());
+        (&z - &q).mapv(|v| v * v).sum() / 100.0
+    };
+    assert!((error(&one) - 1.0).abs() < 1e-3, "{}", error(&one));
+    assert!(error(&two) < 1e-5, "{}", error(&two));
+}
+
+/// Each residual level updates as a codebook of its own fed its own residuals: the EMA rule at
+/// level 2 sees z − e_1, not z.
+#[test]
+fn residual_levels_update_on_their_own_residuals() {
+    let mut cfg = RunConfig::default();
+    cfg.quantizer.codebook_size = 2;
+    cfg.quantizer.update = vqsim::sim::config::Update::Ema;
+    cfg.quantizer.ema_decay = 0.5;
+    let single = validate(&cfg, None).unwrap();
+    cfg.quantizer.params.set("residual_levels", 2);
+    let run = validate(&cfg, None).unwrap();
+    let first = array![[1.0f32, 1.0], [10.0, 10.0]];
+    let second = array![[0.0f32, 0.0], [3.0, 3.0]];
+    let mut vq = Quantizer::from_levels(
+        &run,
+        vec![first.clone(), second.clone()],
+        ChaCha8Rng::seed_from_u64(0),
+    );
+    let z = array![[1.0f32, 2.0], [3.0, 4.0]];
+    let (assign, q) = quantize(&vq, z.view());
+    // Residuals (0, 1) and (2, 3): codes 0 and 1 of level 2.
+    assert_eq!(assign, [0, 0, 0, 1]);
+    assert_eq!(q, array![[1.0f32, 1.0], [4.0, 4.0]]);
+    vq.loss(z.view(), q.view(), &assign);
+    vq.after_step(z.view(), &assign);
+    let mut one = Quantizer::new(&single, first, ChaCha8Rng::seed_from_u64(0));
+    one.after_step(z.view(), &[0, 0]);
+    let mut two = Quantizer::new(&single, second.clone(), ChaCha8Rng::seed_from_u64(0));
+    two.after_step(array![[0.0f32, 1.0], [2.0, 3.0]].view(), &[0, 1]);
+    assert_eq!(vq.codebook(), one.codebook());
+    assert_eq!(vq.level(1).codebook(), two.codebook());
+    assert_ne!(vq.level(1).codebook(), second, "level 2 moved");
 }

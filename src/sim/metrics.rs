@@ -14,6 +14,7 @@ use crate::sim::linalg::sym_eigen;
 use crate::sim::nearest::{nearest_one, PointsByDim};
 use crate::sim::prdc;
 use crate::sim::rng::{stream, Stream};
+use crate::sim::vq::MAX_LEVELS;
 
 /// Every metric of docs/metrics.md under its name there. Metrics that need a codebook are NaN while the
 /// model is still continuous (the first phase of a deferred run).
@@ -59,6 +60,45 @@ pub struct Metrics {
     /// How far the codes travelled against how far they had to (`code_travel`); set by
     /// training, NaN while continuous.
     pub code_travel: f64,
+    /// Each level's usage of a residual quantizer: columns of their own, written only where
+    /// `quantizer.residual_levels` > 1 (`crate::study::store`).
+    #[serde(skip)]
+    pub levels: LevelUsage,
+}
+
+/// `perplexity` and `codes_used` of each level of a residual quantizer (`perplexity_l1`,
+/// `codes_used_l1`, … in the tables), from its level-major assignments.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LevelUsage {
+    /// Levels measured (0 when not quantized).
+    pub levels: usize,
+    pub perplexity: [f64; MAX_LEVELS],
+    pub codes_used: [f64; MAX_LEVELS],
+}
+
+impl LevelUsage {
+    /// The usage of each level: `assign` holds L·n codes of S, level-major.
+    pub fn of(assign: &[usize], levels: usize, s: usize) -> LevelUsage {
+        let mut out = LevelUsage {
+            levels,
+            ..LevelUsage::default()
+        };
+        for (l, a) in assign.chunks(assign.len() / levels.max(1)).enumerate() {
+            let usage = code_counts(a, s);
+            out.perplexity[l] = perplexity(&usage);
+            out.codes_used[l] = codes_used(&usage) as f64;
+        }
+        out
+    }
+
+    /// Level `l`'s (0-based) perplexity and codes used; NaN beyond the levels measured.
+    pub fn level(&self, l: usize) -> (f64, f64) {
+        if l < self.levels {
+            (self.perplexity[l], self.codes_used[l])
+        } else {
+            (f64::NAN, f64::NAN)
+        }
+    }
 }
 
 impl Metrics {
@@ -95,6 +135,7 @@ impl Metrics {
             gen_coverage: n,
             restarts: n,
             code_travel: n,
+            levels: LevelUsage::default(),
         }
     }
 }
@@ -121,11 +162,25 @@ pub struct QuantizedView<'a> {
     pub codebook: ArrayView2<'a, f32>,
     /// Nearest code of every row of z, (n).
     pub assign: &'a [usize],
-    /// Each code decoded, (S, d).
+    /// Each code decoded, (S, d); with residual levels, each tuple in use (`residual`).
     pub decoded_codes: ArrayView2<'a, f32>,
     /// Measure the generated set too (`gen_*`, NaN otherwise): about 20 ms at the default
     /// sizes, so training asks for it at the end only.
     pub generation: bool,
+    /// A residual quantizer's levels (`codebook` and `assign` above are its first level's).
+    pub residual: Option<ResidualView<'a>>,
+}
+
+/// What a residual quantizer gives the metrics besides its first level: the decoder sees
+/// the sum of one code per level, so the tokens are the tuples of codes in use.
+pub struct ResidualView<'a> {
+    /// Every level's code of every row, level-major, (L·n).
+    pub assign: &'a [usize],
+    pub levels: usize,
+    /// Each tuple in use as the decoder receives it (the sum of its codes), (T, m).
+    pub tokens: ArrayView2<'a, f32>,
+    /// The tuple of every row, (n).
+    pub token_of: &'a [usize],
 }
 
 /// Random draws of S embeddings that `coverage` averages over.
@@ -150,7 +205,10 @@ pub fn measure(obs: &Observation) -> Metrics {
         .quantized
         .as_ref()
         .map(|q| code_counts(q.assign, q.codebook.nrows()));
-    let recon_modes = match (&obs.quantized, &usage) {
+    // What the decoder's inputs are drawn from: the codes, or a residual quantizer's tuples.
+    let tuples = obs.quantized.as_ref().and_then(|q| q.residual.as_ref());
+    let tuples = tuples.map(|r| code_counts(r.token_of, r.tokens.nrows()));
+    let recon_modes = match (&obs.quantized, tuples.as_ref().or(usage.as_ref())) {
         // A quantized reconstruction is its code decoded (recon = decoded_codes[assign]): the
         // S decoded codes weighted by their usage count the same modes as the n rows, for less.
         (Some(q), Some(usage)) => mode_counts_weighted(q.decoded_codes, obs.means, usage),
@@ -168,8 +226,12 @@ pub fn measure(obs: &Observation) -> Metrics {
         ..Metrics::nan()
     };
     if let (Some(q), Some(usage)) = (&obs.quantized, usage) {
+        let tokens = tuples.as_deref().unwrap_or(&usage);
         let codebook_dist = codebook_dist(q.codebook);
-        out.quant_mse = quant_mse(obs.z, q.codebook, q.assign);
+        out.quant_mse = match &q.residual {
+            Some(r) => quant_mse(obs.z, r.tokens, r.token_of),
+            None => quant_mse(obs.z, q.codebook, q.assign),
+        };
         out.perplexity = perplexity(&usage);
         out.codes_used = codes_used(&usage) as f64;
         out.dead_codes = dead_codes(&usage) as f64;
@@ -179,9 +241,15 @@ pub fn measure(obs: &Observation) -> Metrics {
         out.codebook_dist_live = codebook_dist_live(q.codebook, &usage);
         out.shrink_ratio_live = shrink_ratio(out.codebook_dist_live, embed_dist);
         out.coverage = coverage(obs.z, q.codebook);
-        out.token_mode_entropy = token_mode_entropy(q.decoded_codes, obs.means);
+        // The paper's H counts every one of the S codes, dead ones too: over the S^L tuples of
+        // a residual quantizer it has no counterpart.
+        if let Some(r) = &q.residual {
+            out.levels = LevelUsage::of(r.assign, r.levels, q.codebook.nrows());
+        } else {
+            out.token_mode_entropy = token_mode_entropy(q.decoded_codes, obs.means);
+        }
         if q.generation {
-            let g = generation(obs.x, obs.means, q.decoded_codes, &usage, obs.subsample);
+            let g = generation(obs.x, obs.means, q.decoded_codes, tokens, obs.subsample);
             out.gen_modes_hit = g.modes_hit;
             out.gen_mode_entropy = g.mode_entropy;
             out.gen_pairwise_dist = g.pairwise_dist;

@@ -1,12 +1,12 @@
 //! The autoencoder around the quantizer: x → encoder → z → [q(z)] → decoder → x̂, with one
 //! training step (forward, hand-written backward, Adam) and whole-data-set evaluation.
 
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView2, Axis};
 use rand::Rng;
 
 use crate::sim::checked::ValidRun;
 use crate::sim::config::ModelKind;
-use crate::sim::metrics::{self, Metrics, Observation, QuantizedView};
+use crate::sim::metrics::{self, Metrics, Observation, QuantizedView, ResidualView};
 use crate::sim::nn::{loss, Adam, Mlp};
 use crate::sim::vq::{self, Quantizer};
 
@@ -20,7 +20,7 @@ pub struct Autoencoder {
     g_recon: Array2<f32>, // (batch, d) ∂L/∂x̂
     g_q: Array2<f32>,     // (batch, m) ∂L/∂(decoder input)
     g_z: Array2<f32>,     // (batch, m) ∂L/∂z
-    assign: Vec<usize>,   // (batch) nearest code
+    assign: Vec<usize>,   // (L · batch) nearest code of each residual level, level-major
     search: vq::Scratch,
 }
 
@@ -28,6 +28,7 @@ pub struct Autoencoder {
 pub struct Evaluation {
     pub z: Array2<f32>,
     pub recon: Array2<f32>,
+    /// Each point's code, (n); a residual quantizer's L codes per point, level-major (L·n).
     pub assign: Vec<usize>,
     pub metrics: Metrics,
 }
@@ -59,7 +60,7 @@ impl Autoencoder {
             g_recon: Array2::zeros((b, d)),
             g_q: Array2::zeros((b, m)),
             g_z: Array2::zeros((b, m)),
-            assign: vec![0; b],
+            assign: vec![0; b * vq::levels(&cfg.quantizer)],
             search: vq::Scratch::default(),
         }
     }
@@ -73,7 +74,8 @@ impl Autoencoder {
             .step(self.encoder.params_mut().chain(self.decoder.params_mut()));
         if let Some(vq) = vq {
             let n = x.nrows();
-            vq.after_step(self.z.slice(s![..n, ..]), &self.assign[..n]);
+            let codes = n * vq.levels();
+            vq.after_step(self.z.slice(s![..n, ..]), &self.assign[..codes]);
         }
         loss
     }
@@ -82,6 +84,7 @@ impl Autoencoder {
     /// gradients and the quantizer's gradient in the quantizer. Returns the total loss.
     pub fn gradients(&mut self, x: ArrayView2<f32>, mut vq: Option<&mut Quantizer>) -> f32 {
         let n = x.nrows();
+        let codes = n * vq.as_deref().map_or(1, Quantizer::levels);
         let (mut z, mut q) = (self.z.slice_mut(s![..n, ..]), self.q.slice_mut(s![..n, ..]));
         z.assign(&self.encoder.forward(x));
         let mut vq_loss = 0.0;
@@ -89,12 +92,12 @@ impl Autoencoder {
             Some(vq) => {
                 vq.quantize(
                     z.view(),
-                    &mut self.assign[..n],
+                    &mut self.assign[..codes],
                     q.view_mut(),
                     &mut self.search,
                 );
                 vq.sample(z.view(), &mut self.assign[..n], q.view_mut());
-                vq_loss = vq.loss(z.view(), q.view(), &self.assign[..n]);
+                vq_loss = vq.loss(z.view(), q.view(), &self.assign[..codes]);
             }
             None => q.assign(&z),
         }
@@ -113,7 +116,7 @@ impl Autoencoder {
             Some(vq) => vq.backward(
                 z.view(),
                 q.view(),
-                &self.assign[..n],
+                &self.assign[..codes],
                 g_q.view(),
                 g_z.view_mut(),
             ),
@@ -139,23 +142,33 @@ impl Autoencoder {
         generation: bool,
     ) -> Evaluation {
         let z = self.encoder.infer(x);
-        let mut assign = vec![0; x.nrows()];
+        let n = x.nrows();
+        let levels = vq.map_or(1, Quantizer::levels);
+        let mut assign = vec![0; n * levels];
+        let mut tuples = None;
         let (recon, decoded_codes) = match vq {
             Some(vq) => {
                 let mut q = Array2::zeros(z.raw_dim());
                 vq.quantize_all(z.view(), &mut assign, q.view_mut());
+                // A residual quantizer's decoder inputs are the tuples of codes in use.
+                let t = (levels > 1).then(|| Tuples::of(&assign, q.view()));
+                let (inputs, token_of) = match &t {
+                    Some(t) => (t.inputs.view(), &t.of[..]),
+                    None => (vq.codebook(), &assign[..]),
+                };
                 // dec(q(z)) takes only S values: decode the codes once and gather, instead of
                 // decoding every point. `infer` treats rows independently, so this is bit for bit
                 // `decoder.infer(q)` (a test checks it).
-                let decoded = self.decoder.infer(vq.codebook()); // (S, d)
+                let decoded = self.decoder.infer(inputs); // (S or T, d)
                 let d = decoded.ncols();
                 let codes = decoded.as_slice().expect("standard layout");
                 // Flat row copies: ndarray's `select` costs ~10× more per row at d = 2.
-                let mut recon = Array2::zeros((assign.len(), d)); // (n, d)
+                let mut recon = Array2::zeros((n, d)); // (n, d)
                 let rows = recon.as_slice_mut().expect("standard layout");
-                for (row, &k) in rows.chunks_exact_mut(d.max(1)).zip(&assign) {
+                for (row, &k) in rows.chunks_exact_mut(d.max(1)).zip(token_of) {
                     row.copy_from_slice(&codes[k * d..(k + 1) * d]);
                 }
+                tuples = t;
                 (recon, Some(decoded))
             }
             None => (self.decoder.infer(z.view()), None),
@@ -168,9 +181,15 @@ impl Autoencoder {
             .zip(decoded_codes.as_ref())
             .map(|(vq, dc)| QuantizedView {
                 codebook: vq.codebook(),
-                assign: &assign,
+                assign: &assign[..n],
                 decoded_codes: dc.view(),
                 generation,
+                residual: tuples.as_ref().map(|t| ResidualView {
+                    assign: &assign,
+                    levels,
+                    tokens: t.inputs.view(),
+                    token_of: &t.of,
+                }),
             });
         // Views are invariant in their lifetime: shorten the borrowed ones to the local ones.
         let metrics = metrics::measure(&Observation {
@@ -191,6 +210,38 @@ impl Autoencoder {
     }
 }
 
+/// The distinct tuples of codes that a residual quantizer gives the rows, in tuple order.
+struct Tuples {
+    /// Each tuple's decoder input (the sum of its codes), (T, m).
+    inputs: Array2<f32>,
+    /// The tuple of each row, (n).
+    of: Vec<usize>,
+}
+
+impl Tuples {
+    /// The tuples of the codes `assign` (L·n, level-major) whose sums are the rows of `q`
+    /// (n, m). A tuple's rows share their sum bit for bit (the same codes added in the same
+    /// order), so its first row stands for all.
+    fn of(assign: &[usize], q: ArrayView2<f32>) -> Tuples {
+        let n = q.nrows();
+        let tuple = |i: usize| assign.iter().skip(i).step_by(n.max(1));
+        let mut rows: Vec<usize> = (0..n).collect();
+        rows.sort_by(|&a, &b| tuple(a).cmp(tuple(b)));
+        let mut of = vec![0; n];
+        let mut first = Vec::new();
+        for (k, &i) in rows.iter().enumerate() {
+            if k == 0 || tuple(i).ne(tuple(rows[k - 1])) {
+                first.push(i);
+            }
+            of[i] = first.len() - 1;
+        }
+        Tuples {
+            inputs: q.select(Axis(0), &first),
+            of,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,13 +253,15 @@ mod tests {
     fn evaluation_gathers_exactly_the_decoded_points() {
         // 10 000 points: infer chunks of 256 and a ragged last one, against 64 decoded codes;
         // the quantizers whose decoder input is not the stored code too.
-        let variants: [fn(&mut RunConfig); 3] = [
+        let variants: [fn(&mut RunConfig); 4] = [
             |_| {},
             |c| c.quantizer.kind = "fsq".into(),
             |c| {
                 c.quantizer.distance = crate::sim::config::Distance::Cosine;
                 c.quantizer.code_dim = 1;
             },
+            // The decoder sees sums of 3 codes: the tuples in use are decoded and gathered.
+            |c| c.quantizer.params.set("residual_levels", 3),
         ];
         for edit in variants {
             let mut cfg = RunConfig::default();
@@ -220,9 +273,11 @@ mod tests {
             let vq = Quantizer::init(&cfg, z.view(), 3).unwrap();
             let eval = model.evaluate(data.x.view(), data.means.view(), Some(&vq), &[], &[], false);
             let mut q = Array2::zeros(z.raw_dim());
-            let mut assign = vec![0; z.nrows()];
+            let mut assign = vec![0; z.nrows() * vq.levels()];
             vq.quantize(z.view(), &mut assign, q.view_mut(), &mut Default::default());
             assert_eq!(eval.assign, assign);
+            let measured = if vq.levels() > 1 { vq.levels() } else { 0 };
+            assert_eq!(eval.metrics.levels.levels, measured);
             assert_eq!(
                 eval.recon,
                 model.decoder.infer(q.view()),

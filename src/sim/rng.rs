@@ -25,6 +25,9 @@ pub enum Stream {
     Projection = 10,
     /// The codes an estimator samples in training (`estimator = "gumbel"`).
     Sampling = 11,
+    /// The codebooks of residual levels 2..L, initialised in level order
+    /// (`quantizer.residual_levels`).
+    Levels = 12,
 }
 
 pub fn stream(seed: u64, purpose: Stream) -> ChaCha8Rng {

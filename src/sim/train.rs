@@ -155,13 +155,10 @@ fn outcome(
         Ok((vq, eval)) => {
             let metrics = eval.metrics;
             let snapshot = vq.filter(|_| keep_snapshot).map(|vq| {
-                snapshot(
-                    data,
-                    eval.z,
-                    eval.recon,
-                    eval.assign,
-                    vq.codebook().to_owned(),
-                )
+                // A residual quantizer's snapshot shows its first level, as its metrics do.
+                let mut code = eval.assign;
+                code.truncate(data.len());
+                snapshot(data, eval.z, eval.recon, code, vq.codebook().to_owned())
             });
             Ok(RunOutcome {
                 status: Status::Ok,

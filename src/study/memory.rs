@@ -19,6 +19,7 @@ use std::path::Path;
 
 use crate::sim::checked::ValidRun;
 use crate::sim::config::ScheduleKind;
+use crate::sim::vq;
 use crate::study::scenario::RunSpec;
 
 /// Bytes per history CSV cell while the text is built: the String (24) and its heap text
@@ -44,8 +45,16 @@ pub fn run_bytes(cfg: &ValidRun) -> u64 {
         }) as u64;
     let history = (epochs + 2) * HISTORY_CELLS * CSV_CELL_BYTES * 2;
     let params = 4 * 4 * (w * (d + m) + depth.saturating_sub(1) * w * w + d + m);
-    let codebook = cfg.quantizer.codebook_size as u64 * m * 4 * 4;
-    data + eval + kmeans + snapshot + history + params + codebook
+    // A residual quantizer: a codebook per level, and in evaluation a code per point and
+    // level, the residuals and one level's codes.
+    let levels = vq::levels(&cfg.quantizer) as u64;
+    let codebook = levels * cfg.quantizer.codebook_size as u64 * m * 4 * 4;
+    let residual = if levels > 1 {
+        (levels - 1) * n * 8 + 2 * n * m * 4
+    } else {
+        0
+    };
+    data + eval + residual + kmeans + snapshot + history + params + codebook
 }
 
 /// What a sweep would need at its peak.

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic::{self, Published};
 use crate::sim::metrics::Metrics;
 use crate::sim::train::{Phase, RunOutcome, Snapshot, Status};
+use crate::sim::vq;
 use crate::study::scenario::{flatten, RunSpec, Scenario};
 
 /// Leading columns of `runs.csv`; the parameters, `seed` and the metrics follow. `message` says
@@ -102,6 +103,37 @@ fn metric_cells(m: &Metrics) -> (Vec<String>, Vec<String>) {
     (names, values)
 }
 
+/// The columns of each level of a residual quantizer with `levels` levels, after the metrics:
+/// `perplexity_l1` … `perplexity_lL`, then `codes_used_l1` … (none for one level, so that
+/// tables of single-codebook runs keep their columns).
+pub fn level_names(levels: usize) -> Vec<String> {
+    if levels < 2 {
+        return Vec::new();
+    }
+    let per = |name: &'static str| (1..=levels).map(move |l| format!("{name}_l{l}"));
+    per("perplexity").chain(per("codes_used")).collect()
+}
+
+/// The cells of `level_names(levels)` for `m` (NaN for levels it does not have).
+fn level_cells(m: &Metrics, levels: usize) -> Vec<String> {
+    if levels < 2 {
+        return Vec::new();
+    }
+    let per =
+        |pick: fn((f64, f64)) -> f64| (0..levels).map(move |l| fmt_f64(pick(m.levels.level(l))));
+    per(|(p, _)| p).chain(per(|(_, c)| c)).collect()
+}
+
+/// The residual levels of a table of runs: the most any of them has.
+fn table_levels(scenario: &Scenario) -> usize {
+    let most = scenario
+        .runs
+        .iter()
+        .map(|r| vq::levels(&r.config.quantizer))
+        .max();
+    most.unwrap_or_else(|| vq::levels(&scenario.base.quantizer))
+}
+
 fn fmt_f64(x: f64) -> String {
     format!("{x}")
 }
@@ -121,12 +153,14 @@ fn phase_text(p: Phase) -> &'static str {
     }
 }
 
-/// Header of `runs.csv` for runs whose parameters are `params` (as from `flatten`).
-pub fn run_header(params: &[(String, String)]) -> Vec<String> {
+/// Header of `runs.csv` for runs whose parameters are `params` (as from `flatten`) and with
+/// at most `levels` residual levels.
+pub fn run_header(params: &[(String, String)], levels: usize) -> Vec<String> {
     let mut h: Vec<String> = RUN_COLUMNS.iter().map(|s| s.to_string()).collect();
     h.extend(params.iter().map(|(k, _)| k.clone()));
     h.push("seed".into());
     h.extend(metric_names());
+    h.extend(level_names(levels));
     h
 }
 
@@ -146,12 +180,18 @@ pub fn run_row(spec: &RunSpec, outcome: &RunOutcome) -> Vec<String> {
     row.extend(flatten(&spec.config).into_iter().map(|(_, v)| v));
     row.push(spec.seed.to_string());
     row.extend(metric_cells(&outcome.metrics).1);
+    row.extend(level_cells(
+        &outcome.metrics,
+        vq::levels(&spec.config.quantizer),
+    ));
     row
 }
 
-pub fn history_header() -> Vec<String> {
+/// Header of `history.csv` for runs with at most `levels` residual levels.
+pub fn history_header(levels: usize) -> Vec<String> {
     let mut h: Vec<String> = HISTORY_COLUMNS.iter().map(|s| s.to_string()).collect();
     h.extend(metric_names());
+    h.extend(level_names(levels));
     h
 }
 
@@ -167,9 +207,10 @@ fn csv_bytes(header: &[String], rows: &[Vec<String>]) -> Vec<u8> {
 /// Every file of one run directory, as (file name, contents).
 fn run_files(spec: &RunSpec, outcome: &RunOutcome) -> Vec<(&'static str, Vec<u8>)> {
     let params = flatten(&spec.config);
+    let levels = vq::levels(&spec.config.quantizer);
     let mut files = vec![(
         RUN_CSV,
-        csv_bytes(&run_header(&params), &[run_row(spec, outcome)]),
+        csv_bytes(&run_header(&params, levels), &[run_row(spec, outcome)]),
     )];
     let history: Vec<Vec<String>> = outcome
         .history
@@ -182,10 +223,11 @@ fn run_files(spec: &RunSpec, outcome: &RunOutcome) -> Vec<(&'static str, Vec<u8>
                 h.total_epoch.to_string(),
             ];
             r.extend(metric_cells(&h.metrics).1);
+            r.extend(level_cells(&h.metrics, levels));
             r
         })
         .collect();
-    files.push((HISTORY_CSV, csv_bytes(&history_header(), &history)));
+    files.push((HISTORY_CSV, csv_bytes(&history_header(levels), &history)));
     if let Some(s) = &outcome.snapshot {
         files.push((SNAPSHOT_NPZ, snapshot_npz(s)));
     }
@@ -319,13 +361,14 @@ fn write_tables(
     present: &BTreeSet<String>,
 ) -> Result<Assembly, OutputError> {
     let runs_dir = dir.join(RUNS_DIR);
+    let levels = table_levels(scenario);
     let header = match scenario.runs.first() {
-        Some(r) => run_header(&flatten(&r.config)),
-        None => run_header(&flatten(&scenario.base)),
+        Some(r) => run_header(&flatten(&r.config), levels),
+        None => run_header(&flatten(&scenario.base), levels),
     };
     let index_col = RUN_COLUMNS.iter().position(|c| *c == "run_index").unwrap();
     let status_col = RUN_COLUMNS.iter().position(|c| *c == "status").unwrap();
-    let hist_header = history_header();
+    let hist_header = history_header(levels);
 
     let mut assembly = Assembly::default();
     let mut rows = Vec::new();
@@ -400,7 +443,8 @@ fn onto_columns(
     required: &[&str],
     param: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, OutputError> {
-    let metrics = metric_names();
+    let mut metrics = metric_names();
+    metrics.extend(level_names(vq::MAX_LEVELS));
     header
         .iter()
         .map(|column| {
@@ -530,7 +574,7 @@ mod tests {
         fs::create_dir_all(&runs).unwrap();
         write_run(&runs, spec, &outcome).unwrap();
         let file = runs.join(&spec.id).join(RUN_CSV);
-        let header = run_header(&flatten(&spec.config));
+        let header = run_header(&flatten(&spec.config), 1);
         let col = |name: &str| header.iter().position(|c| c == name).unwrap();
         let (h, rows) = read_csv(&file).unwrap();
         assert_eq!(h.iter().collect::<Vec<_>>(), header);
@@ -543,7 +587,7 @@ mod tests {
         let pick = |r: &csv::StringRecord| keep.iter().map(|&i| r[i].to_string()).collect();
         let old: Vec<String> = keep.iter().map(|&i| header[i].clone()).collect();
         fs::write(&file, csv_bytes(&old, &[pick(&rows[0])])).unwrap();
-        let (row, _) = read_run(&runs.join(&spec.id), spec, &header, &history_header()).unwrap();
+        let (row, _) = read_run(&runs.join(&spec.id), spec, &header, &history_header(1)).unwrap();
         assert_eq!(row[col(MESSAGE)], "");
         assert_eq!(row[col("status")], "failed");
     }

@@ -194,6 +194,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn large_and_tiny_tick_labels_are_powers_of_ten() {
+        use super::super::style::num_label;
+        let labels: Vec<String> = [-100000.0, 25000.0, 300000.0, 9999.0, 0.0005, 2e6]
+            .iter()
+            .map(|&v| num_label(v))
+            .collect();
+        assert_eq!(labels, ["-1e5", "2.5e4", "3e5", "9999", "5e-4", "2e6"]);
+    }
+
+    #[test]
     fn log2_axis_ticks_are_powers_of_two_labelled_as_numbers() {
         let a = Axis::fit(Scale::Log2, [8.0, 16.0, 64.0, 256.0], 0.04);
         assert_eq!(a.ticks, vec![3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);

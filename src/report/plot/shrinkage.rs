@@ -23,6 +23,8 @@ use crate::study::store::{RUNS_DIR, SNAPSHOT_NPZ};
 pub(super) const MAX_FIGURES: usize = 4;
 /// Scatter panels draw at most this many points (an even stride), to keep the SVG small.
 pub(super) const MAX_POINTS: usize = 4000;
+/// Height of the strip above each row that names its arm, px.
+const HEADING: u32 = 34;
 /// Opacity of the data points, faint under the reconstructions drawn on top.
 const DATA_ALPHA: f64 = 0.2;
 /// t-SNE is O(n²) per iteration: it lays out at most this many points.
@@ -365,12 +367,26 @@ impl Draw for ShrinkFig {
             .iter()
             .flat_map(|a| a.usage.iter().copied().filter(|&u| u > 0.0))
             .fold(usage_max, f64::min);
-        let cells = body.split_evenly((self.arms.len(), 3));
-        for (arm, cell) in self.arms.iter().zip(cells.chunks(3)) {
+        for (arm, row) in self
+            .arms
+            .iter()
+            .zip(body.split_evenly((self.arms.len(), 1)))
+        {
+            // The arm's name heads its row once, in its colour, at the size its width allows:
+            // in each panel's title a long name ("lfq, LFQ commitment 0.25, early") ran into
+            // the neighbouring panel.
+            let (head, panels) = row.split_vertically(HEADING);
+            let px = style::title_px(&arm.name, style::WIDTH);
+            head.draw(&Text::new(
+                arm.name.clone(),
+                (12, (HEADING as i32 - px as i32) / 2 + 4),
+                style::text(px).color(&arm.color),
+            ))?;
+            let cell = panels.split_evenly((1, 3));
             self.data_panel(arm, &cell[0], &data_range)?;
             self.latent_panel(arm, &cell[1])?;
             usage_panel(
-                &arm.name,
+                "usage",
                 &arm.usage,
                 arm.color,
                 &cell[2],
@@ -406,7 +422,7 @@ impl ShrinkFig {
     where
         DB::ErrorType: 'static,
     {
-        let mut chart = style::panel(area, &format!("{}: data & reconstructions", arm.name))
+        let mut chart = style::panel(area, "data & reconstructions")
             .build_cartesian_2d(xr.coord(), yr.coord())?;
         let (xd, yd) = axis_names(self.data_proj, 'x');
         style::mesh(&mut chart, &xd, &yd, &|v| xr.label(*v), &|v| yr.label(*v))?;
@@ -448,8 +464,8 @@ impl ShrinkFig {
         };
         let xr = Axis::fit(Scale::Linear, pts().map(|p| p.0), 0.06);
         let yr = Axis::fit(Scale::Linear, pts().map(|p| p.1), 0.06);
-        let mut chart = style::panel(area, &format!("{}: latent & codebook", arm.name))
-            .build_cartesian_2d(xr.coord(), yr.coord())?;
+        let mut chart =
+            style::panel(area, "latent & codebook").build_cartesian_2d(xr.coord(), yr.coord())?;
         let (xd, yd) = axis_names(self.latent_proj, 'z');
         style::mesh(&mut chart, &xd, &yd, &|v| xr.label(*v), &|v| yr.label(*v))?;
         chart.draw_series(

@@ -176,13 +176,18 @@ pub fn title_px(title: &str, width: u32) -> u32 {
     px
 }
 
-/// Tick label for a number: integers plainly, otherwise three significant digits.
+/// Tick label for a number: integers plainly, otherwise three significant digits; from 10⁴
+/// up and below 10⁻³ in powers of ten ("2.5e4"), short enough that neighbouring ticks of a
+/// narrow panel do not run into each other.
 pub fn num_label(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
-    } else if !(1e-3..1e6).contains(&a) {
-        format!("{v:.0e}")
+    } else if !(1e-3..1e4).contains(&a) {
+        let e = a.log10().floor() as i32;
+        let mantissa = format!("{:.2}", v / 10f64.powi(e));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        format!("{mantissa}e{e}")
     } else if (v - v.round()).abs() < 1e-9 {
         format!("{}", v.round())
     } else {

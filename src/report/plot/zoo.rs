@@ -162,7 +162,8 @@ fn width_of(s: &str) -> u32 {
         .map_or(s.chars().count() as u32 * ROW_LABEL_PX / 2, |(w, _)| w)
 }
 
-/// `label` broken at ", " into lines at most `room` px wide (a single part may exceed it).
+/// `label` broken at ", " into lines at most `room` px wide; a part wider than `room` alone
+/// breaks after its "=" (`parameterization=` / `affine_running`), so no label is clipped.
 fn wrap(label: &str, room: u32) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     for part in label.split(", ") {
@@ -170,12 +171,17 @@ fn wrap(label: &str, room: u32) -> Vec<String> {
             Some(last) if width_of(&format!("{last}, {part}")) <= room => {
                 last.push_str(", ");
                 last.push_str(part);
+                continue;
             }
-            Some(last) => {
-                last.push(',');
-                lines.push(part.to_string());
+            Some(last) => last.push(','),
+            None => {}
+        }
+        match part.split_once('=') {
+            Some((key, value)) if width_of(part) > room => {
+                lines.push(format!("{key}="));
+                lines.push(value.to_string());
             }
-            None => lines.push(part.to_string()),
+            _ => lines.push(part.to_string()),
         }
     }
     lines
@@ -327,5 +333,29 @@ impl ZooFig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_wrap_at_commas_then_after_the_equals_sign() {
+        let room = (WIDTH as f64 * LABEL_SHARE) as u32;
+        assert_eq!(wrap("restart=lru", room), ["restart=lru"]);
+        let long = "parameterization=affine_running";
+        assert!(width_of(long) > room, "the case this test is about");
+        assert_eq!(wrap(long, room), ["parameterization=", "affine_running"]);
+        let pair = wrap(&format!("{long}, schedule.kind=deferred"), room);
+        assert_eq!(
+            pair,
+            [
+                "parameterization=",
+                "affine_running,",
+                "schedule.kind=deferred"
+            ]
+        );
+        assert!(pair.iter().all(|l| width_of(l) <= room), "{pair:?}");
     }
 }

@@ -447,3 +447,65 @@ fn sync_refuses_ema_and_ibq() {
     assert_eq!(e.key, "quantizer.sync_nu");
     assert!(e.allowed.contains("quantizer.update"));
 }
+
+#[test]
+fn residual_levels_between_1_and_8() {
+    rejects("quantizer.residual_levels", I(0));
+    accepts("quantizer.residual_levels", I(1));
+    accepts("quantizer.residual_levels", I(8));
+    rejects("quantizer.residual_levels", I(9));
+}
+
+#[test]
+fn residual_levels_are_plain_vq_codebooks() {
+    let residual = |edit: fn(&mut RunConfig)| {
+        let mut cfg = RunConfig::default();
+        cfg.quantizer.params.set("residual_levels", 3);
+        edit(&mut cfg);
+        check(&cfg)
+    };
+    // The keys of a plain codebook are free: both updates, every init, β, rates.
+    assert_eq!(residual(|c| c.quantizer.update = Update::Ema), Ok(()));
+    assert_eq!(
+        residual(|c| {
+            c.quantizer.beta = 1.0;
+            c.quantizer.init = crate::sim::config::Init::Uniform;
+            c.quantizer.lr_scale = 10.0;
+            c.model.width = 8;
+        }),
+        Ok(())
+    );
+    type Edit = fn(&mut RunConfig);
+    let refused: [(&str, Edit); 4] = [
+        ("quantizer.estimator", |c| {
+            c.quantizer.estimator = "rotation".into()
+        }),
+        ("quantizer.restart", |c| {
+            c.quantizer.restart = "kmeans".into()
+        }),
+        ("quantizer.code_dim", |c| c.quantizer.code_dim = 1),
+        ("quantizer.orthogonal_weight", |c| {
+            c.quantizer.params.set("orthogonal_weight", 1.0)
+        }),
+    ];
+    for (key, edit) in refused {
+        let e = residual(edit).unwrap_err();
+        assert_eq!(e.key, key);
+        assert!(
+            e.allowed.contains("quantizer.residual_levels = 3"),
+            "{}",
+            e.allowed
+        );
+        // One level is the plain quantizer, where each of these is a remedy of its own.
+        let mut cfg = RunConfig::default();
+        edit(&mut cfg);
+        assert_eq!(check(&cfg), Ok(()), "{key}");
+    }
+    // A kind without a codebook refuses the levels themselves.
+    let e = residual(|c| {
+        c.quantizer.kind = "fsq".into();
+    })
+    .unwrap_err();
+    assert_eq!(e.key, "quantizer.residual_levels");
+    assert!(e.allowed.contains("quantizer.kind"));
+}

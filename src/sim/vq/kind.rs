@@ -6,6 +6,8 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::sim::config::{family, Check, QuantizerConfig, RangeError};
 
+pub use vq::{levels, MAX_LEVELS};
+
 /// What a kind's constructor sees.
 pub(super) struct Shape<'a> {
     pub q: &'a QuantizerConfig,
@@ -83,19 +85,25 @@ pub(super) trait Bottleneck {
     }
 }
 
-/// The rule of a kind with no learned codebook, called `word`: every `quantizer.*` key but
-/// `keys` keeps its default.
-fn only_keys(c: &Check, word: &str, keys: &[&str]) -> Result<(), RangeError> {
+/// Every `quantizer.*` key but `keys` keeps its default `under` a choice (the message's "when
+/// …" clause, with why).
+fn only_keys(c: &Check, keys: &[&str], under: &str) -> Result<(), RangeError> {
     match c.off_default("quantizer.", keys) {
         None => Ok(()),
         Some((field, default)) => Err(RangeError {
             key: field.key.into(),
             value: field.value.to_toml().to_string(),
-            allowed: format!(
-                "only its default {} when quantizer.kind = \"{word}\" ({} has no learned codebook, codebook loss or estimator)",
-                default.value.to_toml(),
-                word.to_uppercase()
-            ),
+            allowed: format!("only its default {} {under}", default.value.to_toml()),
         }),
     }
+}
+
+/// The rule of a kind with no learned codebook, called `word`: every `quantizer.*` key but
+/// `keys` keeps its default.
+fn only_kind_keys(c: &Check, word: &str, keys: &[&str]) -> Result<(), RangeError> {
+    let under = format!(
+        "when quantizer.kind = \"{word}\" ({} has no learned codebook, codebook loss or estimator)",
+        word.to_uppercase()
+    );
+    only_keys(c, keys, &under)
 }

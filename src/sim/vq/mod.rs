@@ -9,6 +9,9 @@
 //! the encoder), each a mean over batch × dims (IBQ weighs them as its reference does and adds
 //! its double quantization term: `estimator::Weights`). With `update = "ema"` the codebook loss
 //! is replaced by exponential moving averages of the assigned embeddings (VQ-VAE, appendix A.1).
+//! With `residual_levels` = L > 1 the quantizer is residual (`residual.rs`): this quantizer is
+//! its first level and owns the others; an assignment then holds L codes per row, level-major
+//! (level l's of the n rows at l·n..(l+1)·n), and the decoder sees the sum of the L codes.
 //!
 //! The remedies come in families — restart rules, estimators, parameterizations, kinds,
 //! regularisers — each remedy one file declaring itself (`crate::sim::config::Remedy`), each
@@ -24,6 +27,7 @@ mod lookup;
 mod param;
 mod project;
 mod regulariser;
+mod residual;
 mod restart;
 mod sync;
 #[cfg(test)]
@@ -45,6 +49,7 @@ use init::init_codebook;
 const QUANTIZE_TASK: usize = 1024;
 pub use init::InitError;
 use kind::Kind;
+pub use kind::{levels, MAX_LEVELS};
 use param::Param;
 use regulariser::Regulariser;
 use restart::Restart;
@@ -117,12 +122,15 @@ impl Learner {
     }
 }
 
-/// Buffers a search reuses between calls: the nearest-code search's and the batch's
-/// lookup-space inputs (used only when the lookup space is not the latent space).
+/// Buffers a search reuses between calls: the nearest-code search's, the batch's
+/// lookup-space inputs (used only when the lookup space is not the latent space), and a
+/// residual quantizer's residual and level codes.
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
     search: nearest::Scratch,
     inputs: Vec<f32>,
+    residual: Vec<f32>,
+    code: Vec<f32>,
 }
 
 /// A codebook (S, c) in the lookup space, with the state that trains it. Without `code_dim`
@@ -153,6 +161,8 @@ pub struct Quantizer {
     restarts: usize,
     /// The codebook as the decoder first received it, (S, m): where `code_travel` starts.
     start: Array2<f32>,
+    /// Levels 2..L of a residual quantizer; None with one level.
+    residual: Option<residual::Residual>,
 }
 
 impl Quantizer {
@@ -176,21 +186,52 @@ impl Quantizer {
                 &mut stream(seed, Stream::Codebook),
             )?
         };
-        Ok(Quantizer::with_lookup(
-            cfg,
-            lookup,
-            codes,
-            stream(seed, Stream::Restart),
-            seed,
-        ))
+        let mut vq =
+            Quantizer::with_lookup(cfg, lookup, codes, stream(seed, Stream::Restart), seed);
+        if levels(&cfg.quantizer) > 1 {
+            vq.residual = Some(residual::Residual::init(cfg, &vq, z, seed)?);
+        }
+        Ok(vq)
     }
 
     /// A quantizer starting from the given codebook, (S, c) in the lookup space (FSQ: its
     /// grid; SimVQ: its own, drawn from the codebook stream of seed 0); `rng` drives its
     /// restarts. Projections, if any, come from the projection stream of seed 0.
     pub fn new(cfg: &ValidRun, codes: Array2<f32>, rng: ChaCha8Rng) -> Quantizer {
+        Quantizer::from_levels(cfg, vec![codes], rng)
+    }
+
+    /// `new` for a residual quantizer: one codebook per level, (S, m) each, in level order.
+    pub fn from_levels(
+        cfg: &ValidRun,
+        mut codebooks: Vec<Array2<f32>>,
+        rng: ChaCha8Rng,
+    ) -> Quantizer {
+        assert_eq!(
+            codebooks.len(),
+            levels(&cfg.quantizer),
+            "one codebook per residual level"
+        );
+        let rest = codebooks.split_off(1);
+        let first = codebooks.pop().expect("at least one level");
         let lookup = Quantizer::lookup(cfg, &mut stream(0, Stream::Projection));
-        Quantizer::with_lookup(cfg, lookup, codes, rng, 0)
+        let mut vq = Quantizer::with_lookup(cfg, lookup, first, rng, 0);
+        if !rest.is_empty() {
+            let rest = rest
+                .into_iter()
+                .map(|c| Quantizer::new_level(cfg, c, 0))
+                .collect();
+            vq.residual = Some(residual::Residual::new(cfg, rest));
+        }
+        vq
+    }
+
+    /// Level 2 or later of a residual quantizer of the run with seed `seed`, starting from
+    /// `codes`. Validation left it the identity lookup and no restarts, so neither stream is
+    /// drawn from.
+    fn new_level(cfg: &ValidRun, codes: Array2<f32>, seed: u64) -> Quantizer {
+        let lookup = Quantizer::lookup(cfg, &mut stream(seed, Stream::Projection));
+        Quantizer::with_lookup(cfg, lookup, codes, stream(seed, Stream::Restart), seed)
     }
 
     fn lookup(cfg: &ValidRun, rng: &mut ChaCha8Rng) -> lookup::Lookup {
@@ -247,7 +288,35 @@ impl Quantizer {
             restarted: Vec::with_capacity(s),
             restarts: 0,
             start,
+            residual: None,
         }
+    }
+
+    /// The residual levels L (1: one codebook).
+    pub fn levels(&self) -> usize {
+        1 + self.residual.as_ref().map_or(0, |r| r.levels.len())
+    }
+
+    /// Level `l` (0-based) of a residual quantizer, as a one-level quantizer whose `codebook`
+    /// and `codebook_grad` are that level's; level 0 is this quantizer.
+    pub fn level(&self, l: usize) -> &Quantizer {
+        match (l, &self.residual) {
+            (0, _) => self,
+            (_, Some(r)) => &r.levels[l - 1],
+            (_, None) => panic!("a one-level quantizer has no level {l}"),
+        }
+    }
+
+    /// Runs `f` on the residual levels and this quantizer as their first level, if there are
+    /// levels: lent out of `self` (no allocation) for the length of the call.
+    fn with_residual<T>(
+        &mut self,
+        f: impl FnOnce(&mut residual::Residual, &mut Quantizer) -> T,
+    ) -> Option<T> {
+        let mut residual = self.residual.take()?;
+        let out = f(&mut residual, self);
+        self.residual = Some(residual);
+        Some(out)
     }
 
     /// The codebook as the decoder first received it, (S, m).
@@ -255,7 +324,8 @@ impl Quantizer {
         self.start.view()
     }
 
-    /// The codebook as the decoder receives it, (S, m): what the metrics measure.
+    /// The codebook as the decoder receives it, (S, m): what the metrics measure (a residual
+    /// quantizer's first level).
     pub fn codebook(&self) -> ArrayView2<'_, f32> {
         self.lookup.decoded(self.codes.view())
     }
@@ -275,9 +345,25 @@ impl Quantizer {
         self.kind.embed(z)
     }
 
-    /// Nearest code (in the lookup space) of each row of `z` into `assign`, and what the
-    /// decoder receives for it into `q`. `scratch` holds the search's buffers between calls.
+    /// Nearest code (in the lookup space) of each row of `z` into `assign` (L codes per row,
+    /// level-major, for L residual levels), and what the decoder receives for it into `q`.
+    /// `scratch` holds the search's buffers between calls.
     pub fn quantize(
+        &self,
+        z: ArrayView2<f32>,
+        assign: &mut [usize],
+        mut q: ArrayViewMut2<f32>,
+        scratch: &mut Scratch,
+    ) {
+        let (first, rest) = assign.split_at_mut(z.nrows());
+        self.quantize_level(z, first, q.view_mut(), scratch);
+        if let Some(r) = &self.residual {
+            r.quantize(z, rest, q, scratch);
+        }
+    }
+
+    /// `quantize` of this level alone.
+    fn quantize_level(
         &self,
         z: ArrayView2<f32>,
         assign: &mut [usize],
@@ -318,6 +404,20 @@ impl Quantizer {
         assign: &mut [usize],
         mut q: ArrayViewMut2<f32>,
     ) {
+        let (first, rest) = assign.split_at_mut(z.nrows());
+        self.quantize_all_level(z, first, q.view_mut());
+        if let Some(r) = &self.residual {
+            r.quantize_all(z, rest, q);
+        }
+    }
+
+    /// `quantize_all` of this level alone.
+    fn quantize_all_level(
+        &self,
+        z: ArrayView2<f32>,
+        assign: &mut [usize],
+        mut q: ArrayViewMut2<f32>,
+    ) {
         let width = q.ncols();
         assert!(width > 0, "the decoder takes at least one input");
         let qs = q.as_slice_mut().expect("standard layout");
@@ -329,7 +429,7 @@ impl Quantizer {
                 let start = t * QUANTIZE_TASK;
                 let rows = a.len();
                 let qt = ArrayViewMut2::from_shape((rows, width), qt).expect("rows of q");
-                self.quantize(z.slice(s![start..start + rows, ..]), a, qt, scratch);
+                self.quantize_level(z.slice(s![start..start + rows, ..]), a, qt, scratch);
             });
     }
 
@@ -337,8 +437,14 @@ impl Quantizer {
     /// ‖sg(û) − ê‖² (when the codebook learns by gradient) plus commitment β‖û − sg(ê)‖²,
     /// means over batch × lookup dims (both share the value mean‖û − ê‖²; they differ only in
     /// where their gradient goes; IBQ's weights are its own), plus the regularisers that are on. û = z and ê = q without a
-    /// lookup of its own. Keeps what `backward` needs.
+    /// lookup of its own. Keeps what `backward` needs. A residual quantizer sums its levels'.
     pub fn loss(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
+        self.with_residual(|r, first| r.loss(first, z, assign))
+            .unwrap_or_else(|| self.loss_level(z, q, assign))
+    }
+
+    /// `loss` of this level alone, whose codes for `z` are `q`.
+    fn loss_level(&mut self, z: ArrayView2<f32>, q: ArrayView2<f32>, assign: &[usize]) -> f32 {
         if self.fixed {
             return self.kind.loss(z);
         }
@@ -372,8 +478,25 @@ impl Quantizer {
     /// (straight-through: unchanged; IBQ also to every code), the synchronised update passes
     /// ν of it to the selected codes, the commitment term adds 2β(û − ê)/(n·c) (IBQ: β = 1), the
     /// regularisers add theirs, and the normalisation and W_in (if any) carry it to z. The
-    /// codebook loss's gradient goes to the codebook's own state.
+    /// codebook loss's gradient goes to the codebook's own state. A residual quantizer passes
+    /// `g_q` through once and adds each level's commitment (`residual.rs`).
     pub fn backward(
+        &mut self,
+        z: ArrayView2<f32>,
+        q: ArrayView2<f32>,
+        assign: &[usize],
+        g_q: ArrayView2<f32>,
+        mut g_z: ArrayViewMut2<f32>,
+    ) {
+        let residual =
+            self.with_residual(|r, first| r.backward(first, z, assign, g_q, g_z.view_mut()));
+        if residual.is_none() {
+            self.backward_level(z, q, assign, g_q, g_z);
+        }
+    }
+
+    /// `backward` of this level alone, whose codes for `z` are `q`.
+    fn backward_level(
         &mut self,
         z: ArrayView2<f32>,
         q: ArrayView2<f32>,
@@ -412,7 +535,18 @@ impl Quantizer {
     /// The codebook's update after a training step on the batch `z` with assignments
     /// `assign`: an Adam step along the last gradient (through the parameterization), or the
     /// EMA update, in the lookup space; then dead-code restarts and the projections' step.
+    /// Each residual level updates on its own residuals.
     pub fn after_step(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
+        if self
+            .with_residual(|r, first| r.after_step(first, z, assign))
+            .is_none()
+        {
+            self.after_step_level(z, assign);
+        }
+    }
+
+    /// `after_step` of this level alone.
+    fn after_step_level(&mut self, z: ArrayView2<f32>, assign: &[usize]) {
         if self.fixed {
             return;
         }
@@ -457,13 +591,20 @@ impl Quantizer {
             self.restarts += self.codes.nrows();
             self.lookup.refresh(self.codes.view());
         }
-        std::mem::take(&mut self.restarts)
+        let levels = self.residual.as_mut().map_or(0, |r| {
+            r.levels.iter_mut().map(|l| l.after_epoch(epoch)).sum()
+        });
+        std::mem::take(&mut self.restarts) + levels
     }
 
     pub fn all_finite(&self) -> bool {
         self.codes.iter().all(|v| v.is_finite())
             && self.lookup.all_finite()
             && self.param.all_finite()
+            && self
+                .residual
+                .as_ref()
+                .is_none_or(|r| r.levels.iter().all(Quantizer::all_finite))
     }
 }
 

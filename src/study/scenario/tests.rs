@@ -178,7 +178,7 @@ fn builtin_default_is_early_vs_deferred_over_three_seeds() {
 #[test]
 fn flatten_lists_every_key_in_section_order() {
     let flat = flatten(&RunConfig::default());
-    assert_eq!(flat.len(), 54);
+    assert_eq!(flat.len(), 55);
     assert_eq!(flat[0], ("data.modes".to_string(), "10".to_string()));
     assert_eq!(flat[5], ("data.weight_ratio".to_string(), "1".to_string()));
     assert_eq!(

@@ -99,7 +99,7 @@ const FSQ_KEYS: [&str; 3] = [
 ];
 
 fn only_its_keys(c: &Check) -> Result<(), RangeError> {
-    super::only_keys(c, "fsq", &FSQ_KEYS)
+    super::only_kind_keys(c, "fsq", &FSQ_KEYS)
 }
 
 /// One latent dimension's bound: L, h, o, s and ⌊L/2⌋ of the formulas above.

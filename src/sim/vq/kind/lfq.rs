@@ -83,7 +83,7 @@ const LFQ_KEYS: [&str; 6] = [
 ];
 
 fn only_its_keys(c: &Check) -> Result<(), RangeError> {
-    super::only_keys(c, "lfq", &LFQ_KEYS)
+    super::only_kind_keys(c, "lfq", &LFQ_KEYS)
 }
 
 /// The clamp of the entropy's log (the reference's `log(t, eps = 1e-5)`).

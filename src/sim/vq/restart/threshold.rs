@@ -7,12 +7,13 @@
 //! thousands of tokens for 2 048 codes, so 1 point is a small fraction of a code's expected
 //! share. With vqsim's batch of 256, S = 1 024 codes expect 0.25 points per step, below that
 //! threshold: every code would be flagged. So usage is counted in units of the expected share:
-//! u_k ← g·u_k + (1 − g)·c_k·S/b for a batch of b rows (c_k: the code's points), which starts
-//! at 1 (the expected share, as Jukebox's `restore_k` starts every count at
-//! num_tokens/k_bins, L49–52) and the threshold is a share of it. The count is normalised by
-//! b, so a short last batch of an epoch keeps the average unbiased; but no code is reseeded
-//! from it (restarts happen on full batches only), so a 16-row remainder cannot reseed
-//! hundreds of codes.
+//! u_k ← g·u_k + (1 − g)·c_k·S/b for a batch of b rows (c_k: the code's points), and the
+//! threshold is a share of it. Every count starts at the threshold, as Jukebox's `init_k` starts
+//! every count at 1, its threshold (lucidrains' `cluster_size` likewise starts at 1): a
+//! code with no point in the first full batch restarts at once. The count is normalised by b, so
+//! a short last batch of an epoch keeps the average unbiased; but no code is reseeded from it
+//! (restarts happen on full batches only), so a 16-row remainder cannot reseed hundreds of
+//! codes.
 //!
 //! Candidates are Jukebox's `_tile` (L22–29): the batch's rows in random order, repeated when
 //! there are fewer rows than codes, and then every candidate gets Gaussian noise of standard
@@ -20,11 +21,13 @@
 //! scaled by the batch's spread, Jukebox's own `prenorm` statistic (L94:
 //! ‖z − mean z‖/√(b·m)), so that it separates repeated rows at any latent scale.
 //!
-//! Jukebox leaves a restarted code's count below the threshold, so it redraws the code at every
-//! step until the count climbs back. Here a restarted code's usage is set back to the expected
-//! share, which gives it ln(1/threshold)/(1 − g) steps to earn its points before it can be
-//! flagged again (139 steps at the defaults), and the restarts counted in the history are
-//! codes moved, not the same code redrawn every step.
+//! As in Jukebox, a restarted code keeps its count: it is redrawn at every full batch until a
+//! batch gives it enough points to lift the count over the threshold, and each redraw counts as
+//! a restart in the history. Results version 5 set a restarted code's count back to the
+//! expected share and started every count there (Jukebox's `restore_k`, for resuming a trained
+//! model): unused codes then waited ln(1/threshold)/(1 − g) = 139 steps before their first
+//! restart, while the encoder moved away, and the rule reached perplexity 51 where
+//! vector-quantize-pytorch reaches 57 (docs/remedies.md).
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand_chacha::ChaCha8Rng;
@@ -66,7 +69,8 @@ pub(in crate::sim::vq) struct Threshold {
     decay: f32,
     /// Rows of a full batch: only full batches reseed codes.
     batch: usize,
-    /// EMA of each code's points per step over its expected share, (S); starts at 1.
+    /// EMA of each code's points per step over its expected share, (S); starts at the
+    /// threshold.
     usage: Vec<f32>,
     /// Scratch: this batch's points per code, (S).
     counts: Vec<f32>,
@@ -80,7 +84,7 @@ impl Threshold {
             threshold,
             decay,
             batch,
-            usage: vec![1.0; s],
+            usage: vec![threshold; s],
             counts: vec![0.0; s],
             perm: Vec::with_capacity(batch),
         }
@@ -115,7 +119,6 @@ impl RestartRule for Threshold {
             *u = g * *u + (1.0 - g) * c * share;
             if full && *u < self.threshold {
                 restarted.push(k);
-                *u = 1.0;
             }
         }
         if restarted.is_empty() {
@@ -157,23 +160,40 @@ mod tests {
     }
 
     #[test]
-    fn usage_is_in_units_of_the_expected_share() {
+    fn usage_is_in_units_of_the_expected_share_and_starts_at_the_threshold() {
         // S = 8 codes, batches of 4 rows: the expected share is 0.5 points per step. Code 0
         // takes all 4 points (8 shares), the others none.
         let mut t = Threshold::new(8, 0.25, 0.5, 4);
+        assert!(t.usage.iter().all(|&u| u == 0.25), "{:?}", t.usage);
         let mut codes = Array2::zeros((8, 2));
         let z = Array2::from_shape_fn((4, 2), |(i, j)| (i * 2 + j) as f32);
         let restarted = counts_after(&mut t, &mut codes, &z, &[0, 0, 0, 0]);
-        assert_eq!(t.usage[0], 0.5 * 1.0 + 0.5 * 8.0);
-        // The others fall from 1 to 0.5: above the threshold, so nobody restarts yet.
-        assert!(t.usage[1..].iter().all(|&u| u == 0.5), "{:?}", t.usage);
-        assert!(restarted.is_empty());
-        // A second empty step takes them to 0.25 (not below); a third to 0.125: restarted, and
-        // their usage goes back to the expected share.
-        counts_after(&mut t, &mut codes, &z, &[0, 0, 0, 0]);
+        assert_eq!(t.usage[0], 0.5 * 0.25 + 0.5 * 8.0);
+        // The others fall from the threshold to 0.125: restarted on the first full batch.
+        assert_eq!(restarted, (1..8).collect::<Vec<_>>());
+        assert!(t.usage[1..].iter().all(|&u| u == 0.125), "{:?}", t.usage);
+        // They keep their count, so a second batch without them redraws them all again; code 1
+        // then takes one point (2 shares): 0.5·0.0625 + 0.5·2 lifts it over the threshold.
         let restarted = counts_after(&mut t, &mut codes, &z, &[0, 0, 0, 0]);
         assert_eq!(restarted, (1..8).collect::<Vec<_>>());
-        assert!(t.usage[1..].iter().all(|&u| u == 1.0));
+        let restarted = counts_after(&mut t, &mut codes, &z, &[0, 0, 0, 1]);
+        assert_eq!(t.usage[1], 0.5 * 0.0625 + 0.5 * 2.0);
+        assert_eq!(restarted, (2..8).collect::<Vec<_>>());
+    }
+
+    /// S = 1 024 codes, batches of 256: every code gets exactly one point every 4 steps, its
+    /// expected share. Counted in points per step (0.25) against a fixed threshold every code
+    /// looks dead; in shares, once the counts have settled, none is.
+    #[test]
+    fn usage_at_the_expected_share_is_never_flagged() {
+        let mut t = Threshold::new(1024, 0.5, 0.9, 256);
+        t.usage.fill(1.0);
+        let mut codes = Array2::zeros((1024, 2));
+        let z = Array2::zeros((256, 2));
+        for step in 0..100 {
+            let assign: Vec<usize> = (0..256).map(|i| (step % 4) * 256 + i).collect();
+            assert!(counts_after(&mut t, &mut codes, &z, &assign).is_empty(), "step {step}");
+        }
     }
 
     #[test]
