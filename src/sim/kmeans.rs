@@ -505,7 +505,7 @@ impl<'a> Seeding<'a> {
         let mut moved = Vec::new();
         for (a, &ca) in to_seeds.iter().enumerate() {
             let reach = err.below(ca);
-            if self.members[a].is_empty() || reach >= err.reach(self.radius[a]) {
+            if self.members[a].is_empty() || clears(reach, err.reach(self.radius[a])) {
                 continue;
             }
             // The same test point by point, with each point's own distance to a.
@@ -513,7 +513,7 @@ impl<'a> Seeding<'a> {
             let min_d = &mut self.min_d;
             self.members[a].retain(|&i| {
                 let i = i as usize;
-                if !(reach >= err.reach(min_d[i])) {
+                if !clears(reach, err.reach(min_d[i])) {
                     let d = sq_dist(c, &z[i * m..(i + 1) * m]);
                     if d < min_d[i] {
                         min_d[i] = d;
@@ -541,6 +541,12 @@ impl<'a> Seeding<'a> {
         }
         self.seeds.push(p);
     }
+}
+
+/// `below(ca)` reaches `reach(r)`: a seed's points within `r` cannot come closer to the new
+/// one (see `SqDistError::reach`). False when either is NaN.
+fn clears(below_ca: f64, reach: f64) -> bool {
+    below_ca >= reach
 }
 
 /// Bounds of `sq_dist`'s rounding for m dimensions: the f32 sum d̂ of m nonnegative terms
@@ -794,8 +800,9 @@ mod tests {
         // Within the rounding margin of 16 dimensions, no decision.
         let err16 = SqDistError::new(16);
         assert!(err16.below(ca * (1.0 + 1e-6)) < err16.reach(xa));
-        assert!(!(err.below(f32::NAN) >= err.reach(xa)) && !(err.below(ca) >= err.reach(f32::NAN)));
-        assert!(!(err.below(f32::INFINITY) >= err.reach(f32::INFINITY)));
+        assert!(!clears(err.below(f32::NAN), err.reach(xa)));
+        assert!(!clears(err.below(ca), err.reach(f32::NAN)));
+        assert!(!clears(err.below(f32::INFINITY), err.reach(f32::INFINITY)));
         // Every point whose weight the rule leaves alone keeps it under the full pass.
         let mut gen = ChaCha8Rng::seed_from_u64(11);
         let z = Array2::<f32>::random_using((400, 3), StandardNormal, &mut gen);
