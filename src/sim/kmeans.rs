@@ -9,21 +9,23 @@
 //!
 //! linfa-clustering 0.8 computes one generic distance per (point, centroid) pair: at S = 1 024
 //! its iterations took most of an early run, at S = 4 096 about 95%. Here the assignment is
-//! `nearest::nearest_parallel` (a matrix-product screen and an exact re-check, on every idle
-//! thread), which returns the same argmin as linfa's loop; the update and the stopping rule
+//! settled by Yinyang bounds (`Bounds`) where they can prove the answer, and by
+//! `nearest::Prepared` (a matrix-product screen and an exact re-check, on every idle thread)
+//! elsewhere: both return the same argmin as linfa's loop. The update and the stopping rule
 //! are linfa's, in linfa's order, so the centroids are linfa's bit for bit (the tests run
 //! linfa itself as the oracle).
 //!
 //! linfa 0.8 seeds k-means++ by recomputing, for every new centroid, each point's distance to
 //! all centroids chosen so far: O(n·k²) distances. `plusplus` draws the same points from the
-//! same RNG stream with the same f32 distances, but keeps each point's running minimum: O(n·k).
+//! same RNG stream with the same f32 distances, but keeps each point's running minimum and
+//! looks only at the points a new seed can be closer to (`Seeding`).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
-use rand::distributions::{Distribution, WeightedIndex};
+use rand::distributions::{Distribution, Uniform, WeightedIndex};
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::sim::nearest::{nearest_parallel, sq_dist, PointsByDim};
+use crate::sim::nearest::{nearest_parallel, sq_dist, PointsByDim, Prepared};
 
 /// m_k-means iterations allowed (the built-in model: at most 50, one run).
 pub const MAX_ITER: u64 = 50;
@@ -75,10 +77,11 @@ fn mk_means(
     let k = centroids.nrows();
     let zs = z.as_slice().expect("standard layout");
     let mut assign = vec![0; n];
+    let mut bounds = Bounds::new(zs, m);
     let mut next = Array2::<f32>::zeros((k, m)); // (k, m)
     let mut counts = vec![0usize; k];
     for _ in 0..MAX_ITER {
-        nearest_parallel(z, centroids.view(), &mut assign);
+        bounds.assign(centroids.view(), &mut assign);
         next.fill(0.0);
         counts.fill(1);
         let sums = next.as_slice_mut().expect("standard layout");
@@ -98,6 +101,7 @@ fn mk_means(
             next.as_slice().expect("standard layout"),
         ))
         .sqrt() as f32;
+        bounds.drift(centroids.view(), next.view(), &assign);
         std::mem::swap(&mut centroids, &mut next);
         if shift < tolerance {
             break;
@@ -124,59 +128,484 @@ fn mk_means(
     }
 }
 
-/// k-means++ seeding (Arthur & Vassilvitskii) of `k` ≥ 1 rows of `z` (n ≥ 1, m), standard
-/// layout. The first centroid is a uniform draw, each next one a draw weighted by the squared
-/// distance to the nearest centroid so far, exactly as linfa's `weighted_k_means_plusplus`
-/// with unit weights: same `WeightedIndex` draws, same distances (Σ (c_i − p_i)² in index
-/// order), same strict-`<` minimum, and index 0 without a draw when every distance is 0.
-pub fn plusplus(z: ArrayView2<f32>, k: usize, rng: &mut impl Rng) -> Array2<f32> {
-    let n = z.nrows();
-    let by_dim = PointsByDim::new(z); // (m, n): each new centroid's distances in m passes
-    let mut centroids = Array2::zeros((k, z.ncols())); // (k, m)
-                                                       // Squared distance of each point to its nearest centroid so far, (n); the points go out
-                                                       // to rayon's threads in tasks, each point's minimum its own, so any split gives the same.
-    let mut min_d = vec![f32::INFINITY; n];
-    let closer = |c: &[f32], min_d: &mut [f32], first: bool| {
-        min_d
-            .par_chunks_mut(SEED_TASK)
+/// Yinyang bounds (Ding et al. 2015, "Yinyang K-means", after Hamerly 2010) for the
+/// assignment step: per point an upper bound `upper` of its exact distance to its centre and,
+/// per group of `GROUP` consecutive centres, a lower bound of its exact distance to every
+/// centre of the group but its own. After an update they move by the centres' shifts (its own
+/// centre's for `upper`, the group's largest for the group's bound). Every centre is searched
+/// whose group bound, with `sq_dist`'s rounding (`SqDistError`), does not surely exceed the
+/// centre's f32 sum; the others have strictly larger f32 sums, so the lowest-index minimum of
+/// the searched ones is the full search's answer, ties included. (Yinyang groups the centres
+/// by a k-means of the centres; here a group is a run of seeds, which k-means++ drew spread
+/// out, so a run's nearest centre is still well beyond a point's own.) The first assignment is
+/// the matrix-product search, whose screen yields the first bounds. f64 bounds, each
+/// operation rounded outward by `up`/`down`, stay bounds of the exact values.
+struct Bounds<'a> {
+    z: &'a [f32], // (n, m)
+    m: usize,
+    err: SqDistError,
+    /// Bounds only mean anything for finite data of moderate size (no overflow in the sums);
+    /// otherwise every assignment is the full search.
+    usable: bool,
+    started: bool,
+    upper: Vec<f64>, // (n)
+    lower: Vec<f64>, // (n, groups)
+}
+
+/// Centres per group of the lower bounds.
+const GROUP: usize = 64;
+/// Points per task of the assignment step.
+const ASSIGN_TASK: usize = 256;
+/// A point with more than 1/HEAVY of the groups to search goes to the matrix product, which
+/// costs about that much of a direct search of every group.
+const HEAVY: usize = 8;
+
+impl<'a> Bounds<'a> {
+    fn new(z: &'a [f32], m: usize) -> Self {
+        Bounds {
+            z,
+            m,
+            err: SqDistError::new(m),
+            usable: m > 0 && z.iter().all(|v| v.abs() <= 1e15),
+            started: false,
+            upper: Vec::new(),
+            lower: Vec::new(),
+        }
+    }
+
+    /// Nearest centroid of every point, `centroids` (k, m), into `assign` (n), settled by the
+    /// bounds where they can, on rayon's threads in tasks of points. Returns how many groups
+    /// of centres were searched point by point (n · groups for a full search).
+    fn assign(&mut self, centroids: ArrayView2<f32>, assign: &mut [usize]) -> usize {
+        let (n, m, k) = (assign.len(), self.m, centroids.nrows());
+        let z = ArrayView2::from_shape((n, m), self.z).expect("(n, m)");
+        if !self.usable {
+            // m = 0 included: no coordinates to bound, every distance is 0.
+            nearest_parallel(z, centroids, assign);
+            return n * k.div_ceil(GROUP);
+        }
+        let groups = k.div_ceil(GROUP);
+        let cs = centroids.as_slice().expect("standard layout");
+        let err = self.err;
+        if !self.started {
+            self.started = true;
+            self.upper = vec![0.0; n];
+            self.lower = vec![0.0; n * groups];
+            let all: Vec<usize> = (0..n).collect();
+            self.search_all(centroids, &all, assign);
+            return n * groups;
+        }
+        let by_dim = PointsByDim::new(centroids);
+        let settled: Vec<(usize, Vec<usize>)> = assign
+            .par_chunks_mut(ASSIGN_TASK)
+            .zip(self.upper.par_chunks_mut(ASSIGN_TASK))
+            .zip(self.lower.par_chunks_mut(ASSIGN_TASK * groups))
+            .zip(self.z.par_chunks(ASSIGN_TASK * m))
             .enumerate()
-            .for_each_init(Vec::new, |d, (t, md)| {
-                d.resize(md.len(), 0.0);
-                by_dim.sq_dists_in(c, t * SEED_TASK..t * SEED_TASK + md.len(), d);
-                for (m, &dc) in md.iter_mut().zip(d.iter()) {
-                    if first || dc < *m {
-                        *m = dc;
+            .map_init(Vec::new, |d, (t, (((a, u), l), zc))| {
+                let (mut count, mut heavy) = (0, Vec::new());
+                let points = a.iter_mut().zip(u).zip(l.chunks_mut(groups));
+                for (p, (((a, u), l), x)) in points.zip(zc.chunks_exact(m)).enumerate() {
+                    let lowest = l.iter().fold(f64::INFINITY, |b, &v| b.min(v));
+                    if err.surely_less(*u, lowest) {
+                        continue;
                     }
+                    let own = sq_dist(&cs[*a * m..(*a + 1) * m], x);
+                    *u = err.distance_above(own);
+                    if err.surely_less(*u, lowest) {
+                        continue;
+                    }
+                    // A point with many groups to search goes to the matrix product.
+                    let open = l.iter().filter(|&&lg| !err.surely_less(*u, lg)).count();
+                    if open * HEAVY > groups {
+                        heavy.push(t * ASSIGN_TASK + p);
+                        count += groups;
+                        continue;
+                    }
+                    let mut best = (*a, own);
+                    let ga = *a / GROUP;
+                    let mut searched = (false, false); // any group, a's group
+                    for (g, lg) in l.iter_mut().enumerate() {
+                        if err.surely_less(*u, *lg) {
+                            continue;
+                        }
+                        let run = g * GROUP..(g * GROUP + GROUP).min(k);
+                        d.resize(run.len(), 0.0);
+                        by_dim.sq_dists_in(x, run.clone(), d);
+                        for (j, &dj) in run.clone().zip(d.iter()) {
+                            if dj < best.1 || (dj == best.1 && j < best.0) {
+                                best = (j, dj);
+                            }
+                        }
+                        searched = (true, searched.1 || g == ga);
+                        count += 1;
+                        // Every centre of the group counts until the winner is known.
+                        *lg = group_bound(err, run, d, None);
+                    }
+                    if !searched.0 {
+                        continue;
+                    }
+                    // The old centre is now one of its group's others, and the winner's group
+                    // bound leaves the winner out.
+                    if best.0 != *a {
+                        l[ga] = l[ga].min(down(err.below(own).max(0.0).sqrt()));
+                    }
+                    if best.0 != *a || searched.1 {
+                        let gb = best.0 / GROUP;
+                        let run = gb * GROUP..(gb * GROUP + GROUP).min(k);
+                        d.resize(run.len(), 0.0);
+                        by_dim.sq_dists_in(x, run.clone(), d);
+                        l[gb] = group_bound(err, run, d, Some(best.0));
+                    }
+                    *a = best.0;
+                    *u = err.distance_above(best.1);
                 }
+                (count, heavy)
+            })
+            .collect();
+        let heavy: Vec<usize> = settled
+            .iter()
+            .flat_map(|(_, h)| h.iter().copied())
+            .collect();
+        self.search_all(centroids, &heavy, assign);
+        settled.iter().map(|(c, _)| c).sum()
+    }
+
+    /// The matrix-product search for the points `idx`: their centres, and fresh bounds from
+    /// its screen.
+    fn search_all(&mut self, centroids: ArrayView2<f32>, idx: &[usize], assign: &mut [usize]) {
+        let (m, err) = (self.m, self.err);
+        let groups = centroids.nrows().div_ceil(GROUP);
+        let cs = centroids.as_slice().expect("standard layout");
+        let q = Array2::from_shape_fn((idx.len(), m), |(r, j)| self.z[idx[r] * m + j]); // (h, m)
+        let mut found = vec![0; idx.len()];
+        let mut lower = vec![0.0; idx.len() * groups];
+        let prepared = Prepared::new(centroids);
+        found
+            .par_chunks_mut(ASSIGN_TASK)
+            .zip(lower.par_chunks_mut(ASSIGN_TASK * groups))
+            .zip(q.axis_chunks_iter(Axis(0), ASSIGN_TASK).into_par_iter())
+            .for_each_init(Vec::new, |gram, ((a, l), qc)| {
+                prepared.nearest_bounded(qc, a, GROUP, l, gram);
             });
-    };
-    let first = WeightedIndex::new(std::iter::repeat_n(1.0f32, n))
+        for ((&i, &a), l) in idx.iter().zip(&found).zip(lower.chunks(groups)) {
+            assign[i] = a;
+            let x = &self.z[i * m..(i + 1) * m];
+            self.upper[i] = err.distance_above(sq_dist(&cs[a * m..(a + 1) * m], x));
+            for (o, &v) in self.lower[i * groups..(i + 1) * groups].iter_mut().zip(l) {
+                *o = down(v.max(0.0).sqrt());
+            }
+        }
+    }
+
+    /// Moves the bounds by the shifts of the centres from `old` to `new` (both (k, m)).
+    fn drift(&mut self, old: ArrayView2<f32>, new: ArrayView2<f32>, assign: &[usize]) {
+        if !self.usable {
+            return;
+        }
+        // Squares of f64 differences of f32 values, summed: m + 2 roundings of 2⁻⁵³ at most.
+        let sum_up = 1.0 + (self.m as f64 + 2.0) * f64::EPSILON;
+        let shift: Vec<f64> = old
+            .rows()
+            .into_iter()
+            .zip(new.rows())
+            .map(|(o, n)| {
+                let sq: f64 = o
+                    .iter()
+                    .zip(n)
+                    .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                    .sum();
+                up((sq * sum_up).sqrt())
+            })
+            .collect();
+        let group_shift: Vec<f64> = shift
+            .chunks(GROUP)
+            .map(|g| g.iter().fold(0.0, |b: f64, &s| b.max(s)))
+            .collect();
+        let groups = group_shift.len();
+        for ((u, l), &a) in self
+            .upper
+            .iter_mut()
+            .zip(self.lower.chunks_mut(groups))
+            .zip(assign)
+        {
+            *u = up(*u + shift[a]);
+            for (lg, &s) in l.iter_mut().zip(&group_shift) {
+                *lg = down(*lg - s).max(0.0);
+            }
+        }
+    }
+}
+
+/// Lower bound of the exact distance from a point to every centre of `run` but `winner`,
+/// from the point's f32 sums `d` to them.
+fn group_bound(
+    err: SqDistError,
+    run: std::ops::Range<usize>,
+    d: &[f32],
+    winner: Option<usize>,
+) -> f64 {
+    let low = run
+        .zip(d)
+        .filter(|&(j, _)| Some(j) != winner)
+        .fold(f32::INFINITY, |b, (_, &dj)| b.min(dj));
+    down(err.below(low).max(0.0).sqrt())
+}
+
+/// `x` rounded up, resp. down, past one f64 rounding of the operation that made it.
+fn up(x: f64) -> f64 {
+    x * (1.0 + 4.0 * f64::EPSILON)
+}
+
+fn down(x: f64) -> f64 {
+    x * (1.0 - 4.0 * f64::EPSILON)
+}
+
+/// k-means++ seeding (Arthur & Vassilvitskii) of `k` ≥ 1 rows of `z` (n ≥ 1, m). The first
+/// centroid is a uniform draw, each next one a draw weighted by the squared distance to the
+/// nearest centroid so far, exactly as linfa's `weighted_k_means_plusplus` with unit weights:
+/// same `WeightedIndex` draws, same distances (Σ (c_i − p_i)² in index order), same strict-`<`
+/// minimum, and index 0 without a draw when every distance is 0 (or one is NaN).
+pub fn plusplus(z: ArrayView2<f32>, k: usize, rng: &mut impl Rng) -> Array2<f32> {
+    let z = z.as_standard_layout();
+    let mut centroids = Array2::zeros((k, z.ncols())); // (k, m)
+    let first = WeightedIndex::new(std::iter::repeat_n(1.0f32, z.nrows()))
         .expect("at least one point")
         .sample(rng);
     centroids.row_mut(0).assign(&z.row(first));
-    closer(
-        centroids.row(0).as_slice().expect("standard layout"),
-        &mut min_d,
-        true,
+    let mut seeding = Seeding::new(
+        z.as_slice().expect("standard layout"),
+        z.nrows(),
+        z.ncols(),
+        k,
+        first,
     );
     for c in 1..k {
-        if c > 1 {
-            closer(
-                centroids.row(c - 1).as_slice().expect("standard layout"),
-                &mut min_d,
-                false,
-            );
-        }
-        let next = WeightedIndex::new(&min_d)
-            .map(|w| w.sample(rng))
-            .unwrap_or(0);
+        let next = seeding.draw(rng);
         centroids.row_mut(c).assign(&z.row(next));
+        if c + 1 < k {
+            seeding.add(next);
+        }
     }
     centroids
 }
 
-/// Points per task of the k-means++ distance updates.
-const SEED_TASK: usize = 4096;
+/// The state of k-means++ between draws: each point's squared distance to its nearest seed
+/// so far (the draw's weights) and which seed that is.
+///
+/// A new seed c can lower a point's distance only if it is closer than its seed a:
+/// ‖c − x‖ ≥ ‖c − a‖ − ‖x − a‖, so when ‖c − a‖ ≥ 2 r_a, r_a the largest distance of a's
+/// points to a, none of a's points moves and they are not looked at. The test runs on the
+/// computed f32 sums with their rounding error bounded (`SqDistError`), so a skipped point is
+/// one whose f32 distance to c is not below its current one: the weights stay bit for bit
+/// those of the full pass (the minimum of the same numbers, whatever the order).
+struct Seeding<'a> {
+    z: &'a [f32], // (n, m)
+    m: usize,
+    err: SqDistError,
+    min_d: Vec<f32>, // (n)
+    /// The seeds so far as points of `z`, and per seed the points it is nearest to and the
+    /// largest of their `min_d`.
+    seeds: Vec<usize>,
+    members: Vec<Vec<u32>>,
+    radius: Vec<f32>,
+    /// The seeds by dimension, (m, k), and a new seed's distances to them, (k).
+    k: usize,
+    seed_cols: Vec<f32>,
+    to_seeds: Vec<f32>,
+    /// `cum[i]` = min_d[0] + … + min_d[i] in f32, summed in index order as `WeightedIndex`
+    /// does; valid below `clean`, the lowest point whose weight changed since.
+    cum: Vec<f32>,
+    clean: usize,
+    /// Some weight is NaN: `WeightedIndex` refuses, the draw is index 0. A NaN distance never
+    /// wins the strict `<`, so the set of NaN weights is fixed by the first seed.
+    nan: bool,
+}
+
+impl<'a> Seeding<'a> {
+    /// After the first seed, point `first`, of at most `k`.
+    fn new(z: &'a [f32], n: usize, m: usize, k: usize, first: usize) -> Self {
+        let row = |i: usize| &z[i * m..(i + 1) * m];
+        let min_d: Vec<f32> = (0..n).map(|i| sq_dist(row(first), row(i))).collect();
+        let radius = min_d.iter().copied().fold(0.0, f32::max);
+        let nan = min_d.iter().any(|d| d.is_nan());
+        Seeding {
+            z,
+            m,
+            err: SqDistError::new(m),
+            cum: vec![0.0; n],
+            clean: 0,
+            nan,
+            members: vec![(0..n as u32).collect()],
+            radius: vec![radius],
+            seeds: vec![first],
+            k,
+            seed_cols: (0..m * k)
+                .map(|j| {
+                    if j % k == 0 {
+                        z[first * m + j / k]
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+            to_seeds: vec![0.0; k],
+            min_d,
+        }
+    }
+
+    fn row(&self, i: usize) -> &'a [f32] {
+        &self.z[i * self.m..(i + 1) * self.m]
+    }
+
+    /// The next seed: `WeightedIndex::new(&min_d)` and its `sample`, with the cumulative sums
+    /// redone only from the first weight that changed.
+    fn draw(&mut self, rng: &mut impl Rng) -> usize {
+        let n = self.min_d.len();
+        if self.nan {
+            return 0;
+        }
+        let mut total = if self.clean == 0 {
+            0.0
+        } else {
+            self.cum[self.clean - 1]
+        };
+        for (c, &w) in self.cum[self.clean..]
+            .iter_mut()
+            .zip(&self.min_d[self.clean..])
+        {
+            total += w;
+            *c = total;
+        }
+        self.clean = n;
+        if total == 0.0 {
+            return 0;
+        }
+        let chosen = Uniform::new(0.0, total).sample(rng);
+        // `WeightedIndex` keeps the sums before each point but the first, searches the first
+        // that exceeds the draw, and falls to the last point when none does.
+        self.cum[..n - 1].partition_point(|&w| w <= chosen)
+    }
+
+    /// Takes point `p` as the next seed: every point it is strictly closer to moves to it.
+    fn add(&mut self, p: usize) {
+        let (z, m, err) = (self.z, self.m, self.err);
+        let c = self.row(p);
+        // Its distances to the seeds so far, m vectorisable passes summing as `sq_dist`.
+        let count = self.seeds.len();
+        let to_seeds = &mut self.to_seeds[..count];
+        to_seeds.fill(0.0);
+        for (i, &ci) in c.iter().enumerate() {
+            let col = &self.seed_cols[i * self.k..i * self.k + count];
+            for (d, &s) in to_seeds.iter_mut().zip(col) {
+                let t = ci - s;
+                *d += t * t;
+            }
+        }
+        let mut moved = Vec::new();
+        for (a, &ca) in to_seeds.iter().enumerate() {
+            let reach = err.below(ca);
+            if self.members[a].is_empty() || clears(reach, err.reach(self.radius[a])) {
+                continue;
+            }
+            // The same test point by point, with each point's own distance to a.
+            let mut radius = 0.0f32;
+            let min_d = &mut self.min_d;
+            self.members[a].retain(|&i| {
+                let i = i as usize;
+                if !clears(reach, err.reach(min_d[i])) {
+                    let d = sq_dist(c, &z[i * m..(i + 1) * m]);
+                    if d < min_d[i] {
+                        min_d[i] = d;
+                        moved.push(i as u32);
+                        return false;
+                    }
+                }
+                radius = radius.max(min_d[i]);
+                true
+            });
+            self.radius[a] = radius;
+        }
+        if let Some(&i) = moved.iter().min() {
+            self.clean = self.clean.min(i as usize);
+        }
+        self.radius.push(
+            moved
+                .iter()
+                .map(|&i| self.min_d[i as usize])
+                .fold(0.0, f32::max),
+        );
+        self.members.push(moved);
+        for (i, &ci) in c.iter().enumerate() {
+            self.seed_cols[i * self.k + count] = ci;
+        }
+        self.seeds.push(p);
+    }
+}
+
+/// `below(ca)` reaches `reach(r)`: a seed's points within `r` cannot come closer to the new
+/// one (see `SqDistError::reach`). False when either is NaN.
+fn clears(below_ca: f64, reach: f64) -> bool {
+    below_ca >= reach
+}
+
+/// Bounds of `sq_dist`'s rounding for m dimensions: the f32 sum d̂ of m nonnegative terms
+/// (c_i − p_i)², each from a rounded difference and a rounded square, lies within
+/// (1 ± γ)·d ± tiny of the exact d, γ = (m + 2)·u (u = ε/2) with a 4× margin, and tiny for
+/// the terms that fall below f32's normal range. The tests are worked in f64, whose own
+/// rounding is far inside the margin.
+#[derive(Debug, Clone, Copy)]
+struct SqDistError {
+    gamma: f64,
+    tiny: f64,
+    four_above: f64, // 4·(1 + 1e-9)/(1 − γ)
+}
+
+impl SqDistError {
+    fn new(m: usize) -> Self {
+        let gamma = 2.0 * (m as f64 + 2.0) * f64::from(f32::EPSILON);
+        SqDistError {
+            gamma,
+            tiny: (m as f64 + 2.0) * f64::from(f32::MIN_POSITIVE),
+            four_above: 4.0 * (1.0 + 1e-9) / (1.0 - gamma),
+        }
+    }
+
+    /// A lower bound of the exact squared distance whose f32 sum is `d`.
+    fn below(self, d: f32) -> f64 {
+        (f64::from(d) - self.tiny) / (1.0 + self.gamma)
+    }
+
+    /// An upper bound of the exact squared distance whose f32 sum is `d`.
+    fn above(self, d: f32) -> f64 {
+        (f64::from(d) + self.tiny) / (1.0 - self.gamma)
+    }
+
+    /// An upper bound of the exact distance (not squared) whose f32 sum of squares is `d`.
+    fn distance_above(self, d: f32) -> f64 {
+        up(self.above(d).sqrt())
+    }
+
+    /// Distances `upper` to one centre and ≥ `lower` to every other make the f32 sum of the
+    /// first strictly the smallest: (1 + γ)·upper² + tiny < (1 − γ)·lower² − tiny. False on NaN.
+    fn surely_less(self, upper: f64, lower: f64) -> bool {
+        let above = (1.0 + self.gamma) * upper * upper + self.tiny;
+        let below = (1.0 - self.gamma) * lower * lower - self.tiny;
+        above * (1.0 + 1e-9) < below
+    }
+
+    /// ‖c − a‖ ≥ 2 r when `below(ca) >= reach(r)`, for f32 sums `ca` of ‖c − a‖² and `r` of
+    /// r²: then every point x with f32 sum ≤ `r` to a has f32 sum ≥ `r` to c (‖c − x‖ ≥
+    /// ‖c − a‖ − ‖x − a‖ ≥ r). 4·above(r) with a margin for the f64 rounding; NaN (no
+    /// comparison holds) for an infinite or NaN `r`.
+    fn reach(self, r: f32) -> f64 {
+        if r.is_finite() {
+            (f64::from(r) + self.tiny) * self.four_above
+        } else {
+            f64::NAN
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -304,6 +733,183 @@ mod tests {
                     "m={m}: {} clusters hold points",
                     used.len()
                 );
+            }
+        }
+    }
+
+    /// k-means++ as linfa writes it (a full pass per seed, `WeightedIndex` rebuilt per draw)
+    /// but keeping each point's running minimum: linfa's own seeds at O(n·k).
+    fn plusplus_full_passes(z: ArrayView2<f32>, k: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
+        let n = z.nrows();
+        let mut seeds = Array2::zeros((k, z.ncols()));
+        let first = WeightedIndex::new(vec![1.0f32; n]).unwrap().sample(rng);
+        seeds.row_mut(0).assign(&z.row(first));
+        let mut min_d = vec![f32::INFINITY; n];
+        for c in 1..k {
+            let last = seeds.row(c - 1).to_vec();
+            for (d, p) in min_d.iter_mut().zip(z.rows()) {
+                let dc = sq_dist(&last, p.as_slice().unwrap());
+                if dc < *d || c == 1 {
+                    *d = dc;
+                }
+            }
+            let next = WeightedIndex::new(&min_d)
+                .map(|w| w.sample(rng))
+                .unwrap_or(0);
+            seeds.row_mut(c).assign(&z.row(next));
+        }
+        seeds
+    }
+
+    #[test]
+    fn seeds_equal_full_passes_at_codebook_sizes() {
+        // Clustered points (where the skipped clusters are most of them), plain Gaussian ones,
+        // and an integer grid whose distances tie.
+        let mut gen = ChaCha8Rng::seed_from_u64(10);
+        for (n, m, k) in [(3000, 2, 1024), (2500, 16, 700), (2000, 64, 300)] {
+            let centres = Array2::<f32>::random_using((20, m), StandardNormal, &mut gen) * 4.0;
+            let noise = Array2::<f32>::random_using((n, m), StandardNormal, &mut gen);
+            let clustered = Array2::from_shape_fn((n, m), |(i, j)| {
+                centres[[i * 20 / n, j]] + 0.3 * noise[[i, j]]
+            });
+            let grid = Array2::<i32>::random_using((n, m), Uniform::new(0, 3), &mut gen)
+                .mapv(|v: i32| v as f32);
+            for z in [clustered, noise, grid] {
+                for seed in 0..2 {
+                    let rng = ChaCha8Rng::seed_from_u64(seed);
+                    assert_eq!(
+                        plusplus(z.view(), k, &mut rng.clone()),
+                        plusplus_full_passes(z.view(), k, &mut rng.clone()),
+                        "n={n} m={m} k={k}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seeding_skips_only_clusters_no_point_of_which_can_move() {
+        // On a line: a at 0, its farthest point x at r, a new seed at 2r is exactly as far
+        // from x as a is, so the rule may not skip (the sums are exact here); a little
+        // farther it must.
+        let err = SqDistError::new(1);
+        let r = 3.0f32;
+        let (ca, xa) = ((2.0 * r) * (2.0 * r), r * r);
+        assert!(err.below(ca) < err.reach(xa));
+        assert!(err.below(ca * (1.0 + 1e-4)) >= err.reach(xa));
+        // Within the rounding margin of 16 dimensions, no decision.
+        let err16 = SqDistError::new(16);
+        assert!(err16.below(ca * (1.0 + 1e-6)) < err16.reach(xa));
+        assert!(!clears(err.below(f32::NAN), err.reach(xa)));
+        assert!(!clears(err.below(ca), err.reach(f32::NAN)));
+        assert!(!clears(err.below(f32::INFINITY), err.reach(f32::INFINITY)));
+        // Every point whose weight the rule leaves alone keeps it under the full pass.
+        let mut gen = ChaCha8Rng::seed_from_u64(11);
+        let z = Array2::<f32>::random_using((400, 3), StandardNormal, &mut gen);
+        let zs = z.as_slice().unwrap();
+        let mut seeding = Seeding::new(zs, 400, 3, 6, 0);
+        for p in [17, 230, 5, 399, 88] {
+            let before = seeding.min_d.clone();
+            seeding.add(p);
+            for (i, (&b, &a)) in before.iter().zip(&seeding.min_d).enumerate() {
+                let full = sq_dist(z.row(p).as_slice().unwrap(), z.row(i).as_slice().unwrap());
+                assert_eq!(a, if full < b { full } else { b }, "point {i}");
+            }
+            // The points are grouped by their nearest seed, each group within its radius.
+            for (a, members) in seeding.members.iter().enumerate() {
+                for &i in members {
+                    let seed = z.row(seeding.seeds[a]);
+                    let d = sq_dist(
+                        seed.as_slice().unwrap(),
+                        z.row(i as usize).as_slice().unwrap(),
+                    );
+                    assert_eq!(d, seeding.min_d[i as usize]);
+                    assert!(d <= seeding.radius[a]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bounds_keep_only_centres_the_full_search_would_give() {
+        let err = SqDistError::new(16);
+        assert!(!err.surely_less(1.0, 1.0));
+        assert!(!err.surely_less(1.0, 1.0 + 1e-7));
+        assert!(err.surely_less(1.0, 1.0 + 1e-4));
+        assert!(!err.surely_less(f64::NAN, 2.0) && !err.surely_less(1.0, f64::NAN));
+        // Centres that move a little each step, and once one that jumps onto a point: each
+        // assignment equals the full search, and most groups are settled by the bounds.
+        let mut gen = ChaCha8Rng::seed_from_u64(12);
+        let (n, m, k) = (3000, 12, 1024); // 16 groups
+        let z = Array2::<f32>::random_using((n, m), StandardNormal, &mut gen);
+        let mut centres = Array2::<f32>::random_using((k, m), StandardNormal, &mut gen);
+        let mut bounds = Bounds::new(z.as_slice().unwrap(), m);
+        let (mut ours, mut full) = (vec![0; n], vec![0; n]);
+        for step in 0..6 {
+            let searched = bounds.assign(centres.view(), &mut ours);
+            nearest_parallel(z.view(), centres.view(), &mut full);
+            assert_eq!(ours, full, "step {step}");
+            // The jump before step 4 loosens the bounds of its group only: of 16 groups per
+            // point, about 1 is searched then, far fewer at the other steps.
+            let most = if step == 4 { n * 3 / 2 } else { n / 4 };
+            if step > 0 {
+                assert!(searched < most, "step {step}: {searched} groups searched");
+            }
+            let old = centres.clone();
+            let nudge = Array2::<f32>::random_using((k, m), StandardNormal, &mut gen) * 0.002;
+            centres += &nudge;
+            if step == 3 {
+                centres.row_mut(7).assign(&z.row(11));
+            }
+            bounds.drift(old.view(), centres.view(), &ours);
+        }
+    }
+
+    #[test]
+    fn screen_bounds_lie_below_every_other_exact_distance() {
+        // Away from the origin, where ‖q‖² − 2 q·p + ‖p‖² cancels: each run's bound is at
+        // most the exact (f64) squared distance to each of its points but the winner.
+        let mut gen = ChaCha8Rng::seed_from_u64(13);
+        let (n, m, k, group) = (300, 16, 200, 64);
+        for offset in [10.0, 50.0] {
+            let z = Array2::<f32>::random_using((n, m), StandardNormal, &mut gen) + offset;
+            let c = Array2::<f32>::random_using((k, m), StandardNormal, &mut gen) + offset;
+            let (mut found, mut full) = (vec![0; n], vec![0; n]);
+            let mut others = vec![0.0; n * k.div_ceil(group)];
+            Prepared::new(c.view()).nearest_bounded(
+                z.view(),
+                &mut found,
+                group,
+                &mut others,
+                &mut Vec::new(),
+            );
+            nearest_parallel(z.view(), c.view(), &mut full);
+            assert_eq!(found, full);
+            let runs = k.div_ceil(group);
+            let mut tight = 0;
+            for (i, x) in z.rows().into_iter().enumerate() {
+                let mut nearest_in_run = vec![f64::INFINITY; runs];
+                for (j, p) in c.rows().into_iter().enumerate() {
+                    if j == found[i] {
+                        continue;
+                    }
+                    let exact: f64 = x
+                        .iter()
+                        .zip(p)
+                        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                        .sum();
+                    let bound = others[i * runs + j / group];
+                    assert!(bound <= exact, "point {i}, centre {j}: {bound} > {exact}");
+                    nearest_in_run[j / group] = nearest_in_run[j / group].min(exact);
+                }
+                tight += (0..runs)
+                    .filter(|&r| others[i * runs + r] > 0.9 * nearest_in_run[r])
+                    .count();
+            }
+            // And the bounds are of use nearer the origin: most are within 10% of their run's
+            // nearest (at 50 the screen's error is a tenth of the distances).
+            if offset == 10.0 {
+                assert!(tight > n * runs / 2, "{tight} of {}", n * runs);
             }
         }
     }

@@ -309,6 +309,36 @@ impl Prepared {
     /// Index of the nearest point for every row of `q` (n, m), ties → lowest index, with one
     /// matrix product into `gram`, grown to (n, S) and reused by the next call.
     pub fn nearest(&self, q: ArrayView2<f32>, out: &mut [usize], gram: &mut Vec<f32>) {
+        self.search(q, out, None, gram);
+    }
+
+    /// `nearest`, and in `others` (n, S.div_ceil(group)) for every query and every run of
+    /// `group` points a lower bound of its exact squared distance to each point of the run
+    /// but the one found (∞ when there is none): the screen's own d̃ − e.
+    pub fn nearest_bounded(
+        &self,
+        q: ArrayView2<f32>,
+        out: &mut [usize],
+        group: usize,
+        others: &mut [f64],
+        gram: &mut Vec<f32>,
+    ) {
+        let groups = self.by_dim.s.div_ceil(group);
+        assert_eq!(
+            others.len(),
+            q.nrows() * groups,
+            "one bound per query and run"
+        );
+        self.search(q, out, Some((group, others)), gram);
+    }
+
+    fn search(
+        &self,
+        q: ArrayView2<f32>,
+        out: &mut [usize],
+        mut others: Option<(usize, &mut [f64])>,
+        gram: &mut Vec<f32>,
+    ) {
         let (n, m) = q.dim();
         let s = self.by_dim.s;
         assert_eq!(m, self.by_dim.m, "queries and points differ in dimension");
@@ -346,6 +376,20 @@ impl Prepared {
                 }
             }
             *o = best.0;
+            if let Some((group, others)) = others.as_mut() {
+                let runs = g.chunks(*group).zip(self.p_lo.chunks(*group));
+                let w = s.div_ceil(*group);
+                let row = &mut others[r * w..(r + 1) * w];
+                for (run, (o, (gb, pb))) in row.iter_mut().zip(runs).enumerate() {
+                    let v = match best.0.checked_sub(run * *group) {
+                        Some(b) if b < gb.len() => {
+                            lane_min(&gb[..b], &pb[..b]).min(lane_min(&gb[b + 1..], &pb[b + 1..]))
+                        }
+                        _ => lane_min(gb, pb),
+                    };
+                    *o = f64::from(qn) * (1.0 - f64::from(c)) + f64::from(v);
+                }
+            }
         }
     }
 }
