@@ -155,14 +155,7 @@ fn quantized_backward_matches_finite_differences() {
         let beta = config(act, Update::Loss).quantizer.beta;
         let z0 = ae.encoder.infer(x.view());
         let (assign, q) = quantize(&vq, z0.view());
-        assert!(
-            assign
-                .iter()
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-                >= 3,
-            "the check needs several codes in use"
-        );
+        several_codes_in_use(&assign, "the check");
         ae.gradients(x.view(), Some(&mut vq));
         let (enc_grads, dec_grads) = (grads_of(&mut ae.encoder), grads_of(&mut ae.decoder));
 
@@ -788,14 +781,7 @@ fn residual_backward_matches_finite_differences() {
             ChaCha8Rng::seed_from_u64(0),
         );
         let (assign, e) = quantize(&one, residual.view());
-        assert!(
-            assign
-                .iter()
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-                >= 3,
-            "level {l} needs several codes in use"
-        );
+        several_codes_in_use(&assign, &format!("level {l}"));
         inputs.push((residual.clone(), assign, e.clone()));
         residual = &residual - &e;
         codebooks.push(codes);
@@ -842,4 +828,13 @@ fn residual_backward_matches_finite_differences() {
             "level {l}: codebook gradient is trivially zero"
         );
     }
+}
+
+/// A gradient check through the codebook means little unless at least 3 codes are in use.
+fn several_codes_in_use(assign: &[usize], what: &str) {
+    let used = assign
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    assert!(used >= 3, "{what} needs several codes in use, has {used}");
 }

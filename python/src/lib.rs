@@ -215,10 +215,15 @@ fn run(
         })
     });
     match result {
-        Ok(dir) => Ok(dir),
         Err(Failure::Sweep(e @ SweepError::Cancelled { .. })) if interrupted => {
             Err(PyKeyboardInterrupt::new_err(e.to_string()))
         }
+        // Ctrl-C came as the last runs finished: it still stops the program, as in Python.
+        Ok(dir) if interrupted => Err(PyKeyboardInterrupt::new_err(format!(
+            "interrupted as the sweep finished; every run has results in {}",
+            dir.display()
+        ))),
+        Ok(dir) => Ok(dir),
         Err(Failure::Sweep(e)) if e.exit_code() == 2 => Err(PyValueError::new_err(e.to_string())),
         Err(e) => Err(PyRuntimeError::new_err(e.to_string())),
     }
