@@ -68,18 +68,28 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_the_next_run_resumes(tmp_path):
     # comes, however fast or busy the machine: smoke-size runs all finish within it.
     scenario = tmp_path / "many.toml"
     scenario.write_text(f'name = "many"\nseeds = {list(range(200))}\n[schedule]\nkind = "early"\n')
+    # A shell that starts a job in the background makes it ignore SIGINT, and Python then
+    # keeps ignoring it: install Python's own handler, as an interactive session has it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        ctrl_c_then_resume(scenario, tmp_path / "out")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ctrl_c_then_resume(scenario, out):
     timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     with pytest.raises(KeyboardInterrupt, match="sweep cancelled: .* runs have results in"):
-        vqsim.run(scenario, out=tmp_path / "out", threads=2)
+        vqsim.run(scenario, out=out, threads=2)
     timer.join()
-    d = tmp_path / "out" / "many"
+    d = out / "many"
     done = len(rows(d / "runs.csv"))
     assert 0 < done < 200, done
     assert not list(d.rglob(".tmp~*")), "temporary files left behind"
     # Python's own Ctrl-C handling is intact afterwards.
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    results = vqsim.run(scenario, out=tmp_path / "out", threads=2)
+    results = vqsim.run(scenario, out=out, threads=2)
     assert len(results.runs) == 200
 
 
