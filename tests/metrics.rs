@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use vqsim::sim::generation::generation;
 use vqsim::sim::kmeans::kmeans;
 use vqsim::sim::metrics::*;
-use vqsim::sim::nearest::{nearest, nearest_parallel, sq_dist};
+use vqsim::sim::nearest::{nearest, nearest_parallel, nearest_with, sq_dist, Scratch};
 use vqsim::sim::prdc;
 
 mod common;
@@ -613,8 +613,9 @@ fn nearest_is_exact_far_from_the_origin() {
 fn nearest_breaks_ties_toward_the_lowest_index() {
     // Integer grid codes (with duplicates) and half-integer queries: many exact ties.
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    // 101 codes: the lanes of 8 and a tail of 5 in the direct path.
-    for (m, s) in [(2, 96), (2, 101), (10, 96)] {
+    // 101 codes: the lanes of 8 and a tail of 5 in the direct path; 300 and 1 024 codes in
+    // few dimensions: the k-d tree.
+    for (m, s) in [(2, 96), (2, 101), (10, 96), (2, 1024), (3, 300), (1, 300)] {
         let p = Array2::from_shape_fn((s, m), |_| rng.gen_range(-2..=2) as f32);
         let q = Array2::from_shape_fn((400, m), |_| rng.gen_range(-5..=5) as f32 * 0.5);
         check_nearest(q.view(), p.view());
@@ -627,14 +628,48 @@ fn nearest_breaks_ties_toward_the_lowest_index() {
 
 #[test]
 fn nearest_never_picks_a_nan_point() {
-    for m in [2, 9] {
-        let mut p = Array2::<f32>::zeros((3, m));
+    // 3 points: the direct and blocked scans; 300: where a tree would be built, but a point
+    // that is not finite sends the search to the scan.
+    for (m, s) in [(2, 3), (9, 3), (2, 300)] {
+        let mut p = Array2::<f32>::from_elem((s, m), 7.0);
         p[[0, 0]] = f32::NAN;
         p[[1, 0]] = 1.0;
         p[[2, 0]] = 0.5;
         let mut out = vec![9; 1];
         nearest(Array2::<f32>::zeros((1, m)).view(), p.view(), &mut out);
-        assert_eq!(out, vec![2], "m = {m}");
+        assert_eq!(out, vec![2], "m = {m}, S = {s}");
+    }
+}
+
+#[test]
+fn queries_that_are_not_finite_get_the_scans_answer() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for (m, s) in [(2, 64), (2, 1024), (4, 300), (9, 64)] {
+        let p = random(&mut rng, (s, m), 3.0);
+        let mut q = random(&mut rng, (6, m), 3.0);
+        q[[0, 0]] = f32::NAN;
+        q[[1, m - 1]] = f32::INFINITY;
+        q[[2, 0]] = f32::NEG_INFINITY;
+        q.row_mut(3).fill(1e30);
+        check_nearest(q.view(), p.view());
+    }
+}
+
+#[test]
+fn one_scratch_serves_searches_of_every_size() {
+    // The training step keeps one `Scratch`: its tree is rebuilt for each codebook, larger or
+    // smaller, and a codebook the tree refuses goes to the scan.
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let mut scratch = Scratch::default();
+    let q = random(&mut rng, (256, 2), 3.0);
+    for s in [1024, 300, 64, 2000, 256, 1024] {
+        let mut p = random(&mut rng, (s, 2), 3.0);
+        if s == 2000 {
+            p[[5, 1]] = f32::INFINITY;
+        }
+        let mut out = vec![usize::MAX; 256];
+        nearest_with(q.view(), p.view(), &mut out, &mut scratch);
+        assert_eq!(out, brute_force(q.view(), p.view()), "S = {s}");
     }
 }
 

@@ -28,7 +28,7 @@ pub const MIN_POINTS: usize = 128;
 /// Points per leaf.
 const LEAF: usize = 8;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct KdTree {
     m: usize,
     rows: Vec<f32>,    // (S, m), the points in tree order: each node's are contiguous
@@ -37,7 +37,7 @@ pub struct KdTree {
     boxes: Vec<f32>, // (nodes, 2m): each node's bounding box, lows then highs
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Node {
     /// Stored rows start..end.
     start: usize,
@@ -50,30 +50,39 @@ impl KdTree {
     /// The tree over `points` (S, m); None when a tree would not pay (m = 0 or above
     /// `MAX_DIM`, fewer than `MIN_POINTS` points) or a point is not finite.
     pub fn new(points: ArrayView2<f32>) -> Option<KdTree> {
+        let mut tree = KdTree::default();
+        tree.fill(points).then_some(tree)
+    }
+
+    /// Becomes the tree over `points`, as `new` builds it, reusing its buffers: the training
+    /// step rebuilds it for every batch and allocates nothing once they have grown. False,
+    /// and the tree unusable, where `new` gives None.
+    pub fn fill(&mut self, points: ArrayView2<f32>) -> bool {
         let (s, m) = points.dim();
+        self.index.clear();
+        self.nodes.clear();
+        self.rows.clear();
         if m == 0 || m > MAX_DIM || s < MIN_POINTS || points.iter().any(|v| !v.is_finite()) {
-            return None;
+            return false;
         }
         let p = points.as_standard_layout();
         let ps = p.as_slice().expect("standard layout");
-        let mut tree = KdTree {
-            m,
-            rows: Vec::with_capacity(s * m),
-            index: (0..s).collect(),
-            nodes: vec![Node {
-                start: 0,
-                end: s,
-                children: 0,
-            }],
-            boxes: vec![0.0; 2 * m],
-        };
-        let mut order = std::mem::take(&mut tree.index);
-        tree.split(0, ps, &mut order);
+        self.m = m;
+        self.nodes.push(Node {
+            start: 0,
+            end: s,
+            children: 0,
+        });
+        self.boxes.clear();
+        self.boxes.resize(2 * m, 0.0);
+        let mut order = std::mem::take(&mut self.index);
+        order.extend(0..s);
+        self.split(0, ps, &mut order);
         for &i in &order {
-            tree.rows.extend_from_slice(&ps[i * m..(i + 1) * m]);
+            self.rows.extend_from_slice(&ps[i * m..(i + 1) * m]);
         }
-        tree.index = order;
-        Some(tree)
+        self.index = order;
+        true
     }
 
     /// Bounds `node` and splits it at the median of its widest dimension, down to leaves of
@@ -295,7 +304,7 @@ pub fn insert_smallest(best: &mut [f32], d: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::nearest::nearest;
+    use crate::sim::nearest::nearest_one;
     use ndarray::Array2;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -357,10 +366,8 @@ mod tests {
                 let tree = KdTree::new(points.view()).expect("a tree pays here");
                 assert_eq!(tree.len(), points.nrows());
                 for q in queries(&points, &mut rng) {
-                    let qv = ndarray::ArrayView2::from_shape((1, m), &q).unwrap();
-                    let mut want = [0];
-                    nearest(qv, points.view(), &mut want);
-                    assert_eq!(tree.nearest(&q), want[0], "m = {m}, q = {q:?}");
+                    let want = nearest_one(&q, points.as_slice().unwrap(), m);
+                    assert_eq!(tree.nearest(&q), want, "m = {m}, q = {q:?}");
                     for k in [1, 5] {
                         let skip = rng.gen_range(0..points.nrows() + 1); // may skip none
                         let mut best = vec![0.0; k];

@@ -10,6 +10,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use crate::sim::kdtree::{self, KdTree};
 use crate::sim::matmul::{matmul, Into};
 
 /// Up to this dimension the direct loop beats a matrix product.
@@ -17,11 +18,18 @@ const DIRECT_MAX_DIM: usize = 8;
 /// Queries per matrix product in the blocked path: (BLOCK, S) scratch stays cache sized.
 const BLOCK: usize = 128;
 
-/// Buffers reused across searches: the points by dimension (direct
+/// Points from which `nearest_with` builds a k-d tree over them (in at most
+/// `kdtree::MAX_DIM` dimensions) rather than scanning: the tree is built anew for every
+/// search, so it pays only when a scan of every point per query costs more than building it
+/// (measured on training batches of 256 queries; the answers are the same either way).
+const TREE_MIN_POINTS: usize = 256;
+
+/// Buffers reused across searches: the points by dimension or their k-d tree (direct
 /// path), or the prepared points and a block of dot products (blocked path).
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
     by_dim: PointsByDim,
+    tree: KdTree,
     prepared: Prepared,
     gram: Vec<f32>, // (BLOCK, S)
 }
@@ -48,7 +56,11 @@ pub fn nearest_with(
     let q = queries.as_standard_layout();
     let p = points.as_standard_layout();
     let qs = q.as_slice().unwrap();
-    if m <= DIRECT_MAX_DIM {
+    if m <= kdtree::MAX_DIM && p.nrows() >= TREE_MIN_POINTS && scratch.tree.fill(p.view()) {
+        for (q, o) in qs.chunks_exact(m).zip(out.iter_mut()) {
+            *o = scratch.tree.nearest(q);
+        }
+    } else if m <= DIRECT_MAX_DIM {
         nearest_direct(qs, p.view(), out, scratch);
     } else {
         nearest_blocked(q.view(), p.view(), out, scratch);
