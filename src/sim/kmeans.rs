@@ -156,6 +156,8 @@ struct Bounds<'a> {
 const GROUP: usize = 64;
 /// Points per task of the assignment step.
 const ASSIGN_TASK: usize = 256;
+/// Points per matrix product of the search (at k = 4 096, a product of 1 MB).
+const SEARCH_BLOCK: usize = 64;
 /// A point with more than 1/HEAVY of the groups to search goes to the matrix product, which
 /// costs about that much of a direct search of every group.
 const HEAVY: usize = 8;
@@ -202,7 +204,8 @@ impl<'a> Bounds<'a> {
             .zip(self.lower.par_chunks_mut(ASSIGN_TASK * groups))
             .zip(self.z.par_chunks(ASSIGN_TASK * m))
             .enumerate()
-            .map_init(Vec::new, |d, (t, (((a, u), l), zc))| {
+            .map_init(Default::default, |(d, winner), (t, (((a, u), l), zc))| {
+                let (d, winner): (&mut Vec<f32>, &mut Vec<f32>) = (d, winner);
                 let (mut count, mut heavy) = (0, Vec::new());
                 let points = a.iter_mut().zip(u).zip(l.chunks_mut(groups));
                 for (p, (((a, u), l), x)) in points.zip(zc.chunks_exact(m)).enumerate() {
@@ -232,10 +235,19 @@ impl<'a> Bounds<'a> {
                         let run = g * GROUP..(g * GROUP + GROUP).min(k);
                         d.resize(run.len(), 0.0);
                         by_dim.sq_dists_in(x, run.clone(), d);
-                        for (j, &dj) in run.clone().zip(d.iter()) {
-                            if dj < best.1 || (dj == best.1 && j < best.0) {
-                                best = (j, dj);
+                        // The group's lowest-index minimum, compared as the scan over its
+                        // centres in index order would.
+                        let low = slice_min(d);
+                        if low < best.1 || (low == best.1 && run.start < best.0) {
+                            let j = run.start + d.iter().position(|&v| v == low).unwrap_or(0);
+                            if low < best.1 || j < best.0 {
+                                best = (j, low);
                             }
+                        }
+                        if best.0 / GROUP == g {
+                            // The winner's group so far: its bound will leave the winner out.
+                            winner.clear();
+                            winner.extend_from_slice(d);
                         }
                         searched = (true, searched.1 || g == ga);
                         count += 1;
@@ -246,16 +258,15 @@ impl<'a> Bounds<'a> {
                         continue;
                     }
                     // The old centre is now one of its group's others, and the winner's group
-                    // bound leaves the winner out.
+                    // bound leaves the winner out. A new winner lies in a searched group, and
+                    // `winner` holds the distances of the last searched group it lay in.
                     if best.0 != *a {
                         l[ga] = l[ga].min(down(err.below(own).max(0.0).sqrt()));
                     }
                     if best.0 != *a || searched.1 {
                         let gb = best.0 / GROUP;
                         let run = gb * GROUP..(gb * GROUP + GROUP).min(k);
-                        d.resize(run.len(), 0.0);
-                        by_dim.sq_dists_in(x, run.clone(), d);
-                        l[gb] = group_bound(err, run, d, Some(best.0));
+                        l[gb] = group_bound(err, run, winner, Some(best.0));
                     }
                     *a = best.0;
                     *u = err.distance_above(best.1);
@@ -286,7 +297,13 @@ impl<'a> Bounds<'a> {
             .zip(lower.par_chunks_mut(ASSIGN_TASK * groups))
             .zip(q.axis_chunks_iter(Axis(0), ASSIGN_TASK).into_par_iter())
             .for_each_init(Vec::new, |gram, ((a, l), qc)| {
-                prepared.nearest_bounded(qc, a, GROUP, l, gram);
+                // Blocks whose (rows, k) products stay in a core's cache between the product
+                // and the screen that reads them back.
+                let rows = SEARCH_BLOCK;
+                let blocks = a.chunks_mut(rows).zip(l.chunks_mut(rows * groups));
+                for ((a, l), qb) in blocks.zip(qc.axis_chunks_iter(Axis(0), rows)) {
+                    prepared.nearest_bounded(qb, a, GROUP, l, gram);
+                }
             });
         for ((&i, &a), l) in idx.iter().zip(&found).zip(lower.chunks(groups)) {
             assign[i] = a;
@@ -335,6 +352,23 @@ impl<'a> Bounds<'a> {
             }
         }
     }
+}
+
+/// The smallest of `d` (`f32::INFINITY` when empty), lane by lane so that it vectorises;
+/// the same value as a scan in order for values without NaN.
+fn slice_min(d: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut acc = [f32::INFINITY; LANES];
+    let lanes = d.chunks_exact(LANES);
+    let rest = lanes.remainder();
+    for c in lanes {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v < *a { v } else { *a };
+        }
+    }
+    acc.iter()
+        .chain(rest)
+        .fold(f32::INFINITY, |b, &v| if v < b { v } else { b })
 }
 
 /// Lower bound of the exact distance from a point to every centre of `run` but `winner`,
@@ -417,6 +451,9 @@ struct Seeding<'a> {
     /// does; valid below `clean`, the lowest point whose weight changed since.
     cum: Vec<f32>,
     clean: usize,
+    /// Scratch of `add`: the points of one seed it has to look at, and their distances.
+    cand: Vec<u32>,
+    dist: Vec<f32>,
     /// Some weight is NaN: `WeightedIndex` refuses, the draw is index 0. A NaN distance never
     /// wins the strict `<`, so the set of NaN weights is fixed by the first seed.
     nan: bool,
@@ -435,6 +472,8 @@ impl<'a> Seeding<'a> {
             err: SqDistError::new(m),
             cum: vec![0.0; n],
             clean: 0,
+            cand: Vec::new(),
+            dist: Vec::new(),
             nan,
             members: vec![(0..n as u32).collect()],
             radius: vec![radius],
@@ -489,7 +528,7 @@ impl<'a> Seeding<'a> {
 
     /// Takes point `p` as the next seed: every point it is strictly closer to moves to it.
     fn add(&mut self, p: usize) {
-        let (z, m, err) = (self.z, self.m, self.err);
+        let (z, err) = (self.z, self.err);
         let c = self.row(p);
         // Its distances to the seeds so far, m vectorisable passes summing as `sq_dist`.
         let count = self.seeds.len();
@@ -503,25 +542,37 @@ impl<'a> Seeding<'a> {
             }
         }
         let mut moved = Vec::new();
+        let (cand, dist) = (&mut self.cand, &mut self.dist);
         for (a, &ca) in to_seeds.iter().enumerate() {
             let reach = err.below(ca);
             if self.members[a].is_empty() || clears(reach, err.reach(self.radius[a])) {
                 continue;
             }
-            // The same test point by point, with each point's own distance to a.
-            let mut radius = 0.0f32;
+            // The same test point by point, with each point's own distance to a; the
+            // distances of the points left come in batches (`sq_dists_to`).
             let min_d = &mut self.min_d;
+            cand.clear();
+            cand.extend(
+                self.members[a]
+                    .iter()
+                    .filter(|&&i| !clears(reach, err.reach(min_d[i as usize]))),
+            );
+            if cand.is_empty() {
+                continue;
+            }
+            sq_dists_to(c, z, cand, dist);
+            let mut radius = 0.0f32;
+            let mut next = cand.iter().zip(dist.iter()).peekable();
             self.members[a].retain(|&i| {
-                let i = i as usize;
-                if !clears(reach, err.reach(min_d[i])) {
-                    let d = sq_dist(c, &z[i * m..(i + 1) * m]);
+                if let Some((_, &d)) = next.next_if(|&(&j, _)| j == i) {
+                    let i = i as usize;
                     if d < min_d[i] {
                         min_d[i] = d;
                         moved.push(i as u32);
                         return false;
                     }
                 }
-                radius = radius.max(min_d[i]);
+                radius = radius.max(min_d[i as usize]);
                 true
             });
             self.radius[a] = radius;
@@ -541,6 +592,30 @@ impl<'a> Seeding<'a> {
         }
         self.seeds.push(p);
     }
+}
+
+/// `dist[j]` = `sq_dist(c, row idx[j] of z)` (rows of `c.len()` columns), bit for bit: each sum
+/// still runs over the coordinates in order, but eight of them run side by side, so their
+/// additions overlap instead of waiting on one another.
+fn sq_dists_to(c: &[f32], z: &[f32], idx: &[u32], dist: &mut Vec<f32>) {
+    const LANES: usize = 8;
+    let m = c.len();
+    let row = |i: u32| &z[i as usize * m..(i as usize + 1) * m];
+    dist.clear();
+    let batches = idx.chunks_exact(LANES);
+    let rest = batches.remainder();
+    for batch in batches {
+        let rows: [&[f32]; LANES] = std::array::from_fn(|l| row(batch[l]));
+        let mut acc = [0.0f32; LANES];
+        for (k, &ck) in c.iter().enumerate() {
+            for (a, r) in acc.iter_mut().zip(&rows) {
+                let t = ck - r[k];
+                *a += t * t;
+            }
+        }
+        dist.extend_from_slice(&acc);
+    }
+    dist.extend(rest.iter().map(|&i| sq_dist(c, row(i))));
 }
 
 /// `below(ca)` reaches `reach(r)`: a seed's points within `r` cannot come closer to the new
@@ -700,6 +775,43 @@ mod tests {
                 assert_eq!(ours, linfa_plusplus(z.view(), k, &rng), "n={n} m={m} k={k}");
             }
         }
+    }
+
+    #[test]
+    fn ties_across_groups_of_centres_go_where_linfa_sends_them() {
+        // More centres than distinct grid points: duplicate centres in different groups of
+        // the bounds tie exactly, and the lowest index must win.
+        let mut gen = ChaCha8Rng::seed_from_u64(15);
+        for (n, m, k) in [(1500, 3, 200), (1500, 10, 150)] {
+            let z = Array2::<i32>::random_using((n, m), Uniform::new(0, 3), &mut gen)
+                .mapv(|v: i32| v as f32);
+            let rng = ChaCha8Rng::seed_from_u64(2);
+            let ours = kmeans(z.view(), k, &rng).unwrap();
+            assert_eq!(ours, linfa_from_our_seeds(z.view(), k, &rng), "m={m} k={k}");
+        }
+    }
+
+    #[test]
+    fn batched_distances_and_lane_minimum_equal_the_scans() {
+        let mut gen = ChaCha8Rng::seed_from_u64(14);
+        for m in [1, 3, 16, 17] {
+            let z = Array2::<f32>::random_using((50, m), StandardNormal, &mut gen) * 5.0;
+            let c = z.row(3).to_vec(); // one distance is 0
+                                       // 6 batches of 8 and 2 left, in no particular order.
+            let idx: Vec<u32> = (0..50u32).map(|i| (i * 7) % 50).collect();
+            let mut dist = vec![1.0; 3]; // overwritten
+            sq_dists_to(&c, z.as_slice().unwrap(), &idx, &mut dist);
+            assert_eq!(dist.len(), idx.len());
+            for (&i, &d) in idx.iter().zip(&dist) {
+                let scan = sq_dist(&c, z.row(i as usize).as_slice().unwrap());
+                assert_eq!(d.to_bits(), scan.to_bits(), "m={m} point {i}");
+            }
+            for len in [0, 5, 8, 50] {
+                let scan = dist[..len].iter().fold(f32::INFINITY, |b, &v| b.min(v));
+                assert_eq!(slice_min(&dist[..len]).to_bits(), scan.to_bits());
+            }
+        }
+        assert_eq!(slice_min(&[3.0, 1.0, 2.0, 1.0]), 1.0);
     }
 
     #[test]

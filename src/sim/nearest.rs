@@ -360,6 +360,8 @@ impl Prepared {
         let mut g = ArrayViewMut2::from_shape((n, s), &mut gram[..n * s]).expect("sized above"); // (n, S)
         matmul(g.view_mut(), Into::Overwrite, q, pt);
         let c = self.c;
+        // Each screen block's minimum, which is also its run's bound when runs are blocks.
+        let mut block_min = vec![f32::INFINITY; s.div_ceil(SCREEN)];
         for (r, o) in out.iter_mut().enumerate() {
             let qrow = q.row(r);
             let qrow = qrow.as_standard_layout();
@@ -371,10 +373,12 @@ impl Prepared {
             // Candidates: ‖q‖²(1 − c) + lo_j ≤ ‖q‖²(1 + c) + hi_min.
             let threshold = hi_min + 2.0 * c * qn;
             let mut best = (0, f32::INFINITY);
-            for (block, (gb, pb)) in g.chunks(SCREEN).zip(self.p_lo.chunks(SCREEN)).enumerate() {
+            let blocks = g.chunks(SCREEN).zip(self.p_lo.chunks(SCREEN));
+            for (block, ((gb, pb), low)) in blocks.zip(block_min.iter_mut()).enumerate() {
                 // A branch-free minimum first: almost every block holds no candidate, and a
                 // vectorised pass over it is cheaper than a branch per code.
-                if lane_min(gb, pb) > threshold {
+                *low = lane_min(gb, pb);
+                if *low > threshold {
                     continue;
                 }
                 for (k, (&gj, &pj)) in gb.iter().zip(pb).enumerate() {
@@ -397,6 +401,7 @@ impl Prepared {
                         Some(b) if b < gb.len() => {
                             lane_min(&gb[..b], &pb[..b]).min(lane_min(&gb[b + 1..], &pb[b + 1..]))
                         }
+                        _ if *group == SCREEN => block_min[run],
                         _ => lane_min(gb, pb),
                     };
                     *o = f64::from(qn) * (1.0 - f64::from(c)) + f64::from(v);
