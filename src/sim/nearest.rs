@@ -356,12 +356,13 @@ impl Prepared {
         assert_eq!(m, self.by_dim.m, "queries and points differ in dimension");
         assert_eq!(out.len(), n, "out must have one slot per query");
         let pt = ArrayView2::from_shape((m, s), &self.by_dim.data).expect("filled"); // (m, S)
-        gram.resize(n * s, 0.0);
-        let mut g = ArrayViewMut2::from_shape((n, s), &mut gram[..n * s]).expect("sized above"); // (n, S)
+                                                                                     // The products, then each screen block's minimum (also its run's bound when runs are
+                                                                                     // blocks), in the caller's buffer so that a search in a loop allocates nothing.
+        gram.resize(n * s + s.div_ceil(SCREEN), 0.0);
+        let (gram, block_min) = gram.split_at_mut(n * s);
+        let mut g = ArrayViewMut2::from_shape((n, s), gram).expect("sized above"); // (n, S)
         matmul(g.view_mut(), Into::Overwrite, q, pt);
         let c = self.c;
-        // Each screen block's minimum, which is also its run's bound when runs are blocks.
-        let mut block_min = vec![f32::INFINITY; s.div_ceil(SCREEN)];
         for (r, o) in out.iter_mut().enumerate() {
             let qrow = q.row(r);
             let qrow = qrow.as_standard_layout();
