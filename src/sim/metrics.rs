@@ -651,15 +651,21 @@ fn mean_pairwise_dists(points: ArrayView2<f32>, subset: Option<&[bool]>) -> (f64
         let d = &mut d[..n - 1 - i];
         // The roots in a vectorised pass of their own; the sums stay in order.
         d.iter_mut().for_each(|v| *v = v.sqrt());
-        let all = d.iter().map(|&v| v as f64).sum::<f64>();
-        let part = proper.filter(|s| s[i]).map(|s| {
-            d.iter()
-                .zip(&s[i + 1..])
-                .filter(|(_, &l)| l)
-                .map(|(&v, _)| v as f64)
-                .sum::<f64>()
-        });
-        (all, part)
+        match proper.filter(|s| s[i]) {
+            // Both sums in one loop: two independent chains of additions overlap, where two
+            // passes would wait out each chain's latency in turn. From −0.0, as `sum` starts.
+            Some(s) => {
+                let (mut all, mut part) = (-0.0f64, -0.0f64);
+                for (&v, &l) in d.iter().zip(&s[i + 1..]) {
+                    all += v as f64;
+                    if l {
+                        part += v as f64;
+                    }
+                }
+                (all, Some(part))
+            }
+            None => (d.iter().map(|&v| v as f64).sum::<f64>(), None),
+        }
     });
     let all = add(sums.iter().map(|s| s.0));
     let part = match proper {
