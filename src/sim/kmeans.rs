@@ -589,11 +589,15 @@ struct Seeding<'a> {
     m: usize,
     err: SqDistError,
     min_d: Vec<f32>, // (n)
-    /// The seeds so far as points of `z`, and per seed the points it is nearest to and the
-    /// largest of their `min_d`.
+    /// The seeds so far as points of `z`, and per seed the points it is nearest to with their
+    /// `min_d` and their rows (a seed's own copy, read in sweeps rather than gathered from
+    /// all of `z`), the largest of these `min_d`, and the f32 sum from the seed beyond which
+    /// a new seed clears them all (`SqDistError::clearing_sum`).
     seeds: Vec<usize>,
-    members: Vec<Vec<u32>>,
+    members: Vec<Vec<(u32, f32)>>,
+    rows: Vec<Vec<f32>>,
     radius: Vec<f32>,
+    clear_at: Vec<f32>,
     /// The seeds by dimension, (m, k), and a new seed's distances to them, (k).
     k: usize,
     seed_cols: Vec<f32>,
@@ -626,8 +630,10 @@ impl<'a> Seeding<'a> {
             cand: Vec::new(),
             dist: Vec::new(),
             nan,
-            members: vec![(0..n as u32).collect()],
+            members: vec![(0..n as u32).zip(min_d.iter().copied()).collect()],
+            rows: vec![z.to_vec()],
             radius: vec![radius],
+            clear_at: vec![SqDistError::new(m).clearing_sum(radius)],
             seeds: vec![first],
             k,
             seed_cols: (0..m * k)
@@ -679,7 +685,7 @@ impl<'a> Seeding<'a> {
 
     /// Takes point `p` as the next seed: every point it is strictly closer to moves to it.
     fn add(&mut self, p: usize) {
-        let (z, err) = (self.z, self.err);
+        let err = self.err;
         let c = self.row(p);
         // Its distances to the seeds so far, m vectorisable passes summing as `sq_dist`.
         let count = self.seeds.len();
@@ -692,52 +698,58 @@ impl<'a> Seeding<'a> {
                 *d += t * t;
             }
         }
-        let mut moved = Vec::new();
+        let m = self.m;
+        let (mut moved, mut moved_rows): (Vec<(u32, f32)>, Vec<f32>) = Default::default();
         let (cand, dist) = (&mut self.cand, &mut self.dist);
         for (a, &ca) in to_seeds.iter().enumerate() {
-            let reach = err.below(ca);
-            if self.members[a].is_empty() || clears(reach, err.reach(self.radius[a])) {
+            // As `clears(err.below(ca), err.reach(self.radius[a]))`, in one f32 comparison.
+            if ca >= self.clear_at[a] || self.members[a].is_empty() {
                 continue;
             }
             // The same test point by point, with each point's own distance to a; the
             // distances of the points left come in batches (`sq_dists_to`).
-            let min_d = &mut self.min_d;
-            cand.clear();
-            cand.extend(
-                self.members[a]
-                    .iter()
-                    .filter(|&&i| !clears(reach, err.reach(min_d[i as usize]))),
-            );
+            let within = err.cleared_sum(err.below(ca));
+            let (members, rows) = (&mut self.members[a], &mut self.rows[a]);
+            // Written without a branch: which points pass is about as good as a coin toss.
+            cand.resize(members.len(), 0);
+            let mut len = 0;
+            for (j, &(_, d)) in members.iter().enumerate() {
+                cand[len] = j as u32;
+                // Not `d <= within` (NaN included).
+                len += usize::from(d.partial_cmp(&within).is_none_or(|o| o.is_gt()));
+            }
+            cand.truncate(len);
             if cand.is_empty() {
                 continue;
             }
-            sq_dists_to(c, z, cand, dist);
-            let mut radius = 0.0f32;
-            let mut next = cand.iter().zip(dist.iter()).peekable();
-            self.members[a].retain(|&i| {
-                if let Some((_, &d)) = next.next_if(|&(&j, _)| j == i) {
-                    let i = i as usize;
-                    if d < min_d[i] {
-                        min_d[i] = d;
-                        moved.push(i as u32);
-                        return false;
-                    }
+            sq_dists_to(c, rows, cand, dist);
+            // The points c is strictly closer to move to it; each leaves its place to the
+            // last member (from the back, so that member is one already looked at).
+            for (&j, &d) in cand.iter().zip(dist.iter()).rev() {
+                let j = j as usize;
+                let (i, old) = members[j];
+                if d < old {
+                    self.min_d[i as usize] = d;
+                    moved.push((i, d));
+                    moved_rows.extend_from_slice(&rows[j * m..(j + 1) * m]);
+                    members.swap_remove(j);
+                    let last = rows.len() - m;
+                    rows.copy_within(last.., j * m);
+                    rows.truncate(last);
                 }
-                radius = radius.max(min_d[i as usize]);
-                true
-            });
+            }
+            let radius = members.iter().fold(0.0, |r: f32, &(_, d)| r.max(d));
             self.radius[a] = radius;
+            self.clear_at[a] = err.clearing_sum(radius);
         }
-        if let Some(&i) = moved.iter().min() {
+        if let Some(i) = moved.iter().map(|&(i, _)| i).min() {
             self.clean = self.clean.min(i as usize);
         }
-        self.radius.push(
-            moved
-                .iter()
-                .map(|&i| self.min_d[i as usize])
-                .fold(0.0, f32::max),
-        );
+        let radius = moved.iter().fold(0.0, |r: f32, &(_, d)| r.max(d));
+        self.radius.push(radius);
+        self.clear_at.push(err.clearing_sum(radius));
         self.members.push(moved);
+        self.rows.push(moved_rows);
         for (i, &ci) in c.iter().enumerate() {
             self.seed_cols[i * self.k + count] = ci;
         }
@@ -753,10 +765,9 @@ fn sq_dists_to(c: &[f32], z: &[f32], idx: &[u32], dist: &mut Vec<f32>) {
     let m = c.len();
     let row = |i: u32| &z[i as usize * m..(i as usize + 1) * m];
     dist.clear();
-    let batches = idx.chunks_exact(LANES);
-    let rest = batches.remainder();
-    for batch in batches {
-        let rows: [&[f32]; LANES] = std::array::from_fn(|l| row(batch[l]));
+    for batch in idx.chunks(LANES) {
+        // A short last batch repeats its last row in the lanes it does not use.
+        let rows: [&[f32]; LANES] = std::array::from_fn(|l| row(batch[l.min(batch.len() - 1)]));
         let mut acc = [0.0f32; LANES];
         for (k, &ck) in c.iter().enumerate() {
             for (a, r) in acc.iter_mut().zip(&rows) {
@@ -764,9 +775,8 @@ fn sq_dists_to(c: &[f32], z: &[f32], idx: &[u32], dist: &mut Vec<f32>) {
                 *a += t * t;
             }
         }
-        dist.extend_from_slice(&acc);
+        dist.extend_from_slice(&acc[..batch.len()]);
     }
-    dist.extend(rest.iter().map(|&i| sq_dist(c, row(i))));
 }
 
 /// `below(ca)` reaches `reach(r)`: a seed's points within `r` cannot come closer to the new
@@ -818,6 +828,56 @@ impl SqDistError {
         let above = (1.0 + self.gamma) * upper * upper + self.tiny;
         let below = (1.0 - self.gamma) * lower * lower - self.tiny;
         above * (1.0 + 1e-9) < below
+    }
+
+    /// The smallest f32 sum `ca` with `clears(self.below(ca), self.reach(r))` (NaN when there
+    /// is none, so that no comparison with it holds): `ca >= clearing_sum(r)` is that test,
+    /// decided the same way for every f32 `ca`. The f64 predicate grows with `ca`; the
+    /// estimate is a few f32 steps from the boundary, which the steps then find.
+    fn clearing_sum(self, r: f32) -> f32 {
+        let reach = self.reach(r);
+        if reach.is_nan() {
+            return f32::NAN;
+        }
+        let holds = |ca: f32| clears(self.below(ca), reach);
+        let mut ca = ((reach * (1.0 + self.gamma) + self.tiny) as f32).max(0.0);
+        if holds(ca) {
+            while ca > 0.0 && holds(ca.next_down()) {
+                ca = ca.next_down();
+            }
+        } else {
+            // `holds(∞)`: `reach` is finite here.
+            while !holds(ca) {
+                ca = ca.next_up();
+            }
+        }
+        ca
+    }
+
+    /// The largest f32 sum r ≥ 0 with `clears(below_ca, self.reach(r))` (−∞ when there is
+    /// none, NaN when `below_ca` is NaN): a point at f32 sum d from its seed passes that test
+    /// exactly when `d <= cleared_sum(below_ca)`. The f64 predicate falls as r grows (and
+    /// fails at r = ∞).
+    fn cleared_sum(self, below_ca: f64) -> f32 {
+        let holds = |r: f32| clears(below_ca, self.reach(r));
+        if below_ca.is_nan() {
+            return f32::NAN;
+        }
+        if !holds(0.0) {
+            return f32::NEG_INFINITY;
+        }
+        let estimate = (below_ca / self.four_above - self.tiny) as f32;
+        let mut r = estimate.clamp(0.0, f32::MAX);
+        if holds(r) {
+            while holds(r.next_up()) {
+                r = r.next_up();
+            }
+        } else {
+            while !holds(r) {
+                r = r.next_down();
+            }
+        }
+        r
     }
 
     /// ‖c − a‖ ≥ 2 r when `below(ca) >= reach(r)`, for f32 sums `ca` of ‖c − a‖² and `r` of
@@ -1080,7 +1140,11 @@ mod tests {
             }
             // The points are grouped by their nearest seed, each group within its radius.
             for (a, members) in seeding.members.iter().enumerate() {
-                for &i in members {
+                let rows = seeding.rows[a].chunks_exact(3);
+                assert_eq!(rows.len(), members.len());
+                for (&(i, di), row) in members.iter().zip(rows) {
+                    assert_eq!(di, seeding.min_d[i as usize]);
+                    assert_eq!(row, z.row(i as usize).as_slice().unwrap());
                     let seed = z.row(seeding.seeds[a]);
                     let d = sq_dist(
                         seed.as_slice().unwrap(),
@@ -1120,6 +1184,52 @@ mod tests {
         let order = Groups::new(flat.view()).order;
         assert_eq!(order, (0..2 * GROUP + 10).collect::<Vec<_>>());
         assert_eq!(Groups::new(c.view()).order, groups.order);
+    }
+
+    #[test]
+    fn f32_thresholds_decide_as_the_f64_tests() {
+        let mut gen = ChaCha8Rng::seed_from_u64(17);
+        for m in [1, 16, 64] {
+            let err = SqDistError::new(m);
+            let mut values: Vec<f32> = (0..300)
+                .map(|_| {
+                    let e: i32 = gen.gen_range(-130..120);
+                    gen.gen_range(1.0f32..2.0) * 2f32.powi(e)
+                })
+                .collect();
+            values.extend([0.0, f32::MIN_POSITIVE, 1e-45, 1.0, f32::MAX, f32::INFINITY]);
+            for &r in &values {
+                let at = err.clearing_sum(r);
+                let reach = err.reach(r);
+                for ca in [
+                    at.next_down(),
+                    at,
+                    at.next_up(),
+                    0.0,
+                    f32::INFINITY,
+                    f32::NAN,
+                ] {
+                    assert_eq!(
+                        ca >= at,
+                        clears(err.below(ca), reach),
+                        "m={m} r={r} ca={ca}"
+                    );
+                }
+                let below = err.below(r);
+                let within = err.cleared_sum(below);
+                for d in [within.next_down(), within, within.next_up(), 0.0, f32::NAN] {
+                    if d >= 0.0 || d.is_nan() {
+                        assert_eq!(d <= within, clears(below, err.reach(d)), "m={m} d={d}");
+                    }
+                }
+                for v in [r, r.next_up(), f32::INFINITY] {
+                    assert_eq!(v <= within, clears(below, err.reach(v)), "m={m} v={v}");
+                }
+            }
+            assert!(err.clearing_sum(f32::NAN).is_nan());
+            assert!(err.cleared_sum(f64::NAN).is_nan());
+            assert_eq!(err.cleared_sum(-1.0), f32::NEG_INFINITY);
+        }
     }
 
     #[test]
