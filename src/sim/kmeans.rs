@@ -130,16 +130,16 @@ fn mk_means(
 
 /// Yinyang bounds (Ding et al. 2015, "Yinyang K-means", after Hamerly 2010) for the
 /// assignment step: per point an upper bound `upper` of its exact distance to its centre and,
-/// per group of `GROUP` consecutive centres, a lower bound of its exact distance to every
-/// centre of the group but its own. After an update they move by the centres' shifts (its own
-/// centre's for `upper`, the group's largest for the group's bound). Every centre is searched
-/// whose group bound, with `sq_dist`'s rounding (`SqDistError`), does not surely exceed the
-/// centre's f32 sum; the others have strictly larger f32 sums, so the lowest-index minimum of
-/// the searched ones is the full search's answer, ties included. (Yinyang groups the centres
-/// by a k-means of the centres; here a group is a run of seeds, which k-means++ drew spread
-/// out, so a run's nearest centre is still well beyond a point's own.) The first assignment is
-/// the matrix-product search, whose screen yields the first bounds. f64 bounds, each
-/// operation rounded outward by `up`/`down`, stay bounds of the exact values.
+/// per group of `GROUP` centres, a lower bound of its exact distance to every centre of the
+/// group but its own. After an update they move by the centres' shifts (its own centre's for
+/// `upper`, the group's largest for the group's bound). Every centre is searched whose group
+/// bound, with `sq_dist`'s rounding (`SqDistError`), does not surely exceed the centre's f32
+/// sum; the others have strictly larger f32 sums, so the lowest-index minimum of the searched
+/// ones is the full search's answer, ties included. The groups are neighbourhoods of the
+/// first centres, fixed for the run (`Groups`): a point is then near few of them, and the
+/// others' bounds stay clear of its own distance. The first assignment is the matrix-product
+/// search, whose screen yields the first bounds. f64 bounds, each operation rounded outward by
+/// `up`/`down`, stay bounds of the exact values.
 struct Bounds<'a> {
     z: &'a [f32], // (n, m)
     m: usize,
@@ -147,7 +147,8 @@ struct Bounds<'a> {
     /// Bounds only mean anything for finite data of moderate size (no overflow in the sums);
     /// otherwise every assignment is the full search.
     usable: bool,
-    started: bool,
+    /// Set by the first assignment.
+    groups: Option<Groups>,
     upper: Vec<f64>, // (n)
     lower: Vec<f64>, // (n, groups)
 }
@@ -162,6 +163,145 @@ const SEARCH_BLOCK: usize = 64;
 /// costs about that much of a direct search of every group.
 const HEAVY: usize = 8;
 
+/// The centres in group order: group g holds the centres at positions g·GROUP.. of `order`,
+/// each group in index order.
+///
+/// The groups are the cells of a median split of the first centres: each cell of more than
+/// one group is cut at the median of its widest coordinate into two cells of whole groups
+/// (the short group, when `GROUP` does not divide k, ends up last). Like Yinyang's k-means of
+/// the centres it puts neighbours together, and it is cheap, exactly balanced (the matrix
+/// product's screen bounds runs of `GROUP` positions) and fixed by the centres' values and
+/// indices alone.
+#[derive(Debug)]
+struct Groups {
+    order: Vec<usize>, // position → centre
+    rank: Vec<usize>,  // centre → position
+}
+
+impl Groups {
+    fn new(centroids: ArrayView2<f32>) -> Self {
+        let mut order: Vec<usize> = (0..centroids.nrows()).collect();
+        split(centroids, &mut order);
+        let mut rank = vec![0; order.len()];
+        for (p, &c) in order.iter().enumerate() {
+            rank[c] = p;
+        }
+        Groups { order, rank }
+    }
+
+    /// Centre `a` comes before centre `b` in index order (both as positions).
+    fn before(&self, a: usize, b: usize) -> bool {
+        self.order[a] < self.order[b]
+    }
+}
+
+/// Orders `idx` (centres, rows of `c`) into cells of `GROUP`, see `Groups`.
+fn split(c: ArrayView2<f32>, idx: &mut [usize]) {
+    if idx.len() <= GROUP {
+        idx.sort_unstable();
+        return;
+    }
+    let widest = (0..c.ncols())
+        .map(|j| {
+            let (lo, hi) = idx
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &i| {
+                    (lo.min(c[[i, j]]), hi.max(c[[i, j]]))
+                });
+            hi - lo
+        })
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |b, (j, w)| if w > b.1 { (j, w) } else { b },
+        )
+        .0;
+    let left = idx.len().div_ceil(GROUP) / 2 * GROUP;
+    // A total order (value, then index): the cells are the same whatever the selection does.
+    idx.select_nth_unstable_by(left, |&a, &b| {
+        c[[a, widest]].total_cmp(&c[[b, widest]]).then(a.cmp(&b))
+    });
+    let (l, r) = idx.split_at_mut(left);
+    split(c, l);
+    split(c, r);
+}
+
+/// The centres of one assignment, in group order, as the direct search of a group reads them.
+struct Centres<'g> {
+    groups: &'g Groups,
+    by_dim: PointsByDim,
+    k: usize,
+    err: SqDistError,
+}
+
+impl Centres<'_> {
+    /// Searches point `x` in every group whose bound in `l` (groups) does not clear `u`, the
+    /// upper bound of its distance to its centre at position `a` (f32 sum `own`), and moves
+    /// the point to the lowest-index nearest of its centre and the searched ones, with fresh
+    /// bounds of the searched groups. `d` and `winner` are scratch. Returns the number of
+    /// groups searched.
+    #[allow(clippy::too_many_arguments)]
+    fn settle(
+        &self,
+        x: &[f32],
+        a: &mut usize,
+        own: f32,
+        u: &mut f64,
+        l: &mut [f64],
+        d: &mut Vec<f32>,
+        winner: &mut Vec<f32>,
+    ) -> usize {
+        let (err, k, groups) = (self.err, self.k, self.groups);
+        let mut best = (*a, own);
+        let ga = *a / GROUP;
+        let mut count = 0;
+        let mut searched_own = false;
+        for (g, lg) in l.iter_mut().enumerate() {
+            if err.surely_less(*u, *lg) {
+                continue;
+            }
+            let run = g * GROUP..(g * GROUP + GROUP).min(k);
+            d.resize(run.len(), 0.0);
+            self.by_dim.sq_dists_in(x, run.clone(), d);
+            // The group is in index order: its first minimum is its lowest-index one, and no
+            // index of the group is below its first.
+            let low = slice_min(d);
+            if low < best.1 || (low == best.1 && groups.before(run.start, best.0)) {
+                let j = run.start + d.iter().position(|&v| v == low).unwrap_or(0);
+                if low < best.1 || groups.before(j, best.0) {
+                    best = (j, low);
+                }
+            }
+            if best.0 / GROUP == g {
+                // The winner's group so far: its bound will leave the winner out.
+                winner.clear();
+                winner.extend_from_slice(d);
+            }
+            searched_own |= g == ga;
+            count += 1;
+            // Every centre of the group counts until the winner is known.
+            *lg = group_bound(err, run, d, None);
+        }
+        if count == 0 {
+            return 0;
+        }
+        // The old centre is now one of its group's others, and the winner's group bound
+        // leaves the winner out. A new winner lies in a searched group, and `winner` holds
+        // the distances of the last searched group it lay in.
+        if best.0 != *a {
+            l[ga] = l[ga].min(down(err.below(own).max(0.0).sqrt()));
+        }
+        if best.0 != *a || searched_own {
+            let gb = best.0 / GROUP;
+            let run = gb * GROUP..(gb * GROUP + GROUP).min(k);
+            l[gb] = group_bound(err, run, winner, Some(best.0));
+        }
+        *a = best.0;
+        *u = err.distance_above(best.1);
+        count
+    }
+}
+
 impl<'a> Bounds<'a> {
     fn new(z: &'a [f32], m: usize) -> Self {
         Bounds {
@@ -169,7 +309,7 @@ impl<'a> Bounds<'a> {
             m,
             err: SqDistError::new(m),
             usable: m > 0 && z.iter().all(|v| v.abs() <= 1e15),
-            started: false,
+            groups: None,
             upper: Vec::new(),
             lower: Vec::new(),
         }
@@ -186,90 +326,62 @@ impl<'a> Bounds<'a> {
             nearest_parallel(z, centroids, assign);
             return n * k.div_ceil(GROUP);
         }
-        let groups = k.div_ceil(GROUP);
-        let cs = centroids.as_slice().expect("standard layout");
-        let err = self.err;
-        if !self.started {
-            self.started = true;
+        let n_groups = k.div_ceil(GROUP);
+        let first = self.groups.is_none();
+        let groups = self.groups.get_or_insert_with(|| Groups::new(centroids));
+        let by_position = centroids.select(Axis(0), &groups.order); // (k, m)
+        let centres = Centres {
+            groups,
+            by_dim: PointsByDim::new(by_position.view()),
+            k,
+            err: self.err,
+        };
+        if first {
             self.upper = vec![0.0; n];
-            self.lower = vec![0.0; n * groups];
+            self.lower = vec![0.0; n * n_groups];
             let all: Vec<usize> = (0..n).collect();
-            self.search_all(centroids, &all, assign);
-            return n * groups;
+            let refined = search_all(
+                &centres,
+                by_position.view(),
+                self.z,
+                &all,
+                assign,
+                &mut self.upper,
+                &mut self.lower,
+            );
+            return n * n_groups + refined;
         }
-        let by_dim = PointsByDim::new(centroids);
+        let cs = by_position.as_slice().expect("standard layout");
+        let err = self.err;
         let settled: Vec<(usize, Vec<usize>)> = assign
             .par_chunks_mut(ASSIGN_TASK)
             .zip(self.upper.par_chunks_mut(ASSIGN_TASK))
-            .zip(self.lower.par_chunks_mut(ASSIGN_TASK * groups))
+            .zip(self.lower.par_chunks_mut(ASSIGN_TASK * n_groups))
             .zip(self.z.par_chunks(ASSIGN_TASK * m))
             .enumerate()
             .map_init(Default::default, |(d, winner), (t, (((a, u), l), zc))| {
-                let (d, winner): (&mut Vec<f32>, &mut Vec<f32>) = (d, winner);
                 let (mut count, mut heavy) = (0, Vec::new());
-                let points = a.iter_mut().zip(u).zip(l.chunks_mut(groups));
+                let points = a.iter_mut().zip(u).zip(l.chunks_mut(n_groups));
                 for (p, (((a, u), l), x)) in points.zip(zc.chunks_exact(m)).enumerate() {
                     let lowest = l.iter().fold(f64::INFINITY, |b, &v| b.min(v));
                     if err.surely_less(*u, lowest) {
                         continue;
                     }
-                    let own = sq_dist(&cs[*a * m..(*a + 1) * m], x);
+                    let mut at = centres.groups.rank[*a];
+                    let own = sq_dist(&cs[at * m..(at + 1) * m], x);
                     *u = err.distance_above(own);
                     if err.surely_less(*u, lowest) {
                         continue;
                     }
                     // A point with many groups to search goes to the matrix product.
                     let open = l.iter().filter(|&&lg| !err.surely_less(*u, lg)).count();
-                    if open * HEAVY > groups {
+                    if open * HEAVY > n_groups {
                         heavy.push(t * ASSIGN_TASK + p);
-                        count += groups;
+                        count += n_groups;
                         continue;
                     }
-                    let mut best = (*a, own);
-                    let ga = *a / GROUP;
-                    let mut searched = (false, false); // any group, a's group
-                    for (g, lg) in l.iter_mut().enumerate() {
-                        if err.surely_less(*u, *lg) {
-                            continue;
-                        }
-                        let run = g * GROUP..(g * GROUP + GROUP).min(k);
-                        d.resize(run.len(), 0.0);
-                        by_dim.sq_dists_in(x, run.clone(), d);
-                        // The group's lowest-index minimum, compared as the scan over its
-                        // centres in index order would.
-                        let low = slice_min(d);
-                        if low < best.1 || (low == best.1 && run.start < best.0) {
-                            let j = run.start + d.iter().position(|&v| v == low).unwrap_or(0);
-                            if low < best.1 || j < best.0 {
-                                best = (j, low);
-                            }
-                        }
-                        if best.0 / GROUP == g {
-                            // The winner's group so far: its bound will leave the winner out.
-                            winner.clear();
-                            winner.extend_from_slice(d);
-                        }
-                        searched = (true, searched.1 || g == ga);
-                        count += 1;
-                        // Every centre of the group counts until the winner is known.
-                        *lg = group_bound(err, run, d, None);
-                    }
-                    if !searched.0 {
-                        continue;
-                    }
-                    // The old centre is now one of its group's others, and the winner's group
-                    // bound leaves the winner out. A new winner lies in a searched group, and
-                    // `winner` holds the distances of the last searched group it lay in.
-                    if best.0 != *a {
-                        l[ga] = l[ga].min(down(err.below(own).max(0.0).sqrt()));
-                    }
-                    if best.0 != *a || searched.1 {
-                        let gb = best.0 / GROUP;
-                        let run = gb * GROUP..(gb * GROUP + GROUP).min(k);
-                        l[gb] = group_bound(err, run, winner, Some(best.0));
-                    }
-                    *a = best.0;
-                    *u = err.distance_above(best.1);
+                    count += centres.settle(x, &mut at, own, u, l, d, winner);
+                    *a = centres.groups.order[at];
                 }
                 (count, heavy)
             })
@@ -278,48 +390,23 @@ impl<'a> Bounds<'a> {
             .iter()
             .flat_map(|(_, h)| h.iter().copied())
             .collect();
-        self.search_all(centroids, &heavy, assign);
-        settled.iter().map(|(c, _)| c).sum()
-    }
-
-    /// The matrix-product search for the points `idx`: their centres, and fresh bounds from
-    /// its screen.
-    fn search_all(&mut self, centroids: ArrayView2<f32>, idx: &[usize], assign: &mut [usize]) {
-        let (m, err) = (self.m, self.err);
-        let groups = centroids.nrows().div_ceil(GROUP);
-        let cs = centroids.as_slice().expect("standard layout");
-        let q = Array2::from_shape_fn((idx.len(), m), |(r, j)| self.z[idx[r] * m + j]); // (h, m)
-        let mut found = vec![0; idx.len()];
-        let mut lower = vec![0.0; idx.len() * groups];
-        let prepared = Prepared::new(centroids);
-        found
-            .par_chunks_mut(ASSIGN_TASK)
-            .zip(lower.par_chunks_mut(ASSIGN_TASK * groups))
-            .zip(q.axis_chunks_iter(Axis(0), ASSIGN_TASK).into_par_iter())
-            .for_each_init(Vec::new, |gram, ((a, l), qc)| {
-                // Blocks whose (rows, k) products stay in a core's cache between the product
-                // and the screen that reads them back.
-                let rows = SEARCH_BLOCK;
-                let blocks = a.chunks_mut(rows).zip(l.chunks_mut(rows * groups));
-                for ((a, l), qb) in blocks.zip(qc.axis_chunks_iter(Axis(0), rows)) {
-                    prepared.nearest_bounded(qb, a, GROUP, l, gram);
-                }
-            });
-        for ((&i, &a), l) in idx.iter().zip(&found).zip(lower.chunks(groups)) {
-            assign[i] = a;
-            let x = &self.z[i * m..(i + 1) * m];
-            self.upper[i] = err.distance_above(sq_dist(&cs[a * m..(a + 1) * m], x));
-            for (o, &v) in self.lower[i * groups..(i + 1) * groups].iter_mut().zip(l) {
-                *o = down(v.max(0.0).sqrt());
-            }
-        }
+        let refined = search_all(
+            &centres,
+            by_position.view(),
+            self.z,
+            &heavy,
+            assign,
+            &mut self.upper,
+            &mut self.lower,
+        );
+        settled.iter().map(|(c, _)| c).sum::<usize>() + refined
     }
 
     /// Moves the bounds by the shifts of the centres from `old` to `new` (both (k, m)).
     fn drift(&mut self, old: ArrayView2<f32>, new: ArrayView2<f32>, assign: &[usize]) {
-        if !self.usable {
+        let Some(groups) = &self.groups else {
             return;
-        }
+        };
         // Squares of f64 differences of f32 values, summed: m + 2 roundings of 2⁻⁵³ at most.
         let sum_up = 1.0 + (self.m as f64 + 2.0) * f64::EPSILON;
         let shift: Vec<f64> = old
@@ -335,15 +422,16 @@ impl<'a> Bounds<'a> {
                 up((sq * sum_up).sqrt())
             })
             .collect();
-        let group_shift: Vec<f64> = shift
+        let group_shift: Vec<f64> = groups
+            .order
             .chunks(GROUP)
-            .map(|g| g.iter().fold(0.0, |b: f64, &s| b.max(s)))
+            .map(|g| g.iter().fold(0.0, |b: f64, &c| b.max(shift[c])))
             .collect();
-        let groups = group_shift.len();
+        let n_groups = group_shift.len();
         for ((u, l), &a) in self
             .upper
             .iter_mut()
-            .zip(self.lower.chunks_mut(groups))
+            .zip(self.lower.chunks_mut(n_groups))
             .zip(assign)
         {
             *u = up(*u + shift[a]);
@@ -352,6 +440,69 @@ impl<'a> Bounds<'a> {
             }
         }
     }
+}
+
+/// The matrix-product search for the points `idx` of `z` (n, m) against the centres, by
+/// position `by_position` (k, m): their centres into `assign`, and fresh bounds from its
+/// screen into `upper` and `lower` (n, groups). The screen's argmin is the lowest position
+/// among the nearest; `Centres::settle` then searches the groups whose bounds do not clear
+/// it for a nearest centre of lower index (and tightens their bounds). Returns the number of
+/// groups it searched.
+fn search_all(
+    centres: &Centres,
+    by_position: ArrayView2<f32>,
+    z: &[f32],
+    idx: &[usize],
+    assign: &mut [usize],
+    upper: &mut [f64],
+    lower: &mut [f64],
+) -> usize {
+    let (m, err) = (by_position.ncols(), centres.err);
+    let groups = centres.k.div_ceil(GROUP);
+    let cs = by_position.as_slice().expect("standard layout");
+    let q = Array2::from_shape_fn((idx.len(), m), |(r, j)| z[idx[r] * m + j]); // (h, m)
+    let mut found = vec![0; idx.len()];
+    let mut up_found = vec![0.0; idx.len()];
+    let mut low_found = vec![0.0; idx.len() * groups];
+    let prepared = Prepared::new(by_position);
+    let count = found
+        .par_chunks_mut(ASSIGN_TASK)
+        .zip(up_found.par_chunks_mut(ASSIGN_TASK))
+        .zip(low_found.par_chunks_mut(ASSIGN_TASK * groups))
+        .zip(q.axis_chunks_iter(Axis(0), ASSIGN_TASK).into_par_iter())
+        .map_init(Default::default, |(gram, d, winner), (((a, u), l), qc)| {
+            // Blocks whose (rows, k) products stay in a core's cache between the product
+            // and the screen that reads them back.
+            let rows = SEARCH_BLOCK;
+            let blocks = a.chunks_mut(rows).zip(l.chunks_mut(rows * groups));
+            for ((a, l), qb) in blocks.zip(qc.axis_chunks_iter(Axis(0), rows)) {
+                prepared.nearest_bounded(qb, a, GROUP, l, gram);
+            }
+            let mut count = 0;
+            let points = a.iter_mut().zip(u).zip(l.chunks_mut(groups));
+            for (((a, u), l), x) in points.zip(qc.rows()) {
+                let x = x.to_slice().expect("rows of a standard-layout array");
+                for v in l.iter_mut() {
+                    *v = down(v.max(0.0).sqrt());
+                }
+                let own = sq_dist(&cs[*a * m..(*a + 1) * m], x);
+                *u = err.distance_above(own);
+                count += centres.settle(x, a, own, u, l, d, winner);
+            }
+            count
+        })
+        .sum();
+    for (((&i, &a), &u), l) in idx
+        .iter()
+        .zip(&found)
+        .zip(&up_found)
+        .zip(low_found.chunks(groups))
+    {
+        assign[i] = centres.groups.order[a];
+        upper[i] = u;
+        lower[i * groups..(i + 1) * groups].copy_from_slice(l);
+    }
+    count
 }
 
 /// The smallest of `d` (`f32::INFINITY` when empty), lane by lane so that it vectorises;
@@ -438,11 +589,15 @@ struct Seeding<'a> {
     m: usize,
     err: SqDistError,
     min_d: Vec<f32>, // (n)
-    /// The seeds so far as points of `z`, and per seed the points it is nearest to and the
-    /// largest of their `min_d`.
+    /// The seeds so far as points of `z`, and per seed the points it is nearest to with their
+    /// `min_d` and their rows (a seed's own copy, read in sweeps rather than gathered from
+    /// all of `z`), the largest of these `min_d`, and the f32 sum from the seed beyond which
+    /// a new seed clears them all (`SqDistError::clearing_sum`).
     seeds: Vec<usize>,
-    members: Vec<Vec<u32>>,
+    members: Vec<Vec<(u32, f32)>>,
+    rows: Vec<Vec<f32>>,
     radius: Vec<f32>,
+    clear_at: Vec<f32>,
     /// The seeds by dimension, (m, k), and a new seed's distances to them, (k).
     k: usize,
     seed_cols: Vec<f32>,
@@ -475,8 +630,10 @@ impl<'a> Seeding<'a> {
             cand: Vec::new(),
             dist: Vec::new(),
             nan,
-            members: vec![(0..n as u32).collect()],
+            members: vec![(0..n as u32).zip(min_d.iter().copied()).collect()],
+            rows: vec![z.to_vec()],
             radius: vec![radius],
+            clear_at: vec![SqDistError::new(m).clearing_sum(radius)],
             seeds: vec![first],
             k,
             seed_cols: (0..m * k)
@@ -528,7 +685,7 @@ impl<'a> Seeding<'a> {
 
     /// Takes point `p` as the next seed: every point it is strictly closer to moves to it.
     fn add(&mut self, p: usize) {
-        let (z, err) = (self.z, self.err);
+        let err = self.err;
         let c = self.row(p);
         // Its distances to the seeds so far, m vectorisable passes summing as `sq_dist`.
         let count = self.seeds.len();
@@ -541,52 +698,58 @@ impl<'a> Seeding<'a> {
                 *d += t * t;
             }
         }
-        let mut moved = Vec::new();
+        let m = self.m;
+        let (mut moved, mut moved_rows): (Vec<(u32, f32)>, Vec<f32>) = Default::default();
         let (cand, dist) = (&mut self.cand, &mut self.dist);
         for (a, &ca) in to_seeds.iter().enumerate() {
-            let reach = err.below(ca);
-            if self.members[a].is_empty() || clears(reach, err.reach(self.radius[a])) {
+            // As `clears(err.below(ca), err.reach(self.radius[a]))`, in one f32 comparison.
+            if ca >= self.clear_at[a] || self.members[a].is_empty() {
                 continue;
             }
             // The same test point by point, with each point's own distance to a; the
             // distances of the points left come in batches (`sq_dists_to`).
-            let min_d = &mut self.min_d;
-            cand.clear();
-            cand.extend(
-                self.members[a]
-                    .iter()
-                    .filter(|&&i| !clears(reach, err.reach(min_d[i as usize]))),
-            );
+            let within = err.cleared_sum(err.below(ca));
+            let (members, rows) = (&mut self.members[a], &mut self.rows[a]);
+            // Written without a branch: which points pass is about as good as a coin toss.
+            cand.resize(members.len(), 0);
+            let mut len = 0;
+            for (j, &(_, d)) in members.iter().enumerate() {
+                cand[len] = j as u32;
+                // Not `d <= within` (NaN included).
+                len += usize::from(d.partial_cmp(&within).is_none_or(|o| o.is_gt()));
+            }
+            cand.truncate(len);
             if cand.is_empty() {
                 continue;
             }
-            sq_dists_to(c, z, cand, dist);
-            let mut radius = 0.0f32;
-            let mut next = cand.iter().zip(dist.iter()).peekable();
-            self.members[a].retain(|&i| {
-                if let Some((_, &d)) = next.next_if(|&(&j, _)| j == i) {
-                    let i = i as usize;
-                    if d < min_d[i] {
-                        min_d[i] = d;
-                        moved.push(i as u32);
-                        return false;
-                    }
+            sq_dists_to(c, rows, cand, dist);
+            // The points c is strictly closer to move to it; each leaves its place to the
+            // last member (from the back, so that member is one already looked at).
+            for (&j, &d) in cand.iter().zip(dist.iter()).rev() {
+                let j = j as usize;
+                let (i, old) = members[j];
+                if d < old {
+                    self.min_d[i as usize] = d;
+                    moved.push((i, d));
+                    moved_rows.extend_from_slice(&rows[j * m..(j + 1) * m]);
+                    members.swap_remove(j);
+                    let last = rows.len() - m;
+                    rows.copy_within(last.., j * m);
+                    rows.truncate(last);
                 }
-                radius = radius.max(min_d[i as usize]);
-                true
-            });
+            }
+            let radius = members.iter().fold(0.0, |r: f32, &(_, d)| r.max(d));
             self.radius[a] = radius;
+            self.clear_at[a] = err.clearing_sum(radius);
         }
-        if let Some(&i) = moved.iter().min() {
+        if let Some(i) = moved.iter().map(|&(i, _)| i).min() {
             self.clean = self.clean.min(i as usize);
         }
-        self.radius.push(
-            moved
-                .iter()
-                .map(|&i| self.min_d[i as usize])
-                .fold(0.0, f32::max),
-        );
+        let radius = moved.iter().fold(0.0, |r: f32, &(_, d)| r.max(d));
+        self.radius.push(radius);
+        self.clear_at.push(err.clearing_sum(radius));
         self.members.push(moved);
+        self.rows.push(moved_rows);
         for (i, &ci) in c.iter().enumerate() {
             self.seed_cols[i * self.k + count] = ci;
         }
@@ -602,10 +765,9 @@ fn sq_dists_to(c: &[f32], z: &[f32], idx: &[u32], dist: &mut Vec<f32>) {
     let m = c.len();
     let row = |i: u32| &z[i as usize * m..(i as usize + 1) * m];
     dist.clear();
-    let batches = idx.chunks_exact(LANES);
-    let rest = batches.remainder();
-    for batch in batches {
-        let rows: [&[f32]; LANES] = std::array::from_fn(|l| row(batch[l]));
+    for batch in idx.chunks(LANES) {
+        // A short last batch repeats its last row in the lanes it does not use.
+        let rows: [&[f32]; LANES] = std::array::from_fn(|l| row(batch[l.min(batch.len() - 1)]));
         let mut acc = [0.0f32; LANES];
         for (k, &ck) in c.iter().enumerate() {
             for (a, r) in acc.iter_mut().zip(&rows) {
@@ -613,9 +775,8 @@ fn sq_dists_to(c: &[f32], z: &[f32], idx: &[u32], dist: &mut Vec<f32>) {
                 *a += t * t;
             }
         }
-        dist.extend_from_slice(&acc);
+        dist.extend_from_slice(&acc[..batch.len()]);
     }
-    dist.extend(rest.iter().map(|&i| sq_dist(c, row(i))));
 }
 
 /// `below(ca)` reaches `reach(r)`: a seed's points within `r` cannot come closer to the new
@@ -667,6 +828,56 @@ impl SqDistError {
         let above = (1.0 + self.gamma) * upper * upper + self.tiny;
         let below = (1.0 - self.gamma) * lower * lower - self.tiny;
         above * (1.0 + 1e-9) < below
+    }
+
+    /// The smallest f32 sum `ca` with `clears(self.below(ca), self.reach(r))` (NaN when there
+    /// is none, so that no comparison with it holds): `ca >= clearing_sum(r)` is that test,
+    /// decided the same way for every f32 `ca`. The f64 predicate grows with `ca`; the
+    /// estimate is a few f32 steps from the boundary, which the steps then find.
+    fn clearing_sum(self, r: f32) -> f32 {
+        let reach = self.reach(r);
+        if reach.is_nan() {
+            return f32::NAN;
+        }
+        let holds = |ca: f32| clears(self.below(ca), reach);
+        let mut ca = ((reach * (1.0 + self.gamma) + self.tiny) as f32).max(0.0);
+        if holds(ca) {
+            while ca > 0.0 && holds(ca.next_down()) {
+                ca = ca.next_down();
+            }
+        } else {
+            // `holds(∞)`: `reach` is finite here.
+            while !holds(ca) {
+                ca = ca.next_up();
+            }
+        }
+        ca
+    }
+
+    /// The largest f32 sum r ≥ 0 with `clears(below_ca, self.reach(r))` (−∞ when there is
+    /// none, NaN when `below_ca` is NaN): a point at f32 sum d from its seed passes that test
+    /// exactly when `d <= cleared_sum(below_ca)`. The f64 predicate falls as r grows (and
+    /// fails at r = ∞).
+    fn cleared_sum(self, below_ca: f64) -> f32 {
+        let holds = |r: f32| clears(below_ca, self.reach(r));
+        if below_ca.is_nan() {
+            return f32::NAN;
+        }
+        if !holds(0.0) {
+            return f32::NEG_INFINITY;
+        }
+        let estimate = (below_ca / self.four_above - self.tiny) as f32;
+        let mut r = estimate.clamp(0.0, f32::MAX);
+        if holds(r) {
+            while holds(r.next_up()) {
+                r = r.next_up();
+            }
+        } else {
+            while !holds(r) {
+                r = r.next_down();
+            }
+        }
+        r
     }
 
     /// ‖c − a‖ ≥ 2 r when `below(ca) >= reach(r)`, for f32 sums `ca` of ‖c − a‖² and `r` of
@@ -929,7 +1140,11 @@ mod tests {
             }
             // The points are grouped by their nearest seed, each group within its radius.
             for (a, members) in seeding.members.iter().enumerate() {
-                for &i in members {
+                let rows = seeding.rows[a].chunks_exact(3);
+                assert_eq!(rows.len(), members.len());
+                for (&(i, di), row) in members.iter().zip(rows) {
+                    assert_eq!(di, seeding.min_d[i as usize]);
+                    assert_eq!(row, z.row(i as usize).as_slice().unwrap());
                     let seed = z.row(seeding.seeds[a]);
                     let d = sq_dist(
                         seed.as_slice().unwrap(),
@@ -939,6 +1154,81 @@ mod tests {
                     assert!(d <= seeding.radius[a]);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn groups_are_whole_neighbourhoods_in_index_order() {
+        // Two far clumps of a group's worth of centres each, interleaved by index: no group
+        // mixes them, each group is in index order, every centre is placed.
+        let mut gen = ChaCha8Rng::seed_from_u64(16);
+        let k = 2 * GROUP;
+        let noise = Array2::<f32>::random_using((k, 5), StandardNormal, &mut gen);
+        let c = Array2::from_shape_fn((k, 5), |(i, j)| {
+            noise[[i, j]] + if i % 2 == 0 { 100.0 } else { -100.0 }
+        });
+        let groups = Groups::new(c.view());
+        let mut placed = groups.order.clone();
+        placed.sort_unstable();
+        assert_eq!(placed, (0..k).collect::<Vec<_>>());
+        for (p, &i) in groups.order.iter().enumerate() {
+            assert_eq!(groups.rank[i], p);
+        }
+        for run in groups.order.chunks(GROUP) {
+            assert!(run.windows(2).all(|w| w[0] < w[1]), "{run:?}");
+            assert!(run.iter().all(|&i| i % 2 == run[0] % 2), "{run:?}");
+        }
+        // Equal values split by index (the short group last), and the same centres give the
+        // same groups.
+        let flat = Array2::<f32>::zeros((2 * GROUP + 10, 3));
+        let order = Groups::new(flat.view()).order;
+        assert_eq!(order, (0..2 * GROUP + 10).collect::<Vec<_>>());
+        assert_eq!(Groups::new(c.view()).order, groups.order);
+    }
+
+    #[test]
+    fn f32_thresholds_decide_as_the_f64_tests() {
+        let mut gen = ChaCha8Rng::seed_from_u64(17);
+        for m in [1, 16, 64] {
+            let err = SqDistError::new(m);
+            let mut values: Vec<f32> = (0..300)
+                .map(|_| {
+                    let e: i32 = gen.gen_range(-130..120);
+                    gen.gen_range(1.0f32..2.0) * 2f32.powi(e)
+                })
+                .collect();
+            values.extend([0.0, f32::MIN_POSITIVE, 1e-45, 1.0, f32::MAX, f32::INFINITY]);
+            for &r in &values {
+                let at = err.clearing_sum(r);
+                let reach = err.reach(r);
+                for ca in [
+                    at.next_down(),
+                    at,
+                    at.next_up(),
+                    0.0,
+                    f32::INFINITY,
+                    f32::NAN,
+                ] {
+                    assert_eq!(
+                        ca >= at,
+                        clears(err.below(ca), reach),
+                        "m={m} r={r} ca={ca}"
+                    );
+                }
+                let below = err.below(r);
+                let within = err.cleared_sum(below);
+                for d in [within.next_down(), within, within.next_up(), 0.0, f32::NAN] {
+                    if d >= 0.0 || d.is_nan() {
+                        assert_eq!(d <= within, clears(below, err.reach(d)), "m={m} d={d}");
+                    }
+                }
+                for v in [r, r.next_up(), f32::INFINITY] {
+                    assert_eq!(v <= within, clears(below, err.reach(v)), "m={m} v={v}");
+                }
+            }
+            assert!(err.clearing_sum(f32::NAN).is_nan());
+            assert!(err.cleared_sum(f64::NAN).is_nan());
+            assert_eq!(err.cleared_sum(-1.0), f32::NEG_INFINITY);
         }
     }
 
