@@ -31,7 +31,7 @@ pub struct Scratch {
     by_dim: PointsByDim,
     tree: KdTree,
     prepared: Prepared,
-    gram: Vec<f32>, // (BLOCK, S)
+    gram: Vec<f32>, // (BLOCK, S), then the block minima of `Prepared::search`
 }
 
 /// Index of the nearest row of `points` (Euclidean) for every row of `queries`; ties → lowest index.
@@ -355,9 +355,9 @@ impl Prepared {
         let s = self.by_dim.s;
         assert_eq!(m, self.by_dim.m, "queries and points differ in dimension");
         assert_eq!(out.len(), n, "out must have one slot per query");
+        // The products, then each screen block's minimum (also its run's bound when runs are
+        // blocks), in the caller's buffer so that a search in a loop allocates nothing.
         let pt = ArrayView2::from_shape((m, s), &self.by_dim.data).expect("filled"); // (m, S)
-                                                                                     // The products, then each screen block's minimum (also its run's bound when runs are
-                                                                                     // blocks), in the caller's buffer so that a search in a loop allocates nothing.
         gram.resize(n * s + s.div_ceil(SCREEN), 0.0);
         let (gram, block_min) = gram.split_at_mut(n * s);
         let mut g = ArrayViewMut2::from_shape((n, s), gram).expect("sized above"); // (n, S)
