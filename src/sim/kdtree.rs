@@ -151,11 +151,7 @@ impl KdTree {
     /// Index of the point nearest to `q` (m): the lowest index holding the smallest non-NaN
     /// `sq_dist`, 0 when no distance is finite (as `nearest::nearest_with`).
     pub fn nearest(&self, q: &[f32]) -> usize {
-        let mut best = Nearest {
-            at: usize::MAX,
-            d: f32::INFINITY,
-        };
-        self.search(q, &mut best);
+        let best = self.nearest_query(q);
         if best.d == f32::INFINITY {
             0
         } else {
@@ -172,6 +168,33 @@ impl KdTree {
         let mut query = Smallest { skip, best };
         self.search(q, &mut query);
         best[best.len() - 1]
+    }
+
+    /// The smallest non-NaN squared distance from `q` to a point (INFINITY when none is).
+    pub fn nearest_sq(&self, q: &[f32]) -> f32 {
+        self.nearest_query(q).d
+    }
+
+    fn nearest_query(&self, q: &[f32]) -> Nearest {
+        let mut best = Nearest {
+            at: usize::MAX,
+            d: f32::INFINITY,
+        };
+        self.search(q, &mut best);
+        best
+    }
+
+    /// How many points other than input row `skip` lie strictly nearer to `q` than squared
+    /// distance `d`, counted up to `k` (the count stops there).
+    pub fn count_below(&self, q: &[f32], skip: usize, d: f32, k: usize) -> usize {
+        let mut query = Below {
+            skip,
+            d,
+            k,
+            count: 0,
+        };
+        self.search(q, &mut query);
+        query.count
     }
 
     /// Whether some point lies within squared distance `r` of `q` (`sq_dist` ≤ r).
@@ -274,6 +297,25 @@ impl Query for Smallest<'_> {
     fn offer(&mut self, at: usize, d: f32) {
         if at != self.skip {
             insert_smallest(self.best, d);
+        }
+    }
+}
+
+struct Below {
+    skip: usize,
+    d: f32,
+    k: usize,
+    count: usize,
+}
+
+impl Query for Below {
+    // A box whose bound reaches `d` holds no point below it.
+    fn skips(&self, bound: f32) -> bool {
+        self.count >= self.k || bound >= self.d
+    }
+    fn offer(&mut self, at: usize, d: f32) {
+        if at != self.skip && d < self.d && self.count < self.k {
+            self.count += 1;
         }
     }
 }

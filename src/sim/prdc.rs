@@ -58,7 +58,7 @@ pub fn prdc(real: ArrayView2<f32>, fake: ArrayView2<f32>, k: usize) -> Prdc {
 /// Coverage alone (no fake balls needed): share of the real k-NN balls holding at least one
 /// fake point. NaN when `real` has fewer than 2 points or `fake` is empty.
 pub fn coverage(real: ArrayView2<f32>, fake: ArrayView2<f32>, k: usize) -> f64 {
-    coverage_of(real, &Fakes::new(fake), k)
+    coverage_of(real, &Fakes::new(fake), k, None)
 }
 
 /// A fake set prepared once for the balls of any number of `coverage_of` calls.
@@ -75,22 +75,69 @@ impl<'a> Fakes<'a> {
             tree: KdTree::new(points),
         }
     }
+
+    /// For each row of `points` (n, d) marked in `rows`, the squared distance to its nearest
+    /// fake, the one `coverage_of` would find itself (NaN for the rows not marked); None when
+    /// the fakes have no tree. The rows go to rayon's threads in tasks.
+    pub fn nearest_sq(&self, points: ArrayView2<f32>, rows: &[bool]) -> Option<Vec<f32>> {
+        let tree = self.tree.as_ref()?;
+        let p = points.as_standard_layout();
+        let m = p.ncols();
+        let ps = p.as_slice().expect("standard layout");
+        let mut out = vec![f32::NAN; p.nrows()];
+        out.par_chunks_mut(RADII_TASK)
+            .zip(rows.par_chunks(RADII_TASK))
+            .enumerate()
+            .for_each(|(t, (out, rows))| {
+                for ((o, &marked), i) in out.iter_mut().zip(rows).zip(t * RADII_TASK..) {
+                    if marked {
+                        *o = tree.nearest_sq(&ps[i * m..(i + 1) * m]);
+                    }
+                }
+            });
+        Some(out)
+    }
 }
 
 /// `coverage` against a prepared fake set. A ball holds a fake exactly when it holds its
-/// nearest fake: a tree settles each ball with a search that stops at the first fake inside;
-/// without one, an exact nearest search (a matrix-product screen for wide points) does,
-/// instead of a distance to every fake.
-pub fn coverage_of(real: ArrayView2<f32>, fakes: &Fakes, k: usize) -> f64 {
+/// nearest fake. With trees over both sets, no radius is needed: the ball of x (radius the
+/// k-th smallest distance to the other reals) holds the nearest fake, at d, exactly when fewer
+/// than k other reals lie strictly nearer than d, a count the tree stops at k (every distance
+/// there is a number, the points being finite, so this is the comparison `d ≤ radius` itself).
+/// Otherwise the radii come from `knn_radii`, and a tree settles each ball with a search that
+/// stops at the first fake inside, or an exact nearest search (a matrix-product screen for
+/// wide points) does, instead of a distance to every fake. `nearest`, when given, holds each
+/// real's distance from `Fakes::nearest_sq` (a caller whose sets share points finds each once).
+pub fn coverage_of(
+    real: ArrayView2<f32>,
+    fakes: &Fakes,
+    k: usize,
+    nearest: Option<&[f32]>,
+) -> f64 {
     let fake = fakes.points;
-    if real.nrows() < 2 || fake.nrows() == 0 {
+    let n = real.nrows();
+    if n < 2 || fake.nrows() == 0 {
         return f64::NAN;
     }
-    let (_, radii) = knn_radii(real, k);
     let real = real.as_standard_layout();
     let m = real.ncols();
+    let rs = real.as_slice().expect("standard layout");
+    if let (Some(fake_tree), Some(real_tree)) = (&fakes.tree, KdTree::new(real.view())) {
+        let k = k.min(n - 1);
+        let held = (0..n)
+            .into_par_iter()
+            .with_min_len(RADII_TASK)
+            .filter(|&i| {
+                let row = &rs[i * m..(i + 1) * m];
+                let d = nearest.map_or_else(|| fake_tree.nearest_sq(row), |d| d[i]);
+                real_tree.count_below(row, i, d, k) < k
+            })
+            .count();
+        return held as f64 / n as f64;
+    }
+    let (_, radii) = knn_radii(real.view(), k);
     let held = match &fakes.tree {
-        Some(tree) => (real.as_slice().expect("standard layout"))
+        Some(tree) => rs
             .chunks_exact(m)
             .zip(&radii)
             .filter(|(row, &r)| tree.any_within(row, r))
