@@ -377,19 +377,22 @@ pub fn codebook_cos(codebook: ArrayView2<f32>) -> f64 {
     let by_dim = PointsByDim::new(unit.view());
     let unit = unit.as_slice().expect("standard layout");
     let m = codebook.ncols();
-    let sum = add(row_values(s, |i, d| {
-        if zero[i] {
-            return (s - 1 - i) as f64;
-        }
-        by_dim.sq_dists(&unit[i * m..(i + 1) * m], i + 1, d);
-        d[..s - 1 - i]
-            .iter()
-            .zip(&zero[i + 1..])
-            .map(|(&dj, &zj)| if zj { 1.0 } else { dj as f64 / 2.0 })
-            .sum::<f64>()
-    })
-    .into_iter());
-    sum / pairs(s)
+    let sums = pair_sums(
+        s,
+        |i, d| by_dim.sq_dists(&unit[i * m..(i + 1) * m], i + 1, d),
+        |j, dj| if zero[j] { 1.0 } else { dj as f64 / 2.0 },
+        None,
+    );
+    let rows = sums.iter().enumerate().map(
+        |(i, &(sum, _))| {
+            if zero[i] {
+                (s - 1 - i) as f64
+            } else {
+                sum
+            }
+        },
+    );
+    add(rows) / pairs(s)
 }
 
 /// Mean Euclidean distance over the distinct pairs of encoder outputs z[subsample]; NaN when
@@ -496,7 +499,9 @@ pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>) -> f64 {
     let shares: Vec<f64> = draws
         .par_iter()
         .map(|idx| {
-            let near = nearest.as_ref().map(|d| idx.iter().map(|&i| d[i]).collect::<Vec<_>>());
+            let near = nearest
+                .as_ref()
+                .map(|d| idx.iter().map(|&i| d[i]).collect::<Vec<_>>());
             prdc::coverage_of(gather(z, idx).view(), &codes, prdc::K, near.as_deref())
         })
         .collect();
@@ -656,30 +661,21 @@ fn mean_pairwise_dists(points: ArrayView2<f32>, subset: Option<&[bool]>) -> (f64
     let rows = rows.as_slice().expect("standard layout");
     let m = points.ncols();
     let by_dim = PointsByDim::new(points);
-    let sums = row_values(n, |i, d| {
-        by_dim.sq_dists(&rows[i * m..(i + 1) * m], i + 1, d);
-        let d = &mut d[..n - 1 - i];
-        // The roots in a vectorised pass of their own; the sums stay in order.
-        d.iter_mut().for_each(|v| *v = v.sqrt());
-        match proper.filter(|s| s[i]) {
-            // Both sums in one loop: two independent chains of additions overlap, where two
-            // passes would wait out each chain's latency in turn. From −0.0, as `sum` starts.
-            Some(s) => {
-                let (mut all, mut part) = (-0.0f64, -0.0f64);
-                for (&v, &l) in d.iter().zip(&s[i + 1..]) {
-                    all += v as f64;
-                    if l {
-                        part += v as f64;
-                    }
-                }
-                (all, Some(part))
-            }
-            None => (d.iter().map(|&v| v as f64).sum::<f64>(), None),
-        }
-    });
+    let sums = pair_sums(
+        n,
+        |i, d| {
+            let d = &mut d[..n - 1 - i];
+            by_dim.sq_dists(&rows[i * m..(i + 1) * m], i + 1, d);
+            // The roots in a vectorised pass of their own; the sums stay in order.
+            d.iter_mut().for_each(|v| *v = v.sqrt());
+        },
+        |_, v| v as f64,
+        proper,
+    );
     let all = add(sums.iter().map(|s| s.0));
     let part = match proper {
-        Some(_) => add(sums.iter().filter_map(|s| s.1)),
+        // A row's pairs count for the subset when the row is in it.
+        Some(s) => add(sums.iter().zip(s).filter(|(_, &l)| l).map(|(r, _)| r.1)),
         None => all,
     };
     (
@@ -688,14 +684,83 @@ fn mean_pairwise_dists(points: ArrayView2<f32>, subset: Option<&[bool]>) -> (f64
     )
 }
 
-/// row(i, buffer) for i = 0..n, with `buffer` (n) scratch for the row: the rows go to rayon's
-/// threads in tasks, each value its own, so they are the same whatever the thread count.
-fn row_values<T: Send>(n: usize, row: impl Fn(usize, &mut [f32]) -> T + Sync) -> Vec<T> {
-    (0..n)
+/// For each row i of n: the sum over its partners j = i+1..n of value(j, d_j), and the same
+/// over the partners marked in `mask` (−0.0 without one), where `fill(i, d)` writes row i's
+/// n − 1 − i values d_{i+1..n} to the front of d. Each sum runs in partner order from −0.0 (as
+/// `sum` does), so it is the same however the rows are grouped: they go `SIDE` side by side,
+/// so that their chains of additions overlap (one chain alone waits out the latency of each
+/// addition), and in tasks to rayon's threads.
+fn pair_sums(
+    n: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+    value: impl Fn(usize, f32) -> f64 + Sync,
+    mask: Option<&[bool]>,
+) -> Vec<(f64, f64)> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let groups: Vec<[(f64, f64); SIDE]> = (0..n.div_ceil(SIDE))
         .into_par_iter()
-        .with_min_len(ROWS_TASK)
-        .map_init(|| vec![0.0f32; n], |d, i| row(i, d))
-        .collect()
+        .with_min_len(ROWS_TASK / SIDE)
+        .map_init(
+            || vec![0.0f32; SIDE * n],
+            |buffer, g| {
+                let mut rows: [&[f32]; SIDE] = [&[]; SIDE];
+                let group = rows.iter_mut().zip(buffer.chunks_exact_mut(n));
+                for ((row, d), i) in group.zip(g * SIDE..n) {
+                    fill(i, d);
+                    *row = &d[..n - 1 - i];
+                }
+                side_by_side(rows, n, &value, mask)
+            },
+        )
+        .collect();
+    groups.into_iter().flatten().take(n).collect()
+}
+
+/// Rows of `pair_sums` added side by side: two adders with a latency of 4 cycles keep 8
+/// chains busy.
+const SIDE: usize = 8;
+
+/// `pair_sums` of `SIDE` rows whose partners end together at `end` (a row of length l has
+/// partners end − l..end).
+fn side_by_side(
+    rows: [&[f32]; SIDE],
+    end: usize,
+    value: &impl Fn(usize, f32) -> f64,
+    mask: Option<&[bool]>,
+) -> [(f64, f64); SIDE] {
+    let tail = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+    let mut all = [-0.0f64; SIDE];
+    let mut part = [-0.0f64; SIDE];
+    // Each row's partners before the tail they all share, in order.
+    for (k, row) in rows.iter().enumerate() {
+        for (j, &x) in (end - row.len()..).zip(&row[..row.len() - tail]) {
+            let v = value(j, x);
+            all[k] += v;
+            if mask.is_some_and(|m| m[j]) {
+                part[k] += v;
+            }
+        }
+    }
+    // The shared tail, partner by partner across the rows.
+    let tails: [&[f32]; SIDE] = std::array::from_fn(|k| &rows[k][rows[k].len() - tail..]);
+    for (t, j) in (end - tail..end).enumerate() {
+        match mask {
+            None => (0..SIDE).for_each(|k| all[k] += value(j, tails[k][t])),
+            // Adding −0.0 leaves any sum as it is: a partner not marked adds that, without
+            // a branch.
+            Some(m) => {
+                let marked = m[j];
+                for k in 0..SIDE {
+                    let v = value(j, tails[k][t]);
+                    all[k] += v;
+                    part[k] += if marked { v } else { -0.0 };
+                }
+            }
+        }
+    }
+    std::array::from_fn(|k| (all[k], part[k]))
 }
 
 /// Σ of `values` in their order, from 0: the sequential loop's sum.
@@ -707,7 +772,7 @@ fn add(values: impl Iterator<Item = f64>) -> f64 {
     sum
 }
 
-/// Least rows per task of `row_values`.
+/// Least rows per task of `pair_sums`.
 const ROWS_TASK: usize = 64;
 
 /// Rows `idx` of `a`, (len(idx), m), as flat row copies: ndarray's `select` copies element by
