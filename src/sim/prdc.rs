@@ -108,12 +108,7 @@ impl<'a> Fakes<'a> {
 /// stops at the first fake inside, or an exact nearest search (a matrix-product screen for
 /// wide points) does, instead of a distance to every fake. `nearest`, when given, holds each
 /// real's distance from `Fakes::nearest_sq` (a caller whose sets share points finds each once).
-pub fn coverage_of(
-    real: ArrayView2<f32>,
-    fakes: &Fakes,
-    k: usize,
-    nearest: Option<&[f32]>,
-) -> f64 {
+pub fn coverage_of(real: ArrayView2<f32>, fakes: &Fakes, k: usize, nearest: Option<&[f32]>) -> f64 {
     let fake = fakes.points;
     let n = real.nrows();
     if n < 2 || fake.nrows() == 0 {
@@ -250,4 +245,76 @@ fn balls(centres: ArrayView2<f32>, sq_radii: &[f32], probes: ArrayView2<f32>) ->
         }
     }
     hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::kdtree::MIN_POINTS;
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Coverage by its definition: each real's k-th smallest squared distance to the other
+    /// reals (the scan's insertion), then whether some fake lies within it.
+    fn coverage_by_definition(real: &Array2<f32>, fake: &Array2<f32>, k: usize) -> f64 {
+        let k = k.min(real.nrows() - 1);
+        let rows = |a: &Array2<f32>| -> Vec<Vec<f32>> {
+            a.rows().into_iter().map(|r| r.to_vec()).collect()
+        };
+        let (r, f) = (rows(real), rows(fake));
+        let held = r
+            .iter()
+            .enumerate()
+            .filter(|(i, x)| {
+                let mut best = vec![f32::INFINITY; k];
+                for (j, y) in r.iter().enumerate() {
+                    if j != *i {
+                        insert_smallest(&mut best, sq_dist(x, y));
+                    }
+                }
+                f.iter().any(|y| sq_dist(x, y) <= best[k - 1])
+            })
+            .count();
+        held as f64 / r.len() as f64
+    }
+
+    #[test]
+    fn coverage_with_trees_counts_the_balls_the_definition_does() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for m in 1..=4 {
+            for case in 0..4 {
+                let (nr, nf) = (
+                    rng.gen_range(MIN_POINTS..400),
+                    rng.gen_range(MIN_POINTS..400),
+                );
+                let mut point = |i: usize, j: usize| match case {
+                    // Spread out; on an integer grid (equal distances, repeated points);
+                    // collapsed onto a few points; at scales far apart.
+                    0 => rng.gen_range(-2.0f32..2.0),
+                    1 => rng.gen_range(-2..=2) as f32,
+                    2 => ((i % 3) * (j + 1)) as f32 * 0.5,
+                    _ => rng.gen_range(-1.0f32..1.0) * 10f32.powi(i as i32 % 7 - 3),
+                };
+                let real = Array2::from_shape_fn((nr, m), |(i, j)| point(i, j));
+                let fake = Array2::from_shape_fn((nf, m), |(i, j)| point(i + 1, j) * 0.9);
+                let fakes = Fakes::new(fake.view());
+                assert!(fakes.tree.is_some() && KdTree::new(real.view()).is_some());
+                let want = coverage_by_definition(&real, &fake, K);
+                assert_eq!(
+                    coverage_of(real.view(), &fakes, K, None),
+                    want,
+                    "m = {m}, case {case}"
+                );
+                // With the nearest fakes found beforehand, as `metrics::coverage` does.
+                let near = fakes.nearest_sq(real.view(), &vec![true; nr]).unwrap();
+                let got = coverage_of(real.view(), &fakes, K, Some(&near));
+                assert_eq!(got, want, "m = {m}, case {case}, nearest given");
+                // k reaching n − 1 and beyond.
+                let few = real.slice(ndarray::s![..MIN_POINTS, ..]).to_owned();
+                let want = coverage_by_definition(&few, &fake, MIN_POINTS + 5);
+                assert_eq!(coverage_of(few.view(), &fakes, MIN_POINTS + 5, None), want);
+            }
+        }
+    }
 }
