@@ -38,7 +38,15 @@ pub struct KdTree {
     boxes: Vec<f32>, // (nodes, 2m): each node's bounding box, lows then highs
     /// Scratch of the build: the points beside their input rows, in the order of the splits.
     items: Vec<Item>,
+    /// Σ over leaves of their boxes' extents (all dimensions) when the partition was built:
+    /// what `refill` compares the moved points' boxes with.
+    spread: f32,
 }
+
+/// How far the leaves' boxes may grow (Σ of extents, over the built partition's) before
+/// `refill` builds a new partition: boxes that grew more overlap enough that the searches
+/// cost more than a build. Any partition gives the same answers; this only sets the speed.
+const REFILL_GROWTH: f32 = 1.25;
 
 /// A point padded to `MAX_DIM` coordinates, with its input row: the splits move and compare
 /// contiguous items instead of reaching into the points through an index.
@@ -95,7 +103,68 @@ impl KdTree {
             self.index.push(*i);
         }
         self.items = items;
+        self.spread = self.leaf_spread();
         true
+    }
+
+    /// `fill` for points that moved since the last one (the training step's codebook, a batch
+    /// later): when they are as many, keeps the partition and recomputes only the boxes, in
+    /// one pass over the points, unless the boxes grew by more than `REFILL_GROWTH`. The
+    /// answers are the same either way (module doc); only the search's speed depends on the
+    /// partition.
+    pub fn refill(&mut self, points: ArrayView2<f32>) -> bool {
+        let (s, m) = points.dim();
+        if self.nodes.is_empty() || s != self.index.len() || m != self.m {
+            return self.fill(points);
+        }
+        let p = points.as_standard_layout();
+        let ps = p.as_slice().expect("standard layout");
+        for (row, &i) in self.rows.chunks_exact_mut(m).zip(&self.index) {
+            row.copy_from_slice(&ps[i * m..(i + 1) * m]);
+        }
+        if self.rows.iter().any(|v| !v.is_finite()) {
+            return self.fill(points); // which says no tree
+        }
+        // Children come after their parent: bottom-up in reverse.
+        for node in (0..self.nodes.len()).rev() {
+            let Node {
+                start,
+                end,
+                children,
+            } = self.nodes[node];
+            let (before, after) = self.boxes.split_at_mut(2 * m * (node + 1));
+            let (lo, hi) = before[2 * m * node..].split_at_mut(m);
+            lo.fill(f32::INFINITY);
+            hi.fill(f32::NEG_INFINITY);
+            if children == 0 {
+                for row in self.rows[start * m..end * m].chunks_exact(m) {
+                    widen(lo, hi, row, row);
+                }
+            } else {
+                let first = 2 * m * (children - node - 1);
+                for child in after[first..first + 4 * m].chunks_exact(2 * m) {
+                    let (clo, chi) = child.split_at(m);
+                    widen(lo, hi, clo, chi);
+                }
+            }
+        }
+        if self.leaf_spread() > REFILL_GROWTH * self.spread {
+            return self.fill(points);
+        }
+        true
+    }
+
+    /// Σ over leaves of their boxes' extents.
+    fn leaf_spread(&self) -> f32 {
+        let m = self.m;
+        (self.nodes.iter().zip(self.boxes.chunks_exact(2 * m)))
+            .filter(|(n, _)| n.children == 0)
+            .map(|(_, b)| {
+                (b[m..].iter().zip(&b[..m]))
+                    .map(|(h, l)| h - l)
+                    .sum::<f32>()
+            })
+            .sum()
     }
 
     /// Bounds `node` and splits it at the median of its widest dimension, down to leaves of
@@ -107,10 +176,7 @@ impl KdTree {
         lo.fill(f32::INFINITY);
         hi.fill(f32::NEG_INFINITY);
         for (p, _) in &items[start..end] {
-            for (j, &v) in p[..m].iter().enumerate() {
-                lo[j] = lo[j].min(v);
-                hi[j] = hi[j].max(v);
-            }
+            widen(lo, hi, &p[..m], &p[..m]);
         }
         let (dim, extent) =
             (0..m)
@@ -257,6 +323,14 @@ impl KdTree {
             acc += gap * gap;
         }
         acc
+    }
+}
+
+/// Grows the box (lo, hi) to hold the box (l, h).
+fn widen(lo: &mut [f32], hi: &mut [f32], l: &[f32], h: &[f32]) {
+    for (((a, b), &l), &h) in lo.iter_mut().zip(hi.iter_mut()).zip(l).zip(h) {
+        *a = a.min(l);
+        *b = b.max(h);
     }
 }
 
@@ -431,6 +505,50 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_refilled_tree_answers_for_the_moved_points() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for m in 1..=MAX_DIM {
+            let mut points = Array2::from_shape_fn((500, m), |_| rng.gen_range(-3.0f32..3.0));
+            let mut tree = KdTree::default();
+            assert!(tree.refill(points.view()), "the first refill builds");
+            let built = tree.index.clone();
+            for step in 0..4 {
+                match step {
+                    // Small moves, then a shift of every point: the partition stays, the boxes
+                    // must follow (a search in the old boxes would miss the shifted points).
+                    0 | 1 => points.mapv_inplace(|v| v + rng.gen_range(-0.01f32..0.01)),
+                    2 => points.mapv_inplace(|v| v + 1.0),
+                    // Rows swapped at random: the boxes grow, a new partition is built.
+                    _ => {
+                        let order: Vec<usize> =
+                            rand::seq::index::sample(&mut rng, 500, 500).into_vec();
+                        points = points.select(ndarray::Axis(0), &order);
+                    }
+                }
+                assert!(tree.refill(points.view()));
+                assert_eq!(tree.index == built, step < 3, "m = {m}, step {step}");
+                for q in queries(&points, &mut rng) {
+                    let want = nearest_one(&q, points.as_slice().unwrap(), m);
+                    assert_eq!(tree.nearest(&q), want, "m = {m}, step {step}, q = {q:?}");
+                    let mut best = vec![0.0; 5];
+                    let got = tree.kth_smallest(&q, 7, &mut best);
+                    assert_eq!(got.to_bits(), scan_kth(&points, &q, 7, 5).to_bits());
+                }
+            }
+            // A point that is not finite: no tree, and a finite set later builds one again.
+            points[[3, 0]] = f32::NAN;
+            assert!(!tree.refill(points.view()));
+            points[[3, 0]] = 0.5;
+            assert!(tree.refill(points.view()));
+            assert_eq!(tree.nearest(points.row(3).as_slice().unwrap()), 3);
+            // Another number of points: a tree of those.
+            let fewer = points.slice(ndarray::s![..300, ..]).to_owned();
+            assert!(tree.refill(fewer.view()));
+            assert_eq!(tree.len(), 300);
         }
     }
 

@@ -19,9 +19,10 @@ const DIRECT_MAX_DIM: usize = 8;
 const BLOCK: usize = 128;
 
 /// Points from which `nearest_with` builds a k-d tree over them (in at most
-/// `kdtree::MAX_DIM` dimensions) rather than scanning: the tree is built anew for every
-/// search, so it pays only when a scan of every point per query costs more than building it
-/// (measured on training batches of 256 queries; the answers are the same either way).
+/// `kdtree::MAX_DIM` dimensions) rather than scanning: the tree is refilled for every search
+/// (`KdTree::refill`: new boxes, and a new partition when they grew), so it pays only when a
+/// scan of every point per query costs more than that (measured on training batches of 256
+/// queries; the answers are the same either way).
 const TREE_MIN_POINTS: usize = 256;
 
 /// Buffers reused across searches: the points by dimension or their k-d tree (direct
@@ -56,7 +57,7 @@ pub fn nearest_with(
     let q = queries.as_standard_layout();
     let p = points.as_standard_layout();
     let qs = q.as_slice().unwrap();
-    if m <= kdtree::MAX_DIM && p.nrows() >= TREE_MIN_POINTS && scratch.tree.fill(p.view()) {
+    if m <= kdtree::MAX_DIM && p.nrows() >= TREE_MIN_POINTS && scratch.tree.refill(p.view()) {
         for (q, o) in qs.chunks_exact(m).zip(out.iter_mut()) {
             *o = scratch.tree.nearest(q);
         }
