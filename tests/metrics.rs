@@ -850,3 +850,26 @@ fn codebook_dist_and_its_live_part_from_one_pass_are_the_gathered_means() {
     let one_live = codebook_dists(codebook.view(), &[vec![0; 300], vec![1]].concat());
     assert!(one_live.1.is_nan() && one_live.0.is_finite());
 }
+
+/// The distances by dimension are `sq_dist` bit for bit, in the one-pass kernel (m ≤ 4) and the
+/// pass per dimension (m > 4) alike, over ranges of any start and length.
+#[test]
+fn distances_by_dimension_are_sq_dist_bit_for_bit() {
+    use vqsim::sim::nearest::PointsByDim;
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for m in 1..=6 {
+        let points = Array2::from_shape_fn((77, m), |(i, _)| {
+            rng.gen_range(-1.0f32..1.0) * 10f32.powi(i as i32 % 9 - 4)
+        });
+        let by_dim = PointsByDim::new(points.view());
+        let q: Vec<f32> = (0..m).map(|_| rng.gen_range(-2.0f32..2.0)).collect();
+        for range in [0..77, 3..77, 5..13, 40..41, 9..9] {
+            let mut out = vec![f32::NAN; 80];
+            by_dim.sq_dists_in(&q, range.clone(), &mut out);
+            for (o, j) in out.iter().zip(range.clone()) {
+                let want = sq_dist(&q, points.row(j).as_slice().unwrap());
+                assert_eq!(o.to_bits(), want.to_bits(), "m = {m}, point {j} of {range:?}");
+            }
+        }
+    }
+}

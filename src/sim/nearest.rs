@@ -184,6 +184,13 @@ impl PointsByDim {
         assert_eq!(q.len(), self.m, "query and points differ in dimension");
         assert!(range.end <= self.s, "points {range:?} of {}", self.s);
         let out = &mut out[..range.len()];
+        match self.m {
+            1 => return self.sq_dists_few::<1>(q, range, out),
+            2 => return self.sq_dists_few::<2>(q, range, out),
+            3 => return self.sq_dists_few::<3>(q, range, out),
+            4 => return self.sq_dists_few::<4>(q, range, out),
+            _ => {}
+        }
         out.fill(0.0);
         for (i, &qi) in q.iter().enumerate().take(self.m) {
             let col = &self.data[i * self.s + range.start..i * self.s + range.end];
@@ -196,6 +203,38 @@ impl PointsByDim {
 }
 
 impl PointsByDim {
+    /// `sq_dists_in` in M dimensions, in one pass instead of one per dimension over `out`:
+    /// each distance is still 0 + t_0² + … + t_{M−1}², added in that order.
+    fn sq_dists_few<const M: usize>(
+        &self,
+        q: &[f32],
+        range: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        const LANES: usize = 8;
+        let cols: [&[f32]; M] = std::array::from_fn(|i| &self.data[i * self.s..][range.clone()]);
+        let full = out.len() - out.len() % LANES;
+        let (body, rest) = out.split_at_mut(full);
+        for (c, o) in body.chunks_exact_mut(LANES).enumerate() {
+            let mut acc = [0.0f32; LANES];
+            for (col, &qi) in cols.iter().zip(q) {
+                for (a, &p) in acc.iter_mut().zip(&col[c * LANES..(c + 1) * LANES]) {
+                    let t = qi - p;
+                    *a += t * t;
+                }
+            }
+            o.copy_from_slice(&acc);
+        }
+        for (o, j) in rest.iter_mut().zip(full..) {
+            let mut acc = 0.0f32;
+            for (col, &qi) in cols.iter().zip(q) {
+                let t = qi - col[j];
+                acc += t * t;
+            }
+            *o = acc;
+        }
+    }
+
     /// Index of the point nearest to `q` (m): the lowest index holding the smallest non-NaN
     /// `sq_dists(q, 0, ..)` (0 when there is none), the same distances summed in the same
     /// order, in one pass without storing them: 8 points at a time, each lane keeping its
