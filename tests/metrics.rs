@@ -868,7 +868,11 @@ fn distances_by_dimension_are_sq_dist_bit_for_bit() {
             by_dim.sq_dists_in(&q, range.clone(), &mut out);
             for (o, j) in out.iter().zip(range.clone()) {
                 let want = sq_dist(&q, points.row(j).as_slice().unwrap());
-                assert_eq!(o.to_bits(), want.to_bits(), "m = {m}, point {j} of {range:?}");
+                assert_eq!(
+                    o.to_bits(),
+                    want.to_bits(),
+                    "m = {m}, point {j} of {range:?}"
+                );
             }
         }
     }
