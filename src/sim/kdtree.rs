@@ -1,6 +1,7 @@
-//! An exact k-d tree for the evaluation's searches in few dimensions (the latent dimension is 2
-//! by default): the nearest code of every point, the k-NN radii and the balls of `coverage`,
-//! the nearest embedding of each code's start in `code_travel`.
+//! An exact k-d tree for the searches in few dimensions (the latent dimension is 2 by default):
+//! training's nearest code (the tree refilled for every batch), the evaluation's nearest code
+//! of every point, `coverage`'s nearest codes and counts (its k-NN radii and balls where only
+//! one set has a tree), the nearest embedding of each code's start in `code_travel`.
 //!
 //! Every answer is the one of the direct scan over `nearest::sq_dist` (the f32 sum in index
 //! order): the tree only skips boxes that cannot hold a point that would change it. A box's
@@ -505,7 +506,17 @@ mod tests {
                     for r in [r, r * 0.999, 0.0, f32::INFINITY] {
                         let within = tree.any_within(&q, r);
                         assert_eq!(within, scan_within(&points, &q, r), "q = {q:?}, r = {r}");
+                        let skip = rng.gen_range(0..points.nrows());
+                        let below = (points.rows().into_iter().enumerate())
+                            .filter(|(j, p)| *j != skip && sq_dist(&q, p.as_slice().unwrap()) < r)
+                            .count();
+                        assert_eq!(tree.count_below(&q, skip, r, 5), below.min(5), "q = {q:?}");
                     }
+                    let least = (points.rows().into_iter())
+                        .map(|p| sq_dist(&q, p.as_slice().unwrap()))
+                        .filter(|d| !d.is_nan())
+                        .fold(f32::INFINITY, f32::min);
+                    assert_eq!(tree.nearest_sq(&q).to_bits(), least.to_bits(), "q = {q:?}");
                 }
             }
         }
