@@ -117,7 +117,9 @@ pub fn coverage_of(real: ArrayView2<f32>, fakes: &Fakes, k: usize, nearest: Opti
     let real = real.as_standard_layout();
     let m = real.ncols();
     let rs = real.as_slice().expect("standard layout");
-    if let (Some(fake_tree), Some(real_tree)) = (&fakes.tree, KdTree::new(real.view())) {
+    // The reals' tree is built only where the fakes have one.
+    let trees = (fakes.tree.as_ref()).and_then(|f| Some((f, KdTree::new(real.view())?)));
+    if let Some((fake_tree, real_tree)) = trees {
         let k = k.min(n - 1);
         let held = (0..n)
             .into_par_iter()
