@@ -190,7 +190,7 @@ fn coverage_of_a_kmeans_codebook_is_near_one_at_any_size() {
     }
     for s in [16, 64, 256, 1024] {
         let codes = kmeans(z.view(), s, &ChaCha8Rng::seed_from_u64(s as u64)).unwrap();
-        let c = coverage(z.view(), codes.view());
+        let c = coverage(z.view(), codes.view(), None);
         assert!(c > 0.9, "S = {s}: coverage {c}");
     }
     // A codebook crowded into one blob covers about a tenth.
@@ -198,7 +198,7 @@ fn coverage_of_a_kmeans_codebook_is_near_one_at_any_size() {
         ndarray::Axis(0),
         &(0..64).map(|i| i * 10).collect::<Vec<_>>(),
     );
-    let c = coverage(z.view(), crowded.view());
+    let c = coverage(z.view(), crowded.view(), None);
     assert!(c < 0.2, "one blob: coverage {c}");
 }
 
@@ -208,11 +208,11 @@ fn coverage_averages_draws_of_s_embeddings() {
     // whose balls stay inside their cluster is covered exactly where a code sits.
     let z = Array2::from_shape_fn((400, 1), |(i, _)| (i % 4) as f32 * 100.0);
     let codes = array![[0.0f32], [100.0], [0.0], [100.0]];
-    let c = coverage(z.view(), codes.view());
+    let c = coverage(z.view(), codes.view(), None);
     assert!(c > 0.0 && c < 1.0, "{c}");
     // With the codes on all four clusters every ball holds one (k = 3 < 4 draws).
     let all = array![[0.0f32], [100.0], [200.0], [300.0]];
-    close(coverage(z.view(), all.view()), 1.0, 0.0);
+    close(coverage(z.view(), all.view(), None), 1.0, 0.0);
 }
 
 // ---- live codes, embed_var ----
@@ -407,6 +407,7 @@ fn measure_of_quantized_model_composes_the_metrics() {
         quantized: Some(QuantizedView {
             codebook: codebook.view(),
             assign: &assign,
+            nearest: false,
             decoded_codes: decoded.view(),
             generation: true,
             residual: None,
@@ -431,7 +432,7 @@ fn measure_of_quantized_model_composes_the_metrics() {
     // (0,0) pairs → 1, 1; (0,3)·(9,9): cos = 27 / (3 · 9√2) = 1/√2.
     close(m.codebook_cos, (2.0 + 1.0 - 0.5f64.sqrt()) / 3.0, 1e-6);
     close(m.shrink_ratio, m.codebook_dist / m.embed_dist, 1e-12);
-    close(m.coverage, coverage(z.view(), codebook.view()), 0.0);
+    close(m.coverage, coverage(z.view(), codebook.view(), None), 0.0);
     close(m.codebook_dist_live, 3.0, 1e-6);
     close(m.shrink_ratio_live, 3.0 / m.embed_dist, 1e-6);
     let g = generation(x.view(), means.view(), decoded.view(), &[3, 1, 0], &sub);
@@ -503,6 +504,7 @@ fn measure_of_residual_quantizer_sees_the_tuples_and_each_level() {
         quantized: Some(QuantizedView {
             codebook: codebook.view(),
             assign: &assign[..4],
+            nearest: false,
             decoded_codes: decoded.view(),
             generation: true,
             residual: Some(ResidualView {
@@ -806,14 +808,19 @@ fn trees_answer_as_the_scans_do() {
             }
         });
         let (zp, cp) = (padded(&z, extra), padded(&codes, extra));
-        let c = coverage(z.view(), codes.view());
+        let c = coverage(z.view(), codes.view(), None);
         assert!(
             c > 0.05 && c < 0.95,
             "m = {m}: coverage {c} should be partial"
         );
+        // With each embedding's nearest code given, as the evaluation gives it.
+        let mut assign = vec![0; z.nrows()];
+        nearest(z.view(), codes.view(), &mut assign);
+        let given = coverage(z.view(), codes.view(), Some(&assign));
+        assert_eq!(c.to_bits(), given.to_bits(), "m = {m}, nearest codes given");
         assert_eq!(
             c.to_bits(),
-            coverage(zp.view(), cp.view()).to_bits(),
+            coverage(zp.view(), cp.view(), None).to_bits(),
             "m = {m}"
         );
         let (k, r) = prdc::knn_radii(codes.view(), prdc::K);

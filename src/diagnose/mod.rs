@@ -127,7 +127,7 @@ pub fn diagnose(
                     || {
                         (
                             metrics::embed_dist(z, &sub),
-                            metrics::coverage(z, coverage_sub.view()),
+                            metrics::coverage(z, coverage_sub.view(), None),
                         )
                     },
                     || {

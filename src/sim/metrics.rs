@@ -163,6 +163,9 @@ pub struct QuantizedView<'a> {
     pub codebook: ArrayView2<'a, f32>,
     /// Nearest code of every row of z, (n).
     pub assign: &'a [usize],
+    /// Whether `assign` holds each row's nearest row of `codebook` by `sq_dist` in z's own
+    /// space (`Quantizer::assigns_nearest_code`), so that coverage takes those distances.
+    pub nearest: bool,
     /// Each code decoded, (S, d); with residual levels, each tuple in use (`residual`).
     pub decoded_codes: ArrayView2<'a, f32>,
     /// Measure the generated set too (`gen_*`, NaN otherwise): about 20 ms at the default
@@ -241,7 +244,7 @@ pub fn measure(obs: &Observation) -> Metrics {
         out.shrink_ratio = shrink_ratio(codebook_dist, embed_dist);
         out.codebook_dist_live = codebook_dist_live;
         out.shrink_ratio_live = shrink_ratio(out.codebook_dist_live, embed_dist);
-        out.coverage = coverage(obs.z, q.codebook);
+        out.coverage = coverage(obs.z, q.codebook, q.nearest.then_some(q.assign));
         // The paper's H counts every one of the S codes, dead ones too: over the S^L tuples of
         // a residual quantizer it has no counterpart.
         if let Some(r) = &q.residual {
@@ -471,8 +474,10 @@ pub fn code_travel(
 /// among them (k = `prdc::K`) holds a code, averaged over `COVERAGE_DRAWS` draws. Equal sizes
 /// matter: against n ≫ S embeddings even a perfect codebook covers only about S·k/n of the
 /// balls. The draws come from fixed seeds (`Stream::Coverage`), the same in every run and
-/// epoch, so that differences come from the model and not from the draw. NaN for S < 2.
-pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>) -> f64 {
+/// epoch, so that differences come from the model and not from the draw. `nearest`, when
+/// given, holds each row's nearest code (by `sq_dist`), whose distances then need no search.
+/// NaN for S < 2.
+pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>, nearest: Option<&[usize]>) -> f64 {
     assert_eq!(
         z.ncols(),
         codebook.ncols(),
@@ -495,7 +500,7 @@ pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>) -> f64 {
         .collect();
     let mut drawn = vec![false; z.nrows()];
     draws.iter().flatten().for_each(|&i| drawn[i] = true);
-    let nearest = codes.nearest_sq(z, &drawn);
+    let nearest = codes.nearest_sq(z, &drawn, nearest);
     let shares: Vec<f64> = draws
         .par_iter()
         .map(|idx| {

@@ -182,6 +182,7 @@ impl Autoencoder {
             .map(|(vq, dc)| QuantizedView {
                 codebook: vq.codebook(),
                 assign: &assign[..n],
+                nearest: vq.assigns_nearest_code(),
                 decoded_codes: dc.view(),
                 generation,
                 residual: tuples.as_ref().map(|t| ResidualView {
@@ -270,6 +271,7 @@ mod tests {
             // The decoder sees sums of 3 codes: the tuples in use are decoded and gathered.
             |c| c.quantizer.params.set("residual_levels", 3),
         ];
+        let mut claimed = 0;
         for edit in variants {
             let mut cfg = RunConfig::default();
             edit(&mut cfg);
@@ -283,6 +285,17 @@ mod tests {
             let mut assign = vec![0; z.nrows() * vq.levels()];
             vq.quantize(z.view(), &mut assign, q.view_mut(), &mut Default::default());
             assert_eq!(eval.assign, assign);
+            // Where the quantizer says so, each row's code is its nearest by `sq_dist` (the
+            // lowest index among equals), and coverage takes its distances from them.
+            let n = z.nrows();
+            if vq.assigns_nearest_code() {
+                let mut scan = vec![0; n];
+                crate::sim::nearest::nearest(eval.z.view(), vq.codebook(), &mut scan);
+                assert!(eval.assign[..n] == scan, "{:?}", cfg.quantizer);
+                claimed += 1;
+            }
+            let coverage = crate::sim::metrics::coverage(eval.z.view(), vq.codebook(), None);
+            assert_eq!(eval.metrics.coverage.to_bits(), coverage.to_bits());
             let measured = if vq.levels() > 1 { vq.levels() } else { 0 };
             assert_eq!(eval.metrics.levels.levels, measured);
             assert_eq!(
@@ -292,5 +305,9 @@ mod tests {
                 cfg.quantizer
             );
         }
+        assert_eq!(
+            claimed, 3,
+            "the plain codebooks (one at S = 300) and the residual's first level"
+        );
     }
 }

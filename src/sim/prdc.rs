@@ -78,12 +78,29 @@ impl<'a> Fakes<'a> {
 
     /// For each row of `points` (n, d) marked in `rows`, the squared distance to its nearest
     /// fake, the one `coverage_of` would find itself (NaN for the rows not marked); None when
-    /// the fakes have no tree. The rows go to rayon's threads in tasks.
-    pub fn nearest_sq(&self, points: ArrayView2<f32>, rows: &[bool]) -> Option<Vec<f32>> {
+    /// the fakes have no tree. `nearest`, when given, holds each row's nearest fake: a finite
+    /// distance to it is the least one (the tree searches only for the others). The rows go
+    /// to rayon's threads in tasks.
+    pub fn nearest_sq(
+        &self,
+        points: ArrayView2<f32>,
+        rows: &[bool],
+        nearest: Option<&[usize]>,
+    ) -> Option<Vec<f32>> {
         let tree = self.tree.as_ref()?;
         let p = points.as_standard_layout();
         let m = p.ncols();
         let ps = p.as_slice().expect("standard layout");
+        let fakes = self.points.as_standard_layout();
+        let fs = fakes.as_slice().expect("standard layout");
+        let search = |i: usize| {
+            let row = &ps[i * m..(i + 1) * m];
+            let known = nearest.map(|a| sq_dist(row, &fs[a[i] * m..(a[i] + 1) * m]));
+            match known {
+                Some(d) if d.is_finite() => d,
+                _ => tree.nearest_sq(row),
+            }
+        };
         let mut out = vec![f32::NAN; p.nrows()];
         out.par_chunks_mut(RADII_TASK)
             .zip(rows.par_chunks(RADII_TASK))
@@ -91,7 +108,7 @@ impl<'a> Fakes<'a> {
             .for_each(|(t, (out, rows))| {
                 for ((o, &marked), i) in out.iter_mut().zip(rows).zip(t * RADII_TASK..) {
                     if marked {
-                        *o = tree.nearest_sq(&ps[i * m..(i + 1) * m]);
+                        *o = search(i);
                     }
                 }
             });
@@ -253,6 +270,7 @@ fn balls(centres: ArrayView2<f32>, sq_radii: &[f32], probes: ArrayView2<f32>) ->
 mod tests {
     use super::*;
     use crate::sim::kdtree::MIN_POINTS;
+    use crate::sim::nearest::nearest_one;
     use ndarray::Array2;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -309,9 +327,22 @@ mod tests {
                     "m = {m}, case {case}"
                 );
                 // With the nearest fakes found beforehand, as `metrics::coverage` does.
-                let near = fakes.nearest_sq(real.view(), &vec![true; nr]).unwrap();
+                let near = fakes
+                    .nearest_sq(real.view(), &vec![true; nr], None)
+                    .unwrap();
                 let got = coverage_of(real.view(), &fakes, K, Some(&near));
                 assert_eq!(got, want, "m = {m}, case {case}, nearest given");
+                // Those distances again, from each real's nearest fake found by a scan.
+                let fs = fake.as_slice().unwrap();
+                let rows = real.rows().into_iter();
+                let assign: Vec<usize> = rows
+                    .map(|r| nearest_one(r.as_slice().unwrap(), fs, m))
+                    .collect();
+                let from = fakes
+                    .nearest_sq(real.view(), &vec![true; nr], Some(&assign))
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|d| d.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&from), bits(&near), "m = {m}, case {case}");
                 // k reaching n − 1 and beyond.
                 let few = real.slice(ndarray::s![..MIN_POINTS, ..]).to_owned();
                 let want = coverage_by_definition(&few, &fake, MIN_POINTS + 5);

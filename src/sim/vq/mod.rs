@@ -320,6 +320,13 @@ impl Quantizer {
         Some(out)
     }
 
+    /// Whether `quantize_all` gives each row of `embedded(z)` its nearest row of `codebook()`
+    /// by `sq_dist` (first level): a learned codebook searched in the latent space itself,
+    /// not through cosine or a projection. The metrics then take those distances from it.
+    pub fn assigns_nearest_code(&self) -> bool {
+        !self.kind.fixed() && self.lookup.is_identity()
+    }
+
     /// The codebook as the decoder first received it, (S, m).
     pub fn start(&self) -> ArrayView2<'_, f32> {
         self.start.view()
