@@ -489,8 +489,8 @@ pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>, nearest: Option<&
     }
     // The codes are prepared once for all draws, and each embedding's nearest code found once
     // for all the draws that hold it (about two thirds of the searches the draws would make
-    // at S = 1 024 of 10 000). The draws run on rayon's threads, and their shares are added in
-    // draw order.
+    // at S = 1 024 of 10 000), or taken from `nearest`. The draws run on rayon's threads, and
+    // their shares are added in draw order.
     let codes = prdc::Fakes::new(codebook);
     let draws: Vec<Vec<usize>> = (0..COVERAGE_DRAWS)
         .map(|draw| {
