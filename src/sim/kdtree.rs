@@ -473,6 +473,26 @@ pub fn insert_smallest(best: &mut [f32], d: f32) {
     best[i] = d;
 }
 
+/// `insert_smallest` of every value of `d` in order, passing over each run of 8 that cannot
+/// change `best`: none below its last entry (a NaN, which `insert_smallest` would take, could).
+pub fn insert_all(best: &mut [f32], d: &[f32]) {
+    const LANES: usize = 8;
+    let last = best.len() - 1;
+    let chunks = d.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        let t = best[last];
+        let mut none = true;
+        for &v in c {
+            none &= v >= t;
+        }
+        if !none {
+            c.iter().for_each(|&v| insert_smallest(best, v));
+        }
+    }
+    rest.iter().for_each(|&v| insert_smallest(best, v));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

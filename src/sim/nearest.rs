@@ -10,11 +10,11 @@
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
-use crate::sim::kdtree::{self, KdTree};
+use crate::sim::kdtree::{self, insert_all, insert_smallest, KdTree};
 use crate::sim::matmul::{matmul, Into};
 
 /// Up to this dimension the direct loop beats a matrix product.
-const DIRECT_MAX_DIM: usize = 8;
+pub const DIRECT_MAX_DIM: usize = 8;
 /// Queries per matrix product in the blocked path: (BLOCK, S) scratch stays cache sized.
 const BLOCK: usize = 128;
 
@@ -382,6 +382,64 @@ impl Prepared {
             "one bound per query and run"
         );
         self.search(q, out, Some((group, others)), gram);
+    }
+
+    /// Whether `kth_smallest_own` may screen these points: every squared norm finite, with
+    /// room to spare, so that no distance between two of them is NaN or overflows.
+    pub fn finite(&self) -> bool {
+        self.p_hi.iter().all(|&v| (8.0 * v).is_finite())
+    }
+
+    /// For every prepared point i in `own`, the k-th smallest `sq_dist` from it to the other
+    /// points (k = `best.len()`, 1 ≤ k < S), into `out`; `finite()` must hold. The screen of
+    /// `nearest` with the k-th smallest upper bound in place of the least: the k points of
+    /// smallest upper bound have direct sums at most that bound, so the k-th smallest direct sum
+    /// r is too, and every point whose direct sum is at most r has its lower bound below it and
+    /// is re-checked. The k-th smallest of the re-checked sums is then the one over all points.
+    /// `best` and `gram` are scratch, `gram` grown to (len(own) + 1, S).
+    pub fn kth_smallest_own(
+        &self,
+        own: std::ops::Range<usize>,
+        out: &mut [f32],
+        best: &mut [f32],
+        gram: &mut Vec<f32>,
+    ) {
+        let (s, m) = (self.by_dim.s, self.by_dim.m);
+        let n = own.len();
+        let k = best.len();
+        assert!(k >= 1 && k < s, "k = {k} of {s} points");
+        assert_eq!(out.len(), n, "out must have one slot per query");
+        let q = ArrayView2::from_shape((n, m), &self.rows[own.start * m..own.end * m])
+            .expect("rows of the prepared points");
+        let pt = ArrayView2::from_shape((m, s), &self.by_dim.data).expect("filled"); // (m, S)
+        gram.resize((n + 1) * s, 0.0);
+        let (gram, upper) = gram.split_at_mut(n * s);
+        let g = ArrayViewMut2::from_shape((n, s), &mut gram[..]).expect("sized above");
+        matmul(g, Into::Overwrite, q, pt);
+        for ((o, i), g) in out.iter_mut().zip(own).zip(gram.chunks_exact(s)) {
+            let qr = &self.rows[i * m..(i + 1) * m];
+            let qn: f32 = qr.iter().map(|v| v * v).sum();
+            for ((u, &gj), &pj) in upper.iter_mut().zip(g).zip(&self.p_hi) {
+                *u = pj - 2.0 * gj;
+            }
+            upper[i] = f32::INFINITY;
+            best.fill(f32::INFINITY);
+            insert_all(best, upper);
+            let threshold = best[k - 1] + 2.0 * self.c * qn;
+            best.fill(f32::INFINITY);
+            let blocks = g.chunks(SCREEN).zip(self.p_lo.chunks(SCREEN)).enumerate();
+            for (block, (gb, pb)) in blocks {
+                if lane_min(gb, pb) > threshold {
+                    continue;
+                }
+                for (j, (&gj, &pj)) in (block * SCREEN..).zip(gb.iter().zip(pb)) {
+                    if pj - 2.0 * gj <= threshold && j != i {
+                        insert_smallest(best, sq_dist(qr, &self.rows[j * m..(j + 1) * m]));
+                    }
+                }
+            }
+            *o = best[k - 1];
+        }
     }
 
     fn search(

@@ -15,8 +15,8 @@
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
-use crate::sim::kdtree::{insert_smallest, KdTree};
-use crate::sim::nearest::{nearest_parallel, sq_dist, PointsByDim};
+use crate::sim::kdtree::{insert_all, KdTree};
+use crate::sim::nearest::{nearest_parallel, sq_dist, PointsByDim, Prepared, DIRECT_MAX_DIM};
 
 /// Neighbours that define a ball (Kynkäänniemi et al. and Naeem et al. use k = 5).
 pub const K: usize = 5;
@@ -176,9 +176,11 @@ pub fn coverage_of(real: ArrayView2<f32>, fakes: &Fakes, k: usize, nearest: Opti
 }
 
 /// The k actually used (min(k, n − 1), n ≥ 2) and each point's squared distance to its k-th
-/// nearest other point: from an exact tree in few dimensions (`kdtree`), else from each point's
-/// distances to all others in one vectorised pass. The points go to rayon's threads in tasks
-/// (each radius its own, so any split gives the same).
+/// nearest other point: from an exact tree in few dimensions (`kdtree`); in many, from a matrix
+/// product's screen and the direct sums of the neighbours it keeps (`Prepared`); else from each
+/// point's distances to all others in one vectorised pass. Every path gives the last one's
+/// radius bit for bit. The points go to rayon's threads in tasks (each radius its own, so any
+/// split gives the same).
 pub fn knn_radii(points: ArrayView2<f32>, k: usize) -> (usize, Vec<f32>) {
     let n = points.nrows();
     assert!(n >= 2 && k >= 1, "k-NN radii need 2 points and k ≥ 1");
@@ -195,6 +197,19 @@ pub fn knn_radii(points: ArrayView2<f32>, k: usize) -> (usize, Vec<f32>) {
                 for (r, i) in out.iter_mut().zip(t * RADII_TASK..) {
                     *r = tree.kth_smallest(&ps[i * m..(i + 1) * m], i, best);
                 }
+            },
+        );
+        return (k, radii);
+    }
+    // Wide points: one matrix product per task screens the neighbours (`Prepared`), the
+    // direct sums settle them.
+    let prepared = (m > DIRECT_MAX_DIM).then(|| Prepared::new(p.view()));
+    if let Some(prepared) = prepared.filter(Prepared::finite) {
+        tasks.for_each_init(
+            || (Vec::new(), vec![0.0f32; k]),
+            |(gram, best), (t, out)| {
+                let own = t * RADII_TASK..t * RADII_TASK + out.len();
+                prepared.kth_smallest_own(own, out, best, gram);
             },
         );
         return (k, radii);
@@ -218,26 +233,6 @@ pub fn knn_radii(points: ArrayView2<f32>, k: usize) -> (usize, Vec<f32>) {
 
 /// Points per task of `knn_radii`.
 const RADII_TASK: usize = 64;
-
-/// `insert_smallest` of every value of `d` in order, passing over each run of 8 that cannot
-/// change `best`: none below its last entry (a NaN, which `insert_smallest` would take, could).
-fn insert_all(best: &mut [f32], d: &[f32]) {
-    const LANES: usize = 8;
-    let last = best.len() - 1;
-    let chunks = d.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        let t = best[last];
-        let mut none = true;
-        for &v in c {
-            none &= v >= t;
-        }
-        if !none {
-            c.iter().for_each(|&v| insert_smallest(best, v));
-        }
-    }
-    rest.iter().for_each(|&v| insert_smallest(best, v));
-}
 
 /// Who is inside whom: for every probe, the number of balls (centre, squared radius) holding
 /// it; for every ball, the number of probes inside it.
@@ -269,7 +264,7 @@ fn balls(centres: ArrayView2<f32>, sq_radii: &[f32], probes: ArrayView2<f32>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::kdtree::MIN_POINTS;
+    use crate::sim::kdtree::{insert_smallest, MIN_POINTS};
     use crate::sim::nearest::nearest_one;
     use ndarray::Array2;
     use rand::{Rng, SeedableRng};
@@ -347,6 +342,58 @@ mod tests {
                 let few = real.slice(ndarray::s![..MIN_POINTS, ..]).to_owned();
                 let want = coverage_by_definition(&few, &fake, MIN_POINTS + 5);
                 assert_eq!(coverage_of(few.view(), &fakes, MIN_POINTS + 5, None), want);
+            }
+        }
+    }
+
+    #[test]
+    fn wide_radii_from_the_screen_are_the_scans() {
+        // Every other point's direct sum, inserted in index order: the scan's radius.
+        let scan = |p: &Array2<f32>, k: usize| -> Vec<u32> {
+            let rows: Vec<&[f32]> = p
+                .rows()
+                .into_iter()
+                .map(|r| r.to_slice().unwrap())
+                .collect();
+            let radius = |i: usize| {
+                let mut best = vec![f32::INFINITY; k];
+                for (j, y) in rows.iter().enumerate() {
+                    if j != i {
+                        insert_smallest(&mut best, sq_dist(rows[i], y));
+                    }
+                }
+                best[k - 1].to_bits()
+            };
+            (0..rows.len()).map(radius).collect()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for m in [DIRECT_MAX_DIM + 1, 16, 40] {
+            for case in 0..6 {
+                let n = rng.gen_range(2..300);
+                let mut point = |i: usize, j: usize| match case {
+                    // Spread out; on an integer grid (equal distances, repeated points);
+                    // far from the origin, where ‖q‖² − 2 q·p + ‖p‖² cancels to about the
+                    // neighbours' gaps, or to far more; at scales far apart; one point not
+                    // finite (no screen).
+                    0 => rng.gen_range(-2.0f32..2.0),
+                    1 => rng.gen_range(-1..=1) as f32,
+                    2 => 100.0 + rng.gen_range(-0.1f32..0.1),
+                    3 => 1000.0 + rng.gen_range(-1e-3f32..1e-3),
+                    4 => rng.gen_range(-1.0f32..1.0) * 10f32.powi(i as i32 % 7 - 3),
+                    _ if i == n / 2 && j == 0 => f32::NAN,
+                    _ => rng.gen_range(-2.0f32..2.0),
+                };
+                let p = Array2::from_shape_fn((n, m), |(i, j)| point(i, j));
+                assert_eq!(Prepared::new(p.view()).finite(), case < 5);
+                for k in [1, K, n - 1] {
+                    let (used, radii) = knn_radii(p.view(), k);
+                    let bits: Vec<u32> = radii.iter().map(|r| r.to_bits()).collect();
+                    assert_eq!(
+                        bits,
+                        scan(&p, used),
+                        "m = {m}, case {case}, n = {n}, k = {k}"
+                    );
+                }
             }
         }
     }
