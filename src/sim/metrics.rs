@@ -504,10 +504,8 @@ pub fn coverage(z: ArrayView2<f32>, codebook: ArrayView2<f32>, nearest: Option<&
     let shares: Vec<f64> = draws
         .par_iter()
         .map(|idx| {
-            let near = nearest
-                .as_ref()
-                .map(|d| idx.iter().map(|&i| d[i]).collect::<Vec<_>>());
-            prdc::coverage_of(gather(z, idx).view(), &codes, prdc::K, near.as_deref())
+            let near: Vec<f32> = idx.iter().map(|&i| nearest[i]).collect();
+            prdc::coverage_of(gather(z, idx).view(), &codes, prdc::K, Some(&near))
         })
         .collect();
     let total: f64 = shares.into_iter().sum();

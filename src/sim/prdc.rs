@@ -12,7 +12,7 @@
 //! that collapsed (duplicate) points still count as inside each other's zero-radius balls.
 //! Distances are compared squared, in f32 through the vectorised kernel of `nearest`.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::sim::kdtree::{insert_all, KdTree};
@@ -77,42 +77,53 @@ impl<'a> Fakes<'a> {
     }
 
     /// For each row of `points` (n, d) marked in `rows`, the squared distance to its nearest
-    /// fake, the one `coverage_of` would find itself (NaN for the rows not marked); None when
-    /// the fakes have no tree. `nearest`, when given, holds each row's nearest fake: a finite
-    /// distance to it is the least one (the tree searches only for the others). The rows go
-    /// to rayon's threads in tasks.
+    /// fake, the one `coverage_of` would find itself (NaN for the rows not marked). `nearest`,
+    /// when given, holds each row's nearest fake: a finite distance to it is the least one, and
+    /// only the other rows are searched, by the tree or by one exact search for all of them.
+    /// The tree's rows go to rayon's threads in tasks.
     pub fn nearest_sq(
         &self,
         points: ArrayView2<f32>,
         rows: &[bool],
         nearest: Option<&[usize]>,
-    ) -> Option<Vec<f32>> {
-        let tree = self.tree.as_ref()?;
+    ) -> Vec<f32> {
         let p = points.as_standard_layout();
         let m = p.ncols();
         let ps = p.as_slice().expect("standard layout");
         let fakes = self.points.as_standard_layout();
         let fs = fakes.as_slice().expect("standard layout");
-        let search = |i: usize| {
-            let row = &ps[i * m..(i + 1) * m];
-            let known = nearest.map(|a| sq_dist(row, &fs[a[i] * m..(a[i] + 1) * m]));
-            match known {
-                Some(d) if d.is_finite() => d,
-                _ => tree.nearest_sq(row),
-            }
+        let row = |i: usize| &ps[i * m..(i + 1) * m];
+        let known = |i: usize| {
+            let d = nearest.map(|a| sq_dist(row(i), &fs[a[i] * m..(a[i] + 1) * m]));
+            d.filter(|d| d.is_finite())
         };
         let mut out = vec![f32::NAN; p.nrows()];
+        let Some(tree) = &self.tree else {
+            let mut search = Vec::new();
+            for (i, o) in out.iter_mut().enumerate().filter(|(i, _)| rows[*i]) {
+                match known(i) {
+                    Some(d) => *o = d,
+                    None => search.push(i),
+                }
+            }
+            let mut found = vec![0; search.len()];
+            nearest_parallel(p.select(Axis(0), &search).view(), fakes.view(), &mut found);
+            for (&i, &j) in search.iter().zip(&found) {
+                out[i] = sq_dist(row(i), &fs[j * m..(j + 1) * m]);
+            }
+            return out;
+        };
         out.par_chunks_mut(RADII_TASK)
             .zip(rows.par_chunks(RADII_TASK))
             .enumerate()
             .for_each(|(t, (out, rows))| {
                 for ((o, &marked), i) in out.iter_mut().zip(rows).zip(t * RADII_TASK..) {
                     if marked {
-                        *o = search(i);
+                        *o = known(i).unwrap_or_else(|| tree.nearest_sq(row(i)));
                     }
                 }
             });
-        Some(out)
+        out
     }
 }
 
@@ -121,10 +132,11 @@ impl<'a> Fakes<'a> {
 /// k-th smallest distance to the other reals) holds the nearest fake, at d, exactly when fewer
 /// than k other reals lie strictly nearer than d, a count the tree stops at k (every distance
 /// there is a number, the points being finite, so this is the comparison `d ≤ radius` itself).
-/// Otherwise the radii come from `knn_radii`, and a tree settles each ball with a search that
-/// stops at the first fake inside, or an exact nearest search (a matrix-product screen for
-/// wide points) does, instead of a distance to every fake. `nearest`, when given, holds each
-/// real's distance from `Fakes::nearest_sq` (a caller whose sets share points finds each once).
+/// Otherwise the radii come from `knn_radii`, and a tree over the fakes settles each ball with
+/// a search that stops at the first fake inside; without one, the ball's nearest fake does,
+/// from one exact nearest search (a matrix-product screen for wide points) instead of a
+/// distance to every fake. `nearest`, when given, holds each real's distance from
+/// `Fakes::nearest_sq` (a caller whose sets share points finds each once).
 pub fn coverage_of(real: ArrayView2<f32>, fakes: &Fakes, k: usize, nearest: Option<&[f32]>) -> f64 {
     let fake = fakes.points;
     let n = real.nrows();
@@ -157,19 +169,15 @@ pub fn coverage_of(real: ArrayView2<f32>, fakes: &Fakes, k: usize, nearest: Opti
             .filter(|(row, &r)| tree.any_within(row, r))
             .count(),
         None => {
-            let fake = fake.as_standard_layout();
-            let mut nearest = vec![0; real.nrows()];
-            nearest_parallel(real.view(), fake.view(), &mut nearest);
-            let fs = fake.as_slice().expect("standard layout");
-            real.rows()
-                .into_iter()
-                .zip(&nearest)
-                .zip(&radii)
-                .filter(|((row, &j), &r)| {
-                    let row = row.to_slice().expect("standard layout");
-                    sq_dist(row, &fs[j * m..(j + 1) * m]) <= r
-                })
-                .count()
+            let searched;
+            let nearest = match nearest {
+                Some(d) => d,
+                None => {
+                    searched = fakes.nearest_sq(real.view(), &vec![true; n], None);
+                    &searched
+                }
+            };
+            nearest.iter().zip(&radii).filter(|(&d, &r)| d <= r).count()
         }
     };
     held as f64 / real.nrows() as f64
@@ -322,9 +330,7 @@ mod tests {
                     "m = {m}, case {case}"
                 );
                 // With the nearest fakes found beforehand, as `metrics::coverage` does.
-                let near = fakes
-                    .nearest_sq(real.view(), &vec![true; nr], None)
-                    .unwrap();
+                let near = fakes.nearest_sq(real.view(), &vec![true; nr], None);
                 let got = coverage_of(real.view(), &fakes, K, Some(&near));
                 assert_eq!(got, want, "m = {m}, case {case}, nearest given");
                 // Those distances again, from each real's nearest fake found by a scan.
@@ -333,9 +339,7 @@ mod tests {
                 let assign: Vec<usize> = rows
                     .map(|r| nearest_one(r.as_slice().unwrap(), fs, m))
                     .collect();
-                let from = fakes
-                    .nearest_sq(real.view(), &vec![true; nr], Some(&assign))
-                    .unwrap();
+                let from = fakes.nearest_sq(real.view(), &vec![true; nr], Some(&assign));
                 let bits = |v: &[f32]| v.iter().map(|d| d.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&from), bits(&near), "m = {m}, case {case}");
                 // k reaching n − 1 and beyond.
@@ -394,6 +398,69 @@ mod tests {
                         "m = {m}, case {case}, n = {n}, k = {k}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn wide_coverage_counts_the_balls_the_definition_does() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for m in [5, 16] {
+            for case in 0..3 {
+                let (nr, nf) = (rng.gen_range(2..300), rng.gen_range(1..300));
+                let mut point = |i: usize, j: usize| match case {
+                    0 => rng.gen_range(-2.0f32..2.0),
+                    1 => rng.gen_range(-1..=1) as f32,
+                    _ => ((i % 3) * (j + 1)) as f32 * 0.5,
+                };
+                let real = Array2::from_shape_fn((nr, m), |(i, j)| point(i, j));
+                let fake = Array2::from_shape_fn((nf, m), |(i, j)| point(i + 1, j) * 0.9);
+                let fakes = Fakes::new(fake.view());
+                assert!(fakes.tree.is_none());
+                let want = coverage_by_definition(&real, &fake, K);
+                assert_eq!(coverage_of(real.view(), &fakes, K, None), want, "m = {m}");
+                let all = vec![true; nr];
+                let near = fakes.nearest_sq(real.view(), &all, None);
+                let fs = fake.as_slice().unwrap();
+                let rows = real.rows().into_iter();
+                let assign: Vec<usize> = rows
+                    .map(|r| nearest_one(r.as_slice().unwrap(), fs, m))
+                    .collect();
+                let from = fakes.nearest_sq(real.view(), &all, Some(&assign));
+                let bits = |v: &[f32]| v.iter().map(|d| d.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&from), bits(&near), "m = {m}, case {case}");
+                let got = coverage_of(real.view(), &fakes, K, Some(&near));
+                assert_eq!(got, want, "m = {m}, case {case}, nearest given");
+            }
+        }
+    }
+
+    #[test]
+    fn nearest_fakes_not_at_a_finite_distance_are_searched() {
+        // A fake so far that its distance overflows, or a NaN one (which no tree holds),
+        // named as the nearest: those rows are searched, by the tree (m = 2) and without one
+        // (m = 16).
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        for m in [2, 16] {
+            let real = Array2::from_shape_fn((300, m), |_| rng.gen_range(-2.0f32..2.0));
+            let mut fake = Array2::from_shape_fn((300, m), |_| rng.gen_range(-2.0f32..2.0));
+            fake[[0, 0]] = 1e30;
+            let far = if m == 2 { 0 } else { 1 };
+            fake[[far, 0]] = if m == 2 { 1e30 } else { f32::NAN };
+            let fakes = Fakes::new(fake.view());
+            assert_eq!(fakes.tree.is_some(), m == 2);
+            let marked: Vec<bool> = (0..300).map(|i| i % 4 != 3).collect();
+            let named: Vec<usize> = (0..300).map(|i| [0, far, i][i % 3]).collect();
+            let got = fakes.nearest_sq(real.view(), &marked, Some(&named));
+            let fs = fake.as_slice().unwrap();
+            for (i, (&d, r)) in got.iter().zip(real.rows()).enumerate() {
+                let r = r.as_slice().unwrap();
+                let want = match (marked[i], i % 3) {
+                    (false, _) => f32::NAN,
+                    (true, 2) => sq_dist(r, &fs[i * m..(i + 1) * m]),
+                    _ => sq_dist(r, &fs[nearest_one(r, fs, m) * m..][..m]),
+                };
+                assert_eq!(d.to_bits(), want.to_bits(), "m = {m}, row {i}");
             }
         }
     }
