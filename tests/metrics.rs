@@ -1,6 +1,6 @@
 //! Known answers for every metric of docs/metrics.md on hand-built inputs, and `nearest` against brute force.
 
-use ndarray::{array, Array2, ArrayView2};
+use ndarray::{array, Array2, ArrayView1, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vqsim::sim::generation::generation;
@@ -790,9 +790,14 @@ fn padded(a: &Array2<f32>, extra: usize) -> Array2<f32> {
 #[test]
 fn trees_answer_as_the_scans_do() {
     use vqsim::sim::kdtree::MAX_DIM;
+    use vqsim::sim::nearest::DIRECT_MAX_DIM;
     let mut rng = ChaCha8Rng::seed_from_u64(17);
-    for (m, s) in [(1, 300), (2, 700), (2, 150), (3, 400)] {
-        let extra = MAX_DIM + 1 - m;
+    for ((m, s), wide) in [(1, 300), (2, 700), (2, 150), (3, 400)]
+        .into_iter()
+        .zip([false, true, false, true])
+    {
+        // Scans up to DIRECT_MAX_DIM dimensions, matrix-product screens above.
+        let extra = if wide { DIRECT_MAX_DIM } else { MAX_DIM } + 1 - m;
         // Embeddings in clusters, some duplicated; codes on a coarse grid (ties), a few far.
         let mut z = gaussian(&mut rng, (3000, m));
         for i in 0..200 {
@@ -832,6 +837,18 @@ fn trees_answer_as_the_scans_do() {
         let t = code_travel(codes.view(), now.view(), z.view(), &rows);
         let tp = code_travel(cp.view(), padded(&now, extra).view(), zp.view(), &rows);
         assert_eq!(t.to_bits(), tp.to_bits(), "m = {m}");
+        // By its definition: every code's distance to every sampled row.
+        let dist = |a: ArrayView1<f32>, b: ArrayView1<f32>| {
+            let d: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+            d.sqrt()
+        };
+        let (mut moved, mut needed) = (0.0f64, 0.0f64);
+        for (e0, e) in codes.outer_iter().zip(now.outer_iter()) {
+            moved += f64::from(dist(e0, e));
+            let near = rows.iter().map(|&i| dist(e0, z.row(i)));
+            needed += f64::from(near.fold(f32::INFINITY, f32::min));
+        }
+        assert_eq!(t.to_bits(), (moved / needed).to_bits(), "m = {m}");
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::sim::generation::generation;
 use crate::sim::kdtree::KdTree;
 use crate::sim::linalg::sym_eigen;
-use crate::sim::nearest::{nearest_one, sq_dist, PointsByDim};
+use crate::sim::nearest::{nearest_one, nearest_parallel, sq_dist, PointsByDim};
 use crate::sim::prdc;
 use crate::sim::rng::{stream, Stream};
 use crate::sim::vq::MAX_LEVELS;
@@ -434,33 +434,32 @@ pub fn code_travel(
             .sum::<f32>()
             .sqrt()
     };
-    // Few dimensions: the nearest row from a tree. The root is monotone, so the least
-    // distance is the root of the nearest row's squared one (the same `sq_dist`), and a NaN
-    // there means no distance was a number, which the fold below also leaves at infinity.
+    // The nearest row from a tree in few dimensions, else from an exact search. The root is
+    // monotone, so the least distance is the root of the nearest row's squared one (the same
+    // `sq_dist`); a NaN there means no distance was a number (infinity, as for no rows).
     let sample = gather(z, rows); // (rows, m)
-    let tree = KdTree::new(sample.view());
+    let starts = start.as_standard_layout(); // (S, m)
+    let mut nearest = vec![0; starts.nrows()];
+    if let Some(tree) = KdTree::new(sample.view()) {
+        for (o, q) in nearest.iter_mut().zip(starts.rows()) {
+            *o = tree.nearest(q.as_slice().expect("standard layout"));
+        }
+    } else if !rows.is_empty() {
+        nearest_parallel(starts.view(), sample.view(), &mut nearest);
+    }
     let sample = sample.as_slice().expect("standard layout");
     let m = z.ncols();
     let (mut moved, mut needed) = (0.0f64, 0.0f64);
-    for (e0, e) in start.outer_iter().zip(now.outer_iter()) {
+    for ((e0, e), &j) in starts.outer_iter().zip(now.outer_iter()).zip(&nearest) {
         moved += f64::from(dist(e0, e));
-        let nearest = match &tree {
-            Some(tree) => {
-                let q = e0.to_vec();
-                let j = tree.nearest(&q);
-                let d = sq_dist(&q, &sample[j * m..(j + 1) * m]);
-                if d.is_nan() {
-                    f32::INFINITY
-                } else {
-                    d.sqrt()
-                }
-            }
-            None => rows
-                .iter()
-                .map(|&i| dist(e0, z.row(i)))
-                .fold(f32::INFINITY, f32::min),
+        let d = match rows.is_empty() {
+            true => f32::NAN,
+            false => sq_dist(
+                e0.as_slice().expect("standard layout"),
+                &sample[j * m..][..m],
+            ),
         };
-        needed += f64::from(nearest);
+        needed += f64::from(if d.is_nan() { f32::INFINITY } else { d.sqrt() });
     }
     if needed == 0.0 {
         f64::NAN
