@@ -853,6 +853,38 @@ fn trees_answer_as_the_scans_do() {
 }
 
 #[test]
+fn coverage_with_draws_kept_between_evaluations_is_coverage_afresh() {
+    // Embeddings epoch after epoch: nudged (the draws' trees refilled in their partitions),
+    // shifted and shrunk (boxes that must be recomputed, or a new partition), one not finite
+    // (no tree), back again, then fewer rows (new draws); the codes on a grid (ties).
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let z0 = gaussian(&mut rng, (3000, 2));
+    let codes = Array2::from_shape_fn((400, 2), |_| (rng.gen_range(-8..=8) as f32) * 0.25);
+    let nudged = &z0 + &gaussian(&mut rng, (3000, 2)).mapv(|v| v * 0.01);
+    let mut odd = z0.clone();
+    odd[[17, 1]] = f32::NAN;
+    let fewer = z0.slice(ndarray::s![..2000, ..]).to_owned();
+    let epochs = [
+        z0.clone(),
+        nudged,
+        z0.mapv(|v| v + 1.5),
+        z0.mapv(|v| v * 0.1),
+        odd,
+        z0.clone(),
+        fewer,
+    ];
+    let mut draws = CoverageDraws::default();
+    for (e, z) in epochs.iter().enumerate() {
+        let mut assign = vec![0; z.nrows()];
+        nearest(z.view(), codes.view(), &mut assign);
+        let afresh = coverage(z.view(), codes.view(), Some(&assign));
+        let kept = coverage_kept(z.view(), codes.view(), Some(&assign), &mut draws);
+        assert_eq!(kept.to_bits(), afresh.to_bits(), "epoch {e}");
+        assert!(afresh > 0.0, "epoch {e}: coverage {afresh}");
+    }
+}
+
+#[test]
 fn codebook_dist_and_its_live_part_from_one_pass_are_the_gathered_means() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let codebook = random(&mut rng, (301, 3), 2.0);

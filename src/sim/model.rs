@@ -6,7 +6,7 @@ use rand::Rng;
 
 use crate::sim::checked::ValidRun;
 use crate::sim::config::ModelKind;
-use crate::sim::metrics::{self, Metrics, Observation, QuantizedView, ResidualView};
+use crate::sim::metrics::{self, CoverageDraws, Metrics, Observation, QuantizedView, ResidualView};
 use crate::sim::nn::{loss, Adam, Mlp};
 use crate::sim::vq::{self, Quantizer};
 
@@ -131,7 +131,11 @@ impl Autoencoder {
     }
 
     /// Encode, quantize (if `vq`), decode and measure the whole data set; the generation
-    /// metrics too when `generation` (and `vq`).
+    /// metrics too when `generation` (and `vq`). `coverage` holds coverage's draws from the
+    /// evaluation before (`metrics::coverage_kept`).
+    // The arguments are what one evaluation of a run looks at; a struct of them would be
+    // built for this call only.
+    #[allow(clippy::too_many_arguments)]
     pub fn evaluate(
         &self,
         x: ArrayView2<f32>,
@@ -140,6 +144,7 @@ impl Autoencoder {
         subsample: &[usize],
         heldout: &[usize],
         generation: bool,
+        coverage: &mut CoverageDraws,
     ) -> Evaluation {
         let z = self.encoder.infer(x);
         let n = x.nrows();
@@ -193,7 +198,7 @@ impl Autoencoder {
                 }),
             });
         // Views are invariant in their lifetime: shorten the borrowed ones to the local ones.
-        let metrics = metrics::measure(&Observation {
+        let obs = Observation {
             x: x.reborrow(),
             means: means.reborrow(),
             z: z.view(),
@@ -201,7 +206,8 @@ impl Autoencoder {
             quantized,
             subsample,
             heldout,
-        });
+        };
+        let metrics = metrics::measure_kept(&obs, coverage);
         Evaluation {
             z,
             recon,
@@ -280,7 +286,9 @@ mod tests {
             let model = Autoencoder::new(&cfg, &mut stream(3, Stream::Weights));
             let z = model.encoder.infer(data.x.view());
             let vq = Quantizer::init(&cfg, z.view(), 3).unwrap();
-            let eval = model.evaluate(data.x.view(), data.means.view(), Some(&vq), &[], &[], false);
+            let mut draws = Default::default();
+            let (x, means) = (data.x.view(), data.means.view());
+            let eval = model.evaluate(x, means, Some(&vq), &[], &[], false, &mut draws);
             let mut q = Array2::zeros(z.raw_dim());
             let mut assign = vec![0; z.nrows() * vq.levels()];
             vq.quantize(z.view(), &mut assign, q.view_mut(), &mut Default::default());

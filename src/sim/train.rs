@@ -118,6 +118,7 @@ pub fn run(
         heldout: &heldout,
         data: &data,
         subsample: &subsample,
+        coverage: Default::default(),
         model: Autoencoder::new(cfg, &mut stream(seed, Stream::Weights)),
         epochs: Epochs::new(train, cfg.train.batch_size.min(n), cfg.data.dim, seed),
         history: Vec::new(),
@@ -202,6 +203,8 @@ struct Trainer<'a> {
     subsample: &'a [usize],
     /// Points held out of training, sorted.
     heldout: &'a [usize],
+    /// Coverage's draws, kept from one evaluation to the next.
+    coverage: metrics::CoverageDraws,
     model: Autoencoder,
     epochs: Epochs,
     history: Vec<HistoryRow>,
@@ -308,6 +311,7 @@ impl Trainer<'_> {
             self.subsample,
             self.heldout,
             last,
+            &mut self.coverage,
         );
         if let Some((vq, restarts)) = vq {
             eval.metrics.restarts = restarts as f64;
