@@ -29,6 +29,7 @@ mod project;
 mod regulariser;
 mod residual;
 mod restart;
+mod rows;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -677,29 +678,6 @@ impl Terms<'_> {
             r.backward(u, table, g_u.view_mut(), grad);
         }
     }
-}
-
-/// The batch's mean margin between each row's nearest and second-nearest code,
-/// mean_i (‖z_i − e_(2)‖² − ‖z_i − e_(1)‖²): the latent scale that soft assignments are
-/// measured against (IBQ's and the entropy loss's temperatures), so that at temperature 1 a
-/// point's two nearest codes are one logit apart on average, whatever the latents' scale and
-/// however well the codes fit. Kept above the smallest normal float (a batch whose rows all
-/// sit midway between two codes still gives finite logits).
-fn margin(z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
-    let mut total = 0.0f32;
-    for zi in z.outer_iter() {
-        let (mut first, mut second) = (f32::INFINITY, f32::INFINITY);
-        for e in codes.outer_iter() {
-            let d2: f32 = zi.iter().zip(e).map(|(x, y)| (x - y) * (x - y)).sum();
-            if d2 < first {
-                (first, second) = (d2, first);
-            } else if d2 < second {
-                second = d2;
-            }
-        }
-        total += second - first;
-    }
-    (total / z.nrows().max(1) as f32).max(f32::MIN_POSITIVE)
 }
 
 /// Row i of `q` becomes the decoder's input for code `assign[i]` of `decoded` (S, m).

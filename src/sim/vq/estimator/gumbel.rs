@@ -26,6 +26,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{Ctx, Estimate};
+use crate::sim::nearest::PointsByDim;
+use crate::sim::vq::rows::{by_len, dot, fixed, fixed_mut, in_registers, sq_dists};
 use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
 use crate::sim::config::{Check, Distance, Key, RangeError, Remedy};
 use crate::sim::rng::{stream, Stream};
@@ -113,12 +115,56 @@ pub(in crate::sim::vq) struct Gumbel {
     y: Vec<f32>,
     /// One row's a_j = g·e_j, (S).
     a: Vec<f32>,
+    /// The batch's squared distances to the codes, (n, S) row-major.
+    d2: Vec<f32>,
+    /// The codes by dimension, for the distances.
+    by_dim: PointsByDim,
+    /// One row's ∂L/∂z, (m).
+    out: Vec<f32>,
 }
 
-/// ‖z − e‖ with the reference's clamp.
-fn distance(z: &[f32], e: &[f32]) -> f32 {
-    let sq: f32 = z.iter().zip(e).map(|(a, b)| (a - b) * (a - b)).sum();
+/// ‖z − e‖ from its square, with the reference's clamp.
+fn distance(sq: f32) -> f32 {
     sq.max(EPS).sqrt()
+}
+
+/// One row's part of the soft sample's gradient: −γ_j(z − e_j)/d_j into `out` (∂L/∂z, from 0)
+/// and +γ_j(z − e_j)/d_j into code j's gradient, γ_j = y_j(a_j − ā)/τ, skipping the pairs
+/// inside the clamp.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one row's slices and its two scalars
+fn pull<const M: usize>(
+    zi: &[f32],
+    codes: &[f32],
+    d2: &[f32],
+    y: &[f32],
+    a: &[f32],
+    (mean_a, tau): (f32, f32),
+    out: &mut [f32],
+    mut grad: Option<&mut [f32]>,
+) {
+    let zs = fixed::<M>(zi);
+    let m = zs.len();
+    out.fill(0.0);
+    in_registers::<M>(out, |out| {
+        let pairs = y.iter().zip(a).zip(codes.chunks_exact(m)).zip(d2);
+        for (j, (((yj, aj), ej), &sq)) in pairs.enumerate() {
+            if sq <= EPS {
+                continue; // the clamp: no gradient through the distance
+            }
+            // ∂L/∂l_j · ∂l_j/∂z = −γ_j (z − e_j)/d_j.
+            let c = yj * (aj - mean_a) / (tau * sq.sqrt());
+            let ej = fixed::<M>(ej);
+            for ((o, &a), &b) in out.iter_mut().zip(zs).zip(ej) {
+                *o -= c * (a - b);
+            }
+            if let Some(grad) = grad.as_deref_mut() {
+                for ((g, &a), &b) in fixed_mut::<M>(&mut grad[j * m..]).iter_mut().zip(zs).zip(ej) {
+                    *g += c * (a - b);
+                }
+            }
+        }
+    });
 }
 
 impl Estimate for Gumbel {
@@ -165,6 +211,9 @@ impl Gumbel {
             rng,
             y: Vec::new(),
             a: vec![0.0; s],
+            d2: Vec::new(),
+            by_dim: PointsByDim::default(),
+            out: Vec::new(),
         }
     }
 
@@ -182,14 +231,15 @@ impl Gumbel {
         let (n, s) = (z.nrows(), codes.nrows());
         let tau = self.temperature();
         self.y.resize(n * s, 0.0);
-        for ((zi, y), k) in z.outer_iter().zip(self.y.chunks_exact_mut(s)).zip(assign) {
-            let zi = zi.as_slice().expect("rows are contiguous");
+        sq_dists(z, codes, &mut self.by_dim, &mut self.d2);
+        let rows = self.y.chunks_exact_mut(s).zip(self.d2.chunks_exact(s));
+        for ((y, d2), k) in rows.zip(assign) {
             let mut max = f32::NEG_INFINITY;
-            for (j, (yj, ej)) in y.iter_mut().zip(codes.outer_iter()).enumerate() {
+            for (j, (yj, &sq)) in y.iter_mut().zip(d2).enumerate() {
                 // u in (0, 1]: ln never sees 0 (the reference clamps at 10⁻²⁰ instead).
                 let u = 1.0 - self.rng.gen::<f32>();
                 let g = -(-u.ln()).max(1e-20).ln();
-                *yj = (g - distance(zi, ej.as_slice().expect("rows are contiguous"))) / tau;
+                *yj = (g - distance(sq)) / tau;
                 if *yj > max {
                     (max, *k) = (*yj, j);
                 }
@@ -211,37 +261,32 @@ impl Gumbel {
         assign: &[usize],
         g_q: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,
-        (codes, mut grad): (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
+        (codes, grad): (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
     ) {
-        let s = codes.nrows();
+        let (s, m) = (codes.nrows(), codes.ncols());
         let tau = self.temperature();
-        for (i, (&k, y)) in assign.iter().zip(self.y.chunks_exact(s)).enumerate() {
+        let e = codes.as_slice().expect("the codebook is contiguous");
+        let mut grad = grad.map(|g| g.into_slice().expect("the gradient is contiguous"));
+        // The distances again: the gradient is the backward's batch and codes.
+        sq_dists(z, codes, &mut self.by_dim, &mut self.d2);
+        self.out.resize(m, 0.0);
+        let rows = assign.iter().zip(self.y.chunks_exact(s)).zip(self.d2.chunks_exact(s));
+        for (i, ((&k, y), d2)) in rows.enumerate() {
             let (zi, gi) = (z.row(i), g_q.row(i));
-            for (aj, ej) in self.a.iter_mut().zip(codes.outer_iter()) {
-                *aj = gi.dot(&ej);
+            let gs = gi.as_slice().expect("rows are contiguous");
+            for (aj, ej) in self.a.iter_mut().zip(e.chunks_exact(m)) {
+                *aj = dot(gs, ej);
             }
             let mean_a: f32 = y.iter().zip(&self.a).map(|(y, a)| y * a).sum();
-            let mut out = g_z.row_mut(i);
-            out.fill(0.0);
             let zs = zi.as_slice().expect("rows are contiguous");
-            for (j, ((yj, aj), ej)) in y.iter().zip(&self.a).zip(codes.outer_iter()).enumerate() {
-                let sq: f32 = zs.iter().zip(ej).map(|(a, b)| (a - b) * (a - b)).sum();
-                if sq <= EPS {
-                    continue; // the clamp: no gradient through the distance
+            let (a, out) = (&self.a[..], &mut self.out[..]);
+            let g = grad.as_deref_mut();
+            by_len!(m, pull(zs, e, d2, y, a, (mean_a, tau), out, g));
+            g_z.row_mut(i).iter_mut().zip(&self.out).for_each(|(o, &v)| *o = v);
+            if let Some(grad) = grad.as_deref_mut() {
+                for (g, &x) in grad[k * m..(k + 1) * m].iter_mut().zip(gs) {
+                    *g += x;
                 }
-                // ∂L/∂l_j · ∂l_j/∂z = −γ_j (z − e_j)/d_j.
-                let c = yj * (aj - mean_a) / (tau * sq.sqrt());
-                for ((o, &a), &b) in out.iter_mut().zip(zs).zip(ej) {
-                    *o -= c * (a - b);
-                }
-                if let Some(grad) = grad.as_mut() {
-                    for ((g, &a), &b) in grad.row_mut(j).iter_mut().zip(zs).zip(ej) {
-                        *g += c * (a - b);
-                    }
-                }
-            }
-            if let Some(grad) = grad.as_mut() {
-                grad.row_mut(k).scaled_add(1.0, &gi);
             }
         }
     }
@@ -250,6 +295,7 @@ impl Gumbel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::nearest::sq_dist;
     use ndarray::{array, Array2};
     use rand::SeedableRng;
 
@@ -315,7 +361,7 @@ mod tests {
         // L(z, E) = Σ_i g_q,i · Σ_j (onehot_ij − sg(y⁰_ij) + y_ij(z, E)) e_j with the noise fixed;
         // y_ij(z, E) = softmax_j((l_ij(z, E) + n_ij)/τ), n_ij = τ ln y⁰_ij − l⁰_ij.
         let noise = Array2::from_shape_fn((3, 4), |(i, j)| {
-            let l0 = -distance(z.row(i).as_slice().unwrap(), codes.row(j).as_slice().unwrap());
+            let l0 = -distance(sq_dist(z.row(i).as_slice().unwrap(), codes.row(j).as_slice().unwrap()));
             tau * y0[i * 4 + j].ln() - l0
         });
         let loss = |z: &Array2<f32>, e: &Array2<f32>| -> f64 {
@@ -323,7 +369,7 @@ mod tests {
             for i in 0..3 {
                 let l: Vec<f64> = (0..4)
                     .map(|j| {
-                        let d = distance(z.row(i).as_slice().unwrap(), e.row(j).as_slice().unwrap());
+                        let d = distance(sq_dist(z.row(i).as_slice().unwrap(), e.row(j).as_slice().unwrap()));
                         ((-d + noise[[i, j]]) / tau) as f64
                     })
                     .collect();

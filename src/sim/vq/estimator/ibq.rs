@@ -29,6 +29,8 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::{Ctx, Estimate, Weights};
+use crate::sim::nearest::PointsByDim;
+use crate::sim::vq::rows::{by_len, fixed, fixed_mut, in_registers, margin, max_of, sq_dists};
 use crate::sim::config::{Check, RangeError, Remedy, Update};
 
 pub(super) const REMEDY: Remedy = Remedy {
@@ -64,9 +66,14 @@ fn no_sync(c: &Check) -> Result<(), RangeError> {
     })
 }
 
-/// Per-row scratch, allocated once: the work is O(S·m) per row, so it runs on plain slices.
+/// Scratch, allocated once (the distances grow to the largest batch): the work is O(S·m) per
+/// row, so it runs on plain slices.
 #[derive(Debug, Clone)]
 pub(in crate::sim::vq) struct Ibq {
+    /// The batch's squared distances to the codes, (n, S) row-major.
+    d2: Vec<f32>,
+    /// The codes by dimension, for the distances.
+    by_dim: PointsByDim,
     /// One row's soft one-hot p, (S).
     p: Vec<f32>,
     /// One row's a_j = g·e_j, (S).
@@ -77,10 +84,62 @@ pub(in crate::sim::vq) struct Ibq {
     out: Vec<f32>,
 }
 
+/// One row's logits l_j = −‖z − e_j‖²/T into `p` (from the squared distances `d2`) and
+/// a_j = g·e_j into `a`.
+#[inline(always)]
+fn logits<const M: usize>(
+    gi: &[f32],
+    codes: &[f32],
+    d2: &[f32],
+    half_neg: f32,
+    p: &mut [f32],
+    a: &mut [f32],
+) {
+    let gi = fixed::<M>(gi);
+    for (((pj, aj), ej), &d) in p.iter_mut().zip(a).zip(codes.chunks_exact(gi.len())).zip(d2) {
+        *pj = half_neg * d;
+        *aj = gi.iter().zip(fixed::<M>(ej)).map(|(x, y)| x * y).sum();
+    }
+}
+
+/// Adds (2/T)γ_j e_j to `out` (∂L/∂z) and (2/T)γ_j(z − e_j) to code j's gradient, with
+/// γ_j = p_j(a_j − ā).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one row's slices and its two scalars
+fn pull<const M: usize>(
+    zi: &[f32],
+    codes: &[f32],
+    p: &[f32],
+    a: &[f32],
+    mean_a: f32,
+    two_over_t: f32,
+    out: &mut [f32],
+    mut grad: Option<&mut [f32]>,
+) {
+    let zi = fixed::<M>(zi);
+    let m = zi.len();
+    in_registers::<M>(out, |out| {
+        for (j, ((pj, aj), ej)) in p.iter().zip(a).zip(codes.chunks_exact(m)).enumerate() {
+            let c = two_over_t * pj * (aj - mean_a);
+            let ej = fixed::<M>(ej);
+            for (o, x) in out.iter_mut().zip(ej) {
+                *o += c * x;
+            }
+            if let Some(grad) = grad.as_deref_mut() {
+                for ((g, x), y) in fixed_mut::<M>(&mut grad[j * m..]).iter_mut().zip(zi).zip(ej) {
+                    *g += c * (x - y);
+                }
+            }
+        }
+    });
+}
+
 impl Estimate for Ibq {
     fn build(c: &Ctx) -> Ibq {
         let (s, m) = (c.s, c.m);
         Ibq {
+            d2: Vec::new(),
+            by_dim: PointsByDim::default(),
             p: vec![0.0; s],
             a: vec![0.0; s],
             zi: vec![0.0; m],
@@ -99,12 +158,14 @@ impl Estimate for Ibq {
         mut g_z: ArrayViewMut2<f32>,
         (codes, grad): (ArrayView2<f32>, Option<ArrayViewMut2<f32>>),
     ) {
-        let m = codes.ncols();
+        let (s, m) = (codes.nrows(), codes.ncols());
         let e = codes.as_slice().expect("the codebook is contiguous");
         let mut grad = grad.map(|g| g.into_slice().expect("the gradient is contiguous"));
-        let two_over_t = 2.0 / crate::sim::vq::margin(z, codes);
+        sq_dists(z, codes, &mut self.by_dim, &mut self.d2);
+        let two_over_t = 2.0 / margin(&self.d2, s);
+        let half_neg = -0.5 * two_over_t;
         let double = 2.0 / z.len() as f32;
-        for (i, &k) in assign.iter().enumerate() {
+        for (i, (&k, d2)) in assign.iter().zip(self.d2.chunks_exact(s)).enumerate() {
             let ek = &e[k * m..(k + 1) * m];
             for (d, (zd, gd)) in self.zi.iter_mut().zip(self.gi.iter_mut()).enumerate() {
                 *zd = z[[i, d]];
@@ -112,12 +173,9 @@ impl Estimate for Ibq {
             }
             let (zi, gi) = (&self.zi, &self.gi);
             // l_j = −‖z − e_j‖²/T, shifted by the largest logit; a_j = g·e_j.
-            let mut max = f32::NEG_INFINITY;
-            for ((pj, aj), ej) in self.p.iter_mut().zip(&mut self.a).zip(e.chunks_exact(m)) {
-                *pj = -0.5 * two_over_t * sq_dist(zi, ej);
-                *aj = gi.iter().zip(ej).map(|(x, y)| x * y).sum();
-                max = max.max(*pj);
-            }
+            let (p, a) = (&mut self.p[..], &mut self.a[..]);
+            by_len!(m, logits(gi, e, d2, half_neg, p, a));
+            let max = max_of(&self.p);
             let mut sum = 0.0;
             for pj in self.p.iter_mut() {
                 *pj = (*pj - max).exp();
@@ -131,23 +189,9 @@ impl Estimate for Ibq {
             for (o, (x, y)) in self.out.iter_mut().zip(zi.iter().zip(ek)) {
                 *o = double * (x - y);
             }
-            for (j, ((pj, aj), ej)) in self
-                .p
-                .iter()
-                .zip(&self.a)
-                .zip(e.chunks_exact(m))
-                .enumerate()
-            {
-                let c = two_over_t * pj * (aj - mean_a);
-                for (o, x) in self.out.iter_mut().zip(ej) {
-                    *o += c * x;
-                }
-                if let Some(grad) = grad.as_deref_mut() {
-                    for ((g, x), y) in grad[j * m..(j + 1) * m].iter_mut().zip(zi).zip(ej) {
-                        *g += c * (x - y);
-                    }
-                }
-            }
+            let (p, a, out) = (&self.p[..], &self.a[..], &mut self.out[..]);
+            let g = grad.as_deref_mut();
+            by_len!(m, pull(zi, e, p, a, mean_a, two_over_t, out, g));
             if let Some(grad) = grad.as_deref_mut() {
                 for (g, x) in grad[k * m..(k + 1) * m].iter_mut().zip(gi) {
                     *g += x;
@@ -167,8 +211,4 @@ impl Estimate for Ibq {
             double: 1.0,
         }
     }
-}
-
-fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }

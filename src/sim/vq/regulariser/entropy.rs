@@ -16,6 +16,8 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::{Ctx, Regularise};
+use crate::sim::nearest::PointsByDim;
+use crate::sim::vq::rows::{by_len, fixed, fixed_mut, in_registers, margin, max_of, sq_dists};
 use crate::sim::config::key::{EXCL, INCL, MAX_FLOAT};
 use crate::sim::config::{Key, Remedy};
 
@@ -46,64 +48,104 @@ pub(super) const REMEDY: Remedy = Remedy {
 pub(in crate::sim::vq) struct Entropy {
     weight: f32,
     temperature: f32,
-    /// Soft assignments of the last forward, (n, S) row-major; grows to the largest batch.
+    /// Squared distances, then the soft assignments, of the last forward, (n, S) row-major;
+    /// grows to the largest batch.
     p: Vec<f32>,
+    /// ln p where p > 0, for the backward (n, S).
+    ln_p: Vec<f32>,
     /// τ·D of the last forward.
     scale: f32,
     /// Each point's entropy H(p_i), (n).
     h: Vec<f32>,
     /// ln of the batch mean p̄, (S).
     log_mean: Vec<f32>,
+    /// The codes by dimension, for the distances.
+    by_dim: PointsByDim,
+    /// One row's gradient, (m).
+    row: Vec<f32>,
 }
 
 impl Entropy {
-    pub(super) fn new(weight: f32, temperature: f32, s: usize) -> Entropy {
+    pub(super) fn new(weight: f32, temperature: f32, s: usize, m: usize) -> Entropy {
         Entropy {
             weight,
             temperature,
             p: Vec::new(),
+            ln_p: Vec::new(),
             scale: 1.0,
             h: Vec::new(),
             log_mean: vec![0.0; s],
+            by_dim: PointsByDim::default(),
+            row: vec![0.0; m],
         }
     }
+}
+
+/// Adds row i's gradient to `gi` (its ∂L/∂z_i) and, with `grad`, to the codes' (S·m):
+/// −2·∂L/∂l_ik/(τD)·(z_i − e_k) for each code k with p_ik > 0, `g_logit(k)` giving ∂L/∂l_ik.
+#[inline(always)]
+fn pull<const M: usize>(
+    zi: &[f32],
+    gi: &mut [f32],
+    codes: &[f32],
+    p: &[f32],
+    mut grad: Option<&mut [f32]>,
+    g_logit: impl Fn(usize, f32) -> f32,
+    scale: f32,
+) {
+    let zi = fixed::<M>(zi);
+    let m = zi.len();
+    in_registers::<M>(gi, |gi| {
+        for (k, (&pk, ek)) in p.iter().zip(codes.chunks_exact(m)).enumerate() {
+            if pk == 0.0 {
+                continue;
+            }
+            let c = -2.0 * g_logit(k, pk) / scale;
+            let ek = fixed::<M>(ek);
+            for ((g, &a), &b) in gi.iter_mut().zip(zi).zip(ek) {
+                *g += c * (a - b);
+            }
+            if let Some(grad) = grad.as_deref_mut() {
+                for ((g, &a), &b) in fixed_mut::<M>(&mut grad[k * m..]).iter_mut().zip(zi).zip(ek) {
+                    *g -= c * (a - b);
+                }
+            }
+        }
+    });
 }
 
 impl Regularise for Entropy {
     fn build(c: &Ctx) -> Entropy {
         let p = &c.q.params;
-        Entropy::new(p.float(&WEIGHT) as f32, p.float(&TEMPERATURE) as f32, c.s)
+        Entropy::new(p.float(&WEIGHT) as f32, p.float(&TEMPERATURE) as f32, c.s, c.m)
     }
 
     /// Soft assignments of the batch `z` to `codes`, kept for `backward`; returns the loss.
     fn loss(&mut self, z: ArrayView2<f32>, codes: ArrayView2<f32>) -> f32 {
         let (n, s) = (z.nrows(), codes.nrows());
-        self.p.resize(n * s, 0.0);
+        sq_dists(z, codes, &mut self.by_dim, &mut self.p);
+        self.ln_p.resize(n * s, 0.0);
         self.h.resize(n, 0.0);
-        self.scale = self.temperature * crate::sim::vq::margin(z, codes);
+        self.scale = self.temperature * margin(&self.p, s);
         let mut mean_h = 0.0;
         self.log_mean.fill(0.0);
-        for (i, zi) in z.outer_iter().enumerate() {
-            let p = &mut self.p[i * s..(i + 1) * s];
-            for (pj, ej) in p.iter_mut().zip(codes.outer_iter()) {
-                let d2 = zi
-                    .iter()
-                    .zip(ej)
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum::<f32>();
-                *pj = -d2 / self.scale;
+        let rows = self.p.chunks_exact_mut(s).zip(self.ln_p.chunks_exact_mut(s));
+        for (i, (p, ln_p)) in rows.enumerate() {
+            for pj in p.iter_mut() {
+                *pj = -*pj / self.scale;
             }
-            let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let max = max_of(p);
             let mut sum = 0.0;
             for pj in p.iter_mut() {
                 *pj = (*pj - max).exp();
                 sum += *pj;
             }
             let mut h = 0.0;
-            for (pj, m) in p.iter_mut().zip(self.log_mean.iter_mut()) {
+            for ((pj, ln), m) in p.iter_mut().zip(ln_p).zip(self.log_mean.iter_mut()) {
                 *pj /= sum;
                 if *pj > 0.0 {
-                    h -= *pj * pj.ln();
+                    *ln = pj.ln();
+                    h -= *pj * *ln;
                 }
                 *m += *pj / n as f32;
             }
@@ -131,34 +173,34 @@ impl Regularise for Entropy {
         z: ArrayView2<f32>,
         codes: ArrayView2<f32>,
         mut g_z: ArrayViewMut2<f32>,
-        mut g_codes: Option<ArrayViewMut2<f32>>,
+        g_codes: Option<ArrayViewMut2<f32>>,
     ) {
-        let (n, s) = (z.nrows(), codes.nrows());
+        let (n, s, m) = (z.nrows(), codes.nrows(), codes.ncols());
         let scale = self.weight / n as f32;
-        for (i, (zi, mut gi)) in z.outer_iter().zip(g_z.outer_iter_mut()).enumerate() {
+        let (z, codes) = (z.as_standard_layout(), codes.as_standard_layout());
+        let (z, e) = (z.as_slice().expect("standard layout"), codes.as_slice().expect("standard layout"));
+        let mut grad = g_codes.map(|g| g.into_slice().expect("the gradient is contiguous"));
+        for (i, mut gi) in g_z.outer_iter_mut().enumerate() {
             let p = &self.p[i * s..(i + 1) * s];
+            let ln_p = &self.ln_p[i * s..(i + 1) * s];
             let cross: f32 = p
                 .iter()
                 .zip(&self.log_mean)
                 .filter(|(&pj, _)| pj > 0.0)
                 .map(|(pj, lm)| pj * lm)
                 .sum();
-            for (k, ek) in codes.outer_iter().enumerate() {
-                let pk = p[k];
-                if pk == 0.0 {
-                    continue;
-                }
-                let g_logit = scale * pk * (self.log_mean[k] - cross - pk.ln() - self.h[i]);
-                let c = -2.0 * g_logit / self.scale;
-                for ((g, &a), &b) in gi.iter_mut().zip(zi).zip(ek) {
-                    *g += c * (a - b);
-                }
-                if let Some(gc) = g_codes.as_mut() {
-                    for ((g, &a), &b) in gc.row_mut(k).iter_mut().zip(zi).zip(ek) {
-                        *g -= c * (a - b);
-                    }
-                }
-            }
+            let (log_mean, h) = (&self.log_mean, self.h[i]);
+            // ln p_ik as the forward took it; a NaN p (never kept there) takes its own.
+            let g_logit = |k: usize, pk: f32| {
+                let ln = if pk > 0.0 { ln_p[k] } else { pk.ln() };
+                scale * pk * (log_mean[k] - cross - ln - h)
+            };
+            self.row.iter_mut().zip(&gi).for_each(|(r, &g)| *r = g);
+            let zi = &z[i * m..(i + 1) * m];
+            let row = &mut self.row[..];
+            let grad = grad.as_deref_mut();
+            by_len!(m, pull(zi, row, e, p, grad, g_logit, self.scale));
+            gi.iter_mut().zip(&self.row).for_each(|(g, &r)| *g = r);
         }
     }
 }

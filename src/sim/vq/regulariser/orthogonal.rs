@@ -6,6 +6,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::{Ctx, Regularise};
+use crate::sim::vq::rows::{by_len, dot};
 use crate::sim::config::key::{INCL, MAX_FLOAT};
 use crate::sim::config::{Key, Remedy};
 
@@ -46,42 +47,6 @@ impl Orthogonal {
             sum: vec![0.0; m],
         }
     }
-}
-
-/// `ArrayView1::dot` of two contiguous rows, operation for operation (ndarray's eight partial
-/// sums, then the rest in order): the loops over flat rows below give the values that its
-/// per-pair calls gave, for a fraction of their cost.
-#[inline(always)]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let body = x.len() / 8 * 8;
-    let mut p = [0.0f32; 8];
-    for (xc, yc) in x[..body].chunks_exact(8).zip(y[..body].chunks_exact(8)) {
-        for k in 0..8 {
-            p[k] += xc[k] * yc[k];
-        }
-    }
-    let mut sum = 0.0f32;
-    for k in 0..4 {
-        sum += p[k] + p[k + 4];
-    }
-    for (a, b) in x[body..].iter().zip(&y[body..]) {
-        sum += a * b;
-    }
-    sum
-}
-
-/// `$f::<M>(args)` with M the codes' length `$m` when it is 1 to 4 (the loops then unroll,
-/// their sums held in registers), else `$f::<0>`, which takes the length from the rows.
-macro_rules! by_len {
-    ($m:expr, $f:ident($($arg:expr),*)) => {
-        match $m {
-            1 => $f::<1>($($arg),*),
-            2 => $f::<2>($($arg),*),
-            3 => $f::<3>($($arg),*),
-            4 => $f::<4>($($arg),*),
-            _ => $f::<0>($($arg),*),
-        }
-    };
 }
 
 /// cos²(a, b) of code a (squared norm `aa`) with every code b, into `terms`; 0 where a pair
@@ -194,27 +159,9 @@ impl Regularise for Orthogonal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array1, Array2};
+    use ndarray::Array2;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
-
-    #[test]
-    fn dot_is_ndarrays_bit_for_bit() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        for len in 0..40 {
-            for _ in 0..20 {
-                let mut v = || match rng.gen_range(0..6) {
-                    0 => -0.0,
-                    1 => 0.0,
-                    _ => rng.gen_range(-3.0f32..3.0) * 10f32.powi(rng.gen_range(-4..4)),
-                };
-                let x = Array1::from_shape_fn(len, |_| v());
-                let y = Array1::from_shape_fn(len, |_| v());
-                let (xs, ys) = (x.as_slice().unwrap(), y.as_slice().unwrap());
-                assert_eq!(dot(xs, ys).to_bits(), x.dot(&y).to_bits(), "len {len}");
-            }
-        }
-    }
 
     /// The loss and the gradient as ndarray's rows and dot products give them, pair by pair.
     fn by_rows(weight: f32, codes: &Array2<f32>) -> (f32, Array2<f32>) {
