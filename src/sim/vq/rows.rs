@@ -151,7 +151,7 @@ pub(in crate::sim::vq) fn margin(d2: &[f32], s: usize) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::sim::vq) mod tests {
     use super::*;
     use ndarray::{Array1, Array2};
     use rand::{Rng, SeedableRng};
@@ -207,8 +207,8 @@ mod tests {
     }
 
     /// The distances and the margin as the remedies computed them, pair by pair on ndarray's
-    /// rows with iterator sums.
-    fn by_pairs(z: &Array2<f32>, codes: &Array2<f32>) -> (Vec<f32>, f32) {
+    /// rows with iterator sums: the oracle of their tests too.
+    pub(in crate::sim::vq) fn by_pairs(z: &Array2<f32>, codes: &Array2<f32>) -> (Vec<f32>, f32) {
         let mut d2 = Vec::new();
         let mut total = 0.0f32;
         for zi in z.outer_iter() {
@@ -227,6 +227,20 @@ mod tests {
         (d2, (total / z.nrows().max(1) as f32).max(f32::MIN_POSITIVE))
     }
 
+    /// (n, m) values of mixed scales with signed zeros among them.
+    pub(in crate::sim::vq) fn mixed(rng: &mut ChaCha8Rng, n: usize, m: usize) -> Array2<f32> {
+        Array2::from_shape_fn((n, m), |_| match rng.gen_range(0..8) {
+            0 => -0.0,
+            1 => 0.0,
+            _ => rng.gen_range(-3.0f32..3.0) * 10f32.powi(rng.gen_range(-1..1)),
+        })
+    }
+
+    /// The bits of each value, to compare arrays bit for bit.
+    pub(in crate::sim::vq) fn bits<'a>(v: impl IntoIterator<Item = &'a f32>) -> Vec<u32> {
+        v.into_iter().map(|x| x.to_bits()).collect()
+    }
+
     #[test]
     fn distances_and_margin_are_the_pairwise_sums_bit_for_bit() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -239,13 +253,8 @@ mod tests {
             (8, 20, 4),
             (6, 50, 7),
         ] {
-            let mut v = || match rng.gen_range(0..8) {
-                0 => -0.0,
-                1 => 0.0,
-                _ => rng.gen_range(-3.0f32..3.0) * 10f32.powi(rng.gen_range(-3..3)),
-            };
-            let z = Array2::from_shape_fn((n, m), |_| v());
-            let mut codes = Array2::from_shape_fn((s, m), |_| v());
+            let z = mixed(&mut rng, n, m);
+            let mut codes = mixed(&mut rng, s, m);
             // A code repeated: ties between nearest and second nearest.
             if s > 2 {
                 let row = codes.row(0).to_owned();
@@ -254,7 +263,6 @@ mod tests {
             let (want, want_margin) = by_pairs(&z, &codes);
             // Shrinking batches reuse the scratch as a step's would.
             sq_dists(z.view(), codes.view(), &mut by_dim, &mut out);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&out), bits(&want), "n {n}, S {s}, m {m}");
             assert_eq!(
                 margin(&out, s).to_bits(),

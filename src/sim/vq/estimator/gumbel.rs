@@ -296,7 +296,8 @@ impl Gumbel {
 mod tests {
     use super::*;
     use crate::sim::nearest::sq_dist;
-    use ndarray::{array, Array2};
+    use crate::sim::vq::rows::tests::{bits, mixed};
+    use ndarray::{array, Array2, ArrayView1};
     use rand::SeedableRng;
 
     fn rng() -> ChaCha8Rng {
@@ -409,6 +410,94 @@ mod tests {
                     loss(&z, &e)
                 };
                 close(format!("E[{j},{d}]"), grad[[j, d]], (at(h) - at(-h)) / (2.0 * h as f64));
+            }
+        }
+    }
+
+    /// The draw and the backward pair by pair on ndarray's rows with iterator sums: the loops
+    /// the kernels replaced, which the finite-difference check (at m = 2) holds to the gradient.
+    fn by_rows(
+        (tau, mut rng): (f32, ChaCha8Rng),
+        z: &Array2<f32>,
+        g_q: &Array2<f32>,
+        codes: &Array2<f32>,
+        grad: &mut Array2<f32>,
+    ) -> (Vec<usize>, Array2<f32>) {
+        let (n, s) = (z.nrows(), codes.nrows());
+        let mut assign = vec![0; n];
+        let mut y = Array2::<f32>::zeros((n, s));
+        let sq = |zi: ArrayView1<f32>, ej: ArrayView1<f32>| -> f32 {
+            zi.iter().zip(ej).map(|(a, b)| (a - b) * (a - b)).sum()
+        };
+        for (i, zi) in z.outer_iter().enumerate() {
+            let mut max = f32::NEG_INFINITY;
+            for (j, ej) in codes.outer_iter().enumerate() {
+                let u = 1.0 - rng.gen::<f32>();
+                let g = -(-u.ln()).max(1e-20).ln();
+                y[[i, j]] = (g - sq(zi, ej).max(EPS).sqrt()) / tau;
+                if y[[i, j]] > max {
+                    (max, assign[i]) = (y[[i, j]], j);
+                }
+            }
+            let mut row = y.row_mut(i);
+            let mut sum = 0.0;
+            for yj in row.iter_mut() {
+                *yj = (*yj - max).exp();
+                sum += *yj;
+            }
+            row.iter_mut().for_each(|yj| *yj /= sum);
+        }
+        let mut g_z = Array2::zeros(z.raw_dim());
+        for (i, zi) in z.outer_iter().enumerate() {
+            let gi = g_q.row(i);
+            let a: Vec<f32> = codes.outer_iter().map(|ej| gi.dot(&ej)).collect();
+            let mean_a: f32 = y.row(i).iter().zip(&a).map(|(y, a)| y * a).sum();
+            for (j, ej) in codes.outer_iter().enumerate() {
+                let d2 = sq(zi, ej);
+                if d2 <= EPS {
+                    continue;
+                }
+                let c = y[[i, j]] * (a[j] - mean_a) / (tau * d2.sqrt());
+                for d in 0..zi.len() {
+                    g_z[[i, d]] -= c * (zi[d] - ej[d]);
+                    grad[[j, d]] += c * (zi[d] - ej[d]);
+                }
+            }
+            grad.row_mut(assign[i]).scaled_add(1.0, &gi);
+        }
+        (assign, g_z)
+    }
+
+    #[test]
+    fn draw_and_backward_are_the_pairwise_rows_bit_for_bit() {
+        let mut data = ChaCha8Rng::seed_from_u64(8);
+        let tau = 0.6;
+        for m in [1, 2, 3, 4, 6] {
+            let mut g = Gumbel::new(Anneal { start: tau, end: tau, steps: 0 }, 25, rng());
+            let mut oracle_rng = rng();
+            for n in [9, 16, 5] {
+                let z = mixed(&mut data, n, m);
+                let mut codes = mixed(&mut data, 25, m);
+                // A code on a point: the clamp's pair, which takes no gradient.
+                let row = z.row(0).to_owned();
+                codes.row_mut(3).assign(&row);
+                let g_q = mixed(&mut data, n, m);
+                let mut want_grad = Array2::from_elem((25, m), 0.5f32);
+                let state = (tau, oracle_rng.clone());
+                let (want_assign, want) = by_rows(state, &z, &g_q, &codes, &mut want_grad);
+                // The oracle's stream moves on as the estimator's does.
+                for _ in 0..n * 25 {
+                    oracle_rng.gen::<f32>();
+                }
+                let mut assign = vec![0; n];
+                g.draw(z.view(), codes.view(), &mut assign);
+                let mut g_z = Array2::zeros((n, m));
+                let mut grad = Array2::from_elem((25, m), 0.5f32);
+                let codebook = (codes.view(), Some(grad.view_mut()));
+                g.soft_backward(z.view(), &assign, g_q.view(), g_z.view_mut(), codebook);
+                assert_eq!(assign, want_assign, "n {n}, m {m}");
+                assert_eq!(bits(&g_z), bits(&want), "n {n}, m {m}");
+                assert_eq!(bits(&grad), bits(&want_grad), "n {n}, m {m}");
             }
         }
     }

@@ -134,9 +134,8 @@ fn pull<const M: usize>(
     });
 }
 
-impl Estimate for Ibq {
-    fn build(c: &Ctx) -> Ibq {
-        let (s, m) = (c.s, c.m);
+impl Ibq {
+    fn new(s: usize, m: usize) -> Ibq {
         Ibq {
             d2: Vec::new(),
             by_dim: PointsByDim::default(),
@@ -146,6 +145,12 @@ impl Estimate for Ibq {
             gi: vec![0.0; m],
             out: vec![0.0; m],
         }
+    }
+}
+
+impl Estimate for Ibq {
+    fn build(c: &Ctx) -> Ibq {
+        Ibq::new(c.s, c.m)
     }
 
     /// Writes ∂L/∂z into `g_z` and adds ∂L/∂codes to `grad` (when the codes learn by gradient).
@@ -209,6 +214,91 @@ impl Estimate for Ibq {
             codebook: beta,
             commitment: 1.0,
             double: 1.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::vq::rows::tests::{bits, by_pairs, mixed};
+    use ndarray::Array2;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// The backward pair by pair on ndarray's rows with iterator sums: the loops the kernels
+    /// replaced, which the finite-difference check (at m = 2) holds to the gradient.
+    fn by_rows(
+        z: &Array2<f32>,
+        assign: &[usize],
+        g_q: &Array2<f32>,
+        codes: &Array2<f32>,
+        grad: &mut Array2<f32>,
+    ) -> Array2<f32> {
+        let (s, m) = codes.dim();
+        let two_over_t = 2.0 / by_pairs(z, codes).1;
+        let double = 2.0 / z.len() as f32;
+        let mut g_z = Array2::zeros(z.raw_dim());
+        for (i, &k) in assign.iter().enumerate() {
+            let (zi, ek) = (z.row(i), codes.row(k));
+            let gi: Vec<f32> = (0..m).map(|d| g_q[[i, d]] + double * (ek[d] - zi[d])).collect();
+            let mut p = vec![0.0f32; s];
+            let mut a = vec![0.0f32; s];
+            let mut max = f32::NEG_INFINITY;
+            for (j, ej) in codes.outer_iter().enumerate() {
+                let d2: f32 = zi.iter().zip(ej).map(|(x, y)| (x - y) * (x - y)).sum();
+                p[j] = -0.5 * two_over_t * d2;
+                a[j] = gi.iter().zip(ej).map(|(x, y)| x * y).sum();
+                max = max.max(p[j]);
+            }
+            let mut sum = 0.0;
+            for pj in p.iter_mut() {
+                *pj = (*pj - max).exp();
+                sum += *pj;
+            }
+            let mut mean_a = 0.0;
+            for (pj, aj) in p.iter_mut().zip(&a) {
+                *pj /= sum;
+                mean_a += *pj * aj;
+            }
+            let mut out: Vec<f32> = (0..m).map(|d| double * (zi[d] - ek[d])).collect();
+            for (j, ej) in codes.outer_iter().enumerate() {
+                let c = two_over_t * p[j] * (a[j] - mean_a);
+                for d in 0..m {
+                    out[d] += c * ej[d];
+                    grad[[j, d]] += c * (zi[d] - ej[d]);
+                }
+            }
+            for d in 0..m {
+                grad[[k, d]] += gi[d];
+                g_z[[i, d]] = out[d];
+            }
+        }
+        g_z
+    }
+
+    #[test]
+    fn backward_is_the_pairwise_rows_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for (n, s, m) in [(6, 1, 2), (9, 40, 1), (12, 64, 2), (7, 33, 3), (5, 20, 4), (8, 25, 6)] {
+            let z = mixed(&mut rng, n, m);
+            let mut codes = mixed(&mut rng, s, m);
+            if s > 2 {
+                // A repeated code: a tie at the nearest.
+                let row = codes.row(0).to_owned();
+                codes.row_mut(s - 1).assign(&row);
+            }
+            let g_q = mixed(&mut rng, n, m);
+            let assign: Vec<usize> = (0..n).map(|i| i * 7 % s).collect();
+            let mut want_grad = Array2::from_elem((s, m), 0.5f32);
+            let want = by_rows(&z, &assign, &g_q, &codes, &mut want_grad);
+            let mut ibq = Ibq::new(s, m);
+            let mut g_z = Array2::zeros((n, m));
+            let mut grad = Array2::from_elem((s, m), 0.5f32);
+            let codebook = (codes.view(), Some(grad.view_mut()));
+            ibq.backward(z.view(), z.view(), &assign, g_q.view(), g_z.view_mut(), codebook);
+            assert_eq!(bits(&g_z), bits(&want), "n {n}, S {s}, m {m}");
+            assert_eq!(bits(&grad), bits(&want_grad), "n {n}, S {s}, m {m}");
         }
     }
 }
