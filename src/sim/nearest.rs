@@ -237,17 +237,28 @@ impl PointsByDim {
 
     /// Index of the point nearest to `q` (m): the lowest index holding the smallest non-NaN
     /// `sq_dists(q, 0, ..)` (0 when there is none), the same distances summed in the same
-    /// order, in one pass without storing them: 8 points at a time, each lane keeping its
-    /// first strict minimum, so the lowest index among the lanes holding the overall minimum
-    /// is the first index holding it.
+    /// order, without storing them. Two passes, 8 points side by side: the first keeps only
+    /// each lane's smallest distance (no index, so it vectorises without selects), the second
+    /// recomputes the distances up to the first point holding the smallest of those.
     pub fn nearest_to(&self, q: &[f32]) -> usize {
-        const LANES: usize = 8;
         assert_eq!(q.len(), self.m, "query and points differ in dimension");
+        match self.m {
+            1 => self.nearest_in::<1>(q),
+            2 => self.nearest_in::<2>(q),
+            3 => self.nearest_in::<3>(q),
+            4 => self.nearest_in::<4>(q),
+            _ => self.nearest_in::<0>(q),
+        }
+    }
+
+    /// `nearest_to` with the query's length `M` known to the compiler when it is 1 to 4 (the
+    /// loop over dimensions then unrolls), 0 for any other length.
+    #[inline(always)]
+    fn nearest_in<const M: usize>(&self, q: &[f32]) -> usize {
+        const LANES: usize = 8;
+        let q = if M > 0 { &q[..M] } else { q };
         let s = self.s;
-        let full = s - s % LANES;
-        let mut best = [f32::INFINITY; LANES];
-        let mut at = [0u32; LANES];
-        for base in (0..full).step_by(LANES) {
+        let group = |base: usize| {
             let mut d = [0.0f32; LANES];
             for (i, &qi) in q.iter().enumerate() {
                 let col = &self.data[i * s + base..i * s + base + LANES];
@@ -256,18 +267,26 @@ impl PointsByDim {
                     *dl += t * t;
                 }
             }
-            for l in 0..LANES {
-                let closer = d[l] < best[l];
-                best[l] = if closer { d[l] } else { best[l] };
-                at[l] = if closer { (base + l) as u32 } else { at[l] };
+            d
+        };
+        let full = s - s % LANES;
+        // Each lane's smallest; a NaN never replaces a value, so the lanes hold no NaN.
+        let mut lanes = [f32::INFINITY; LANES];
+        for base in (0..full).step_by(LANES) {
+            for (l, d) in lanes.iter_mut().zip(group(base)) {
+                *l = if d < *l { d } else { *l };
             }
         }
-        let mut winner = (usize::MAX, f32::INFINITY);
-        for l in 0..LANES {
-            let (j, v) = (at[l] as usize, best[l]);
-            if v < winner.1 || (v == winner.1 && j < winner.0) {
-                winner = (j, v);
-            }
+        let min = lanes
+            .into_iter()
+            .fold(f32::INFINITY, |a, b| if b < a { b } else { a });
+        let mut winner = (0, f32::INFINITY);
+        if min < f32::INFINITY {
+            let first = (0..full).step_by(LANES).find_map(|base| {
+                let j = group(base).iter().position(|&v| v == min)?;
+                Some(base + j)
+            });
+            winner = (first.expect("a group holds the minimum"), min);
         }
         for j in full..s {
             let mut d = 0.0f32;
@@ -279,10 +298,7 @@ impl PointsByDim {
                 winner = (j, d);
             }
         }
-        if winner.1 == f32::INFINITY {
-            return 0; // no finite distance: as `first_argmin`
-        }
-        winner.0
+        winner.0 // 0 when no distance is finite, as `first_argmin`
     }
 }
 
