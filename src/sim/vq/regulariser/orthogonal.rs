@@ -6,7 +6,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::{Ctx, Regularise};
-use crate::sim::vq::rows::{by_len, dot};
+use crate::sim::vq::rows::{by_len, dot, fixed, in_registers};
 use crate::sim::config::key::{INCL, MAX_FLOAT};
 use crate::sim::config::{Key, Remedy};
 
@@ -54,10 +54,10 @@ impl Orthogonal {
 /// for any other length.
 #[inline(always)]
 fn cos_squared<const M: usize>(a: &[f32], aa: f32, rows: &[f32], sq: &[f32], terms: &mut [f32]) {
-    let m = if M > 0 { M } else { a.len() };
-    for (t, (b, &bb)) in terms.iter_mut().zip(rows.chunks_exact(m).zip(sq)) {
+    let a = fixed::<M>(a);
+    for (t, (b, &bb)) in terms.iter_mut().zip(rows.chunks_exact(a.len()).zip(sq)) {
         let n = (aa * bb).sqrt();
-        let cos = dot(&a[..m], b) / n;
+        let cos = dot(a, b) / n;
         *t = if n > 0.0 { cos * cos } else { 0.0 };
     }
 }
@@ -66,8 +66,9 @@ fn cos_squared<const M: usize>(a: &[f32], aa: f32, rows: &[f32], sq: &[f32], ter
 /// into `sum`; `M` as in `cos_squared`, the sums then held in registers.
 #[inline(always)]
 fn pull<const M: usize>(ei: &[f32], ni: f32, rows: &[f32], norms: &[f32], sum: &mut [f32]) {
-    if M == 0 {
-        sum.fill(0.0);
+    let ei = fixed::<M>(ei);
+    sum.fill(0.0);
+    in_registers::<M>(sum, |sum| {
         for (ej, &nj) in rows.chunks_exact(ei.len()).zip(norms) {
             if nj == 0.0 {
                 continue;
@@ -77,20 +78,7 @@ fn pull<const M: usize>(ei: &[f32], ni: f32, rows: &[f32], norms: &[f32], sum: &
                 *acc += cos * x / nj;
             }
         }
-        return;
-    }
-    // A local array: the compiler keeps these sums in registers, not a slice of them.
-    let mut acc = [0.0f32; M];
-    for (ej, &nj) in rows.chunks_exact(M).zip(norms) {
-        if nj == 0.0 {
-            continue;
-        }
-        let cos = dot(&ei[..M], ej) / (ni * nj);
-        for (a, &x) in acc.iter_mut().zip(ej) {
-            *a += cos * x / nj;
-        }
-    }
-    sum.copy_from_slice(&acc);
+    });
 }
 
 impl Regularise for Orthogonal {
