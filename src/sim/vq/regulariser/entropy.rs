@@ -82,7 +82,8 @@ impl Entropy {
 }
 
 /// Adds row i's gradient to `gi` (its ∂L/∂z_i) and, with `grad`, to the codes' (S·m):
-/// −2·∂L/∂l_ik/(τD)·(z_i − e_k) for each code k with p_ik > 0, `g_logit(k)` giving ∂L/∂l_ik.
+/// −2·∂L/∂l_ik/(τD)·(z_i − e_k) for each code k with p_ik ≠ 0, `g_logit(k, p_ik)` giving
+/// ∂L/∂l_ik.
 #[inline(always)]
 fn pull<const M: usize>(
     zi: &[f32],
