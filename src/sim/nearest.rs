@@ -132,6 +132,32 @@ pub fn nearest_one(q: &[f32], points: &[f32], m: usize) -> usize {
     best.0
 }
 
+/// `$f::<M>(args)` with M the vectors' length `$m` when it is 1 to 4 (the loops then unroll,
+/// their sums held in registers), else `$f::<0>`, which takes the length from the rows.
+macro_rules! by_len {
+    ($m:expr, $f:ident($($arg:expr),*)) => {
+        match $m {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            _ => $f::<0>($($arg),*),
+        }
+    };
+}
+pub(crate) use by_len;
+
+/// The first `M` values of `x`, or all of them when `M` is 0: a kernel's row with its length
+/// known to the compiler.
+#[inline(always)]
+pub(crate) fn fixed<const M: usize>(x: &[f32]) -> &[f32] {
+    if M > 0 {
+        &x[..M]
+    } else {
+        x
+    }
+}
+
 /// Squared Euclidean distance, summed in index order (the reference every path agrees with).
 #[inline]
 pub fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
@@ -242,64 +268,58 @@ impl PointsByDim {
     /// recomputes the distances up to the first point holding the smallest of those.
     pub fn nearest_to(&self, q: &[f32]) -> usize {
         assert_eq!(q.len(), self.m, "query and points differ in dimension");
-        match self.m {
-            1 => self.nearest_in::<1>(q),
-            2 => self.nearest_in::<2>(q),
-            3 => self.nearest_in::<3>(q),
-            4 => self.nearest_in::<4>(q),
-            _ => self.nearest_in::<0>(q),
-        }
+        by_len!(self.m, nearest_in(self, q))
     }
+}
 
-    /// `nearest_to` with the query's length `M` known to the compiler when it is 1 to 4 (the
-    /// loop over dimensions then unrolls), 0 for any other length.
-    #[inline(always)]
-    fn nearest_in<const M: usize>(&self, q: &[f32]) -> usize {
-        const LANES: usize = 8;
-        let q = if M > 0 { &q[..M] } else { q };
-        let s = self.s;
-        let group = |base: usize| {
-            let mut d = [0.0f32; LANES];
-            for (i, &qi) in q.iter().enumerate() {
-                let col = &self.data[i * s + base..i * s + base + LANES];
-                for (dl, &p) in d.iter_mut().zip(col) {
-                    let t = qi - p;
-                    *dl += t * t;
-                }
-            }
-            d
-        };
-        let full = s - s % LANES;
-        // Each lane's smallest; a NaN never replaces a value, so the lanes hold no NaN.
-        let mut lanes = [f32::INFINITY; LANES];
-        for base in (0..full).step_by(LANES) {
-            for (l, d) in lanes.iter_mut().zip(group(base)) {
-                *l = if d < *l { d } else { *l };
+/// `PointsByDim::nearest_to` with the query's length `M` known to the compiler when it is 1 to
+/// 4 (the loop over dimensions then unrolls), 0 for any other length.
+#[inline(always)]
+fn nearest_in<const M: usize>(points: &PointsByDim, q: &[f32]) -> usize {
+    const LANES: usize = 8;
+    let q = fixed::<M>(q);
+    let (s, data) = (points.s, &points.data[..]);
+    let group = |base: usize| {
+        let mut d = [0.0f32; LANES];
+        for (i, &qi) in q.iter().enumerate() {
+            let col = &data[i * s + base..i * s + base + LANES];
+            for (dl, &p) in d.iter_mut().zip(col) {
+                let t = qi - p;
+                *dl += t * t;
             }
         }
-        let min = lanes
-            .into_iter()
-            .fold(f32::INFINITY, |a, b| if b < a { b } else { a });
-        let mut winner = (0, f32::INFINITY);
-        if min < f32::INFINITY {
-            let first = (0..full).step_by(LANES).find_map(|base| {
-                let j = group(base).iter().position(|&v| v == min)?;
-                Some(base + j)
-            });
-            winner = (first.expect("a group holds the minimum"), min);
+        d
+    };
+    let full = s - s % LANES;
+    // Each lane's smallest; a NaN never replaces a value, so the lanes hold no NaN.
+    let mut lanes = [f32::INFINITY; LANES];
+    for base in (0..full).step_by(LANES) {
+        for (l, d) in lanes.iter_mut().zip(group(base)) {
+            *l = if d < *l { d } else { *l };
         }
-        for j in full..s {
-            let mut d = 0.0f32;
-            for (i, &qi) in q.iter().enumerate() {
-                let t = qi - self.data[i * s + j];
-                d += t * t;
-            }
-            if d < winner.1 {
-                winner = (j, d);
-            }
-        }
-        winner.0 // 0 when no distance is finite, as `first_argmin`
     }
+    let min = lanes
+        .into_iter()
+        .fold(f32::INFINITY, |a, b| if b < a { b } else { a });
+    let mut winner = (0, f32::INFINITY);
+    if min < f32::INFINITY {
+        let first = (0..full).step_by(LANES).find_map(|base| {
+            let j = group(base).iter().position(|&v| v == min)?;
+            Some(base + j)
+        });
+        winner = (first.expect("a group holds the minimum"), min);
+    }
+    for j in full..s {
+        let mut d = 0.0f32;
+        for (i, &qi) in q.iter().enumerate() {
+            let t = qi - data[i * s + j];
+            d += t * t;
+        }
+        if d < winner.1 {
+            winner = (j, d);
+        }
+    }
+    winner.0 // 0 when no distance is finite, as `first_argmin`
 }
 
 /// The direct squared-difference search, vectorised across points.

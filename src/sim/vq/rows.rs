@@ -7,32 +7,7 @@
 use ndarray::ArrayView2;
 
 use crate::sim::nearest::PointsByDim;
-
-/// `$f::<M>(args)` with M the codes' length `$m` when it is 1 to 4 (the loops then unroll,
-/// their sums held in registers), else `$f::<0>`, which takes the length from the rows.
-macro_rules! by_len {
-    ($m:expr, $f:ident($($arg:expr),*)) => {
-        match $m {
-            1 => $f::<1>($($arg),*),
-            2 => $f::<2>($($arg),*),
-            3 => $f::<3>($($arg),*),
-            4 => $f::<4>($($arg),*),
-            _ => $f::<0>($($arg),*),
-        }
-    };
-}
-pub(in crate::sim::vq) use by_len;
-
-/// The first `M` values of `x`, or all of them when `M` is 0: a kernel's row with its length
-/// known to the compiler.
-#[inline(always)]
-pub(in crate::sim::vq) fn fixed<const M: usize>(x: &[f32]) -> &[f32] {
-    if M > 0 {
-        &x[..M]
-    } else {
-        x
-    }
-}
+pub(in crate::sim::vq) use crate::sim::nearest::{by_len, fixed};
 
 /// `fixed` for a row written to.
 #[inline(always)]
