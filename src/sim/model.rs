@@ -130,6 +130,24 @@ impl Autoencoder {
         self.encoder.all_finite() && self.decoder.all_finite()
     }
 
+    /// The networks as they stand, for an evaluation (`Networks`).
+    pub fn networks(&self) -> Networks {
+        Networks {
+            encoder: self.encoder.for_inference(),
+            decoder: self.decoder.for_inference(),
+        }
+    }
+}
+
+/// The encoder and decoder without the optimiser and the training batch's room: what an
+/// evaluation reads, copied at the end of an epoch (about the size of the weights) so that it
+/// can be measured while training goes on.
+pub struct Networks {
+    pub encoder: Mlp,
+    pub decoder: Mlp,
+}
+
+impl Networks {
     /// Encode, quantize (if `vq`), decode and measure the whole data set; the generation
     /// metrics too when `generation` (and `vq`). `coverage` holds coverage's draws from the
     /// evaluation before (`metrics::coverage_kept`).
@@ -288,7 +306,9 @@ mod tests {
             let vq = Quantizer::init(&cfg, z.view(), 3).unwrap();
             let mut draws = Default::default();
             let (x, means) = (data.x.view(), data.means.view());
-            let eval = model.evaluate(x, means, Some(&vq), &[], &[], false, &mut draws);
+            let eval = model
+                .networks()
+                .evaluate(x, means, Some(&vq), &[], &[], false, &mut draws);
             let mut q = Array2::zeros(z.raw_dim());
             let mut assign = vec![0; z.nrows() * vq.levels()];
             vq.quantize(z.view(), &mut assign, q.view_mut(), &mut Default::default());

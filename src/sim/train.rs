@@ -1,7 +1,9 @@
 //! One run: data, networks, the early, deferred or continuous schedule, and its measurements.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
@@ -13,7 +15,7 @@ use crate::sim::checked::ValidRun;
 use crate::sim::config::ScheduleKind;
 use crate::sim::data::Mixture;
 use crate::sim::metrics::{self, Metrics};
-use crate::sim::model::{Autoencoder, Evaluation};
+use crate::sim::model::{Autoencoder, Evaluation, Networks};
 use crate::sim::rng::{stream, Stream};
 use crate::sim::vq::Quantizer;
 
@@ -113,24 +115,34 @@ pub fn run(
     let n = data.len();
     let subsample = metrics::subsample(n, seed);
     let (train, heldout) = split(n, cfg.data.holdout, &mut stream(seed, Stream::Holdout));
-    let mut trainer = Trainer {
-        cfg,
-        heldout: &heldout,
-        data: &data,
-        subsample: &subsample,
-        coverage: Default::default(),
-        model: Autoencoder::new(cfg, &mut stream(seed, Stream::Weights)),
-        epochs: Epochs::new(train, cfg.train.batch_size.min(n), cfg.data.dim, seed),
-        history: Vec::new(),
-        measuring: Duration::ZERO,
-        total_epoch: 0,
-        first_loss: None,
-        cancel,
-    };
-    let start = Instant::now();
-    let result = trainer.schedule(seed);
-    let seconds = (start.elapsed() - trainer.measuring).as_secs_f64();
-    let history = std::mem::take(&mut trainer.history);
+    let measures = Measures::new(&data, &subsample, &heldout);
+    // With one thread there is no one to hand a measurement to.
+    let aside = rayon::current_num_threads() > 1;
+    let (result, start, trained, measuring) = rayon::in_place_scope(|scope| {
+        let mut trainer = Trainer {
+            cfg,
+            data: &data,
+            measures: &measures,
+            scope: aside.then_some(scope),
+            model: Autoencoder::new(cfg, &mut stream(seed, Stream::Weights)),
+            epochs: Epochs::new(train, cfg.train.batch_size.min(n), cfg.data.dim, seed),
+            measuring: Duration::ZERO,
+            total_epoch: 0,
+            first_loss: None,
+            cancel,
+        };
+        let start = Instant::now();
+        let result = trainer.schedule(seed);
+        (result, start, Instant::now(), trainer.measuring)
+    });
+    // A cancelled run's rows are never written: measure no more of them.
+    measures.finish(!matches!(result, Err(Stop::Cancelled)));
+    // From the end of training to here the run waited for its measurements.
+    let measuring = measuring + trained.elapsed() + measures.picked_up();
+    let seconds = (start.elapsed() - measuring).as_secs_f64();
+    let Measured { history, last, .. } = measures.work.into_inner().expect(UNPOISONED);
+    // A schedule that ends well has measured its last epoch.
+    let result = result.map(|vq| (vq, last.expect("the last epoch is measured")));
     outcome(result, &data, seconds, history, keep_snapshot)
 }
 
@@ -197,18 +209,15 @@ enum Stop {
     Cancelled,
 }
 
-struct Trainer<'a> {
+struct Trainer<'a, 's> {
     cfg: &'a ValidRun,
     data: &'a Mixture,
-    subsample: &'a [usize],
-    /// Points held out of training, sorted.
-    heldout: &'a [usize],
-    /// Coverage's draws, kept from one evaluation to the next.
-    coverage: metrics::CoverageDraws,
+    measures: &'a Measures<'a>,
+    /// Where measurements are handed to rayon's threads; None to measure on this one.
+    scope: Option<&'s rayon::Scope<'a>>,
     model: Autoencoder,
     epochs: Epochs,
-    history: Vec<HistoryRow>,
-    /// Time spent in per-epoch metrics, left out of the run's `seconds`.
+    /// Time spent handing on and measuring epochs, left out of the run's `seconds`.
     measuring: Duration,
     total_epoch: usize,
     /// The loss of the run's first training step, the scale of `DIVERGED_LOSS_RATIO`.
@@ -216,10 +225,10 @@ struct Trainer<'a> {
     cancel: &'a AtomicBool,
 }
 
-impl Trainer<'_> {
+impl<'a> Trainer<'a, '_> {
     /// The early, deferred or continuous schedule; returns the trained quantizer (None when
-    /// never quantized) and the final evaluation.
-    fn schedule(&mut self, seed: u64) -> Result<(Option<Quantizer>, Evaluation), Stop> {
+    /// never quantized). Its last epoch is measured.
+    fn schedule(&mut self, seed: u64) -> Result<Option<Quantizer>, Stop> {
         let cfg = self.cfg;
         let kind = cfg.schedule.kind;
         let continuous = match kind {
@@ -229,15 +238,15 @@ impl Trainer<'_> {
             ScheduleKind::Continuous => Some(cfg.schedule.continuous_epochs + cfg.train.epochs),
         };
         if let Some(epochs) = continuous {
-            let mut last = self.record(Phase::Continuous, 0, None);
+            self.record(Phase::Continuous, 0, None);
             for epoch in 1..=epochs {
                 self.epoch(None)?;
                 if self.measured(epoch, epochs) {
-                    last = self.record(Phase::Continuous, epoch, None);
+                    self.record(Phase::Continuous, epoch, None);
                 }
             }
             if kind == ScheduleKind::Continuous {
-                return Ok((None, last));
+                return Ok(None);
             }
         }
         // The codebook starts from the encoder as it is now: untrained (early) or trained
@@ -245,9 +254,9 @@ impl Trainer<'_> {
         let z = self
             .model
             .encoder
-            .infer(training_rows(self.data.x.view(), self.heldout).view());
+            .infer(training_rows(self.data.x.view(), self.measures.heldout).view());
         let mut vq = codebook(self.cfg, z.view(), seed)?;
-        let mut last = self.record(Phase::Quantized, 0, Some((&vq, 0)));
+        self.record(Phase::Quantized, 0, Some((&vq, 0)));
         let epochs = self.cfg.train.epochs;
         let mut restarts = 0; // since the last history row
         for epoch in 1..=epochs {
@@ -257,11 +266,11 @@ impl Trainer<'_> {
                 return Err(Stop::Diverged(self.total_epoch));
             }
             if self.measured(epoch, epochs) {
-                last = self.record(Phase::Quantized, epoch, Some((&vq, restarts)));
+                self.record(Phase::Quantized, epoch, Some((&vq, restarts)));
                 restarts = 0;
             }
         }
-        Ok((Some(vq), last))
+        Ok(Some(vq))
     }
 
     /// Whether epoch `epoch` of a phase of `epochs` gets a history row: the first (0), the
@@ -293,40 +302,196 @@ impl Trainer<'_> {
         }
     }
 
-    /// Measure the whole data set now and append it to the history; `vq` comes with the codes
+    /// Hand the run as it is now to `measures` for a history row; `vq` comes with the codes
     /// it restarted during the epoch. The generation metrics cost about three training epochs
     /// each (default sizes), so only the last quantized epoch measures them.
-    fn record(
-        &mut self,
-        phase: Phase,
-        epoch: usize,
-        vq: Option<(&Quantizer, usize)>,
-    ) -> Evaluation {
+    fn record(&mut self, phase: Phase, epoch: usize, vq: Option<(&Quantizer, usize)>) {
         let start = Instant::now();
-        let last = phase == Phase::Quantized && epoch == self.cfg.train.epochs;
-        let mut eval = self.model.evaluate(
-            self.data.x.view(),
-            self.data.means.view(),
-            vq.map(|(vq, _)| vq),
-            self.subsample,
-            self.heldout,
-            last,
-            &mut self.coverage,
-        );
-        if let Some((vq, restarts)) = vq {
-            eval.metrics.restarts = restarts as f64;
-            eval.metrics.code_travel =
-                metrics::code_travel(vq.start(), vq.codebook(), eval.z.view(), self.subsample);
-        }
-        let metrics = eval.metrics;
-        self.history.push(HistoryRow {
+        let moment = Moment {
             phase,
             epoch,
             total_epoch: self.total_epoch,
-            metrics,
-        });
+            generation: phase == Phase::Quantized && epoch == self.cfg.train.epochs,
+            networks: self.model.networks(),
+            vq: vq.map(|(vq, restarts)| (vq.clone(), restarts)),
+        };
+        self.measures.hand_on(moment, self.scope);
         self.measuring += start.elapsed();
-        eval
+    }
+}
+
+/// The run at the end of an epoch, as a history row measures it: copies of the networks and
+/// the quantizer, so that training can go on while the row is measured.
+struct Moment {
+    phase: Phase,
+    epoch: usize,
+    total_epoch: usize,
+    /// Whether the generation metrics are measured too.
+    generation: bool,
+    networks: Networks,
+    /// The quantizer, with the codes it restarted since the row before.
+    vq: Option<(Quantizer, usize)>,
+}
+
+/// The history rows of a run, measured beside its training. Each epoch's moment goes to
+/// whichever of rayon's threads comes free first while training goes on: one left idle beside
+/// fewer runs than threads (a single large run, the end of a sweep). A moment that no thread
+/// took by the next one, or every moment with one thread, the training thread measures itself.
+/// One moment is measured at a time and in epoch order (coverage's draws carry over from one to
+/// the next), so the history is the same whatever the threads.
+///
+/// No thread ever blocks on a lock held through a measurement (only `try_lock` takes it):
+/// the holder may be waiting on rayon for work that the would-be waiter has taken up beneath
+/// its own frames, as when runs are themselves rayon's tasks (`theory`). Waiting is done in
+/// rayon's way, taking up its work meanwhile.
+struct Measures<'a> {
+    data: &'a Mixture,
+    subsample: &'a [usize],
+    /// Points held out of training, sorted.
+    heldout: &'a [usize],
+    /// Moments handed on and not yet measured, oldest first (held only to push or pop).
+    queue: Mutex<VecDeque<Moment>>,
+    /// What measuring carries from one moment to the next; held through a measurement.
+    work: Mutex<Measured>,
+    /// The training thread's index in rayon's pool.
+    trainer: Option<usize>,
+    /// Time the training thread spent measuring in tasks it took up while it waited on
+    /// rayon's threads inside training (k-means); left out of the run's `seconds`.
+    picked_up: Mutex<Duration>,
+    /// Moments measured on other threads than the training thread.
+    aside: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Measured {
+    /// Coverage's draws, kept from one evaluation to the next.
+    coverage: metrics::CoverageDraws,
+    history: Vec<HistoryRow>,
+    /// The evaluation of the latest moment measured.
+    last: Option<Evaluation>,
+}
+
+/// A measurement that panicked has already failed the run.
+const UNPOISONED: &str = "no measurement panicked";
+
+/// Moments that may wait to be measured before the training thread waits for them: training
+/// runs at most about this many epochs ahead of its history, and keeps as many copies.
+const MAX_WAITING: usize = 2;
+
+impl<'a> Measures<'a> {
+    /// For a run on this thread.
+    fn new(data: &'a Mixture, subsample: &'a [usize], heldout: &'a [usize]) -> Measures<'a> {
+        Measures {
+            data,
+            subsample,
+            heldout,
+            queue: Mutex::default(),
+            work: Mutex::default(),
+            trainer: rayon::current_thread_index(),
+            picked_up: Mutex::default(),
+            aside: AtomicUsize::new(0),
+        }
+    }
+
+    /// From the training thread: measure `moment` in a task of `scope`, or now without one.
+    fn hand_on(&'a self, moment: Moment, scope: Option<&rayon::Scope<'a>>) {
+        let waiting = {
+            let mut queue = self.queue();
+            queue.push_back(moment);
+            queue.len()
+        };
+        let Some(scope) = scope else {
+            self.drain();
+            return;
+        };
+        if waiting > 1 {
+            // No thread came free for the moment before: measure here, unless one is on it.
+            self.drain();
+        }
+        while self.queue().len() > MAX_WAITING {
+            self.drain();
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::yield_now();
+            }
+        }
+        if !self.queue().is_empty() {
+            scope.spawn(move |_| self.drain_task());
+        }
+    }
+
+    /// A task's `drain`, with its time on the training thread and its moments measured
+    /// elsewhere counted.
+    fn drain_task(&self) {
+        let start = Instant::now();
+        let measured = self.drain();
+        if rayon::current_thread_index() == self.trainer {
+            *self.picked_up.lock().expect(UNPOISONED) += start.elapsed();
+        } else {
+            self.aside.fetch_add(measured, Ordering::SeqCst);
+        }
+    }
+
+    /// Measure the moments waiting, oldest first, unless another thread is measuring (it
+    /// goes on with them); how many this call measured.
+    fn drain(&self) -> usize {
+        let mut measured = 0;
+        loop {
+            let Ok(mut work) = self.work.try_lock() else {
+                return measured;
+            };
+            while let Some(moment) = self.queue().pop_front() {
+                self.measure(moment, &mut work);
+                measured += 1;
+            }
+            drop(work);
+            // A moment handed on after the queue was seen empty, whose task found the lock
+            // still held, is left to this call.
+            if self.queue().is_empty() {
+                return measured;
+            }
+        }
+    }
+
+    /// After the scope of the tasks has closed: the moments still waiting measured when
+    /// `rest`, dropped otherwise.
+    fn finish(&self, rest: bool) {
+        if rest {
+            self.drain();
+        }
+        self.queue().clear();
+    }
+
+    fn picked_up(&self) -> Duration {
+        *self.picked_up.lock().expect(UNPOISONED)
+    }
+
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Moment>> {
+        self.queue.lock().expect(UNPOISONED)
+    }
+
+    /// Measure `moment` and append its row to the history.
+    fn measure(&self, moment: Moment, work: &mut Measured) {
+        let mut eval = moment.networks.evaluate(
+            self.data.x.view(),
+            self.data.means.view(),
+            moment.vq.as_ref().map(|(vq, _)| vq),
+            self.subsample,
+            self.heldout,
+            moment.generation,
+            &mut work.coverage,
+        );
+        if let Some((vq, restarts)) = &moment.vq {
+            eval.metrics.restarts = *restarts as f64;
+            eval.metrics.code_travel =
+                metrics::code_travel(vq.start(), vq.codebook(), eval.z.view(), self.subsample);
+        }
+        work.history.push(HistoryRow {
+            phase: moment.phase,
+            epoch: moment.epoch,
+            total_epoch: moment.total_epoch,
+            metrics: eval.metrics,
+        });
+        work.last = Some(eval);
     }
 }
 
@@ -455,6 +620,127 @@ mod tests {
         let out = run(&cfg, 0, &AtomicBool::new(false), false).unwrap();
         assert_eq!(out.status, Status::Diverged);
         assert!(out.diverged_epoch.is_some() && out.metrics.mse.is_nan());
+    }
+
+    /// The history of `cfg` (seed 0) trained in a pool of `threads`, as text (NaN equals NaN).
+    fn history_in(cfg: &ValidRun, threads: usize) -> String {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let out = pool.install(|| run(cfg, 0, &AtomicBool::new(false), true).unwrap());
+        let snapshot = out.snapshot.map(|s| (s.z, s.recon, s.code, s.codebook));
+        format!("{:?}", (out.history, out.metrics, snapshot))
+    }
+
+    #[test]
+    fn a_run_measured_beside_its_training_has_the_history_measured_inline() {
+        // Deferred: a moment of the continuous phase may wait across the k-means init.
+        let mut cfg = crate::sim::config::RunConfig::default();
+        cfg.schedule.kind = ScheduleKind::Deferred;
+        (cfg.schedule.continuous_epochs, cfg.train.epochs) = (3, 4);
+        cfg.quantizer.codebook_size = 300;
+        let cfg = crate::sim::valid::validate(&cfg, None).unwrap();
+        let inline = history_in(&cfg, 1);
+        assert_eq!(history_in(&cfg, 2), inline);
+        assert_eq!(history_in(&cfg, 3), inline);
+    }
+
+    #[test]
+    fn a_moment_handed_on_is_measured_by_an_idle_thread_as_on_the_training_thread() {
+        let cfg =
+            crate::sim::valid::validate(&crate::sim::config::RunConfig::default(), None).unwrap();
+        let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
+        let model = Autoencoder::new(&cfg, &mut stream(0, Stream::Weights));
+        let vq = codebook(&cfg, model.encoder.infer(data.x.view()).view(), 0).ok();
+        let subsample = metrics::subsample(data.len(), 0);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let measured = |aside: bool| {
+            pool.install(|| {
+                let measures = Measures::new(&data, &subsample, &[]);
+                let moment = Moment {
+                    phase: Phase::Quantized,
+                    epoch: 0,
+                    total_epoch: 0,
+                    generation: true,
+                    networks: model.networks(),
+                    vq: vq.clone().map(|vq| (vq, 2)),
+                };
+                rayon::in_place_scope(|scope| {
+                    measures.hand_on(moment, aside.then_some(scope));
+                    // This thread stays out of rayon: only the idle one can take the task.
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while aside && measures.aside.load(Ordering::SeqCst) == 0 {
+                        assert!(Instant::now() < deadline, "no idle thread measured");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                });
+                measures.finish(true);
+                assert_eq!(measures.aside.into_inner(), usize::from(aside));
+                let state = measures.work.into_inner().unwrap();
+                let last = state.last.unwrap();
+                format!("{:?}", (state.history, last.z, last.recon, last.assign))
+            })
+        };
+        let inline = measured(false);
+        assert!(inline.contains("restarts: 2.0"), "{inline}");
+        assert_eq!(measured(true), inline);
+    }
+
+    #[test]
+    fn moments_that_pile_up_behind_a_slow_measurement_wait_and_keep_their_order() {
+        let cfg =
+            crate::sim::valid::validate(&crate::sim::config::RunConfig::default(), None).unwrap();
+        let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
+        let model = Autoencoder::new(&cfg, &mut stream(0, Stream::Weights));
+        let subsample = metrics::subsample(data.len(), 0);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let measures = Measures::new(&data, &subsample, &[]);
+        let (taken, held) = (AtomicBool::new(false), AtomicBool::new(true));
+        pool.install(|| {
+            rayon::in_place_scope(|scope| {
+                // The other thread holds the measuring state a while, as a slow measurement
+                // would, until a timer lets it go.
+                scope.spawn(|_| {
+                    let _work = measures.work.lock().unwrap();
+                    taken.store(true, Ordering::SeqCst);
+                    while held.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                });
+                while !taken.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                std::thread::scope(|timer| {
+                    timer.spawn(|| {
+                        std::thread::sleep(Duration::from_millis(200));
+                        held.store(false, Ordering::SeqCst);
+                    });
+                    for epoch in 0..2 * MAX_WAITING + 1 {
+                        let moment = Moment {
+                            phase: Phase::Continuous,
+                            epoch,
+                            total_epoch: epoch,
+                            generation: false,
+                            networks: model.networks(),
+                            vq: None,
+                        };
+                        measures.hand_on(moment, Some(scope));
+                        assert!(measures.queue().len() <= MAX_WAITING);
+                    }
+                });
+            });
+        });
+        measures.finish(true);
+        let work = measures.work.into_inner().unwrap();
+        let epochs: Vec<usize> = work.history.iter().map(|r| r.epoch).collect();
+        assert_eq!(epochs, (0..2 * MAX_WAITING + 1).collect::<Vec<_>>());
     }
 
     #[test]

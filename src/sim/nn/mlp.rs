@@ -85,6 +85,23 @@ impl Mlp {
         }
     }
 
+    /// A copy for `infer` only: the layers, with no room for a training batch (`max_batch`
+    /// 0), so that copying a network costs about its weights.
+    pub fn for_inference(&self) -> Self {
+        let no_rows = |a: &Array2<f32>| Array2::zeros((0, a.ncols()));
+        Self {
+            layers: self.layers.clone(),
+            dim: self.dim,
+            act: self.act,
+            max_batch: 0,
+            pre: self.pre.iter().map(no_rows).collect(),
+            post: self.post.iter().map(no_rows).collect(),
+            out: no_rows(&self.out),
+            grad: self.grad.each_ref().map(no_rows),
+            n: 0,
+        }
+    }
+
     pub fn d_in(&self) -> usize {
         self.layers.first().map_or(self.dim, Linear::fan_in)
     }
