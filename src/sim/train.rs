@@ -132,14 +132,16 @@ pub fn run(
             cancel,
         };
         let start = Instant::now();
+        measures.training.store(true, Ordering::SeqCst);
         let result = trainer.schedule(seed);
+        measures.training.store(false, Ordering::SeqCst);
         (result, start, Instant::now(), trainer.measuring)
     });
     // A cancelled run's rows are never written: measure no more of them.
     measures.finish(!matches!(result, Err(Stop::Cancelled)));
     // From the end of training to here the run waited for its measurements.
     let measuring = measuring + trained.elapsed() + measures.picked_up();
-    let seconds = (start.elapsed() - measuring).as_secs_f64();
+    let seconds = start.elapsed().saturating_sub(measuring).as_secs_f64();
     let Measured { history, last, .. } = measures.work.into_inner().expect(UNPOISONED);
     // A schedule that ends well has measured its last epoch.
     let result = result.map(|vq| (vq, last.expect("the last epoch is measured")));
@@ -306,6 +308,7 @@ impl<'a> Trainer<'a, '_> {
     /// it restarted during the epoch. The generation metrics cost about three training epochs
     /// each (default sizes), so only the last quantized epoch measures them.
     fn record(&mut self, phase: Phase, epoch: usize, vq: Option<(&Quantizer, usize)>) {
+        self.measures.training.store(false, Ordering::SeqCst);
         let start = Instant::now();
         let moment = Moment {
             phase,
@@ -317,6 +320,7 @@ impl<'a> Trainer<'a, '_> {
         };
         self.measures.hand_on(moment, self.scope);
         self.measuring += start.elapsed();
+        self.measures.training.store(true, Ordering::SeqCst);
     }
 }
 
@@ -355,6 +359,9 @@ struct Measures<'a> {
     work: Mutex<Measured>,
     /// The training thread's index in rayon's pool.
     trainer: Option<usize>,
+    /// Whether the training thread is training (not handing on or waiting for measurements,
+    /// which the run's `seconds` leave out already).
+    training: AtomicBool,
     /// Time the training thread spent measuring in tasks it took up while it waited on
     /// rayon's threads inside training (k-means); left out of the run's `seconds`.
     picked_up: Mutex<Duration>,
@@ -388,6 +395,7 @@ impl<'a> Measures<'a> {
             queue: Mutex::default(),
             work: Mutex::default(),
             trainer: rayon::current_thread_index(),
+            training: AtomicBool::new(false),
             picked_up: Mutex::default(),
             aside: AtomicUsize::new(0),
         }
@@ -425,7 +433,9 @@ impl<'a> Measures<'a> {
         let start = Instant::now();
         let measured = self.drain();
         if rayon::current_thread_index() == self.trainer {
-            *self.picked_up.lock().expect(UNPOISONED) += start.elapsed();
+            if self.training.load(Ordering::SeqCst) {
+                *self.picked_up.lock().expect(UNPOISONED) += start.elapsed();
+            }
         } else {
             self.aside.fetch_add(measured, Ordering::SeqCst);
         }
