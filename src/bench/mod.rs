@@ -108,6 +108,9 @@ pub struct BenchReport {
     pub s1024_seconds: f64,
     pub s1024_torch: Option<f64>,
     pub s1024_wall: f64,
+    /// The S = 1 024 run with `threads` threads: wall time and `seconds` (its evaluations
+    /// measured beside its training).
+    pub s1024_aside: (f64, f64),
     /// `seconds` of the scale case with k-means init and with normal init (`threads` threads).
     pub scale_kmeans: f64,
     pub scale_normal: f64,
@@ -147,6 +150,11 @@ impl BenchReport {
     /// The same at S = 1 024.
     pub fn eval_overhead_s1024(&self) -> f64 {
         self.s1024_wall / self.s1024_seconds - 1.0
+    }
+
+    /// `eval_overhead_s1024` with `threads` threads.
+    pub fn eval_overhead_aside(&self) -> f64 {
+        self.s1024_aside.0 / self.s1024_aside.1 - 1.0
     }
 
     /// The scale case's k-means-init run over its normal-init run.
@@ -262,6 +270,15 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
+            "beside training:   {:.0}% at S = 1 024 with {} threads (the evaluations on the idle thread): {:.3} s wall, {:.3} s training, against {:.3} s wall on 1 thread",
+            100.0 * self.eval_overhead_aside(),
+            self.threads,
+            self.s1024_aside.0,
+            self.s1024_aside.1,
+            self.s1024_wall
+        )?;
+        writeln!(
+            f,
             "scale case:        {:.2} s with k-means init, {:.2} s with normal init ({} threads; d = 64, m = 16, S = 4 096, 40 000 points, 5 early epochs): ratio {:.2} [≤ 1.5]",
             self.scale_kmeans,
             self.scale_normal,
@@ -330,6 +347,13 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
         progress("one run at S = 1 024");
         let (s1024_wall, s1024, s1024_torch) =
             one_run(opts, ONE_RUN_S1024, "bench_early_s1024.toml")?;
+        let (mut aside_wall, mut aside_seconds) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            progress(&format!("one run at S = 1 024, {} threads", opts.threads));
+            let (w, t) = sweep_timed(scratch, ONE_RUN_S1024, opts.threads)?;
+            aside_wall.push(w);
+            aside_seconds.push(t);
+        }
         let (mut scale_kmeans, mut scale_normal) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
             progress("scale case, k-means init");
@@ -382,6 +406,7 @@ pub fn run(opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport, 
             s1024_seconds: s1024,
             s1024_torch,
             s1024_wall,
+            s1024_aside: (median(aside_wall), median(aside_seconds)),
             scale_kmeans: median(scale_kmeans),
             scale_normal: median(scale_normal),
             early16_wall: median(wall),
