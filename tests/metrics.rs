@@ -107,6 +107,39 @@ fn cosine_ignores_scale_and_zero_code_counts_one() {
 }
 
 #[test]
+fn codebook_cos_holds_where_codes_nearly_agree_and_fails_on_nan() {
+    // A collapsed codebook: 300 codes of various lengths within a milliradian of one direction,
+    // and a zero code. The mean distance, about 1e-7 over the nonzero pairs, is where the closed
+    // form's ‖Σu‖² ≈ S² could cancel badly. The pairs from the codes' own angles, in f64.
+    let s = 300;
+    let mut codes = Array2::<f32>::zeros((s + 1, 2));
+    for k in 0..s {
+        let (angle, radius) = (0.3 + 1e-3 * (k * 7 % s) as f64 / s as f64, 1.0 + k as f64);
+        codes[[k + 1, 0]] = (radius * angle.cos()) as f32;
+        codes[[k + 1, 1]] = (radius * angle.sin()) as f32;
+    }
+    let angles: Vec<f64> = (1..=s)
+        .map(|k| (codes[[k, 1]] as f64).atan2(codes[[k, 0]] as f64))
+        .collect();
+    let mut sum = 0.0;
+    for i in 0..s {
+        for j in i + 1..s {
+            sum += 2.0 * ((angles[i] - angles[j]) / 2.0).sin().powi(2); // 1 − cos
+        }
+    }
+    let nonzero = codebook_cos(codes.slice(ndarray::s![1.., ..]));
+    let expected = sum / (s * (s - 1) / 2) as f64;
+    assert!(expected < 1e-6, "{expected}");
+    let relative = (nonzero - expected).abs() / expected;
+    assert!(relative < 1e-6, "{nonzero} vs {expected}");
+    // With the zero code: s more pairs, each at distance 1.
+    let expected = (sum + s as f64) / (s * (s + 1) / 2) as f64;
+    close(codebook_cos(codes.view()), expected, 1e-12);
+    codes[[5, 1]] = f32::NAN;
+    assert!(codebook_cos(codes.view()).is_nan());
+}
+
+#[test]
 fn embed_dist_uses_only_the_subsample() {
     let z = array![[0.0f32, 0.0], [100.0, 100.0], [3.0, 4.0], [-50.0, 7.0]];
     close(embed_dist(z.view(), &[0, 2]), 5.0, 1e-12);

@@ -34,7 +34,7 @@ pub fn snapshot_labels(embeddings: &Source) -> Option<Source> {
 /// Subsample sizes of the metrics whose cost is quadratic in a set, or N·m².
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// codebook_dist, codebook_cos and the live codes' rank look at this many codes at most.
+    /// codebook_dist and the live codes' rank look at this many codes at most.
     pub codes: usize,
     /// coverage (S codes against S embeddings, `COVERAGE_DRAWS` draws, O(S²·m) each) looks at
     /// this many codes at most.
@@ -119,7 +119,7 @@ pub fn diagnose(
             || {
                 rayon::join(
                     || metrics::codebook_dist(codes_sub.view()),
-                    || metrics::codebook_cos(codes_sub.view()),
+                    || metrics::codebook_cos(codebook),
                 )
             },
             || {

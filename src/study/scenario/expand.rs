@@ -451,7 +451,10 @@ pub(super) fn deserialize(file: &str, table: toml::Table) -> Result<RunConfig, S
 /// 6. threshold restarts as Jukebox trains from scratch: every count starts at the threshold,
 ///    and a restarted code keeps its count (redrawn until it earns its points). Runs without
 ///    `restart = "threshold"` train bit for bit as in version 5.
-pub const RESULTS_VERSION: u32 = 6;
+/// 7. `codebook_cos` in closed form (O(S·m) instead of a sum over pairs): the same mean up to
+///    rounding, in the last digits. Training and every other metric are bit for bit as in
+///    version 6.
+pub const RESULTS_VERSION: u32 = 7;
 
 /// The keys every id has hashed since version 1, whatever their value: hashing them only when
 /// they differ from their default would rename every stored run. Keys added later enter the
@@ -665,11 +668,11 @@ mod tests {
 
     fn fnv_hex_of_default() -> String {
         assert_eq!(
-            RESULTS_VERSION, 6,
+            RESULTS_VERSION, 7,
             "re-pin the id below for the new version"
         );
         // The key lines are version 1's: keys added since stay out of a default config's id.
-        let text = "vqsim-run-v6\n\
+        let text = "vqsim-run-v7\n\
             data.modes=10\ndata.points_per_mode=1000\ndata.dim=2\ndata.mean_range=10\ndata.std=0.5\n\
             data.weight_ratio=1\ndata.std_ratio=1\ndata.holdout=0\n\
             model.latent_dim=2\nmodel.width=64\nmodel.depth=2\nmodel.activation=relu\n\
