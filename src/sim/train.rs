@@ -382,8 +382,12 @@ struct Measured {
 const UNPOISONED: &str = "no measurement panicked";
 
 /// Moments that may wait to be measured before the training thread waits for them: training
-/// runs at most about this many epochs ahead of its history, and keeps as many copies.
+/// runs at most about this many epochs ahead of its history.
 const MAX_WAITING: usize = 2;
+
+/// Copies of the run a run holds at most for its measurements: those waiting and the one
+/// being measured.
+pub const MOMENTS_HELD: usize = MAX_WAITING + 1;
 
 impl<'a> Measures<'a> {
     /// For a run on this thread.

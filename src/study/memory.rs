@@ -11,7 +11,9 @@
 //! - the k-means initialisation: an f64 copy of the n × m embeddings and memberships;
 //! - the end-of-run snapshot: a copy of data, embeddings, reconstructions, labels and codes,
 //!   plus its `.npz` bytes (the same numbers again, up to twice while the buffer grows);
-//! - the history: one row of every metric per epoch (small).
+//! - the history: one row of every metric per epoch (small);
+//! - the epochs measured beside training: up to `train::MOMENTS_HELD` copies of the networks
+//!   (weights and gradients) and of the quantizer.
 //!
 //! Runs in flight at once: the `threads` costliest ones (the sweep starts the longest first).
 
@@ -19,6 +21,7 @@ use std::path::Path;
 
 use crate::sim::checked::ValidRun;
 use crate::sim::config::ScheduleKind;
+use crate::sim::train;
 use crate::sim::vq;
 use crate::study::scenario::RunSpec;
 
@@ -54,7 +57,8 @@ pub fn run_bytes(cfg: &ValidRun) -> u64 {
     } else {
         0
     };
-    data + eval + residual + kmeans + snapshot + history + params + codebook
+    let moments = train::MOMENTS_HELD as u64 * (params / 2 + codebook);
+    data + eval + residual + kmeans + snapshot + history + params + codebook + moments
 }
 
 /// What a sweep would need at its peak.
