@@ -636,13 +636,26 @@ mod tests {
         assert!(out.diverged_epoch.is_some() && out.metrics.mse.is_nan());
     }
 
-    /// The history of `cfg` (seed 0) trained in a pool of `threads`, as text (NaN equals NaN).
-    fn history_in(cfg: &ValidRun, threads: usize) -> String {
-        let pool = rayon::ThreadPoolBuilder::new()
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .unwrap();
-        let out = pool.install(|| run(cfg, 0, &AtomicBool::new(false), true).unwrap());
+            .unwrap()
+    }
+
+    /// The default run's configuration, data, untrained model and subsample (seed 0).
+    fn default_run() -> (ValidRun, Mixture, Autoencoder, Vec<usize>) {
+        let cfg =
+            crate::sim::valid::validate(&crate::sim::config::RunConfig::default(), None).unwrap();
+        let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
+        let model = Autoencoder::new(&cfg, &mut stream(0, Stream::Weights));
+        let subsample = metrics::subsample(data.len(), 0);
+        (cfg, data, model, subsample)
+    }
+
+    /// The history of `cfg` (seed 0) trained in a pool of `threads`, as text (NaN equals NaN).
+    fn history_in(cfg: &ValidRun, threads: usize) -> String {
+        let out = pool(threads).install(|| run(cfg, 0, &AtomicBool::new(false), true).unwrap());
         let snapshot = out.snapshot.map(|s| (s.z, s.recon, s.code, s.codebook));
         format!("{:?}", (out.history, out.metrics, snapshot))
     }
@@ -662,16 +675,9 @@ mod tests {
 
     #[test]
     fn a_moment_handed_on_is_measured_by_an_idle_thread_as_on_the_training_thread() {
-        let cfg =
-            crate::sim::valid::validate(&crate::sim::config::RunConfig::default(), None).unwrap();
-        let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
-        let model = Autoencoder::new(&cfg, &mut stream(0, Stream::Weights));
+        let (cfg, data, model, subsample) = default_run();
         let vq = codebook(&cfg, model.encoder.infer(data.x.view()).view(), 0).ok();
-        let subsample = metrics::subsample(data.len(), 0);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let pool = pool(2);
         let measured = |aside: bool| {
             pool.install(|| {
                 let measures = Measures::new(&data, &subsample, &[]);
@@ -706,15 +712,8 @@ mod tests {
 
     #[test]
     fn moments_that_pile_up_behind_a_slow_measurement_wait_and_keep_their_order() {
-        let cfg =
-            crate::sim::valid::validate(&crate::sim::config::RunConfig::default(), None).unwrap();
-        let data = Mixture::sample(&cfg.data, &mut stream(0, Stream::Data));
-        let model = Autoencoder::new(&cfg, &mut stream(0, Stream::Weights));
-        let subsample = metrics::subsample(data.len(), 0);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let (_, data, model, subsample) = default_run();
+        let pool = pool(2);
         let measures = Measures::new(&data, &subsample, &[]);
         let (taken, held) = (AtomicBool::new(false), AtomicBool::new(true));
         pool.install(|| {
