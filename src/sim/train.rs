@@ -453,7 +453,7 @@ impl<'a> Measures<'a> {
             let Ok(mut work) = self.work.try_lock() else {
                 return measured;
             };
-            while let Some(moment) = self.queue().pop_front() {
+            while let Some(moment) = self.next() {
                 self.measure(moment, &mut work);
                 measured += 1;
             }
@@ -481,6 +481,12 @@ impl<'a> Measures<'a> {
 
     fn queue(&self) -> MutexGuard<'_, VecDeque<Moment>> {
         self.queue.lock().expect(UNPOISONED)
+    }
+
+    /// The oldest moment waiting, the queue's lock released on return (a `while let` on
+    /// `queue().pop_front()` would hold it through the loop's body: the measurement).
+    fn next(&self) -> Option<Moment> {
+        self.queue().pop_front()
     }
 
     /// Measure `moment` and append its row to the history.
@@ -708,6 +714,47 @@ mod tests {
         let inline = measured(false);
         assert!(inline.contains("restarts: 2.0"), "{inline}");
         assert_eq!(measured(true), inline);
+    }
+
+    #[test]
+    fn the_queue_stays_free_while_a_moment_is_measured() {
+        // The training thread pushes onto the queue while another thread measures: a lock on
+        // the queue held through a measurement would make it wait, outside rayon's way.
+        let (cfg, data, model, subsample) = default_run();
+        let vq = codebook(&cfg, model.encoder.infer(data.x.view()).view(), 0).ok();
+        let measures = Measures::new(&data, &subsample, &[]);
+        pool(2).install(|| {
+            rayon::in_place_scope(|scope| {
+                let moment = Moment {
+                    phase: Phase::Quantized,
+                    epoch: 0,
+                    total_epoch: 0,
+                    // The generation metrics make the measurement last (tens of ms).
+                    generation: true,
+                    networks: model.networks(),
+                    vq: vq.map(|vq| (vq, 0)),
+                };
+                measures.hand_on(moment, Some(scope));
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut held_since: Option<Instant> = None;
+                while measures.aside.load(Ordering::SeqCst) == 0 {
+                    assert!(Instant::now() < deadline, "no idle thread measured");
+                    match measures.queue.try_lock() {
+                        Ok(_) => held_since = None,
+                        Err(_) => {
+                            let since = *held_since.get_or_insert_with(Instant::now);
+                            assert!(
+                                since.elapsed() < Duration::from_millis(5),
+                                "the queue was held through a measurement"
+                            );
+                        }
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            });
+        });
+        measures.finish(true);
+        assert_eq!(measures.work.into_inner().unwrap().history.len(), 1);
     }
 
     #[test]
