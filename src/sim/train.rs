@@ -659,6 +659,25 @@ mod tests {
         (cfg, data, model, subsample)
     }
 
+    /// The default run right after its codebook init, with the generation metrics measured and
+    /// `restarts` restarts counted.
+    fn first_moment(
+        cfg: &ValidRun,
+        data: &Mixture,
+        model: &Autoencoder,
+        restarts: usize,
+    ) -> Moment {
+        let vq = codebook(cfg, model.encoder.infer(data.x.view()).view(), 0).ok();
+        Moment {
+            phase: Phase::Quantized,
+            epoch: 0,
+            total_epoch: 0,
+            generation: true,
+            networks: model.networks(),
+            vq: vq.map(|vq| (vq, restarts)),
+        }
+    }
+
     /// The history of `cfg` (seed 0) trained in a pool of `threads`, as text (NaN equals NaN).
     fn history_in(cfg: &ValidRun, threads: usize) -> String {
         let out = pool(threads).install(|| run(cfg, 0, &AtomicBool::new(false), true).unwrap());
@@ -682,19 +701,11 @@ mod tests {
     #[test]
     fn a_moment_handed_on_is_measured_by_an_idle_thread_as_on_the_training_thread() {
         let (cfg, data, model, subsample) = default_run();
-        let vq = codebook(&cfg, model.encoder.infer(data.x.view()).view(), 0).ok();
         let pool = pool(2);
         let measured = |aside: bool| {
             pool.install(|| {
                 let measures = Measures::new(&data, &subsample, &[]);
-                let moment = Moment {
-                    phase: Phase::Quantized,
-                    epoch: 0,
-                    total_epoch: 0,
-                    generation: true,
-                    networks: model.networks(),
-                    vq: vq.clone().map(|vq| (vq, 2)),
-                };
+                let moment = first_moment(&cfg, &data, &model, 2);
                 rayon::in_place_scope(|scope| {
                     measures.hand_on(moment, aside.then_some(scope));
                     // This thread stays out of rayon: only the idle one can take the task.
@@ -721,20 +732,11 @@ mod tests {
         // The training thread pushes onto the queue while another thread measures: a lock on
         // the queue held through a measurement would make it wait, outside rayon's way.
         let (cfg, data, model, subsample) = default_run();
-        let vq = codebook(&cfg, model.encoder.infer(data.x.view()).view(), 0).ok();
         let measures = Measures::new(&data, &subsample, &[]);
         pool(2).install(|| {
             rayon::in_place_scope(|scope| {
-                let moment = Moment {
-                    phase: Phase::Quantized,
-                    epoch: 0,
-                    total_epoch: 0,
-                    // The generation metrics make the measurement last (tens of ms).
-                    generation: true,
-                    networks: model.networks(),
-                    vq: vq.map(|vq| (vq, 0)),
-                };
-                measures.hand_on(moment, Some(scope));
+                // The generation metrics make the measurement last (tens of ms).
+                measures.hand_on(first_moment(&cfg, &data, &model, 0), Some(scope));
                 let deadline = Instant::now() + Duration::from_secs(60);
                 let mut held_since: Option<Instant> = None;
                 while measures.aside.load(Ordering::SeqCst) == 0 {
