@@ -303,9 +303,12 @@ fn nearest_in<const M: usize>(points: &PointsByDim, q: &[f32]) -> usize {
         .fold(f32::INFINITY, |a, b| if b < a { b } else { a });
     let mut winner = (0, f32::INFINITY);
     if min < f32::INFINITY {
+        // A group is tested whole (its comparisons vectorise); only the one holding the
+        // minimum is searched lane by lane, so the mispredicted branches are one group's.
         let first = (0..full).step_by(LANES).find_map(|base| {
-            let j = group(base).iter().position(|&v| v == min)?;
-            Some(base + j)
+            let d = group(base);
+            let holds = d.iter().fold(false, |h, &v| h | (v == min));
+            holds.then(|| base + d.iter().position(|&v| v == min).expect("held"))
         });
         winner = (first.expect("a group holds the minimum"), min);
     }
